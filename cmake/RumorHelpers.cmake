@@ -1,0 +1,31 @@
+# Project-wide warning flags, applied to project targets only (dependencies are SYSTEM includes).
+add_library(rumor_warnings INTERFACE)
+target_compile_options(rumor_warnings INTERFACE -Wall -Wextra -Wpedantic -Wno-unused-parameter)
+if(RUMOR_WERROR)
+  target_compile_options(rumor_warnings INTERFACE -Werror)
+endif()
+
+# rumor_add_module(NAME SOURCES ... [DEPS ...] [SYSTEM_DEPS ...])
+# Creates the static library rumor_<NAME> with alias rumor::<NAME>.
+function(rumor_add_module name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;PRIVATE_DEPS" ${ARGN})
+  add_library(rumor_${name} STATIC ${ARG_SOURCES})
+  add_library(rumor::${name} ALIAS rumor_${name})
+  target_include_directories(rumor_${name} PUBLIC
+    ${PROJECT_SOURCE_DIR}/include ${PROJECT_BINARY_DIR}/generated)
+  target_link_libraries(rumor_${name} PUBLIC ${ARG_DEPS} PRIVATE rumor_warnings ${ARG_PRIVATE_DEPS})
+endfunction()
+
+# rumor_add_test(MODULE SOURCES ... [DEPS ...]): one doctest executable per module,
+# each TEST_CASE registered with ctest and labelled with the module name (ctest -L MODULE).
+function(rumor_add_test module)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  set(target test_${module})
+  add_executable(${target} ${PROJECT_SOURCE_DIR}/tests/doctest_main.cpp ${ARG_SOURCES})
+  target_link_libraries(${target} PRIVATE doctest::doctest rumor_warnings ${ARG_DEPS})
+  target_include_directories(${target} PRIVATE ${PROJECT_SOURCE_DIR}/tests)
+  target_compile_definitions(${target} PRIVATE
+    RUMOR_SOURCE_DIR="${PROJECT_SOURCE_DIR}" RUMOR_BINARY_DIR="${PROJECT_BINARY_DIR}")
+  doctest_discover_tests(${target} ADD_LABELS 0 PROPERTIES LABELS ${module}
+                         WORKING_DIRECTORY ${PROJECT_BINARY_DIR})
+endfunction()

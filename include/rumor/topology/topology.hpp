@@ -1,0 +1,147 @@
+#pragma once
+// A network of peers: who they are (id, host, port), who talks to whom, and with what
+// mixing weights, possibly changing from round to round (time-varying schedules).
+// Thread safety: a Topology is immutable after construction; any thread may read it.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace rumor {
+
+struct NodeInfo {
+  int id = 0;
+  std::string host = "127.0.0.1";
+  int port = 0;
+};
+
+// A directed link from -> to. For undirected graphs each edge is stored once with
+// from < to and goes both ways. weight: W[to][from] when mixing is explicit.
+struct Edge {
+  int from = 0;
+  int to = 0;
+  std::optional<double> weight;
+};
+
+enum class Schedule { kStatic, kOnePeerExponential };
+enum class MixingKind { kMetropolis, kUniform, kExplicit };
+
+const char* to_string(Schedule s);
+const char* to_string(MixingKind m);
+
+// Dense n x n matrix, row-major. W(j, i) is the weight node j gives to what it receives
+// from node i: x_j <- sum_i W(j, i) x_i. Columns sum to one (each node hands out all its
+// mass); for undirected metropolis mixing rows sum to one as well.
+class MixingMatrix {
+ public:
+  MixingMatrix() = default;
+  explicit MixingMatrix(int n) : n_(n), w_(static_cast<std::size_t>(n) * n, 0.0) {}
+  int size() const { return n_; }
+  double& operator()(int j, int i) { return w_[static_cast<std::size_t>(j) * n_ + i]; }
+  double operator()(int j, int i) const { return w_[static_cast<std::size_t>(j) * n_ + i]; }
+  const std::vector<double>& data() const { return w_; }
+
+ private:
+  int n_ = 0;
+  std::vector<double> w_;
+};
+
+class Topology {
+ public:
+  // Builds and validates; throws TopologyError naming `source` and the problem.
+  // `edge_lines` (optional, same length as edges) gives the source line of each edge
+  // and `node_lines` of each node, for error messages.
+  Topology(std::string name, bool directed, Schedule schedule, MixingKind mixing,
+           std::vector<NodeInfo> nodes, std::vector<Edge> edges, std::string source = "",
+           std::vector<int> node_lines = {}, std::vector<int> edge_lines = {});
+
+  const std::string& name() const { return name_; }
+  const std::string& source() const { return source_; }
+  int size() const { return static_cast<int>(nodes_.size()); }
+  bool directed() const { return directed_; }
+  Schedule schedule() const { return schedule_; }
+  MixingKind mixing_kind() const { return mixing_; }
+  bool time_varying() const { return schedule_ != Schedule::kStatic; }
+  // Rounds after which the schedule repeats (1 for static).
+  int period() const;
+  // True when the file set ports (base_port or a node's port); false lets a launcher
+  // move the whole run to a free port range.
+  bool ports_explicit() const { return ports_explicit_; }
+  void set_ports_explicit(bool v) { ports_explicit_ = v; }
+  // Moves every node to base_port + id (keeps hosts).
+  void rebase_ports(int base_port);
+
+  const NodeInfo& node(int id) const { return nodes_.at(static_cast<std::size_t>(id)); }
+  const std::vector<NodeInfo>& nodes() const { return nodes_; }
+  // Edges as given (undirected: once each, from < to). For a time-varying schedule,
+  // the union over one period.
+  const std::vector<Edge>& edges() const { return edges_; }
+
+  // Directed links of one round: i sends to out_neighbors(i, r), receives from
+  // in_neighbors(i, r). Sorted ascending, no self.
+  std::vector<int> out_neighbors(int i, std::int64_t round = 0) const;
+  std::vector<int> in_neighbors(int i, std::int64_t round = 0) const;
+  // Every node i ever exchanges data with, in either direction, over one period:
+  // the data-plane links a transport opens.
+  std::vector<int> peers(int i) const;
+  // The control ring: i-1 and i+1 mod n (one entry when n == 2, none when n == 1).
+  std::vector<int> control_peers(int i) const;
+
+  // Mixing matrix of one round.
+  MixingMatrix mixing(std::int64_t round = 0) const;
+
+  // Graph figures of the union graph over one period (strong connectivity for directed).
+  struct Summary {
+    int nodes = 0;
+    int edges = 0;
+    bool connected = false;
+    std::vector<int> component_sizes;  // (strongly) connected components, largest first
+    int degree_min = 0;
+    int degree_max = 0;
+    int diameter = -1;  // -1 when not connected
+    double slem = 0;
+    double spectral_gap = 0;
+  };
+  Summary summary() const;
+
+  // The JSON form of formats.md (round-trips through parse_topology_json).
+  nlohmann::json to_json() const;
+
+ private:
+  void validate(const std::vector<int>& node_lines, const std::vector<int>& edge_lines);
+  std::vector<std::vector<int>> union_out_adjacency() const;
+  std::string where(const std::vector<int>& lines, std::size_t index) const;
+
+  std::string name_;
+  std::string source_;
+  bool directed_ = false;
+  Schedule schedule_ = Schedule::kStatic;
+  MixingKind mixing_ = MixingKind::kMetropolis;
+  bool ports_explicit_ = false;
+  std::vector<NodeInfo> nodes_;
+  std::vector<Edge> edges_;
+  std::vector<std::vector<int>> out_;  // static out-adjacency (directed view)
+  std::vector<std::vector<int>> in_;
+};
+
+// Second-largest eigenvalue modulus of W (static) or of the product over one period,
+// raised to 1/period (time-varying).
+double slem(const Topology& topology);
+
+// Reads a topology file: JSON (formats.md), or the plain edge-list / adjacency-list
+// formats (first line n). Throws TopologyError with file, line (and column for JSON
+// syntax errors) and what is wrong.
+Topology load_topology(const std::string& path);
+// Parses JSON text; `source` names it in error messages.
+Topology parse_topology_json(const std::string& text, const std::string& source);
+Topology parse_topology_json(const nlohmann::json& j, const std::string& source);
+// Plain formats. kind: "edges" or "adjacency"; "auto" guesses from the extension and shape.
+Topology parse_topology_plain(const std::string& text, const std::string& source,
+                              const std::string& kind = "auto");
+
+// Writes the JSON form to `path` (atomically: temp file, then rename).
+void save_topology(const Topology& topology, const std::string& path);
+
+}  // namespace rumor

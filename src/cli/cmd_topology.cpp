@@ -1,0 +1,4 @@
+#include "commands.hpp"
+namespace rumor::cli {
+void add_topology_commands(CLI::App&) {}
+}

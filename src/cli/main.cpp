@@ -1,0 +1,57 @@
+// rumor: a decentralized peer-to-peer gossip training runtime. This file only wires the
+// CLI11 subcommands; all work is done by the rumor::* libraries.
+#include <exception>
+#include <iostream>
+
+#include "commands.hpp"
+#include "rumor/common/error.hpp"
+#include "rumor/common/log.hpp"
+#include "rumor/common/threads.hpp"
+#include "rumor/version.hpp"
+
+namespace rumor::cli {
+namespace {
+Globals g_globals;
+}
+const Globals& globals() { return g_globals; }
+}  // namespace rumor::cli
+
+int main(int argc, char** argv) {
+  using namespace rumor;
+  CLI::App app{
+      "rumor: decentralized peer-to-peer gossip training.\n"
+      "Every node runs this same binary, talks only to its neighbours in a topology,\n"
+      "and the network as a whole trains one model.\n\n"
+      "Examples:\n"
+      "  rumor topology gen ring --nodes 16 -o ring16.json\n"
+      "  rumor topology check topologies/social32.json --json\n",
+      "rumor"};
+  app.set_version_flag("--version", std::string("rumor ") + kVersion + " (" + kGitRevision + ")");
+  app.require_subcommand(1);
+  app.fallthrough();  // global options are accepted after the subcommand too
+  auto& g = const_cast<cli::Globals&>(cli::globals());
+  app.add_option("--threads", g.threads, "compute threads for LibTorch and OpenBLAS per peer")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  app.add_option("--log-level", g.log_level, "debug, info, warn, error or off")
+      ->capture_default_str();
+  app.parse_complete_callback([&] {
+    log::set_level(log::parse_level(g.log_level));
+    limit_blas_threads(g.threads);
+  });
+
+  cli::add_topology_commands(app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const rumor::Error& e) {
+    std::cerr << "rumor: error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "rumor: unexpected error: " << e.what() << "\n";
+    return 2;
+  }
+  return 0;
+}

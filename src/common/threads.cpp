@@ -1,0 +1,24 @@
+#include "rumor/common/threads.hpp"
+
+#include <dlfcn.h>
+
+#include <cstdlib>
+#include <string>
+
+namespace rumor {
+
+void limit_blas_threads(int n) {
+  if (n < 1) n = 1;
+  const std::string value = std::to_string(n);
+  ::setenv("OMP_NUM_THREADS", value.c_str(), 1);
+  ::setenv("OPENBLAS_NUM_THREADS", value.c_str(), 1);
+  // OpenBLAS reads its environment at load time; if it is already loaded, tell it directly.
+  // Looked up at run time so that rumor does not link OpenBLAS itself (LibTorch picks the
+  // BLAS through Debian's alternatives).
+  using SetThreads = void (*)(int);
+  if (auto fn = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
+    fn(n);
+  }
+}
+
+}  // namespace rumor

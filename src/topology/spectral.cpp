@@ -1,0 +1,1 @@
+#include "rumor/topology/topology.hpp"
