@@ -66,7 +66,8 @@ class Rng {
   float uniform_float() { return static_cast<float>((*this)() >> 40) * 0x1.0p-24f; }
   // Uniform integer in [0, n), n > 0 (Lemire's multiply-shift, tiny bias irrelevant here).
   std::uint64_t below(std::uint64_t n) {
-    return static_cast<std::uint64_t>((static_cast<unsigned __int128>((*this)()) * n) >> 64);
+    __extension__ using U128 = unsigned __int128;
+    return static_cast<std::uint64_t>((static_cast<U128>((*this)()) * n) >> 64);
   }
 
   // State access for checkpoints.
