@@ -198,7 +198,7 @@ TEST_SUITE("topology") {
     // Adjacency lists name each edge from both ends.
     const Topology a = parse_topology_plain("4\n1 3\n0 2\n1 3\n2 0\n", "ring.txt");
     CHECK(a.summary().edges == 4);
-    CHECK(a.to_json()["edges"] == e.to_json()["edges"]);
+    for (int i = 0; i < 4; ++i) CHECK(a.out_neighbors(i) == e.out_neighbors(i));
     // Auto-detection: an edge list whose i-th line names i.
     const Topology d = parse_topology_plain("3\n0 1\n1 2\n", "tri.txt");
     CHECK(d.summary().edges == 2);
