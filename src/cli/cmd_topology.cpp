@@ -43,8 +43,7 @@ void print_check(const Topology& t, std::ostream& out) {
       << "  diameter      " << j["diameter"] << "\n"
       << "  mixing        " << to_string(t.mixing_kind()) << "\n"
       << "  slem          " << j["slem"].get<double>() << "\n"
-      << "  spectral gap  " << j["spectral_gap"].get<double>()
-      << "  (larger: faster consensus)\n";
+      << "  spectral gap  " << j["spectral_gap"].get<double>() << "  (larger: faster consensus)\n";
 }
 
 }  // namespace
@@ -60,9 +59,8 @@ void add_topology_commands(CLI::App& app) {
   std::string kinds;
   for (const auto& g : topology_generators()) kinds += "\n  " + g.name + ": " + g.description;
   auto* gen = topo->add_subcommand(
-      "gen",
-      "generate a topology file\n\nKinds:" + kinds +
-          "\n\nExample:\n  rumor topology gen torus --nodes 16 -o torus16.json");
+      "gen", "generate a topology file\n\nKinds:" + kinds +
+                 "\n\nExample:\n  rumor topology gen torus --nodes 16 -o torus16.json");
   gen->add_option("kind", kind, "topology kind (see above)")->required();
   static CLI::Option* nodes_opt =
       gen->add_option("--nodes,-n", opts.nodes, "number of nodes (social: 32, fixed)");
@@ -74,8 +72,7 @@ void add_topology_commands(CLI::App& app) {
   gen->add_option("--p", opts.p, "erdos-renyi: edge probability")->capture_default_str();
   gen->add_option("--k", opts.k, "small-world: ring neighbours per node (even)")
       ->capture_default_str();
-  gen->add_option("--beta", opts.beta, "small-world: rewiring probability")
-      ->capture_default_str();
+  gen->add_option("--beta", opts.beta, "small-world: rewiring probability")->capture_default_str();
   gen->add_option("--m", opts.m, "barabasi-albert: edges per new node")->capture_default_str();
   gen->add_option("--rows", opts.rows, "torus: number of rows (0: most square)")
       ->capture_default_str();

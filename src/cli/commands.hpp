@@ -12,7 +12,13 @@ struct Globals {
 const Globals& globals();
 
 void add_topology_commands(CLI::App& app);
+void add_data_commands(CLI::App& app);   // rumor data partition
+void add_train_commands(CLI::App& app);  // rumor train CONFIG.json
+void add_run_commands(CLI::App& app);    // rumor node | launch | summarize | config keys
 
 // `rumor bench ...`: each module adds its own benchmark under the bench subcommand.
+void add_bench_step(CLI::App& bench);    // rumor bench step
+void add_bench_codecs(CLI::App& bench);  // rumor bench codecs
+void add_bench_net(CLI::App& bench);     // rumor bench net
 
 }  // namespace rumor::cli

@@ -8,6 +8,7 @@
 #include "rumor/common/log.hpp"
 #include "rumor/common/threads.hpp"
 #include "rumor/version.hpp"
+#include "rumor/train/model.hpp"  // ensure_blas_core
 
 namespace rumor::cli {
 namespace {
@@ -18,6 +19,8 @@ const Globals& globals() { return g_globals; }
 
 int main(int argc, char** argv) {
   using namespace rumor;
+  // OpenBLAS 0.3.21 mis-detects newer CPUs; may re-exec once with OPENBLAS_CORETYPE set.
+  train::ensure_blas_core(argv);
   CLI::App app{
       "rumor: decentralized peer-to-peer gossip training.\n"
       "Every node runs this same binary, talks only to its neighbours in a topology,\n"
@@ -41,6 +44,14 @@ int main(int argc, char** argv) {
   });
 
   cli::add_topology_commands(app);
+  cli::add_data_commands(app);
+  cli::add_train_commands(app);
+  cli::add_run_commands(app);
+  auto* bench = app.add_subcommand("bench", "benchmarks: rumor bench net|codecs|step [--json]");
+  bench->require_subcommand(1);
+  cli::add_bench_step(*bench);
+  cli::add_bench_codecs(*bench);
+  cli::add_bench_net(*bench);
 
   try {
     app.parse(argc, argv);

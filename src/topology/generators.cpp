@@ -16,21 +16,20 @@ namespace {
 // events (18-31) they attended; 89 undirected edges. The same list as
 // shared/data/davis_southern_women.edges, embedded so the generator needs no files.
 constexpr int kDavisEdges[][2] = {
-    {0, 18}, {0, 19}, {0, 20}, {0, 21}, {0, 22}, {0, 23}, {0, 25}, {0, 26}, {1, 18}, {1, 19},
-    {1, 20}, {1, 22}, {1, 23}, {1, 24}, {1, 25}, {2, 19}, {2, 20}, {2, 21}, {2, 22}, {2, 23},
-    {2, 24}, {2, 25}, {2, 26}, {3, 18}, {3, 20}, {3, 21}, {3, 22}, {3, 23}, {3, 24}, {3, 25},
-    {4, 20}, {4, 21}, {4, 22}, {4, 24}, {5, 20}, {5, 22}, {5, 23}, {5, 25}, {6, 22}, {6, 23},
-    {6, 24}, {6, 25}, {7, 23}, {7, 25}, {7, 26}, {8, 22}, {8, 24}, {8, 25}, {8, 26}, {9, 24},
-    {9, 25}, {9, 26}, {9, 29}, {10, 25}, {10, 26}, {10, 27}, {10, 29}, {11, 25}, {11, 26},
-    {11, 27}, {11, 29}, {11, 30}, {11, 31}, {12, 24}, {12, 25}, {12, 26}, {12, 27}, {12, 29},
-    {12, 30}, {12, 31}, {13, 23}, {13, 24}, {13, 26}, {13, 27}, {13, 28}, {13, 29}, {13, 30},
-    {13, 31}, {14, 24}, {14, 25}, {14, 27}, {14, 28}, {14, 29}, {15, 25}, {15, 26}, {16, 26},
-    {16, 28}, {17, 26}, {17, 28}};
+    {0, 18},  {0, 19},  {0, 20},  {0, 21},  {0, 22},  {0, 23},  {0, 25},  {0, 26},  {1, 18},
+    {1, 19},  {1, 20},  {1, 22},  {1, 23},  {1, 24},  {1, 25},  {2, 19},  {2, 20},  {2, 21},
+    {2, 22},  {2, 23},  {2, 24},  {2, 25},  {2, 26},  {3, 18},  {3, 20},  {3, 21},  {3, 22},
+    {3, 23},  {3, 24},  {3, 25},  {4, 20},  {4, 21},  {4, 22},  {4, 24},  {5, 20},  {5, 22},
+    {5, 23},  {5, 25},  {6, 22},  {6, 23},  {6, 24},  {6, 25},  {7, 23},  {7, 25},  {7, 26},
+    {8, 22},  {8, 24},  {8, 25},  {8, 26},  {9, 24},  {9, 25},  {9, 26},  {9, 29},  {10, 25},
+    {10, 26}, {10, 27}, {10, 29}, {11, 25}, {11, 26}, {11, 27}, {11, 29}, {11, 30}, {11, 31},
+    {12, 24}, {12, 25}, {12, 26}, {12, 27}, {12, 29}, {12, 30}, {12, 31}, {13, 23}, {13, 24},
+    {13, 26}, {13, 27}, {13, 28}, {13, 29}, {13, 30}, {13, 31}, {14, 24}, {14, 25}, {14, 27},
+    {14, 28}, {14, 29}, {15, 25}, {15, 26}, {16, 26}, {16, 28}, {17, 26}, {17, 28}};
 
 std::vector<NodeInfo> make_nodes(const GenOptions& o) {
   std::vector<NodeInfo> nodes;
-  for (int i = 0; i < o.nodes; ++i)
-    nodes.push_back({i, o.host, o.base_port.value_or(29500) + i});
+  for (int i = 0; i < o.nodes; ++i) nodes.push_back({i, o.host, o.base_port.value_or(29500) + i});
   return nodes;
 }
 
@@ -50,7 +49,9 @@ void require_nodes(const GenOptions& o, int min, const std::string& kind) {
                         std::to_string(min) + ", got " + std::to_string(o.nodes));
 }
 
-std::pair<int, int> ordered(int a, int b) { return {std::min(a, b), std::max(a, b)}; }
+std::pair<int, int> ordered(int a, int b) {
+  return {std::min(a, b), std::max(a, b)};
+}
 
 bool connected(int n, const std::set<std::pair<int, int>>& pairs) {
   std::vector<int> parent(n);
@@ -209,8 +210,9 @@ Topology barabasi_albert(const GenOptions& o) {
 
 Topology social(const GenOptions& o) {
   if (o.nodes != 32 && o.nodes != 0)
-    throw TopologyError("topology gen social: the Davis Southern Women graph has 32 nodes; "
-                        "pass --nodes 32 or leave it out");
+    throw TopologyError(
+        "topology gen social: the Davis Southern Women graph has 32 nodes; "
+        "pass --nodes 32 or leave it out");
   GenOptions fixed = o;
   fixed.nodes = 32;
   std::set<std::pair<int, int>> p;

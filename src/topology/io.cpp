@@ -71,7 +71,8 @@ std::vector<int> element_lines(const std::string& text, const std::string& key) 
       case ':':
         if (depth == 1) top_key = last_string;
         break;
-      default: break;
+      default:
+        break;
     }
   }
   return lines;
@@ -85,9 +86,8 @@ void refuse_unknown_keys(const nlohmann::json& obj, const std::vector<std::strin
                          const std::string& where, const std::string& what) {
   for (const auto& [k, v] : obj.items()) {
     if (std::find(valid.begin(), valid.end(), k) == valid.end()) {
-      throw TopologyError(where + ": unknown key \"" + k + "\" in " + what +
-                          "; did you mean \"" + nearest(k, valid) + "\"? valid keys: " +
-                          join(valid));
+      throw TopologyError(where + ": unknown key \"" + k + "\" in " + what + "; did you mean \"" +
+                          nearest(k, valid) + "\"? valid keys: " + join(valid));
     }
   }
 }
@@ -134,9 +134,8 @@ Topology parse_json_value(const nlohmann::json& j, const std::string& source,
     }
   }
   bool ports_explicit = j.contains("base_port");
-  const int base_port = j.contains("base_port")
-                            ? get_int(j["base_port"], source, "\"base_port\"")
-                            : kDefaultBasePort;
+  const int base_port =
+      j.contains("base_port") ? get_int(j["base_port"], source, "\"base_port\"") : kDefaultBasePort;
   if (!j.contains("nodes") || !j["nodes"].is_array()) {
     throw TopologyError(source + ": missing \"nodes\" list; each node is {\"id\": i}");
   }
@@ -153,8 +152,7 @@ Topology parse_json_value(const nlohmann::json& j, const std::string& source,
       if (!o.contains("id")) throw TopologyError(where + ": node without an \"id\"");
       node.id = get_int(o["id"], where, "node \"id\"");
       if (o.contains("host")) {
-        if (!o["host"].is_string())
-          throw TopologyError(where + ": node \"host\" must be a string");
+        if (!o["host"].is_string()) throw TopologyError(where + ": node \"host\" must be a string");
         node.host = o["host"].get<std::string>();
       }
       if (o.contains("port")) {
@@ -194,7 +192,8 @@ Topology parse_json_value(const nlohmann::json& j, const std::string& source,
           e.weight = o["weight"].get<double>();
         }
       } else {
-        throw TopologyError(where + ": an edge must be [from, to] or {\"from\", \"to\", \"weight\"}, got " +
+        throw TopologyError(where +
+                            ": an edge must be [from, to] or {\"from\", \"to\", \"weight\"}, got " +
                             o.dump());
       }
       edges.push_back(e);
@@ -274,7 +273,8 @@ Topology parse_topology_plain(const std::string& text, const std::string& source
     }
   }
   while (!lines.empty() && lines.back().ids.empty()) lines.pop_back();
-  auto first = std::find_if(lines.begin(), lines.end(), [](const Line& l) { return !l.ids.empty(); });
+  auto first =
+      std::find_if(lines.begin(), lines.end(), [](const Line& l) { return !l.ids.empty(); });
   if (first == lines.end()) throw TopologyError(source + ": empty file; the first line must be n");
   if (first->ids.size() != 1 || first->ids[0] < 1) {
     throw TopologyError(source + ":" + std::to_string(first->number) +
@@ -347,8 +347,8 @@ Topology parse_topology_plain(const std::string& text, const std::string& source
       std::set<long> on_line;
       for (long v : body[i].ids) {
         if (!on_line.insert(v).second)
-          throw TopologyError(source + ":" + std::to_string(body[i].number) +
-                              ": duplicate edge " + std::to_string(i) + " " + std::to_string(v));
+          throw TopologyError(source + ":" + std::to_string(body[i].number) + ": duplicate edge " +
+                              std::to_string(i) + " " + std::to_string(v));
         add(static_cast<long>(i), v, body[i].number);
       }
     }

@@ -16,17 +16,22 @@ namespace rumor {
 
 const char* to_string(Schedule s) {
   switch (s) {
-    case Schedule::kStatic: return "static";
-    case Schedule::kOnePeerExponential: return "one-peer-exponential";
+    case Schedule::kStatic:
+      return "static";
+    case Schedule::kOnePeerExponential:
+      return "one-peer-exponential";
   }
   return "?";
 }
 
 const char* to_string(MixingKind m) {
   switch (m) {
-    case MixingKind::kMetropolis: return "metropolis";
-    case MixingKind::kUniform: return "uniform";
-    case MixingKind::kExplicit: return "explicit";
+    case MixingKind::kMetropolis:
+      return "metropolis";
+    case MixingKind::kUniform:
+      return "uniform";
+    case MixingKind::kExplicit:
+      return "explicit";
   }
   return "?";
 }
@@ -83,8 +88,8 @@ void Topology::validate(const std::vector<int>& node_lines, const std::vector<in
     const int id = nodes_[k].id;
     if (id < 0 || id >= n) {
       throw TopologyError(where(node_lines, k) + ": node id " + std::to_string(id) +
-                          " is out of range; ids must be 0.." + std::to_string(n - 1) +
-                          " for " + std::to_string(n) + " nodes");
+                          " is out of range; ids must be 0.." + std::to_string(n - 1) + " for " +
+                          std::to_string(n) + " nodes");
     }
     if (seen_at[id] >= 0) {
       throw TopologyError(where(node_lines, k) + ": duplicate node id " + std::to_string(id) +
@@ -276,8 +281,7 @@ MixingMatrix Topology::mixing(std::int64_t round) const {
   switch (mixing_) {
     case MixingKind::kMetropolis: {
       for (const auto& e : edges_) {
-        const double v =
-            1.0 / (1.0 + std::max(out_[e.from].size(), out_[e.to].size()));
+        const double v = 1.0 / (1.0 + std::max(out_[e.from].size(), out_[e.to].size()));
         w(e.to, e.from) = v;
         w(e.from, e.to) = v;
       }
@@ -306,6 +310,29 @@ MixingMatrix Topology::mixing(std::int64_t round) const {
     w(i, i) = 1.0 - handed_out;
   }
   return w;
+}
+
+double Topology::weight(int to, int from, std::int64_t round) const {
+  if (to == from) {
+    double handed_out = 0;
+    for (int j : out_neighbors(from, round)) handed_out += weight(j, from, round);
+    return 1.0 - handed_out;
+  }
+  const auto outs = out_neighbors(from, round);
+  if (!std::binary_search(outs.begin(), outs.end(), to)) return 0.0;
+  switch (mixing_) {
+    case MixingKind::kMetropolis:
+      return 1.0 / (1.0 + std::max(out_[from].size(), out_[to].size()));
+    case MixingKind::kUniform:
+      return 1.0 / (static_cast<double>(outs.size()) + 1.0);
+    case MixingKind::kExplicit:
+      for (const auto& e : edges_) {
+        if ((e.from == from && e.to == to) || (!directed_ && e.from == to && e.to == from))
+          return *e.weight;
+      }
+      return 0.0;
+  }
+  return 0.0;
 }
 
 Topology::Summary Topology::summary() const {

@@ -37,6 +37,7 @@ void check_stochastic(const Topology& t, std::int64_t round) {
       }
     }
     REQUIRE(col == doctest::Approx(1.0).epsilon(1e-12));
+    for (int j = 0; j < n; ++j) REQUIRE(t.weight(j, i, round) == doctest::Approx(w(j, i)));
     if (!t.directed()) {
       REQUIRE(row == doctest::Approx(1.0).epsilon(1e-12));
       for (int j = 0; j < n; ++j) REQUIRE(w(i, j) == w(j, i));
@@ -117,8 +118,8 @@ TEST_SUITE("topology") {
     CHECK(s.diameter == 4);
     // Independent: build W from the edge list alone and solve with Eigen's symmetric solver.
     std::vector<std::pair<int, int>> edges;
-    const std::string shared = std::string(RUMOR_SOURCE_DIR) +
-                               "/../shared/data/davis_southern_women.edges";
+    const std::string shared =
+        std::string(RUMOR_SOURCE_DIR) + "/../shared/data/davis_southern_women.edges";
     if (std::filesystem::exists(shared)) {
       std::ifstream in(shared);
       int n = 0, u = 0, v = 0;

@@ -91,6 +91,9 @@ class Topology {
 
   // Mixing matrix of one round.
   MixingMatrix mixing(std::int64_t round = 0) const;
+  // One entry W(to, from) of that matrix without building it (to != from: a link weight,
+  // 0 when there is no link; to == from: the self weight). O(degree).
+  double weight(int to, int from, std::int64_t round = 0) const;
 
   // Graph figures of the union graph over one period (strong connectivity for directed).
   struct Summary {

@@ -1,0 +1,66 @@
+#pragma once
+// Experiment configuration (formats.md): a JSON document in which every key has a default.
+// The resolved config is the user's file merged over the defaults, with --set overrides
+// applied and the topology read in; nodes started independently resolve the same document
+// and so compute the same run id. Thread safety: immutable after construction.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace rumor::config {
+
+// One documented key: a JSON path like "optimizer.lr", its type, default and meaning.
+struct KeyInfo {
+  std::string path;
+  std::string type;  // "int", "number", "string", "bool", "list", "string|object", ...
+  nlohmann::json default_value;
+  std::string help;
+};
+// Every key, in documentation order.
+const std::vector<KeyInfo>& keys();
+// `rumor config keys`: one block per key.
+std::string keys_help();
+
+class Config {
+ public:
+  // Reads a config file, applies overrides ("a.b=value": value parsed as JSON, else taken
+  // as a string) and validates. Throws ConfigError naming the file, the key and, for an
+  // unknown key, the nearest valid one.
+  static Config load(const std::string& path, const std::vector<std::string>& overrides = {});
+  // Same from a JSON value (`origin` names it in messages; relative paths resolve
+  // against `base_dir`).
+  static Config from_json(const nlohmann::json& user, const std::string& origin,
+                          const std::string& base_dir = ".",
+                          const std::vector<std::string>& overrides = {});
+
+  // The resolved document: defaults filled in, topology inlined as JSON.
+  const nlohmann::json& json() const { return resolved_; }
+  // Value at a dotted path; throws ConfigError when absent.
+  const nlohmann::json& at(const std::string& path) const;
+  template <typename T>
+  T get(const std::string& path) const {
+    return at(path).get<T>();
+  }
+
+  // name + "-s<seed>-" + first 8 hex digits of SHA-256 of the resolved document.
+  const std::string& run_id() const { return run_id_; }
+  // output.dir/<run id>
+  std::string run_dir() const;
+  const std::string& origin() const { return origin_; }
+
+ private:
+  nlohmann::json resolved_;
+  std::string run_id_;
+  std::string origin_;
+};
+
+// Applies one "a.b=value" override to a JSON document (creating objects on the way).
+// Throws ConfigError on a malformed override.
+void apply_override(nlohmann::json& doc, const std::string& assignment);
+
+// Hex SHA-256 of a string (OpenSSL).
+std::string sha256_hex(const std::string& data);
+
+}  // namespace rumor::config

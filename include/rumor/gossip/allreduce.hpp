@@ -1,0 +1,35 @@
+#pragma once
+// Exact sum over all nodes with a ring all-reduce (reduce-scatter, then all-gather) on the
+// control ring (i-1 -> i -> i+1). 2 (n - 1) stages; each node sends about 2 d (n-1)/n floats.
+// Used by the `allreduce` method and for exact averages (consensus distance, final model).
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "rumor/gossip/method.hpp"
+
+namespace rumor::gossip {
+
+class RingAllreduce : public Exchange {
+ public:
+  RingAllreduce(int self, int n, std::uint32_t kind = kAllreduceKind,
+                net::LinkKind link = net::LinkKind::kControl);
+  // Starts a sum over `data` (in place; the span must stay valid until done()).
+  void begin(std::span<float> data);
+  bool done() const { return stage_done_ >= stages(0); }
+
+  int stages(std::int64_t) const override { return n_ > 1 ? 2 * (n_ - 1) : 0; }
+  std::vector<Outgoing> produce(std::int64_t round, int stage) override;
+  std::vector<Expected> expect(std::int64_t round, int stage) const override;
+  void absorb(std::int64_t round, int stage, std::vector<net::Message>& received) override;
+
+ private:
+  std::span<float> chunk(int c) const;
+  int self_, n_;
+  std::uint32_t kind_;
+  net::LinkKind link_;
+  std::span<float> data_;
+  int stage_done_ = 0;
+};
+
+}  // namespace rumor::gossip

@@ -1,0 +1,155 @@
+#pragma once
+// Consensus methods on flat float vectors. A peer's round is a sequence of steps that a
+// driver calls; nothing here blocks on the network, so one driver can run hundreds of
+// peers on a small thread pool (phase by phase) and another one peer per process over TCP:
+//
+//   method.local(round, work)                 local SGD steps (work computes gradients)
+//   for stage in 0 .. method.stages(round)-1:
+//     for (to, msg) in method.produce(round, stage): transport.send(to, msg)
+//     wait for method.expect(round, stage), then method.absorb(round, stage, messages)
+//
+// Threads: a Method belongs to one peer and is called from one thread at a time.
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "rumor/codec/codec.hpp"
+#include "rumor/net/transport.hpp"
+#include "rumor/topology/topology.hpp"
+
+namespace rumor::gossip {
+
+// Local training seen from a method: gradients at the model vector, optimizer steps on any
+// vector. Implemented with LibTorch by the runtime, and with simple objectives in tests.
+class LocalWork {
+ public:
+  virtual ~LocalWork() = default;
+  struct Stats {
+    double loss = 0.0;
+    double accuracy = 0.0;
+  };
+  // Minibatch gradient at the current model vector (the span the method was given).
+  virtual Stats gradient() = 0;
+  virtual std::span<const float> grads() const = 0;
+  // Local optimizer step on `x` with the last gradient (momentum, weight decay, schedule).
+  virtual void step(std::span<float> x) = 0;
+  // Optimizer step on `x` along `direction` instead of the gradient (methods with their
+  // own momentum, e.g. QGM, with the optimizer's momentum at 0).
+  virtual void step(std::span<float> x, std::span<const float> direction) = 0;
+  // Learning rate of the next step; local steps taken so far; epochs of the local shard.
+  virtual double lr() const = 0;
+  virtual std::int64_t steps() const = 0;
+  virtual double epochs() const = 0;
+  // False for task average: no gradients, methods only gossip.
+  virtual bool trains() const { return true; }
+};
+
+// Everything a method is told about its node.
+struct MethodContext {
+  int self = 0;
+  const Topology* topology = nullptr;  // outlives the method
+  std::uint64_t seed = 1;
+  int local_steps = 1;
+  std::shared_ptr<const codec::Codec> codec;  // payload codec
+  // True when every node starts from the same model (task train): public copies can start
+  // from it instead of zero.
+  bool identical_init = true;
+  std::uint32_t codec_id = 0;                        // tag sent in message headers
+  nlohmann::json params = nlohmann::json::object();  // the config's "method" object
+};
+
+struct Outgoing {
+  int to = 0;
+  net::Message message;
+};
+
+// A message the method waits for in a stage.
+struct Expected {
+  int sender = 0;
+  std::uint32_t kind = net::kind::kGossip;
+  net::LinkKind link = net::LinkKind::kData;
+  std::int64_t round = 0;
+};
+
+// A multi-stage message exchange driven by a driver (see the top of this file). Methods
+// are exchanges; so is the ring all-reduce used for exact averages.
+class Exchange {
+ public:
+  virtual ~Exchange() = default;
+  // Communication stages of a round (0: no communication).
+  virtual int stages(std::int64_t round) const = 0;
+  virtual std::vector<Outgoing> produce(std::int64_t round, int stage) = 0;
+  virtual std::vector<Expected> expect(std::int64_t round, int stage) const = 0;
+  // `received` holds the expected messages (any order); implementations sort by sender so
+  // results do not depend on arrival order.
+  virtual void absorb(std::int64_t round, int stage, std::vector<net::Message>& received) = 0;
+  // True: before waiting, the driver also hands over every message of `early_kind()` that
+  // has already arrived, whatever its round (push-sum overlap); expect() then leaves out
+  // what was absorbed.
+  virtual bool absorbs_early() const { return false; }
+};
+
+struct MethodStats {
+  std::uint64_t skipped = 0;    // sends suppressed by an event trigger (cumulative)
+  std::uint64_t triggered = 0;  // sends that went out under a trigger (cumulative)
+};
+
+class Method : public Exchange {
+ public:
+  virtual std::string name() const = 0;
+
+  // `model` is the vector gradients are taken at and that is evaluated (x, or z = x / w
+  // for push-sum). It stays owned by the caller and must outlive the method. init()
+  // captures the initial state from it (public copies start there, too).
+  virtual void init(std::span<float> model) = 0;
+
+  // The local part of a round: `local_steps` steps on the node's own data.
+  virtual LocalWork::Stats local(std::int64_t round, LocalWork& work);
+
+  int stages(std::int64_t round) const override { return 1; }
+
+  // Push-sum weight (NaN for methods without one).
+  virtual double weight() const { return std::numeric_limits<double>::quiet_NaN(); }
+  virtual MethodStats stats() const { return {}; }
+
+  // Checkpoint: the method's own state (beyond the model vector and the optimizer).
+  virtual nlohmann::json save_state() const { return nlohmann::json::object(); }
+  virtual void load_state(const nlohmann::json& state) {}
+  // Extra float buffers that a checkpoint must keep (public copies, numerators...).
+  virtual std::vector<std::pair<std::string, std::span<float>>> buffers() { return {}; }
+
+ protected:
+  explicit Method(MethodContext ctx) : ctx_(std::move(ctx)) {}
+  MethodContext ctx_;
+  std::span<float> model_;
+};
+
+// What a method needs from the run; checked before a run starts.
+struct Requirements {
+  bool undirected = false;         // symmetric mixing (dpsgd, choco, squarm, qgm)
+  bool static_schedule = false;    // one graph for every round
+  bool contractive_codec = false;  // choco, squarm
+};
+
+struct MethodInfo {
+  std::string name;
+  std::string description;
+  Requirements needs;
+  std::function<std::unique_ptr<Method>(MethodContext)> make;
+};
+
+const std::vector<MethodInfo>& methods();
+// Creates a method after checking its requirements against the topology and codec;
+// throws ConfigError saying which requirement failed and what to change.
+std::unique_ptr<Method> make_method(const std::string& name, MethodContext ctx);
+
+// Kinds used by methods for multi-stage exchanges (the ring all-reduce).
+inline constexpr std::uint32_t kAllreduceKind = net::kind::kUserKind + 100;
+
+}  // namespace rumor::gossip

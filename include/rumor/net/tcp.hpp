@@ -1,0 +1,41 @@
+#pragma once
+// TCP transport: one process per node, Boost.Asio behind a pimpl, one network thread.
+//
+// Connections: for each link the node with the lower id dials, the other accepts. The dialer
+// retries with exponential backoff (options.retry_min..retry_max) for as long as the link is
+// down, so a restarted neighbour is found again. Every connection starts with a handshake
+// (magic, version, run id, node ids, link kind; HMAC-SHA256 challenge-response both ways when
+// options.secret is set); a failed handshake is refused, logged and counted, and the node's
+// other links carry on. Bytes that do not parse close that connection and bump `malformed`.
+#include <memory>
+
+#include "rumor/net/transport.hpp"
+
+namespace rumor::net {
+
+class TcpTransport final : public Transport {
+ public:
+  explicit TcpTransport(TransportOptions options = {});
+  ~TcpTransport() override;
+
+  // Binds the listening socket before start() (host, port; port 0 picks a free one) and
+  // returns the bound port. Lets tests and launchers learn ports before building the
+  // topology. Optional: start() binds the topology's endpoint when bind() was not called.
+  int bind(const std::string& host, int port);
+  // The bound port (after bind() or start()).
+  int port() const;
+
+  void start(const Topology& topology, int self) override;
+  void wait_connected(std::optional<std::chrono::milliseconds> timeout = {}) override;
+  bool send(int to, Message message) override;
+  void stop() override;
+  TransportStats stats() const override;
+  bool link_up(int peer, LinkKind link) const override;
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace rumor::net

@@ -1,0 +1,64 @@
+#pragma once
+// One peer of a run: its model (or vector, for task average), local training, consensus
+// method, metrics and log. Drivers (node.cpp: one peer per process over TCP; inprocess.cpp:
+// many peers on a thread pool) call its steps in order each round:
+//   local(r);  exchange of method();  if eval_round(r): prepare_eval(r), exchange of
+//   evaluation(), then finish_round(r).
+// Thread safety: a peer is used by one thread at a time.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "rumor/config/config.hpp"
+#include "rumor/data/dataset.hpp"
+#include "rumor/gossip/allreduce.hpp"
+#include "rumor/gossip/driver.hpp"
+#include "rumor/gossip/method.hpp"
+#include "rumor/net/transport.hpp"
+
+namespace rumor::run {
+
+struct PeerSetup {
+  const config::Config* config = nullptr;
+  const Topology* topology = nullptr;
+  int id = 0;
+  std::shared_ptr<const data::Dataset> dataset;  // null for task average
+  std::vector<std::size_t> shard;                // indices into dataset->train
+  net::Transport* transport = nullptr;
+  std::string run_dir;      // metrics and log go here
+  bool write_files = true;  // false: keep metrics in memory only (tests)
+};
+
+class Peer {
+ public:
+  explicit Peer(const PeerSetup& setup);
+  ~Peer();
+  Peer(const Peer&) = delete;
+  Peer& operator=(const Peer&) = delete;
+
+  int id() const;
+  std::int64_t rounds() const;
+  void local(std::int64_t round);
+  gossip::PeerIo method_io();
+  bool eval_round(std::int64_t round) const;
+  // Copies the model into the all-reduce buffer and starts the exact average.
+  void prepare_eval(std::int64_t round);
+  gossip::PeerIo eval_io();
+  // Evaluates (test accuracy, consensus distance on eval rounds) and writes the metrics line.
+  void finish_round(std::int64_t round);
+  // Writes model.pt from the last exact average (call on one node after the last round).
+  void save_average_model(const std::string& path) const;
+
+  // The model vector (z for push-sum) and the last metrics line, for drivers and tests.
+  std::span<const float> model() const;
+  const nlohmann::json& last_metrics() const;
+  const gossip::Method& method() const;
+  void log(const std::string& line);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace rumor::run

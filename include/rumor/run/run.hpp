@@ -1,0 +1,56 @@
+#pragma once
+// Running a decentralized experiment: all peers in one process (in-process transport, a
+// thread pool), one peer per process over TCP (`rumor node`), or a launcher that starts
+// every peer of the topology as a process on this machine (`rumor launch`).
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "rumor/config/config.hpp"
+
+namespace rumor::run {
+
+struct RunOptions {
+  int threads = 0;          // in-process: pool threads (0: one per core)
+  bool progress = true;     // a live progress line on stderr
+  bool write_files = true;  // false: metrics in memory only (tests)
+  // Called after every round with the mean metrics over nodes (in-process only).
+  std::function<void(std::int64_t round, const nlohmann::json& mean)> on_round;
+};
+
+struct RunResult {
+  std::string run_dir;
+  double seconds = 0.0;
+  nlohmann::json summary;                  // as in summary.json
+  std::vector<nlohmann::json> last_lines;  // each node's last metrics line
+};
+
+// All peers in this process over the in-process transport, deterministic for a seed.
+RunResult run_inprocess(const config::Config& config, const RunOptions& options = {});
+
+// This process is node `id` of the topology, over TCP.
+RunResult run_node(const config::Config& config, int id, const RunOptions& options = {});
+
+// The node id from --id, or else from RANK, OMPI_COMM_WORLD_RANK or SLURM_PROCID.
+// Throws ConfigError when none is set.
+int node_id_from_env(int cli_id);
+
+struct LaunchOptions {
+  std::string config_path;
+  std::vector<std::string> overrides;
+  bool progress = true;
+};
+// Starts every peer as a child process on this machine and waits; returns the exit code.
+int launch(const LaunchOptions& options);
+
+// Reads node-*.jsonl of a run directory and writes summary.json and summary.csv.
+nlohmann::json summarize(const std::string& run_dir);
+// A short human-readable report of a summary.
+std::string summary_text(const nlohmann::json& summary);
+
+// Writes config.json (the resolved config, version and git revision) into run_dir.
+void write_config_record(const config::Config& config, const std::string& run_dir);
+
+}  // namespace rumor::run

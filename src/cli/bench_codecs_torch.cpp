@@ -1,0 +1,89 @@
+#include "bench_codecs_torch.hpp"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <tuple>
+#include <vector>
+
+namespace rumor::cli::bench_torch {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+// Median wall and thread-CPU seconds of `repeats` runs after one warm-up.
+template <typename F>
+std::pair<double, double> time_median(int repeats, F&& f) {
+  f();
+  std::vector<double> wall, cpu;
+  for (int r = 0; r < repeats; ++r) {
+    const double c0 = thread_cpu_seconds();
+    const auto t0 = Clock::now();
+    f();
+    wall.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    cpu.push_back(thread_cpu_seconds() - c0);
+  }
+  return {median(wall), median(cpu)};
+}
+
+torch::Tensor wrap(std::span<const float> x) {
+  return torch::from_blob(const_cast<float*>(x.data()), {static_cast<std::int64_t>(x.size())},
+                          torch::kFloat32);
+}
+
+}  // namespace
+
+void use_one_thread() {
+  torch::set_num_threads(1);
+  try {
+    torch::set_num_interop_threads(1);
+  } catch (const std::exception&) {
+    // Already set once in this process: harmless for a benchmark.
+  }
+}
+
+Timing topk(std::span<const float> x, std::size_t k, int repeats) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor t = wrap(x);
+  Timing out;
+  torch::Tensor idx;
+  std::tie(out.encode_s, out.encode_cpu_s) = time_median(repeats, [&] {
+    auto res = torch::topk(t.abs(), static_cast<std::int64_t>(k), 0, true, false);
+    idx = std::get<1>(res);
+  });
+  const torch::Tensor kept = torch::zeros_like(t).index_put_({idx}, t.index({idx}));
+  out.rel_error = ((kept - t).norm() / t.norm()).item<double>();
+  return out;
+}
+
+Timing minmax8(std::span<const float> x, int repeats) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor t = wrap(x);
+  Timing out;
+  torch::Tensor q, lo, scale;
+  std::tie(out.encode_s, out.encode_cpu_s) = time_median(repeats, [&] {
+    lo = t.min();
+    scale = (t.max() - lo).clamp_min(1e-30) / 255.0;
+    q = ((t - lo) / scale).round_().to(torch::kUInt8);
+  });
+  torch::Tensor y;
+  std::tie(out.decode_s, out.decode_cpu_s) = time_median(repeats, [&] { y = q.to(torch::kFloat32).mul_(scale).add_(lo); });
+  out.rel_error = ((y - t).norm() / t.norm()).item<double>();
+  return out;
+}
+
+}  // namespace rumor::cli::bench_torch

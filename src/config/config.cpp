@@ -1,0 +1,338 @@
+#include "rumor/config/config.hpp"
+
+#include <openssl/evp.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "rumor/common/error.hpp"
+#include "rumor/common/strings.hpp"
+#include "rumor/topology/generators.hpp"
+#include "rumor/topology/topology.hpp"
+
+namespace rumor::config {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+const KeyInfo* find_key(const std::string& path) {
+  for (const auto& k : keys())
+    if (k.path == path) return &k;
+  return nullptr;
+}
+
+bool is_prefix_of_key(const std::string& path) {
+  for (const auto& k : keys())
+    if (k.path.size() > path.size() && k.path.compare(0, path.size(), path) == 0 &&
+        k.path[path.size()] == '.')
+      return true;
+  return false;
+}
+
+std::vector<std::string> key_paths() {
+  std::vector<std::string> out;
+  for (const auto& k : keys()) out.push_back(k.path);
+  return out;
+}
+
+json::json_pointer pointer_of(const std::string& dotted) {
+  std::string p;
+  std::stringstream in(dotted);
+  std::string part;
+  while (std::getline(in, part, '.')) p += "/" + part;
+  return json::json_pointer(p);
+}
+
+bool type_matches(const KeyInfo& key, const json& v) {
+  if (v.is_null()) return key.default_value.is_null() || key.type.find("null") != std::string::npos;
+  const std::string& t = key.type;
+  if (t.find("string|object") != std::string::npos) return v.is_string() || v.is_object();
+  if (t.rfind("int", 0) == 0) return v.is_number_integer();
+  if (t.rfind("number", 0) == 0) return v.is_number();
+  if (t.rfind("string", 0) == 0) return v.is_string();
+  if (t.rfind("bool", 0) == 0) return v.is_boolean();
+  if (t.rfind("list", 0) == 0) return v.is_array();
+  return true;
+}
+
+// Walks the user's document: every leaf must be a known key of the right type.
+void validate(const json& doc, const std::string& prefix, const std::string& origin) {
+  for (const auto& [k, v] : doc.items()) {
+    const std::string path = prefix.empty() ? k : prefix + "." + k;
+    if (const KeyInfo* key = find_key(path)) {
+      if (!type_matches(*key, v)) {
+        throw ConfigError(origin + ": key \"" + path + "\" must be " + key->type + ", got " +
+                          v.dump() + " (" + key->help + ")");
+      }
+      continue;
+    }
+    if (is_prefix_of_key(path)) {
+      if (!v.is_object())
+        throw ConfigError(origin + ": key \"" + path + "\" must be an object, got " + v.dump());
+      validate(v, path, origin);
+      continue;
+    }
+    throw ConfigError(origin + ": unknown key \"" + path + "\"; did you mean \"" +
+                      nearest(path, key_paths()) + "\"? (`rumor config keys` lists them all)");
+  }
+}
+
+std::string resolve_path(const std::string& p, const std::string& base_dir) {
+  if (p.empty() || fs::path(p).is_absolute() || fs::exists(p)) return p;
+  const fs::path alt = fs::path(base_dir) / p;
+  return fs::exists(alt) ? alt.string() : p;
+}
+
+json resolve_topology(const json& t, const std::string& base_dir, const std::string& origin) {
+  try {
+    if (t.is_string()) return load_topology(resolve_path(t.get<std::string>(), base_dir)).to_json();
+    if (t.contains("gen")) {
+      GenOptions o;
+      for (const auto& [k, v] : t.items()) {
+        if (k == "gen") continue;
+        if (k == "nodes")
+          o.nodes = v.get<int>();
+        else if (k == "seed")
+          o.seed = v.get<std::uint64_t>();
+        else if (k == "host")
+          o.host = v.get<std::string>();
+        else if (k == "base_port")
+          o.base_port = v.get<int>();
+        else if (k == "p")
+          o.p = v.get<double>();
+        else if (k == "k")
+          o.k = v.get<int>();
+        else if (k == "beta")
+          o.beta = v.get<double>();
+        else if (k == "m")
+          o.m = v.get<int>();
+        else if (k == "rows")
+          o.rows = v.get<int>();
+        else
+          throw ConfigError(origin + ": unknown key \"topology." + k +
+                            "\" in a generated topology; valid: gen, nodes, seed, host, "
+                            "base_port, p, k, beta, m, rows");
+      }
+      if (t.at("gen") == "social" && !t.contains("nodes")) o.nodes = 32;
+      return generate_topology(t.at("gen").get<std::string>(), o).to_json();
+    }
+    return parse_topology_json(t, origin + " (topology)").to_json();
+  } catch (const json::exception& e) {
+    throw ConfigError(origin + ": bad \"topology\": " + e.what());
+  }
+}
+
+}  // namespace
+
+const std::vector<KeyInfo>& keys() {
+  static const std::vector<KeyInfo> k = {
+      {"name", "string", "rumor", "experiment name; the run id starts with it"},
+      {"seed", "int", 1, "shared seed: initial model, partition, data order, codec randomness"},
+      {"topology", "string|object", "topologies/ring8.json",
+       "topology file path, inline topology, or generator {\"gen\": \"ring\", \"nodes\": 8}"},
+      {"task", "string", "train",
+       "train | average (no training: gossip vectors drawn from (seed, node))"},
+      {"average.dim", "int", 1000, "task average: length of each node's vector"},
+      {"method.name", "string", "dpsgd",
+       "consensus method: dpsgd, sgp, choco, squarm, qgm, allreduce, local"},
+      {"method.variant", "string", "atc",
+       "dpsgd/qgm: atc (adapt then combine) or cta (combine then adapt)"},
+      {"method.gamma", "number", 0.4, "choco, squarm: consensus step size"},
+      {"method.c0", "number", 2.0, "squarm: initial trigger threshold c_0"},
+      {"method.c_growth", "number", 1.0, "squarm: c_t grows by this every c_every_epochs epochs"},
+      {"method.c_every_epochs", "number", 10.0, "squarm: epochs between threshold increases"},
+      {"method.beta", "number", 0.9, "squarm, qgm: Nesterov momentum factor"},
+      {"method.mu", "number", 0.9, "qgm: quasi-global momentum averaging factor"},
+      {"method.overlap", "bool", false,
+       "sgp: absorb messages up to tau rounds late instead of waiting"},
+      {"method.tau", "int", 1, "sgp overlap: bounded staleness in rounds"},
+      {"codec", "string|object", "fp32",
+       "payload codec spec (fp32, fp16, topk:0.01|sign, ef|..., sketch...) or {\"chain\": [...]}"},
+      {"data.dataset", "string", "fashion-mnist",
+       "fashion-mnist, idx:DIR, blobs, leaf-synthetic, csv:FILE"},
+      {"data.data_dir", "string|null", nullptr, "fashion-mnist: directory of the IDX files"},
+      {"data.normalize", "bool", true, "normalize inputs"},
+      {"data.train_size", "int", 10000, "synthetic data: training samples"},
+      {"data.test_size", "int", 2000, "synthetic data: test samples"},
+      {"data.dim", "int", 0, "synthetic data: input dimension (0: the generator's default)"},
+      {"data.classes", "int", 10, "blobs: number of classes"},
+      {"data.separation", "number", 3.0, "blobs: distance between class means"},
+      {"data.partition.kind", "string", "dirichlet", "iid, dirichlet, shards, quantity"},
+      {"data.partition.alpha", "number", 0.5,
+       "dirichlet: concentration (0.1 skewed, 100 near IID)"},
+      {"data.partition.min_size", "int", 10, "dirichlet, quantity: minimum samples per node"},
+      {"data.partition.shards", "int", 2, "shards: shards per node"},
+      {"data.partition.power", "number", 1.5, "quantity: power-law exponent of node sizes"},
+      {"model.name", "string", "mlp", "logreg, mlp, cnn, resnet8, torchscript"},
+      {"model.hidden", "list", json::array({128}), "mlp: hidden layer sizes"},
+      {"model.norm", "string", "group", "cnn: group or none"},
+      {"model.channels", "int", 32, "cnn/resnet8: channels of the first layer"},
+      {"model.path", "string|null", nullptr, "torchscript: path of the saved module"},
+      {"optimizer.name", "string", "sgd", "local optimizer (sgd)"},
+      {"optimizer.lr", "number", 0.1, "learning rate"},
+      {"optimizer.momentum", "number", 0.0, "momentum"},
+      {"optimizer.nesterov", "bool", false, "Nesterov momentum"},
+      {"optimizer.weight_decay", "number", 0.0, "L2 weight decay"},
+      {"optimizer.schedule.kind", "string", "constant", "constant, step, cosine"},
+      {"optimizer.schedule.step_size", "int", 1000, "step: local steps between decays"},
+      {"optimizer.schedule.gamma", "number", 0.1, "step: decay factor"},
+      {"optimizer.schedule.min_lr", "number", 0.0, "cosine: final learning rate"},
+      {"optimizer.schedule.warmup_steps", "int", 0, "linear warm-up steps"},
+      {"batch_size", "int", 32, "minibatch size of a local step"},
+      {"local_steps", "int", 1, "local steps per round (SQuARM's H)"},
+      {"rounds", "int", 1000, "rounds to run"},
+      {"eval.every", "int", 50,
+       "evaluate test accuracy and consensus distance every N rounds (and at the end)"},
+      {"eval.test_samples", "int", 0, "test samples per evaluation (0: the whole test set)"},
+      {"checkpoint.every", "int", 0, "write a checkpoint every N rounds (0: never)"},
+      {"network.secret_file", "string|null", nullptr, "file with a shared secret: HMAC handshakes"},
+      {"network.connect_timeout_s", "number", 30.0, "seconds to wait for every link at start"},
+      {"network.max_frame_mb", "number", 1024.0, "largest accepted frame in MiB"},
+      {"network.round_timeout_s", "number", 60.0, "seconds to wait for a neighbour's message"},
+      {"network.base_port", "int|null", nullptr,
+       "move every node to base_port + id (launch picks one)"},
+      {"on_peer_failure", "string", "stop", "stop: a dead peer stops the run"},
+      {"output.dir", "string", "runs", "runs are written to output.dir/<run id>/"},
+  };
+  return k;
+}
+
+std::string keys_help() {
+  std::ostringstream out;
+  for (const auto& k : keys()) {
+    out << k.path << "  (" << k.type << ", default " << k.default_value.dump() << ")\n    "
+        << k.help << "\n";
+  }
+  return out.str();
+}
+
+void apply_override(json& doc, const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw ConfigError("--set expects key=value (e.g. --set optimizer.lr=0.05), got \"" +
+                      assignment + "\"");
+  const std::string key = assignment.substr(0, eq);
+  const std::string text = assignment.substr(eq + 1);
+  json value;
+  try {
+    value = json::parse(text);
+  } catch (const json::parse_error&) {
+    value = text;  // not JSON: a plain string
+  }
+  json* node = &doc;
+  std::stringstream in(key);
+  std::string part;
+  std::vector<std::string> parts;
+  while (std::getline(in, part, '.')) parts.push_back(part);
+  for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
+    json& next = (*node)[parts[i]];
+    if (!next.is_object()) {
+      // A leaf given as a string (e.g. "topology": "file.json") is replaced by an object.
+      next = json::object();
+    }
+    node = &next;
+  }
+  (*node)[parts.back()] = value;
+}
+
+std::string sha256_hex(const std::string& data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out += hex[digest[i] >> 4];
+    out += hex[digest[i] & 15];
+  }
+  return out;
+}
+
+Config Config::load(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path);
+  if (!in) {
+    throw ConfigError(path + ": cannot open the config file (" +
+                      (fs::exists(path) ? "permission denied" : "no such file") +
+                      "); see experiments/ for examples");
+  }
+  std::stringstream buf;
+  buf << in.rdbuf();
+  const std::string text = buf.str();
+  nlohmann::json user;
+  try {
+    user = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    const auto [line, column] = line_column(text, e.byte > 0 ? e.byte - 1 : 0);
+    std::string what = e.what();
+    if (auto p = what.find("error: "); p != std::string::npos) what = what.substr(p + 7);
+    throw ConfigError(path + ":" + std::to_string(line) + ":" + std::to_string(column) +
+                      ": JSON syntax error: " + what);
+  }
+  const std::string dir = fs::path(path).parent_path().string();
+  return from_json(user, path, dir.empty() ? "." : dir, overrides);
+}
+
+Config Config::from_json(const nlohmann::json& user_in, const std::string& origin,
+                         const std::string& base_dir, const std::vector<std::string>& overrides) {
+  if (!user_in.is_object() && !user_in.is_null())
+    throw ConfigError(origin + ": a config must be a JSON object");
+  nlohmann::json user = user_in.is_null() ? nlohmann::json::object() : user_in;
+  for (const auto& o : overrides) apply_override(user, o);
+  validate(user, "", origin);
+
+  nlohmann::json resolved = nlohmann::json::object();
+  for (const auto& k : keys()) resolved[pointer_of(k.path)] = k.default_value;
+  for (const auto& k : keys()) {
+    const auto ptr = pointer_of(k.path);
+    if (user.contains(ptr)) resolved[ptr] = user[ptr];
+  }
+
+  Config c;
+  c.origin_ = origin;
+  nlohmann::json topo = resolve_topology(resolved["topology"], base_dir, origin);
+  if (!resolved["network"]["base_port"].is_null()) {
+    // Rebase: a launcher moved the run to a free port range (only for files without ports).
+    const int base = resolved["network"]["base_port"].get<int>();
+    for (auto& node : topo["nodes"])
+      if (!node.contains("port")) node["port"] = base + node["id"].get<int>();
+  }
+  resolved["topology"] = topo;
+  // Relative paths inside the config are resolved now so that every node agrees.
+  for (const char* key : {"/data/data_dir", "/model/path", "/network/secret_file"}) {
+    const auto ptr = nlohmann::json::json_pointer(key);
+    if (resolved[ptr].is_string())
+      resolved[ptr] = resolve_path(resolved[ptr].get<std::string>(), base_dir);
+  }
+  const std::string task = resolved["task"].get<std::string>();
+  if (task != "train" && task != "average")
+    throw ConfigError(origin + ": unknown task \"" + task + "\"; valid: train, average");
+  const auto positive = [&](const char* key) {
+    if (resolved[pointer_of(key)].get<double>() <= 0)
+      throw ConfigError(origin + ": \"" + std::string(key) + "\" must be positive");
+  };
+  for (const char* k :
+       {"batch_size", "local_steps", "rounds", "eval.every", "average.dim", "optimizer.lr"})
+    positive(k);
+  if (resolved["name"].get<std::string>().find_first_of("/\\ ") != std::string::npos)
+    throw ConfigError(origin + ": \"name\" must not contain '/', '\\' or spaces");
+
+  c.resolved_ = resolved;
+  c.run_id_ = resolved["name"].get<std::string>() + "-s" +
+              std::to_string(resolved["seed"].get<std::int64_t>()) + "-" +
+              sha256_hex(resolved.dump()).substr(0, 8);
+  return c;
+}
+
+const nlohmann::json& Config::at(const std::string& path) const {
+  const auto ptr = pointer_of(path);
+  if (!resolved_.contains(ptr)) throw ConfigError(origin_ + ": no config key \"" + path + "\"");
+  return resolved_.at(ptr);
+}
+
+std::string Config::run_dir() const {
+  return (fs::path(at("output.dir").get<std::string>()) / run_id_).string();
+}
+
+}  // namespace rumor::config

@@ -1,0 +1,56 @@
+// The two baselines: `allreduce` (exact averaging after every round, the centralized
+// reference) and `local` (no communication at all).
+#include "methods.hpp"
+#include "rumor/gossip/allreduce.hpp"
+
+namespace rumor::gossip {
+namespace {
+
+class Allreduce : public Method {
+ public:
+  explicit Allreduce(MethodContext ctx)
+      : Method(std::move(ctx)),
+        ring_(ctx_.self, ctx_.topology->size(), kAllreduceKind, net::LinkKind::kControl) {}
+  std::string name() const override { return "allreduce"; }
+  void init(std::span<float> model) override { model_ = model; }
+  int stages(std::int64_t round) const override { return ring_.stages(round); }
+  std::vector<Outgoing> produce(std::int64_t round, int stage) override {
+    if (stage == 0) ring_.begin(model_);
+    return ring_.produce(round, stage);
+  }
+  std::vector<Expected> expect(std::int64_t round, int stage) const override {
+    return ring_.expect(round, stage);
+  }
+  void absorb(std::int64_t round, int stage, std::vector<net::Message>& received) override {
+    ring_.absorb(round, stage, received);
+    if (ring_.done()) {
+      const float inv = 1.0f / static_cast<float>(ctx_.topology->size());
+      for (float& v : model_) v *= inv;
+    }
+  }
+
+ private:
+  RingAllreduce ring_;
+};
+
+class Local : public Method {
+ public:
+  explicit Local(MethodContext ctx) : Method(std::move(ctx)) {}
+  std::string name() const override { return "local"; }
+  void init(std::span<float> model) override { model_ = model; }
+  int stages(std::int64_t) const override { return 0; }
+  std::vector<Outgoing> produce(std::int64_t, int) override { return {}; }
+  std::vector<Expected> expect(std::int64_t, int) const override { return {}; }
+  void absorb(std::int64_t, int, std::vector<net::Message>&) override {}
+};
+
+}  // namespace
+
+std::unique_ptr<Method> make_allreduce(MethodContext ctx) {
+  return std::make_unique<Allreduce>(std::move(ctx));
+}
+std::unique_ptr<Method> make_local(MethodContext ctx) {
+  return std::make_unique<Local>(std::move(ctx));
+}
+
+}  // namespace rumor::gossip

@@ -1,0 +1,83 @@
+#include "rumor/gossip/method.hpp"
+
+#include "methods.hpp"
+#include "rumor/common/error.hpp"
+#include "rumor/common/strings.hpp"
+
+namespace rumor::gossip {
+
+LocalWork::Stats Method::local(std::int64_t round, LocalWork& work) {
+  LocalWork::Stats sum;
+  if (!work.trains()) return sum;
+  for (int h = 0; h < ctx_.local_steps; ++h) {
+    const auto s = work.gradient();
+    work.step(model_);
+    sum.loss += s.loss;
+    sum.accuracy += s.accuracy;
+  }
+  sum.loss /= ctx_.local_steps;
+  sum.accuracy /= ctx_.local_steps;
+  return sum;
+}
+
+const std::vector<MethodInfo>& methods() {
+  static const std::vector<MethodInfo> m = {
+      {"dpsgd",
+       "D-PSGD: local step, then gossip averaging with Metropolis weights",
+       {true, true, false},
+       make_dpsgd},
+      {"sgp",
+       "Stochastic Gradient Push: push-sum on directed / time-varying graphs",
+       {false, false, false},
+       make_sgp},
+      {"choco",
+       "CHOCO-SGD: compressed gossip with public copies (contractive codec)",
+       {true, true, true},
+       make_choco},
+      {"squarm",
+       "SQuARM-SGD: local Nesterov steps, triggered compressed updates",
+       {true, true, true},
+       make_squarm},
+      {"qgm",
+       "quasi-global momentum on D-PSGD mixing (non-IID data)",
+       {true, true, false},
+       make_qgm},
+      {"allreduce",
+       "exact averaging by ring all-reduce over the control ring",
+       {false, false, false},
+       make_allreduce},
+      {"local", "no communication: the lower baseline", {false, false, false}, make_local},
+  };
+  return m;
+}
+
+std::unique_ptr<Method> make_method(const std::string& name, MethodContext ctx) {
+  std::vector<std::string> names;
+  for (const auto& info : methods()) {
+    names.push_back(info.name);
+    if (info.name != name) continue;
+    const Topology& t = *ctx.topology;
+    const auto& req = info.needs;
+    if (req.undirected && t.directed()) {
+      throw ConfigError("method " + name +
+                        " needs an undirected graph (symmetric mixing), but "
+                        "topology '" +
+                        t.name() + "' is directed; use sgp for directed graphs");
+    }
+    if (req.static_schedule && t.time_varying()) {
+      throw ConfigError("method " + name + " needs a static schedule, but topology '" + t.name() +
+                        "' is time-varying (" + to_string(t.schedule()) +
+                        "); use sgp, or a static topology");
+    }
+    if (req.contractive_codec && !ctx.codec->contractive()) {
+      throw ConfigError("method " + name + " needs a contractive codec, but '" + ctx.codec->name() +
+                        "' is not; use topk:R, sign, qsgd:B:biased or a chain such as "
+                        "topk:0.01|sign");
+    }
+    return info.make(std::move(ctx));
+  }
+  throw ConfigError("unknown method \"" + name + "\"; did you mean \"" + nearest(name, names) +
+                    "\"? valid: " + join(names));
+}
+
+}  // namespace rumor::gossip

@@ -1,0 +1,71 @@
+// Quasi-global momentum (Lin et al. 2021) on D-PSGD mixing: the local step uses a buffer m
+// built from the change of the model over a round (a proxy for the global direction), not
+// the local gradients, which disagree under label skew:
+//   u = g + beta (beta m + g);  x^{t+1/2} = x^t - eta u;  x^{t+1} = sum_j w_ij x_j^{t+1/2};
+//   m <- mu m + (1 - mu) (x^t - x^{t+1}) / eta.
+#include "methods.hpp"
+#include "rumor/common/error.hpp"
+
+namespace rumor::gossip {
+namespace {
+
+class Qgm : public Dpsgd {
+ public:
+  explicit Qgm(MethodContext ctx) : Dpsgd(std::move(ctx)) {
+    beta_ = ctx_.params.value("beta", 0.9);
+    mu_ = ctx_.params.value("mu", 0.9);
+    if (combine_then_adapt_) throw ConfigError("method qgm supports method.variant atc only");
+  }
+  std::string name() const override { return "qgm"; }
+
+  void init(std::span<float> model) override {
+    Dpsgd::init(model);
+    m_.assign(model.size(), 0.0f);
+    u_.assign(model.size(), 0.0f);
+    start_.assign(model.size(), 0.0f);
+  }
+
+  LocalWork::Stats local(std::int64_t, LocalWork& work) override {
+    start_.assign(model_.begin(), model_.end());
+    LocalWork::Stats sum;
+    if (!work.trains()) return sum;
+    lr_ = work.lr();
+    for (int h = 0; h < ctx_.local_steps; ++h) {
+      const auto s = work.gradient();
+      const auto g = work.grads();
+      const float b = static_cast<float>(beta_);
+      for (std::size_t k = 0; k < u_.size(); ++k) u_[k] = g[k] + b * (b * m_[k] + g[k]);
+      work.step(model_, u_);
+      sum.loss += s.loss;
+      sum.accuracy += s.accuracy;
+    }
+    sum.loss /= ctx_.local_steps;
+    sum.accuracy /= ctx_.local_steps;
+    return sum;
+  }
+
+  void absorb(std::int64_t round, int stage, std::vector<net::Message>& received) override {
+    Dpsgd::absorb(round, stage, received);
+    if (lr_ <= 0) return;  // task average: no steps, no momentum
+    const float mu = static_cast<float>(mu_);
+    const float scale = static_cast<float>((1.0 - mu_) / lr_);
+    for (std::size_t k = 0; k < m_.size(); ++k)
+      m_[k] = mu * m_[k] + scale * (start_[k] - model_[k]);
+  }
+
+  std::vector<std::pair<std::string, std::span<float>>> buffers() override {
+    return {{"qgm_momentum", m_}};
+  }
+
+ private:
+  double beta_ = 0.9, mu_ = 0.9, lr_ = 0.0;
+  std::vector<float> m_, u_, start_;
+};
+
+}  // namespace
+
+std::unique_ptr<Method> make_qgm(MethodContext ctx) {
+  return std::make_unique<Qgm>(std::move(ctx));
+}
+
+}  // namespace rumor::gossip

@@ -1,0 +1,413 @@
+#include "rumor/net/bench.hpp"
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "asio.hpp"
+#include "rumor/common/error.hpp"
+#include "rumor/common/log.hpp"
+#include "rumor/net/tcp.hpp"
+#include "rumor/topology/topology.hpp"
+
+extern char** environ;
+
+namespace rumor::net {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+constexpr auto kTake = std::chrono::milliseconds(120000);
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+struct Figures {
+  double median = 0, min = 0, max = 0;
+};
+Figures figures(std::vector<double> v) {
+  if (v.empty()) return {};
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  const double med = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  return {med, v.front(), v.back()};
+}
+
+int log2_nodes(int n) {
+  return std::max(1, static_cast<int>(std::lround(std::log2(n))));
+}
+
+Topology bench_topology(const std::string& mode, int n, const std::vector<int>& ports) {
+  std::vector<NodeInfo> nodes(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i)
+    nodes[static_cast<std::size_t>(i)] = {i, "127.0.0.1", ports[static_cast<std::size_t>(i)]};
+  std::vector<Edge> edges;
+  if (mode == "pushsum") {
+    // Union of the one-peer exponential schedule: i -> i + 2^k for k < log2 n.
+    for (int i = 0; i < n; ++i)
+      for (int k = 0; k < log2_nodes(n); ++k) {
+        const int j = (i + (1 << k)) % n;
+        if (j != i) edges.push_back({i, j, std::nullopt});
+      }
+    std::sort(edges.begin(), edges.end(), [](const Edge& a, const Edge& b) {
+      return std::pair(a.from, a.to) < std::pair(b.from, b.to);
+    });
+    edges.erase(
+        std::unique(edges.begin(), edges.end(),
+                    [](const Edge& a, const Edge& b) { return a.from == b.from && a.to == b.to; }),
+        edges.end());
+    return Topology("bench-pushsum", true, Schedule::kStatic, MixingKind::kUniform, nodes, edges);
+  }
+  for (int i = 0; i < n; ++i) {
+    int a = i, b = (i + 1) % n;
+    if (n == 2 && i == 1) break;
+    edges.push_back({std::min(a, b), std::max(a, b), std::nullopt});
+  }
+  return Topology("bench-ring", false, Schedule::kStatic, MixingKind::kMetropolis, nodes, edges);
+}
+
+TransportOptions bench_options() {
+  TransportOptions o;
+  o.run_id = "rumor-bench-net";
+  o.connect_timeout = 60s;
+  o.retry_min = 10ms;
+  o.retry_max = 200ms;
+  o.heartbeat_timeout = 0ms;  // rounds can be long under load; never time out a bench link
+  return o;
+}
+
+// Free loopback ports: bound together (so they differ), then released for the workers.
+std::vector<int> free_ports(int n) {
+  asio::io_context io;
+  std::vector<std::unique_ptr<tcp::acceptor>> held;
+  std::vector<int> ports;
+  for (int i = 0; i < n; ++i) {
+    auto a =
+        std::make_unique<tcp::acceptor>(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    ports.push_back(a->local_endpoint().port());
+    held.push_back(std::move(a));
+  }
+  return ports;
+}
+
+// Buffers reused once no in-flight message refers to them any more.
+class VectorPool {
+ public:
+  explicit VectorPool(std::size_t n) : n_(n) {}
+  std::shared_ptr<std::vector<float>> get() {
+    for (auto& v : pool_) {
+      if (v.use_count() == 1) {
+        std::atomic_thread_fence(std::memory_order_acquire);  // the network thread is done
+        return v;
+      }
+    }
+    pool_.push_back(std::make_shared<std::vector<float>>(n_));
+    return pool_.back();
+  }
+
+ private:
+  std::size_t n_;
+  std::vector<std::shared_ptr<std::vector<float>>> pool_;
+};
+
+Payload as_payload(const std::shared_ptr<std::vector<float>>& v) {
+  return Payload::share(std::shared_ptr<const std::vector<float>>(v));
+}
+
+// Barrier over the control ring: an arrival token goes 0 -> 1 -> ... -> n-1 -> 0, then node 0
+// releases both ways round the ring (n/2 hops to the farthest node).
+void ring_barrier(Transport& t, int n, std::int64_t id) {
+  const int me = t.self();
+  if (n == 1) return;
+  const int right = (me + 1) % n, left = (me + n - 1) % n;
+  auto send = [&](int to, std::uint32_t k) {
+    Message m;
+    m.kind = k;
+    m.round = id;
+    m.link = LinkKind::kControl;
+    if (!t.send(to, std::move(m))) throw Error("barrier: send failed");
+  };
+  auto wait = [&](int from, std::uint32_t k) {
+    MessageFilter f;
+    f.sender = from;
+    f.round = id;
+    f.kind = k;
+    f.link = LinkKind::kControl;
+    if (!t.take(f, kTake))
+      throw Error("barrier " + std::to_string(id) + ": node " + std::to_string(me) +
+                  " timed out waiting for node " + std::to_string(from));
+  };
+  constexpr std::uint32_t kArrive = kind::kBarrier, kRelease = kind::kUserKind + 1;
+  if (me == 0) {
+    send(right, kArrive);
+    wait(left, kArrive);
+    send(right, kRelease);
+    if (left != right) send(left, kRelease);
+    return;
+  }
+  wait(left, kArrive);
+  send(right, kArrive);
+  // Release comes from the side nearer to 0 and goes on away from it.
+  const bool from_left = me <= n / 2;
+  wait(from_left ? left : right, kRelease);
+  const int next = from_left ? right : left;
+  const bool last = from_left ? (me == n / 2 || next == 0) : (me == n / 2 + 1);
+  if (!last && next != 0) send(next, kRelease);
+}
+
+Message take_or_throw(Transport& t, int from, std::int64_t round) {
+  auto m = t.take(from, round, kTake);
+  if (!m)
+    throw Error("node " + std::to_string(t.self()) + ": no message from node " +
+                std::to_string(from) + " for round " + std::to_string(round));
+  return std::move(*m);
+}
+
+nlohmann::json run_pair(const NetBenchOptions& o) {
+  const auto opt = bench_options();
+  TcpTransport a(opt), b(opt);
+  const std::vector<int> ports = {a.bind("127.0.0.1", 0), b.bind("127.0.0.1", 0)};
+  const Topology topo = bench_topology("ring", 2, ports);
+  a.start(topo, 0);
+  b.start(topo, 1);
+  a.wait_connected();
+  b.wait_connected();
+  const int total = o.repeats + 1;
+  std::atomic<bool> failed{false};
+  std::thread echo([&] {
+    try {
+      for (int r = 0; r < total; ++r) {
+        Message m = take_or_throw(b, 0, r);
+        m.sender = -1;
+        b.send(0, std::move(m));  // the received buffer goes back as it is
+      }
+    } catch (const std::exception& e) {
+      log::error("bench pair echo: ", e.what());
+      failed = true;
+    }
+  });
+  auto v = std::make_shared<std::vector<float>>(o.floats);
+  for (std::size_t k = 0; k < v->size(); ++k) (*v)[k] = static_cast<float>(k);
+  std::vector<double> gbps;
+  bool ok = true;
+  for (int r = 0; r < total && !failed; ++r) {
+    Message m;
+    m.round = r;
+    m.payload = as_payload(v);
+    const auto t0 = Clock::now();
+    a.send(1, std::move(m));
+    auto back = a.take(1, r, kTake);
+    const double s = seconds_since(t0);
+    if (!back || back->payload.size() != o.floats * sizeof(float)) {
+      ok = false;
+      break;
+    }
+    if (r > 0) gbps.push_back(2.0 * static_cast<double>(o.floats) * sizeof(float) / s / 1e9);
+  }
+  echo.join();
+  if (!ok || failed) throw Error("bench net pair: a message did not come back");
+  const Figures f = figures(gbps);
+  return {{"bench", "rumor-net"},
+          {"mode", "pair"},
+          {"floats", o.floats},
+          {"repeats", o.repeats},
+          {"gbps", {{"median", f.median}, {"min", f.min}, {"max", f.max}}},
+          {"definition",
+           "payload GB/s of a D-float message from peer 0 to peer 1 and back, "
+           "2*4D bytes / round-trip time"}};
+}
+
+}  // namespace
+
+int run_net_bench_worker(const NetBenchWorker& w) {
+  try {
+    const int n = w.nodes;
+    const Topology topo = bench_topology(w.mode, n, w.ports);
+    TcpTransport t(bench_options());
+    t.start(topo, w.id);
+    t.wait_connected();
+    const std::size_t d = w.floats;
+    VectorPool pool(d);
+    auto x = pool.get();
+    std::fill(x->begin(), x->end(), static_cast<float>(w.id));
+    double weight = 1.0;
+    const int left = (w.id + n - 1) % n, right = (w.id + 1) % n;
+    const int logn = log2_nodes(n);
+    std::int64_t step = 0;
+    auto one_round = [&](std::int64_t r) {
+      if (w.mode == "ring") {
+        for (int to : {right, left}) {
+          if (to == w.id) continue;
+          Message m;
+          m.round = r;
+          m.payload = as_payload(x);
+          t.send(to, std::move(m));
+          if (left == right) break;
+        }
+        Message ml = take_or_throw(t, left, r);
+        const float* l = reinterpret_cast<const float*>(ml.payload.data());
+        auto next = pool.get();
+        if (left == right) {
+          for (std::size_t k = 0; k < d; ++k) (*next)[k] = ((*x)[k] + 2 * l[k]) / 3.0f;
+        } else {
+          Message mr = take_or_throw(t, right, r);
+          const float* rr = reinterpret_cast<const float*>(mr.payload.data());
+          for (std::size_t k = 0; k < d; ++k) (*next)[k] = ((*x)[k] + l[k] + rr[k]) / 3.0f;
+        }
+        x = next;
+      } else {
+        const int hop = 1 << (step % logn);
+        const int dst = (w.id + hop) % n, src = (w.id - hop % n + n) % n;
+        auto half = pool.get();
+        for (std::size_t k = 0; k < d; ++k) (*half)[k] = (*x)[k] * 0.5f;
+        weight *= 0.5;
+        Message m;
+        m.round = r;
+        m.scalars = {weight};
+        m.payload = as_payload(half);
+        t.send(dst, std::move(m));
+        Message in = take_or_throw(t, src, r);
+        const float* v = reinterpret_cast<const float*>(in.payload.data());
+        auto next = pool.get();
+        for (std::size_t k = 0; k < d; ++k) (*next)[k] = (*half)[k] + v[k];
+        weight += in.scalars.empty() ? 0.0 : in.scalars[0];
+        x = next;
+      }
+      ++step;
+    };
+    std::int64_t r = 0;
+    std::int64_t barrier = 0;
+    ring_barrier(t, n, barrier++);
+    for (int k = 0; k < 2; ++k) one_round(r++);  // warm-up
+    std::vector<double> times;
+    for (int k = 0; k < w.rounds; ++k) {
+      ring_barrier(t, n, barrier++);
+      const auto t0 = Clock::now();
+      one_round(r++);
+      times.push_back(seconds_since(t0));
+    }
+    ring_barrier(t, n, barrier++);  // nobody stops while others still wait on it
+    const auto s = t.stats();
+    nlohmann::json out = {{"id", w.id},
+                          {"times_s", times},
+                          {"weight", weight},
+                          {"x0", x->empty() ? 0.0 : (*x)[0]},
+                          {"data_bytes_sent", s.data_bytes_sent},
+                          {"ctrl_bytes_sent", s.ctrl_bytes_sent},
+                          {"drops", s.drops}};
+    std::ofstream(w.out) << out.dump() << "\n";
+    t.stop();
+    return 0;
+  } catch (const std::exception& e) {
+    log::error("bench net worker ", w.id, ": ", e.what());
+    return 1;
+  }
+}
+
+nlohmann::json run_net_bench(const NetBenchOptions& o) {
+  if (o.floats == 0) throw ConfigError("bench net: --floats must be positive");
+  if (o.mode == "pair") return run_pair(o);
+  if (o.mode != "ring" && o.mode != "pushsum")
+    throw ConfigError("bench net: unknown --mode '" + o.mode + "' (pair, ring or pushsum)");
+  if (o.nodes < 2) throw ConfigError("bench net: --nodes must be at least 2");
+  if (o.exe.empty()) throw Error("bench net: no binary to start the worker processes with");
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("rumor-bench-net-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::vector<int> ports = free_ports(o.nodes);
+  std::string ports_csv;
+  for (int p : ports) ports_csv += (ports_csv.empty() ? "" : ",") + std::to_string(p);
+  std::vector<pid_t> pids;
+  const auto t0 = Clock::now();
+  for (int i = 0; i < o.nodes; ++i) {
+    std::vector<std::string> args = {
+        o.exe,      "--log-level",
+        "warn",     "bench",
+        "net",      "--worker",
+        "--mode",   o.mode,
+        "--id",     std::to_string(i),
+        "--nodes",  std::to_string(o.nodes),
+        "--floats", std::to_string(o.floats),
+        "--rounds", std::to_string(o.rounds),
+        "--ports",  ports_csv,
+        "--out",    (dir / ("worker-" + std::to_string(i) + ".json")).string()};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    if (posix_spawn(&pid, o.exe.c_str(), nullptr, nullptr, argv.data(), environ) != 0)
+      throw Error("bench net: cannot start worker " + o.exe);
+    pids.push_back(pid);
+  }
+  // Wait for every worker; kill the ones we started if they overrun.
+  bool all_ok = true;
+  for (pid_t pid : pids) {
+    int status = 0;
+    while (true) {
+      const pid_t r = ::waitpid(pid, &status, WNOHANG);
+      if (r == pid) break;
+      if (seconds_since(t0) > o.timeout_s) {
+        for (pid_t p : pids) ::kill(p, SIGKILL);
+        ::waitpid(pid, &status, 0);
+        all_ok = false;
+        break;
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) all_ok = false;
+  }
+  if (!all_ok) {
+    for (pid_t p : pids) ::waitpid(p, nullptr, WNOHANG);
+    std::filesystem::remove_all(dir);
+    throw Error("bench net " + o.mode + ": a worker failed (see its log lines above)");
+  }
+  std::vector<std::vector<double>> per_worker;
+  std::uint64_t data_bytes = 0, ctrl_bytes = 0, drops = 0;
+  double weight_sum = 0;
+  for (int i = 0; i < o.nodes; ++i) {
+    std::ifstream in(dir / ("worker-" + std::to_string(i) + ".json"));
+    const auto j = nlohmann::json::parse(in);
+    per_worker.push_back(j.at("times_s").get<std::vector<double>>());
+    data_bytes += j.at("data_bytes_sent").get<std::uint64_t>();
+    ctrl_bytes += j.at("ctrl_bytes_sent").get<std::uint64_t>();
+    drops += j.at("drops").get<std::uint64_t>();
+    weight_sum += j.at("weight").get<double>();
+  }
+  std::filesystem::remove_all(dir);
+  std::vector<double> round_ms;
+  for (int r = 0; r < o.rounds; ++r) {
+    double m = 0;
+    for (const auto& w : per_worker) m = std::max(m, w.at(static_cast<std::size_t>(r)));
+    round_ms.push_back(m * 1e3);
+  }
+  const Figures f = figures(round_ms);
+  const double bytes = 4.0 * static_cast<double>(o.floats);
+  const double per_rank = (o.mode == "ring" ? 2 * bytes : bytes) / (f.median / 1e3) / 1e9;
+  nlohmann::json out = {{"bench", "rumor-net"},
+                        {"mode", o.mode},
+                        {"nodes", o.nodes},
+                        {"floats", o.floats},
+                        {"rounds", o.rounds},
+                        {"median_ms", f.median},
+                        {"min_ms", f.min},
+                        {"max_ms", f.max},
+                        {"per_rank_sent_GBps", per_rank},
+                        {"data_bytes_sent", data_bytes},
+                        {"ctrl_bytes_sent", ctrl_bytes},
+                        {"drops", drops},
+                        {"wall_s", seconds_since(t0)}};
+  if (o.mode == "pushsum") out["pushsum_weight_sum"] = weight_sum;  // conserved: == nodes
+  return out;
+}
+
+}  // namespace rumor::net

@@ -1,0 +1,279 @@
+#include "rumor/run/peer.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "rumor/codec/codec.hpp"
+#include "rumor/common/error.hpp"
+#include "rumor/common/log.hpp"
+#include "rumor/common/rng.hpp"
+#include "rumor/run/setup.hpp"
+#include "rumor/train/model.hpp"
+#include "rumor/train/optimizer.hpp"
+#include "rumor/train/trainer.hpp"
+
+namespace rumor::run {
+namespace {
+
+// Local training through LibTorch, as the methods see it.
+class TorchWork : public gossip::LocalWork {
+ public:
+  TorchWork(train::Model& model, train::LocalOptimizer& opt, train::LocalTrainer& trainer)
+      : model_(model), opt_(opt), trainer_(trainer) {}
+  Stats gradient() override {
+    const auto s = trainer_.compute_gradient();
+    return {s.loss, s.count ? static_cast<double>(s.correct) / static_cast<double>(s.count) : 0.0};
+  }
+  std::span<const float> grads() const override { return model_.grads(); }
+  void step(std::span<float> x) override { opt_.step(x, model_.grads()); }
+  void step(std::span<float> x, std::span<const float> dir) override { opt_.step(x, dir); }
+  double lr() const override { return opt_.lr(); }
+  std::int64_t steps() const override { return static_cast<std::int64_t>(opt_.steps()); }
+  double epochs() const override {
+    const auto per_epoch = trainer_.sampler().batches_per_epoch();
+    return per_epoch ? static_cast<double>(opt_.steps()) / static_cast<double>(per_epoch) : 0.0;
+  }
+
+ private:
+  train::Model& model_;
+  train::LocalOptimizer& opt_;
+  train::LocalTrainer& trainer_;
+};
+
+class NoWork : public gossip::LocalWork {
+ public:
+  Stats gradient() override { return {}; }
+  std::span<const float> grads() const override { return {}; }
+  void step(std::span<float>) override {}
+  void step(std::span<float>, std::span<const float>) override {}
+  double lr() const override { return 0; }
+  std::int64_t steps() const override { return 0; }
+  double epochs() const override { return 0; }
+  bool trains() const override { return false; }
+};
+
+std::uint32_t codec_tag(const std::string& name) {
+  std::uint32_t h = 2166136261u;  // FNV-1a: a stable tag both sides derive from the spec
+  for (unsigned char ch : name) h = (h ^ ch) * 16777619u;
+  return h;
+}
+
+}  // namespace
+
+struct Peer::Impl {
+  const config::Config& cfg;
+  const Topology& topology;
+  int id;
+  net::Transport* transport;
+  std::shared_ptr<const data::Dataset> dataset;
+  std::int64_t rounds = 0;
+  std::int64_t eval_every = 1;
+  bool train = true;
+
+  std::unique_ptr<train::Model> model;
+  std::unique_ptr<train::LocalOptimizer> optimizer;
+  std::unique_ptr<train::LocalTrainer> trainer;
+  std::vector<float> vector;  // task average
+  std::unique_ptr<gossip::LocalWork> work;
+  std::span<float> model_span;
+  std::unique_ptr<gossip::Method> method;
+
+  gossip::Traffic method_traffic, ctrl_traffic;
+  gossip::RingAllreduce eval_ring;
+  std::vector<float> average;
+  bool have_average = false;
+
+  double round_loss = 0, round_acc = 0;
+  std::int64_t steps = 0;
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  std::ofstream metrics_file, log_file;
+  nlohmann::json last;
+
+  Impl(const PeerSetup& s)
+      : cfg(*s.config),
+        topology(*s.topology),
+        id(s.id),
+        transport(s.transport),
+        dataset(s.dataset),
+        eval_ring(s.id, s.topology->size(), gossip::kAllreduceKind + 1000,
+                  net::LinkKind::kControl) {}
+};
+
+Peer::Peer(const PeerSetup& s) : impl_(std::make_unique<Impl>(s)) {
+  Impl& p = *impl_;
+  const auto& c = p.cfg;
+  p.rounds = c.get<std::int64_t>("rounds");
+  p.eval_every = c.get<std::int64_t>("eval.every");
+  p.train = c.get<std::string>("task") == "train";
+  if (s.write_files) {
+    std::filesystem::create_directories(s.run_dir);
+    const auto base = std::filesystem::path(s.run_dir);
+    p.metrics_file.open(base / ("node-" + std::to_string(p.id) + ".jsonl"), std::ios::trunc);
+    p.log_file.open(base / ("node-" + std::to_string(p.id) + ".log"), std::ios::app);
+    if (!p.metrics_file || !p.log_file)
+      throw Error("node " + std::to_string(p.id) + ": cannot write to run directory " + s.run_dir);
+  }
+
+  const std::string method_name = c.get<std::string>("method.name");
+  const std::uint64_t seed = c.get<std::uint64_t>("seed");
+  if (p.train) {
+    if (!p.dataset) throw Error("node " + std::to_string(p.id) + ": no dataset for task train");
+    auto opt = optimizer_options(c);
+    if (method_name == "squarm" && opt.momentum == 0.0) {
+      // SQuARM's local steps are Nesterov steps with the method's beta.
+      opt.momentum = c.get<double>("method.beta");
+      opt.nesterov = true;
+    }
+    if (method_name == "qgm" && opt.momentum != 0.0)
+      throw ConfigError(c.origin() +
+                        ": method qgm carries its own momentum (method.beta, method.mu); set "
+                        "optimizer.momentum to 0");
+    p.model = train::Model::create(model_spec(c), {p.dataset->shape, p.dataset->num_classes}, seed);
+    p.optimizer = std::make_unique<train::LocalOptimizer>(p.model->num_params(), opt);
+    p.trainer = std::make_unique<train::LocalTrainer>(*p.model, *p.dataset, s.shard, *p.optimizer,
+                                                      c.get<std::size_t>("batch_size"), seed,
+                                                      static_cast<std::uint64_t>(p.id));
+    p.work = std::make_unique<TorchWork>(*p.model, *p.optimizer, *p.trainer);
+    p.model_span = p.model->params();
+  } else {
+    // Task average: node i starts from a vector drawn from (seed, i).
+    p.vector.resize(c.get<std::size_t>("average.dim"));
+    Rng rng = Rng::derive(seed, 0xa7e, static_cast<std::uint64_t>(p.id));
+    for (auto& v : p.vector) v = static_cast<float>(rng.uniform() * 2.0 - 1.0);
+    p.work = std::make_unique<NoWork>();
+    p.model_span = p.vector;
+  }
+
+  gossip::MethodContext ctx;
+  ctx.self = p.id;
+  ctx.topology = &p.topology;
+  ctx.seed = seed;
+  ctx.local_steps = c.get<int>("local_steps");
+  ctx.codec = codec::make_codec(c.at("codec"));
+  ctx.codec_id = codec_tag(ctx.codec->name());
+  ctx.identical_init = p.train;
+  ctx.params = c.at("method");
+  p.method = gossip::make_method(method_name, ctx);
+  p.method->init(p.model_span);
+  p.average.assign(p.model_span.size(), 0.0f);
+  log("node " + std::to_string(p.id) + " ready: method " + method_name + ", codec " +
+      ctx.codec->name() + ", " + std::to_string(p.model_span.size()) + " parameters" +
+      (p.train ? ", " + std::to_string(s.shard.size()) + " training samples" : std::string()));
+}
+
+Peer::~Peer() = default;
+
+int Peer::id() const {
+  return impl_->id;
+}
+std::int64_t Peer::rounds() const {
+  return impl_->rounds;
+}
+
+void Peer::local(std::int64_t round) {
+  Impl& p = *impl_;
+  const auto s = p.method->local(round, *p.work);
+  p.round_loss = s.loss;
+  p.round_acc = s.accuracy;
+  if (p.train) p.steps += p.cfg.get<std::int64_t>("local_steps");
+}
+
+gossip::PeerIo Peer::method_io() {
+  return {impl_->method.get(), impl_->transport, &impl_->method_traffic};
+}
+
+bool Peer::eval_round(std::int64_t round) const {
+  return (round + 1) % impl_->eval_every == 0 || round + 1 == impl_->rounds;
+}
+
+void Peer::prepare_eval(std::int64_t) {
+  Impl& p = *impl_;
+  std::copy(p.model_span.begin(), p.model_span.end(), p.average.begin());
+  p.eval_ring.begin(p.average);
+}
+
+gossip::PeerIo Peer::eval_io() {
+  return {&impl_->eval_ring, impl_->transport, &impl_->ctrl_traffic};
+}
+
+void Peer::finish_round(std::int64_t round) {
+  Impl& p = *impl_;
+  const auto elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - p.start).count();
+  nlohmann::json line = {{"node", p.id}, {"round", round}, {"step", p.steps}, {"time_s", elapsed}};
+  if (p.train) {
+    line["loss"] = p.round_loss;
+    line["train_acc"] = p.round_acc;
+  }
+  const bool eval = eval_round(round);
+  if (eval) {
+    const float inv = 1.0f / static_cast<float>(p.topology.size());
+    for (float& v : p.average) v *= inv;
+    p.have_average = true;
+    double dist = 0;
+    for (std::size_t k = 0; k < p.average.size(); ++k) {
+      const double diff = static_cast<double>(p.model_span[k]) - p.average[k];
+      dist += diff * diff;
+    }
+    if (p.train) {
+      const auto r = train::evaluate(*p.model, p.dataset->test);
+      line["test_acc"] = r.accuracy;
+      line["test_loss"] = r.loss;
+    }
+    line["consensus_dist"] = dist;
+  }
+  const auto ms = p.method->stats();
+  line["bytes_sent"] = p.method_traffic.bytes_sent;
+  line["bytes_recv"] = p.method_traffic.bytes_recv;
+  line["msgs_sent"] = p.method_traffic.msgs_sent;
+  line["msgs_recv"] = p.method_traffic.msgs_recv;
+  line["msgs_skipped"] = ms.skipped;
+  line["ctrl_bytes"] = p.ctrl_traffic.bytes_sent;
+  if (const double w = p.method->weight(); !std::isnan(w)) line["ps_weight"] = w;
+  if (p.train) line["lr"] = p.work->lr();
+  p.last = line;
+  if (p.metrics_file.is_open()) p.metrics_file << line.dump() << "\n" << std::flush;
+  if (eval) {
+    std::string msg = "round " + std::to_string(round + 1) + "/" + std::to_string(p.rounds);
+    if (p.train)
+      msg += ": loss " + std::to_string(p.round_loss) + ", test_acc " +
+             std::to_string(line["test_acc"].get<double>());
+    msg += ", consensus_dist " + std::to_string(line["consensus_dist"].get<double>());
+    log(msg);
+  }
+}
+
+void Peer::save_average_model(const std::string& path) const {
+  const Impl& p = *impl_;
+  if (!p.train || !p.have_average) return;
+  auto m = train::Model::create(model_spec(p.cfg), {p.dataset->shape, p.dataset->num_classes},
+                                p.cfg.get<std::uint64_t>("seed"));
+  std::copy(p.average.begin(), p.average.end(), m->params().begin());
+  m->save(path);
+}
+
+std::span<const float> Peer::model() const {
+  return impl_->model_span;
+}
+const nlohmann::json& Peer::last_metrics() const {
+  return impl_->last;
+}
+const gossip::Method& Peer::method() const {
+  return *impl_->method;
+}
+
+void Peer::log(const std::string& line) {
+  Impl& p = *impl_;
+  if (p.log_file.is_open()) {
+    const auto elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - p.start).count();
+    char stamp[32];
+    std::snprintf(stamp, sizeof stamp, "[%9.3f s] ", elapsed);
+    p.log_file << stamp << line << "\n" << std::flush;
+  }
+  log::debug("node ", p.id, ": ", line);
+}
+
+}  // namespace rumor::run

@@ -1,0 +1,108 @@
+#include "rumor/run/setup.hpp"
+
+#include <filesystem>
+#include <fstream>
+
+#include "rumor/common/error.hpp"
+#include "rumor/common/log.hpp"
+#include "rumor/version.hpp"
+
+namespace rumor::run {
+
+Topology topology_of(const config::Config& c) {
+  return parse_topology_json(c.at("topology"), c.origin() + " (topology)");
+}
+
+data::DatasetOptions dataset_options(const config::Config& c) {
+  data::DatasetOptions o;
+  o.seed = c.get<std::uint64_t>("seed");
+  if (c.at("data.data_dir").is_string()) o.data_dir = c.get<std::string>("data.data_dir");
+  o.normalize = c.get<bool>("data.normalize");
+  o.train_size = c.get<std::size_t>("data.train_size");
+  o.test_size = c.get<std::size_t>("data.test_size");
+  o.dim = c.get<std::size_t>("data.dim");
+  o.classes = c.get<int>("data.classes");
+  o.separation = c.get<double>("data.separation");
+  return o;
+}
+
+data::PartitionOptions partition_options(const config::Config& c) {
+  data::PartitionOptions o;
+  o.kind = c.get<std::string>("data.partition.kind");
+  o.seed = c.get<std::uint64_t>("seed");
+  o.alpha = c.get<double>("data.partition.alpha");
+  o.min_size = c.get<std::size_t>("data.partition.min_size");
+  o.shards_per_node = c.get<std::size_t>("data.partition.shards");
+  o.power = c.get<double>("data.partition.power");
+  return o;
+}
+
+train::ModelSpec model_spec(const config::Config& c) {
+  train::ModelSpec s;
+  s.name = c.get<std::string>("model.name");
+  s.hidden = c.get<std::vector<int>>("model.hidden");
+  s.norm = c.get<std::string>("model.norm");
+  s.channels = c.get<int>("model.channels");
+  if (c.at("model.path").is_string()) s.path = c.get<std::string>("model.path");
+  return s;
+}
+
+train::OptimizerOptions optimizer_options(const config::Config& c) {
+  train::OptimizerOptions o;
+  o.name = c.get<std::string>("optimizer.name");
+  o.lr = c.get<double>("optimizer.lr");
+  o.momentum = c.get<double>("optimizer.momentum");
+  o.nesterov = c.get<bool>("optimizer.nesterov");
+  o.weight_decay = c.get<double>("optimizer.weight_decay");
+  o.schedule.kind = c.get<std::string>("optimizer.schedule.kind");
+  o.schedule.step_size = c.get<std::size_t>("optimizer.schedule.step_size");
+  o.schedule.gamma = c.get<double>("optimizer.schedule.gamma");
+  o.schedule.min_lr = c.get<double>("optimizer.schedule.min_lr");
+  o.schedule.warmup_steps = c.get<std::size_t>("optimizer.schedule.warmup_steps");
+  o.schedule.total_steps = c.get<std::size_t>("rounds") * c.get<std::size_t>("local_steps");
+  return o;
+}
+
+net::TransportOptions transport_options(const config::Config& c) {
+  net::TransportOptions o;
+  o.run_id = c.run_id();
+  o.connect_timeout = std::chrono::milliseconds(
+      static_cast<std::int64_t>(c.get<double>("network.connect_timeout_s") * 1000));
+  o.max_frame_bytes = static_cast<std::size_t>(c.get<double>("network.max_frame_mb") * 1024 * 1024);
+  if (c.at("network.secret_file").is_string()) {
+    const std::string path = c.get<std::string>("network.secret_file");
+    std::ifstream in(path);
+    if (!in)
+      throw ConfigError(c.origin() + ": network.secret_file '" + path +
+                        "' cannot be read; create it (e.g. `head -c 32 /dev/urandom | base64 > " +
+                        path + "`) on every host");
+    std::getline(in, o.secret);
+    if (o.secret.empty()) throw ConfigError("network.secret_file '" + path + "' is empty");
+  }
+  return o;
+}
+
+std::shared_ptr<const data::Dataset> load_data(const config::Config& c) {
+  if (c.get<std::string>("task") != "train") return nullptr;
+  auto d = std::make_shared<data::Dataset>(
+      data::load_dataset(c.get<std::string>("data.dataset"), dataset_options(c)));
+  log::debug("dataset ", d->name, ": ", d->train.size(), " train / ", d->test.size(),
+             " test samples, dim ", d->dim, ", ", d->num_classes, " classes");
+  return d;
+}
+
+data::Partition partition_of(const config::Config& c, const data::Dataset& d, int nodes) {
+  data::PartitionInput in;
+  in.labels = d.train.labels;
+  in.num_classes = d.num_classes;
+  in.groups = d.train.groups;
+  return data::make_partition(in, static_cast<std::size_t>(nodes), partition_options(c));
+}
+
+nlohmann::json config_record(const config::Config& c) {
+  nlohmann::json j = c.json();
+  j["rumor"] = {{"version", kVersion}, {"git_revision", kGitRevision}, {"run_id", c.run_id()}};
+  return j;
+}
+
+}  // namespace rumor::run

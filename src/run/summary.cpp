@@ -1,0 +1,245 @@
+// summary.json and summary.csv from the per-node metrics files of a run directory.
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <sstream>
+
+#include "rumor/common/error.hpp"
+#include "rumor/run/run.hpp"
+#include "rumor/run/setup.hpp"
+
+namespace rumor::run {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+const char* const kColumns[] = {"loss",       "train_acc", "test_acc",     "consensus_dist",
+                                "bytes_sent", "msgs_sent", "msgs_skipped", "ctrl_bytes",
+                                "ps_weight",  "time_s"};
+
+struct Agg {
+  double sum = 0, min = INFINITY, max = -INFINITY;
+  int count = 0;
+  void add(double v) {
+    sum += v;
+    min = std::min(min, v);
+    max = std::max(max, v);
+    ++count;
+  }
+  double mean() const { return count ? sum / count : NAN; }
+};
+
+double median(std::vector<double> v) {
+  if (v.empty()) return NAN;
+  std::sort(v.begin(), v.end());
+  const std::size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+}
+
+json number_or_null(double v) {
+  return std::isfinite(v) ? json(v) : json(nullptr);
+}
+
+}  // namespace
+
+json summarize(const std::string& run_dir) {
+  if (!fs::is_directory(run_dir))
+    throw Error(run_dir + ": not a run directory (it does not exist)");
+  std::map<int, std::vector<json>> nodes;
+  const std::regex name("node-([0-9]+)\\.jsonl");
+  for (const auto& entry : fs::directory_iterator(run_dir)) {
+    std::smatch m;
+    const std::string file = entry.path().filename().string();
+    if (!std::regex_match(file, m, name)) continue;
+    std::ifstream in(entry.path());
+    std::string line;
+    int number = 0;
+    auto& lines = nodes[std::stoi(m[1])];
+    while (std::getline(in, line)) {
+      ++number;
+      if (line.empty()) continue;
+      try {
+        lines.push_back(json::parse(line));
+      } catch (const json::parse_error&) {
+        // A crash can cut the last line short; anything else is damage worth reporting.
+        if (in.peek() != EOF)
+          throw Error(entry.path().string() + ":" + std::to_string(number) +
+                      ": not a JSON metrics line");
+      }
+    }
+  }
+  if (nodes.empty()) throw Error(run_dir + ": no node-<i>.jsonl metrics files");
+
+  json cfg;
+  if (std::ifstream in(fs::path(run_dir) / "config.json"); in) in >> cfg;
+  const int n = cfg.contains("topology") ? static_cast<int>(cfg["topology"]["nodes"].size())
+                                         : static_cast<int>(nodes.size());
+  const std::int64_t planned = cfg.value("rounds", std::int64_t{0});
+
+  // Per round, per column.
+  std::map<std::int64_t, std::map<std::string, Agg>> rounds;
+  std::map<std::int64_t, std::vector<double>> round_times;  // node round durations
+  for (auto& [id, lines] : nodes) {
+    double prev_t = 0;
+    for (const auto& l : lines) {
+      const std::int64_t r = l.value("round", std::int64_t{-1});
+      for (const char* c : kColumns)
+        if (l.contains(c) && l[c].is_number()) rounds[r][c].add(l[c].get<double>());
+      const double t = l.value("time_s", 0.0);
+      if (!l.contains("test_acc") && !l.contains("consensus_dist"))
+        round_times[r].push_back(t - prev_t);  // evaluation rounds are slower: left out
+      prev_t = t;
+    }
+  }
+
+  // summary.csv: one row per round, mean/min/max over nodes.
+  {
+    std::ofstream csv(fs::path(run_dir) / "summary.csv");
+    csv << "round,nodes";
+    for (const char* c : kColumns) csv << "," << c << "_mean," << c << "_min," << c << "_max";
+    csv << "\n";
+    for (const auto& [r, cols] : rounds) {
+      int reporting = 0;
+      for (const auto& [c, a] : cols) reporting = std::max(reporting, a.count);
+      csv << r << "," << reporting;
+      for (const char* c : kColumns) {
+        auto it = cols.find(c);
+        if (it == cols.end()) {
+          csv << ",,,";
+        } else {
+          csv << "," << it->second.mean() << "," << it->second.min << "," << it->second.max;
+        }
+      }
+      csv << "\n";
+    }
+  }
+
+  json s;
+  s["run_dir"] = run_dir;
+  s["run_id"] = cfg.contains("rumor") ? cfg["rumor"].value("run_id", "") : "";
+  s["method"] = cfg.contains("method") ? cfg["method"].value("name", "") : "";
+  s["codec"] = cfg.value("codec", json("fp32"));
+  s["topology"] = cfg.contains("topology") ? cfg["topology"].value("name", "") : "";
+  s["task"] = cfg.value("task", "train");
+  s["nodes"] = n;
+  s["nodes_reporting"] = nodes.size();
+  const std::int64_t last_round = rounds.empty() ? -1 : rounds.rbegin()->first;
+  s["rounds"] = last_round + 1;
+  s["rounds_planned"] = planned;
+  bool complete = static_cast<int>(nodes.size()) == n && planned > 0;
+  for (auto& [id, lines] : nodes)
+    if (lines.empty() || lines.back().value("round", std::int64_t{-1}) + 1 != planned)
+      complete = false;
+  s["complete"] = complete;
+
+  double best = NAN;
+  std::int64_t best_round = -1, final_eval = -1;
+  for (const auto& [r, cols] : rounds) {
+    auto it = cols.find("test_acc");
+    if (it == cols.end()) continue;
+    final_eval = r;
+    if (!(it->second.mean() <= best)) {
+      best = it->second.mean();
+      best_round = r;
+    }
+  }
+  json fin;
+  if (final_eval >= 0) {
+    const auto& cols = rounds[final_eval];
+    fin["round"] = final_eval;
+    fin["test_acc_mean"] = number_or_null(cols.at("test_acc").mean());
+    fin["test_acc_min"] = number_or_null(cols.at("test_acc").min);
+    fin["test_acc_max"] = number_or_null(cols.at("test_acc").max);
+  }
+  // Consensus distance of the last round that measured it.
+  for (auto it = rounds.rbegin(); it != rounds.rend(); ++it) {
+    if (auto c = it->second.find("consensus_dist"); c != it->second.end()) {
+      fin["consensus_dist"] = number_or_null(c->second.mean());
+      fin["consensus_round"] = it->first;
+      break;
+    }
+  }
+  if (!rounds.empty()) {
+    const auto& cols = rounds.rbegin()->second;
+    if (auto it = cols.find("loss"); it != cols.end()) fin["loss_mean"] = it->second.mean();
+  }
+  s["final"] = fin;
+  s["best_test_acc_mean"] = number_or_null(best);
+  s["best_round"] = best_round;
+
+  double bytes = 0, ctrl = 0, msgs = 0, skipped = 0, wall = 0;
+  for (auto& [id, lines] : nodes) {
+    if (lines.empty()) continue;
+    const auto& l = lines.back();
+    bytes += l.value("bytes_sent", 0.0);
+    ctrl += l.value("ctrl_bytes", 0.0);
+    msgs += l.value("msgs_sent", 0.0);
+    skipped += l.value("msgs_skipped", 0.0);
+    wall = std::max(wall, l.value("time_s", 0.0));
+  }
+  s["mb_sent"] = bytes / 1e6;
+  s["mb_sent_per_node"] = bytes / 1e6 / std::max<std::size_t>(1, nodes.size());
+  s["ctrl_mb"] = ctrl / 1e6;
+  s["msgs_sent"] = msgs;
+  s["msgs_skipped"] = skipped;
+  // Event-triggered methods: share of synchronizations that sent an update.
+  const double syncs = static_cast<double>(nodes.size()) * static_cast<double>(last_round + 1);
+  s["trigger_rate"] = syncs > 0 ? 1.0 - skipped / syncs : 1.0;
+  s["wall_time_s"] = wall;
+  std::vector<double> per_round;  // slowest node per round
+  for (auto& [r, v] : round_times)
+    if (!v.empty() && r > 0) per_round.push_back(*std::max_element(v.begin(), v.end()));
+  s["round_ms_median"] = number_or_null(1000.0 * median(per_round));
+  // Push-sum: how far the total weight strayed from n over all logged rounds.
+  double dev = 0;
+  bool has_weight = false;
+  for (const auto& [r, cols] : rounds) {
+    if (auto it = cols.find("ps_weight"); it != cols.end() && it->second.count == n) {
+      dev = std::max(dev, std::abs(it->second.sum - n));
+      has_weight = true;
+    }
+  }
+  if (has_weight) s["ps_weight_sum_max_dev"] = dev;
+
+  std::ofstream(fs::path(run_dir) / "summary.json") << s.dump(2) << "\n";
+  return s;
+}
+
+std::string summary_text(const json& s) {
+  std::ostringstream out;
+  out.setf(std::ios::fixed);
+  out.precision(4);
+  out << "run " << s.value("run_id", "") << ": " << s.value("method", "") << " on "
+      << s.value("topology", "") << ", " << s.value("nodes", 0) << " nodes, "
+      << s.value("rounds", 0) << " rounds" << (s.value("complete", false) ? "" : " (incomplete)")
+      << "\n";
+  const auto& f = s["final"];
+  if (f.contains("test_acc_mean") && f["test_acc_mean"].is_number())
+    out << "  final test accuracy  mean " << f["test_acc_mean"].get<double>() << "  min "
+        << f["test_acc_min"].get<double>() << "  max " << f["test_acc_max"].get<double>() << "\n";
+  if (f.contains("consensus_dist") && f["consensus_dist"].is_number())
+    out << "  consensus distance   " << std::scientific << f["consensus_dist"].get<double>()
+        << std::fixed << "\n";
+  out.precision(2);
+  out << "  sent                 " << s.value("mb_sent", 0.0) << " MB method traffic, "
+      << s.value("ctrl_mb", 0.0) << " MB control\n";
+  out << "  wall time            " << s.value("wall_time_s", 0.0) << " s";
+  if (s.contains("round_ms_median") && s["round_ms_median"].is_number())
+    out << " (median round " << s["round_ms_median"].get<double>() << " ms)";
+  out << "\n  results              " << s.value("run_dir", "") << "\n";
+  return out.str();
+}
+
+void write_config_record(const config::Config& c, const std::string& run_dir) {
+  fs::create_directories(run_dir);
+  const auto path = fs::path(run_dir) / "config.json";
+  const auto tmp = fs::path(run_dir) / "config.json.tmp";
+  std::ofstream(tmp) << config_record(c).dump(2) << "\n";
+  fs::rename(tmp, path);
+}
+
+}  // namespace rumor::run

@@ -1,0 +1,87 @@
+// Local training loop pieces; no LibTorch (the model does the tensor work).
+#include "rumor/train/trainer.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+
+#include "rumor/common/error.hpp"
+#include "rumor/common/rng.hpp"
+
+namespace rumor::train {
+namespace {
+enum : std::uint64_t { kStreamBatches = 0x6261746368 };
+}
+
+BatchSampler::BatchSampler(std::vector<std::size_t> shard, std::size_t batch_size, std::uint64_t seed,
+                           std::uint64_t node)
+    : shard_(std::move(shard)), batch_size_(batch_size), seed_(seed), node_(node) {
+  if (shard_.empty()) throw DataError("node " + std::to_string(node) + " has no training samples; check the partition");
+  if (batch_size_ == 0) throw ConfigError("batch_size must be >= 1");
+  reshuffle();
+}
+
+void BatchSampler::reshuffle() {
+  order_ = shard_;
+  Rng rng = Rng::derive(seed_, kStreamBatches, node_, epoch_);
+  for (std::size_t i = order_.size(); i > 1; --i) std::swap(order_[i - 1], order_[rng.below(i)]);
+  pos_ = 0;
+}
+
+std::size_t BatchSampler::batches_per_epoch() const { return std::max<std::size_t>(shard_.size() / batch_size_, 1); }
+
+const std::vector<std::size_t>& BatchSampler::next() {
+  const std::size_t take = std::min(batch_size_, order_.size());
+  if (pos_ + take > order_.size()) {
+    ++epoch_;
+    reshuffle();
+  }
+  batch_.assign(order_.begin() + static_cast<std::ptrdiff_t>(pos_),
+                order_.begin() + static_cast<std::ptrdiff_t>(pos_ + take));
+  pos_ += take;
+  return batch_;
+}
+
+LocalTrainer::LocalTrainer(Model& model, const data::Dataset& dataset, std::vector<std::size_t> shard,
+                           LocalOptimizer& optimizer, std::size_t batch_size, std::uint64_t seed, std::uint64_t node)
+    : model_(model), dataset_(dataset), optimizer_(optimizer), sampler_(std::move(shard), batch_size, seed, node) {
+  std::size_t in_dim = 1;
+  for (auto v : model.input().shape) in_dim *= static_cast<std::size_t>(v);
+  if (in_dim != dataset.dim) {
+    throw ConfigError("model '" + model.name() + "' takes " + std::to_string(in_dim) + " inputs but dataset " +
+                      dataset.name + " has " + std::to_string(dataset.dim) + " features");
+  }
+}
+
+BatchStats LocalTrainer::compute_gradient() {
+  const auto& idx = sampler_.next();
+  const std::size_t d = dataset_.dim;
+  batch_features_.resize(idx.size() * d);
+  batch_labels_.resize(idx.size());
+  for (std::size_t i = 0; i < idx.size(); ++i) {
+    std::memcpy(batch_features_.data() + i * d, dataset_.train.features.data() + idx[i] * d, d * sizeof(float));
+    batch_labels_[i] = dataset_.train.labels[idx[i]];
+  }
+  return model_.forward_backward(batch_features_, batch_labels_);
+}
+
+BatchStats LocalTrainer::step() {
+  BatchStats st = compute_gradient();
+  optimizer_.step(model_.params(), model_.grads());
+  return st;
+}
+
+EvalResult LocalTrainer::evaluate_test() const { return evaluate(dataset_.test); }
+EvalResult LocalTrainer::evaluate(const data::Split& split) const { return train::evaluate(model_, split); }
+
+EvalResult evaluate(const Model& model, const data::Split& split) {
+  EvalResult r;
+  if (split.size() == 0) return r;
+  const BatchStats st = model.evaluate(split.features, split.labels);
+  r.loss = st.loss;
+  r.count = st.count;
+  r.accuracy = static_cast<double>(st.correct) / static_cast<double>(st.count);
+  return r;
+}
+
+}  // namespace rumor::train

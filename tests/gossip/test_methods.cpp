@@ -1,0 +1,202 @@
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "harness.hpp"
+#include "rumor/common/error.hpp"
+#include "rumor/gossip/allreduce.hpp"
+
+using namespace rumor;
+using namespace rumor::gossip;
+using namespace rumor::gossip::testing;
+
+TEST_SUITE("gossip") {
+  TEST_CASE("sgp conserves push-sum mass on a time-varying directed graph") {
+    Sim sim(gen("exponential", 16), "sgp", "fp32", 50);
+    const auto start_mean = sim.mean();
+    const double d0 = sim.consensus_distance();
+    for (int r = 0; r < 24; ++r) {
+      sim.round(r);
+      double weights = 0;
+      for (const auto& m : sim.methods) weights += m->weight();
+      REQUIRE(weights == doctest::Approx(16.0).epsilon(1e-12));
+      CHECK(std::abs(weights - 16.0) < 1e-9);
+    }
+    // The de-biased models converge to the initial average.
+    const auto m = sim.mean();
+    for (std::size_t k = 0; k < m.size(); ++k)
+      CHECK(m[k] == doctest::Approx(start_mean[k]).epsilon(1e-4));
+    CHECK(sim.consensus_distance() < 1e-8 * d0);
+  }
+
+  TEST_CASE("sgp over a lossy codec keeps mass: kept plus decoded equals what was there") {
+    Sim sim(gen("exponential", 8), "sgp", "fp16", 64);
+    // Numerator mass sum_i x_i = sum_i p_i z_i stays at its start value up to fp32 rounding.
+    auto numerator_mass = [&] {
+      std::vector<double> s(64, 0.0);
+      for (std::size_t i = 0; i < sim.models.size(); ++i)
+        for (std::size_t k = 0; k < 64; ++k) s[k] += sim.methods[i]->weight() * sim.models[i][k];
+      return s;
+    };
+    const auto before = numerator_mass();
+    for (int r = 0; r < 12; ++r) sim.round(r);
+    const auto after = numerator_mass();
+    for (std::size_t k = 0; k < 64; ++k)
+      CHECK(after[k] == doctest::Approx(before[k]).epsilon(1e-4));
+  }
+
+  TEST_CASE("sgp overlap absorbs late messages and still conserves weight") {
+    Sim sim(gen("exponential", 8), "sgp", "fp32", 16, {{"overlap", true}, {"tau", 2}});
+    for (int r = 0; r < 10; ++r) sim.round(r);
+    double weights = 0;
+    for (const auto& m : sim.methods) weights += m->weight();
+    CHECK(std::abs(weights - 8.0) < 1e-9);
+  }
+
+  TEST_CASE("dpsgd averaging keeps the mean and reaches consensus at the spectral rate") {
+    const Topology ring = gen("ring", 8);
+    Sim sim(ring, "dpsgd", "fp32", 40);
+    const auto m0 = sim.mean();
+    const double d0 = sim.consensus_distance();
+    for (int r = 0; r < 60; ++r) sim.round(r);
+    const auto m1 = sim.mean();
+    for (std::size_t k = 0; k < m0.size(); ++k)
+      CHECK(m1[k] == doctest::Approx(m0[k]).epsilon(1e-5));
+    // ||x - mean||^2 shrinks at least as fast as slem^(2t) (up to rounding).
+    const double slem = ring.summary().slem;
+    CHECK(sim.consensus_distance() <= d0 * std::pow(slem, 2 * 60) * 1.01 + 1e-12);
+  }
+
+  TEST_CASE("allreduce gives every node the exact mean") {
+    Sim sim(gen("ring", 5), "allreduce", "fp32", 23);
+    const auto m0 = sim.mean();
+    sim.round(0);
+    for (const auto& x : sim.models)
+      for (std::size_t k = 0; k < x.size(); ++k)
+        CHECK(x[k] == doctest::Approx(m0[k]).epsilon(1e-6));
+    // Every node holds the same bits.
+    for (const auto& x : sim.models) CHECK(x == sim.models[0]);
+  }
+
+  TEST_CASE("choco and squarm: public copies agree bit for bit across nodes") {
+    for (const std::string method : {"choco", "squarm"}) {
+      CAPTURE(method);
+      Sim sim(gen("ring", 6), method, "topk:0.25|sign", 32, {{"gamma", 0.3}});
+      for (int r = 0; r < 15; ++r) sim.round(r);
+      // Node i's copy of neighbour j equals j's own public copy.
+      for (int i = 0; i < 6; ++i) {
+        auto bufs_i = sim.methods[i]->buffers();
+        for (auto& [name, span] : bufs_i) {
+          if (name.rfind("hat_", 0) != 0 || name == "hat_self") continue;
+          const int j = std::stoi(name.substr(4));
+          std::span<float> own;
+          for (auto& [n2, s2] : sim.methods[j]->buffers())
+            if (n2 == "hat_self") own = s2;
+          REQUIRE(own.size() == span.size());
+          CHECK(std::memcmp(own.data(), span.data(), own.size_bytes()) == 0);
+        }
+      }
+      // Compressed gossip still contracts the disagreement.
+      CHECK(sim.consensus_distance() < 0.5);
+    }
+  }
+
+  TEST_CASE("squarm trigger suppresses sends when the threshold is high") {
+    constexpr std::size_t d = 2000;
+    Sim low(gen("ring", 4), "squarm", "topk:0.5|sign", d, {{"c0", 0.0}}, true);
+    Sim high(gen("ring", 4), "squarm", "topk:0.5|sign", d, {{"c0", 1e9}}, true);
+    for (auto* sim : {&low, &high}) {
+      for (std::size_t i = 0; i < sim->models.size(); ++i) {
+        std::vector<float> b(d);
+        Rng rng = Rng::derive(3, i);
+        for (auto& v : b) v = static_cast<float>(rng.uniform());
+        sim->work[i] = std::make_unique<Quadratic>(sim->models[i], b, 0.1);
+      }
+      for (int r = 0; r < 10; ++r) sim->round(r);
+    }
+    std::uint64_t skipped_low = 0, skipped_high = 0, sent_high = 0;
+    for (auto& m : low.methods) skipped_low += m->stats().skipped;
+    for (auto& m : high.methods) {
+      skipped_high += m->stats().skipped;
+      sent_high += m->stats().triggered;
+    }
+    CHECK(skipped_high == 40);
+    CHECK(sent_high == 0);
+    CHECK(skipped_low < skipped_high);
+    // Skipped rounds still send a tiny notice, so traffic is far smaller but not zero.
+    CHECK(high.traffic[0].bytes_sent > 0);
+    CHECK(high.traffic[0].bytes_sent * 4 < low.traffic[0].bytes_sent);
+  }
+
+  TEST_CASE("training on quadratics: dpsgd and qgm approach the global optimum") {
+    for (const std::string method : {"dpsgd", "qgm", "sgp"}) {
+      CAPTURE(method);
+      Topology t = method == "sgp" ? gen("exponential", 8) : gen("ring", 8);
+      Sim sim(t, method, "fp32", 8, nlohmann::json::object(), true);
+      std::vector<double> target(8, 0.0);
+      for (std::size_t i = 0; i < 8; ++i) {
+        std::vector<float> b(8);
+        Rng rng = Rng::derive(11, i);
+        for (auto& v : b) v = static_cast<float>(rng.uniform() * 4 - 2);
+        for (std::size_t k = 0; k < 8; ++k) target[k] += b[k] / 8.0;
+        sim.work[i] = std::make_unique<Quadratic>(sim.models[i], b, 0.05);
+      }
+      for (int r = 0; r < 400; ++r) sim.round(r);
+      const auto m = sim.mean();
+      for (std::size_t k = 0; k < 8; ++k) CHECK(m[k] == doctest::Approx(target[k]).epsilon(0.02));
+    }
+  }
+
+  TEST_CASE("methods refuse topologies and codecs they cannot use") {
+    const Topology expo = gen("exponential", 8);
+    MethodContext ctx;
+    ctx.topology = &expo;
+    ctx.codec = codec::make_codec("fp32");
+    try {
+      make_method("dpsgd", ctx);
+      FAIL("expected ConfigError");
+    } catch (const ConfigError& e) {
+      CHECK(std::string(e.what()).find("directed") != std::string::npos);
+      CHECK(std::string(e.what()).find("sgp") != std::string::npos);
+    }
+    const Topology ring = gen("ring", 4);
+    ctx.topology = &ring;
+    ctx.codec = codec::make_codec("qsgd:4");
+    CHECK_THROWS_WITH_AS(make_method("choco", ctx), doctest::Contains("contractive"), ConfigError);
+    CHECK_THROWS_WITH_AS(make_method("dpgsd", ctx), doctest::Contains("did you mean \"dpsgd\""),
+                         ConfigError);
+  }
+
+  TEST_CASE("ring all-reduce sums exactly for any n and dimension") {
+    for (int n : {1, 2, 3, 7}) {
+      for (std::size_t d : {1u, 5u, 64u}) {
+        CAPTURE(n);
+        CAPTURE(d);
+        Topology t = n == 1 ? gen("ring", 2) : gen("ring", std::max(n, 2));
+        if (n == 1) continue;  // a single node needs no exchange
+        net::InProcNetwork network;
+        std::vector<std::unique_ptr<net::Transport>> tr;
+        for (int i = 0; i < n; ++i) tr.push_back(network.make_transport());
+        for (int i = 0; i < n; ++i) tr[i]->start(t, i);
+        std::vector<std::vector<float>> data(n, std::vector<float>(d));
+        std::vector<float> expected(d, 0.0f);
+        std::vector<std::unique_ptr<RingAllreduce>> rings;
+        std::vector<Traffic> traffic(n);
+        std::vector<PeerIo> io;
+        for (int i = 0; i < n; ++i) {
+          for (std::size_t k = 0; k < d; ++k) data[i][k] = static_cast<float>(i * 100 + k);
+          rings.push_back(std::make_unique<RingAllreduce>(i, n));
+          rings[i]->begin(data[i]);
+        }
+        for (std::size_t k = 0; k < d; ++k)
+          for (int i = 0; i < n; ++i) expected[k] += data[i][k];
+        for (int i = 0; i < n; ++i) io.push_back({rings[i].get(), tr[i].get(), &traffic[i]});
+        ThreadPool pool(2);
+        run_phased(io, 0, pool, std::chrono::milliseconds(1000));
+        for (int i = 0; i < n; ++i) CHECK(data[i] == expected);
+        for (auto& x : tr) x->stop();
+      }
+    }
+  }
+}

@@ -1,0 +1,150 @@
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "rumor/common/error.hpp"
+#include "rumor/config/config.hpp"
+#include "rumor/run/run.hpp"
+
+using namespace rumor;
+using nlohmann::json;
+
+namespace {
+
+// A small run on synthetic data: no files needed, a few seconds at most.
+config::Config small(const std::string& method, json topology, std::vector<std::string> sets = {}) {
+  const auto dir = std::filesystem::temp_directory_path() / "rumor_run_tests";
+  json c = {{"name", "t-" + method},
+            {"seed", 5},
+            {"topology", topology},
+            {"method", {{"name", method}}},
+            {"data",
+             {{"dataset", "blobs"},
+              {"train_size", 1600},
+              {"test_size", 400},
+              {"partition", {{"kind", "dirichlet"}, {"alpha", 1.0}}}}},
+            {"model", {{"name", "logreg"}}},
+            {"optimizer", {{"lr", 0.1}}},
+            {"batch_size", 16},
+            {"rounds", 100},
+            {"eval", {{"every", 25}}},
+            {"output", {{"dir", dir.string()}}}};
+  return config::Config::from_json(c, "test", RUMOR_SOURCE_DIR, sets);
+}
+
+json ring(int n) {
+  return {{"gen", "ring"}, {"nodes", n}};
+}
+json expo(int n) {
+  return {{"gen", "exponential"}, {"nodes", n}};
+}
+
+run::RunOptions quiet() {
+  run::RunOptions o;
+  o.progress = false;
+  o.threads = 2;
+  return o;
+}
+
+std::vector<json> read_lines(const std::string& path) {
+  std::vector<json> out;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) out.push_back(json::parse(line));
+  return out;
+}
+
+}  // namespace
+
+TEST_SUITE("run") {
+  TEST_CASE("every method trains in-process and learns the blobs") {
+    for (const std::string m : {"dpsgd", "sgp", "choco", "squarm", "qgm", "allreduce", "local"}) {
+      CAPTURE(m);
+      std::vector<std::string> sets;
+      if (m == "choco" || m == "squarm") sets = {"codec=topk:0.25|sign", "method.gamma=0.3"};
+      const auto cfg = small(m, m == "sgp" ? expo(6) : ring(6), sets);
+      const auto r = run::run_inprocess(cfg, quiet());
+      REQUIRE(r.last_lines.size() == 6);
+      for (const auto& l : r.last_lines) {
+        CHECK(l["round"] == 99);
+        CHECK(l.contains("test_acc"));
+        CHECK(l["test_acc"].get<double>() > 0.4);  // 10 classes: chance is 0.1
+      }
+      CHECK(r.summary["complete"] == true);
+      if (m == "local")
+        CHECK(r.summary["mb_sent"] == 0.0);
+      else
+        CHECK(r.summary["mb_sent"].get<double>() > 0.0);
+    }
+  }
+
+  TEST_CASE("sgp: push-sum weights sum to n within 1e-9 at every logged round") {
+    const auto cfg = small("sgp", expo(8), {"eval.every=1"});
+    const auto r = run::run_inprocess(cfg, quiet());
+    for (int round = 0; round < 100; ++round) {
+      double sum = 0;
+      for (int i = 0; i < 8; ++i) {
+        const auto lines = read_lines(r.run_dir + "/node-" + std::to_string(i) + ".jsonl");
+        REQUIRE(lines.size() == 100);
+        sum += lines[round]["ps_weight"].get<double>();
+      }
+      CHECK(std::abs(sum - 8.0) < 1e-9);
+    }
+    CHECK(r.summary["ps_weight_sum_max_dev"].get<double>() < 1e-9);
+  }
+
+  TEST_CASE("allreduce: every node ends with the same model, the exact mean") {
+    const auto cfg = small("allreduce", ring(5), {"rounds=3", "eval.every=3"});
+    const auto r = run::run_inprocess(cfg, quiet());
+    for (const auto& l : r.last_lines) CHECK(l["consensus_dist"].get<double>() < 1e-10);
+  }
+
+  TEST_CASE("in-process runs are deterministic for a seed") {
+    const auto cfg = small("squarm", ring(4), {"codec=topk:0.1|sign", "rounds=20"});
+    const auto a = run::run_inprocess(cfg, quiet());
+    std::vector<std::vector<json>> first;
+    for (int i = 0; i < 4; ++i)
+      first.push_back(read_lines(a.run_dir + "/node-" + std::to_string(i) + ".jsonl"));
+    const auto b = run::run_inprocess(cfg, quiet());
+    for (int i = 0; i < 4; ++i) {
+      auto second = read_lines(b.run_dir + "/node-" + std::to_string(i) + ".jsonl");
+      REQUIRE(second.size() == first[i].size());
+      for (std::size_t k = 0; k < second.size(); ++k) {
+        auto x = first[i][k], y = second[k];
+        x.erase("time_s");
+        y.erase("time_s");
+        CHECK(x == y);
+      }
+    }
+  }
+
+  TEST_CASE("task average: consensus distance decays and the run directory is complete") {
+    const auto cfg =
+        small("dpsgd", ring(8), {"task=average", "average.dim=100", "rounds=40", "eval.every=5"});
+    const auto r = run::run_inprocess(cfg, quiet());
+    const auto lines = read_lines(r.run_dir + "/node-0.jsonl");
+    double prev = INFINITY;
+    for (const auto& l : lines) {
+      if (!l.contains("consensus_dist")) continue;
+      CHECK(l["consensus_dist"].get<double>() < prev);
+      prev = l["consensus_dist"].get<double>();
+      CHECK_FALSE(l.contains("test_acc"));
+    }
+    for (const char* f :
+         {"config.json", "summary.json", "summary.csv", "node-7.jsonl", "node-7.log"})
+      CHECK(std::filesystem::exists(std::filesystem::path(r.run_dir) / f));
+    json record;
+    std::ifstream(std::filesystem::path(r.run_dir) / "config.json") >> record;
+    CHECK(record["rumor"]["run_id"] == cfg.run_id());
+    CHECK(record["rumor"].contains("git_revision"));
+  }
+
+  TEST_CASE("a method's requirements are checked against the config") {
+    CHECK_THROWS_WITH_AS(run::run_inprocess(small("dpsgd", expo(4)), quiet()),
+                         doctest::Contains("undirected"), ConfigError);
+    CHECK_THROWS_WITH_AS(run::run_inprocess(small("choco", ring(4), {"codec=qsgd:4"}), quiet()),
+                         doctest::Contains("contractive"), ConfigError);
+  }
+}
