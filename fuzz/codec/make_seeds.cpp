@@ -24,10 +24,18 @@ int main(int argc, char** argv) {
       std::vector<float> x(t.dim, 0.0f);
       for (std::size_t i = 0; i < t.dim; ++i) {
         switch (n) {
-          case 0: x[i] = std::sin(0.1f * static_cast<float>(i)); break;
-          case 1: x[i] = 1.0f / static_cast<float>(i + 1); break;
-          case 2: x[i] = (i % 7 == 0) ? -3.0f : 0.0f; break;
-          default: x[i] = 0.0f; break;
+          case 0:
+            x[i] = std::sin(0.1f * static_cast<float>(i));
+            break;
+          case 1:
+            x[i] = 1.0f / static_cast<float>(i + 1);
+            break;
+          case 2:
+            x[i] = (i % 7 == 0) ? -3.0f : 0.0f;
+            break;
+          default:
+            x[i] = 0.0f;
+            break;
         }
       }
       rumor::codec::Bytes b;

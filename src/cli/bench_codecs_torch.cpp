@@ -81,7 +81,8 @@ Timing minmax8(std::span<const float> x, int repeats) {
     q = ((t - lo) / scale).round_().to(torch::kUInt8);
   });
   torch::Tensor y;
-  std::tie(out.decode_s, out.decode_cpu_s) = time_median(repeats, [&] { y = q.to(torch::kFloat32).mul_(scale).add_(lo); });
+  std::tie(out.decode_s, out.decode_cpu_s) =
+      time_median(repeats, [&] { y = q.to(torch::kFloat32).mul_(scale).add_(lo); });
   out.rel_error = ((y - t).norm() / t.norm()).item<double>();
   return out;
 }

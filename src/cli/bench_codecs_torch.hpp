@@ -6,8 +6,8 @@
 namespace rumor::cli::bench_torch {
 
 struct Timing {
-  double encode_s = 0;  // median seconds
-  double decode_s = 0;  // median seconds (0 when not applicable)
+  double encode_s = 0;      // median seconds
+  double decode_s = 0;      // median seconds (0 when not applicable)
   double encode_cpu_s = 0;  // the same, in this thread's CPU time
   double decode_cpu_s = 0;
   double rel_error = 0;

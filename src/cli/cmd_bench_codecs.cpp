@@ -2,8 +2,8 @@
 // baselines measured in the same run. One thread throughout.
 #include <algorithm>
 #include <chrono>
-#include <ctime>
 #include <cmath>
+#include <ctime>
 #include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -159,8 +159,8 @@ void print_table(const nlohmann::json& r) {
     std::cout << std::left << std::setw(28) << j["name"].get<std::string>() << std::right
               << std::fixed << std::setprecision(3) << std::setw(12) << j.value("encode_gbps", 0.0)
               << std::setw(12) << j.value("decode_gbps", 0.0) << std::setw(14)
-              << j.value("encode_gbps_cpu", 0.0) << std::setw(12) << j.value("bits_per_param", 0.0) << std::setw(12) << j.value("rel_error", 0.0)
-              << "\n";
+              << j.value("encode_gbps_cpu", 0.0) << std::setw(12) << j.value("bits_per_param", 0.0)
+              << std::setw(12) << j.value("rel_error", 0.0) << "\n";
   };
   for (const auto& j : r["codecs"]) row(j);
   for (const auto& j : r["baselines"]) row(j);

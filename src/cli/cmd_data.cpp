@@ -27,27 +27,30 @@ struct PartitionArgs {
   bool json = false;
 };
 
-void print_partition_table(const data::Dataset& ds, const data::Partition& p, const data::PartitionStats& st,
-                           const PartitionArgs& a, std::ostream& out) {
-  out << ds.name << ": " << ds.train.size() << " training samples, " << ds.num_classes << " classes, "
-      << p.num_nodes() << " nodes, partition " << a.partition.kind;
+void print_partition_table(const data::Dataset& ds, const data::Partition& p,
+                           const data::PartitionStats& st, const PartitionArgs& a,
+                           std::ostream& out) {
+  out << ds.name << ": " << ds.train.size() << " training samples, " << ds.num_classes
+      << " classes, " << p.num_nodes() << " nodes, partition " << a.partition.kind;
   if (a.partition.kind == "dirichlet") out << " (alpha " << a.partition.alpha << ")";
   out << ", seed " << a.partition.seed << "\n";
   constexpr std::size_t kBar = 24;
   const std::size_t id_w = std::to_string(p.num_nodes() - 1).size();
   const std::size_t size_w = std::max<std::size_t>(std::to_string(st.size_max).size(), 4);
-  out << std::setw(static_cast<int>(id_w + 5)) << "node" << "  " << std::setw(static_cast<int>(size_w)) << "size"
+  out << std::setw(static_cast<int>(id_w + 5)) << "node"
+      << "  " << std::setw(static_cast<int>(size_w)) << "size"
       << "  " << std::left << std::setw(kBar) << "" << std::right << "  per-class counts\n";
   for (std::size_t i = 0; i < p.num_nodes(); ++i) {
     const std::size_t size = p.nodes[i].size();
     const std::size_t len = st.size_max ? (size * kBar + st.size_max / 2) / st.size_max : 0;
-    out << std::setw(static_cast<int>(id_w + 5)) << i << "  " << std::setw(static_cast<int>(size_w)) << size << "  "
-        << std::string(len, '#') << std::string(kBar - len, '.') << "  ";
+    out << std::setw(static_cast<int>(id_w + 5)) << i << "  " << std::setw(static_cast<int>(size_w))
+        << size << "  " << std::string(len, '#') << std::string(kBar - len, '.') << "  ";
     for (std::size_t c = 0; c < st.counts[i].size(); ++c) out << (c ? " " : "") << st.counts[i][c];
     out << "\n";
   }
-  out << std::setprecision(4) << "size min " << st.size_min << ", max " << st.size_max << ", mean " << st.size_mean
-      << "; label_skew " << st.label_skew << " (mean total-variation distance to the global label mix; 0 = IID)\n";
+  out << std::setprecision(4) << "size min " << st.size_min << ", max " << st.size_max << ", mean "
+      << st.size_mean << "; label_skew " << st.label_skew
+      << " (mean total-variation distance to the global label mix; 0 = IID)\n";
 }
 
 void run_partition(const PartitionArgs& a) {
@@ -55,8 +58,8 @@ void run_partition(const PartitionArgs& a) {
   dopt.data_dir = a.data_dir;
   dopt.seed = a.partition.seed;
   const data::Dataset ds = data::load_dataset(a.dataset, dopt);
-  const data::Partition p =
-      data::make_partition({ds.train.labels, ds.num_classes, ds.train.groups}, a.nodes, a.partition);
+  const data::Partition p = data::make_partition({ds.train.labels, ds.num_classes, ds.train.groups},
+                                                 a.nodes, a.partition);
   const auto st = data::partition_stats(p, ds.train.labels, ds.num_classes);
   if (!a.json) {
     print_partition_table(ds, p, st, a, std::cout);
@@ -89,9 +92,12 @@ void run_train(const std::string& path, const std::vector<std::string>& override
   text << in.rdbuf();
   train::CentralizedOptions o = train::parse_centralized_config(text.str(), path, overrides);
   train::set_compute_threads(globals().threads);
-  const auto r = train::train_centralized(o, [](const std::string& line) { std::cout << line << "\n" << std::flush; });
-  log::info("done: ", r.rounds, " rounds, ", r.steps, " steps (", r.epochs, " epochs) in ", r.seconds,
-            " s; test_acc ", r.test_accuracy, ", test_loss ", r.test_loss, "; run directory ", r.run_dir);
+  const auto r = train::train_centralized(o, [](const std::string& line) {
+    std::cout << line << "\n" << std::flush;
+  });
+  log::info("done: ", r.rounds, " rounds, ", r.steps, " steps (", r.epochs, " epochs) in ",
+            r.seconds, " s; test_acc ", r.test_accuracy, ", test_loss ", r.test_loss,
+            "; run directory ", r.run_dir);
 }
 
 struct BenchArgs {
@@ -107,21 +113,30 @@ void run_bench_step(const BenchArgs& a) {
   const train::ModelInput input{{1, 28, 28}, 10};
   const std::string blas = train::loaded_blas();
   nlohmann::json models = nlohmann::json::array();
-  if (!a.json) std::cout << "BLAS: " << blas << "\nthreads: " << globals().threads << ", batch " << a.batch << "\n";
+  if (!a.json)
+    std::cout << "BLAS: " << blas << "\nthreads: " << globals().threads << ", batch " << a.batch
+              << "\n";
   for (const auto& name : a.models) {
     train::ModelSpec spec;
     spec.name = name;
     const auto r = train::bench_step(spec, input, a.batch, a.seconds);
-    models.push_back({{"model", name}, {"params", r.params}, {"steps_per_s", r.steps_per_s}, {"steps", r.steps},
+    models.push_back({{"model", name},
+                      {"params", r.params},
+                      {"steps_per_s", r.steps_per_s},
+                      {"steps", r.steps},
                       {"seconds", r.seconds}});
     if (!a.json) {
-      std::cout << std::left << std::setw(9) << name << std::right << std::setw(10) << r.params << " params  "
-                << std::fixed << std::setprecision(1) << std::setw(9) << r.steps_per_s << " steps/s\n"
+      std::cout << std::left << std::setw(9) << name << std::right << std::setw(10) << r.params
+                << " params  " << std::fixed << std::setprecision(1) << std::setw(9)
+                << r.steps_per_s << " steps/s\n"
                 << std::defaultfloat;
     }
   }
   if (a.json) {
-    std::cout << nlohmann::json{{"blas", blas}, {"threads", globals().threads}, {"batch", a.batch}, {"models", models}}
+    std::cout << nlohmann::json{{"blas", blas},
+                                {"threads", globals().threads},
+                                {"batch", a.batch},
+                                {"models", models}}
                      .dump()
               << "\n";
   }
@@ -133,47 +148,63 @@ void add_data_commands(CLI::App& app) {
   auto* data_cmd = app.add_subcommand("data", "inspect datasets and their partitions over nodes");
   data_cmd->require_subcommand(1);
   static PartitionArgs pa;
-  auto* part = data_cmd->add_subcommand(
-      "partition",
-      "show how a dataset's training split is divided over nodes (the same on every node for a seed)\n"
-      "Example: rumor data partition --dataset fashion-mnist --nodes 8 --partition dirichlet --alpha 0.1");
-  part->add_option("--dataset", pa.dataset, "fashion-mnist, idx:DIR, blobs, leaf-synthetic or csv:FILE")
+  auto* part = data_cmd->add_subcommand("partition",
+                                        "show how a dataset's training split is divided over nodes "
+                                        "(the same on every node for a seed)\n"
+                                        "Example: rumor data partition --dataset fashion-mnist "
+                                        "--nodes 8 --partition dirichlet --alpha 0.1");
+  pa.dataset = data::default_dataset();
+  part->add_option("--dataset", pa.dataset,
+                   "fashion-mnist, idx:DIR, blobs, leaf-synthetic or csv:FILE")
       ->capture_default_str();
-  part->add_option("--data-dir", pa.data_dir, "directory of the IDX files (default /usr/share/datasets/fashion-mnist)");
-  part->add_option("--nodes", pa.nodes, "number of nodes")->required()->check(CLI::Range(1, 1000000));
+  part->add_option("--data-dir", pa.data_dir,
+                   "directory of the IDX files (default /usr/share/datasets/fashion-mnist)");
+  part->add_option("--nodes", pa.nodes, "number of nodes")
+      ->required()
+      ->check(CLI::Range(1, 1000000));
   part->add_option("--partition", pa.partition.kind, "iid, dirichlet, shards, quantity or natural")
       ->capture_default_str();
-  part->add_option("--alpha", pa.partition.alpha, "dirichlet concentration (0.1 skewed, 100 near IID)")
+  part->add_option("--alpha", pa.partition.alpha,
+                   "dirichlet concentration (0.1 skewed, 100 near IID)")
       ->capture_default_str();
-  part->add_option("--min-size", pa.partition.min_size, "dirichlet/quantity: minimum samples per node")
+  part->add_option("--min-size", pa.partition.min_size,
+                   "dirichlet/quantity: minimum samples per node")
       ->capture_default_str();
   part->add_option("--shards", pa.partition.shards_per_node, "shards: label-sorted shards per node")
       ->capture_default_str();
   part->add_option("--seed", pa.partition.seed, "seed shared by all nodes")->capture_default_str();
-  part->add_flag("--json", pa.json, "print one JSON document: {nodes: [{id, size, counts}], stats: {...}}");
+  part->add_flag("--json", pa.json,
+                 "print one JSON document: {nodes: [{id, size, counts}], stats: {...}}");
   part->callback([] { run_partition(pa); });
 }
 
 void add_train_commands(CLI::App& app) {
   static std::string path;
   static std::vector<std::string> overrides;
-  auto* train_cmd = app.add_subcommand(
-      "train",
-      "centralized baseline: one process trains on all the data, writing metrics lines (node 0) to stdout and\n"
-      "to OUTPUT_DIR/<run id>/node-0.jsonl\nExample: rumor train configs/quickstart.json --set optimizer.lr=0.05");
+  auto* train_cmd = app.add_subcommand("train",
+                                       "centralized baseline: one process trains on all the data, "
+                                       "writing metrics lines (node 0) to stdout and\n"
+                                       "to OUTPUT_DIR/<run id>/node-0.jsonl\nExample: rumor train "
+                                       "configs/quickstart.json --set optimizer.lr=0.05");
   train_cmd->add_option("config", path, "experiment config (JSON)")->required();
-  train_cmd->add_option("--set", overrides, "override a key, e.g. --set epochs=5 (value parsed as JSON, else string)");
+  train_cmd->add_option("--set", overrides,
+                        "override a key, e.g. --set epochs=5 (value parsed as JSON, else string)");
   train_cmd->callback([] { run_train(path, overrides); });
 }
 
 void add_bench_step(CLI::App& bench) {
   static BenchArgs ba;
   auto* step = bench.add_subcommand(
-      "step", "local training steps per second per model (random Fashion-MNIST-shaped batches)\n"
-              "Example: rumor bench step --json --threads 1");
+      "step",
+      "local training steps per second per model (random Fashion-MNIST-shaped batches)\n"
+      "Example: rumor bench step --json --threads 1");
   step->add_option("--models", ba.models, "models to time")->capture_default_str();
-  step->add_option("--batch", ba.batch, "batch size")->capture_default_str()->check(CLI::Range(1, 65536));
-  step->add_option("--seconds", ba.seconds, "time per model")->capture_default_str()->check(CLI::Range(0.01, 600.0));
+  step->add_option("--batch", ba.batch, "batch size")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 65536));
+  step->add_option("--seconds", ba.seconds, "time per model")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 600.0));
   step->add_flag("--json", ba.json, "print {\"blas\", \"models\": [{\"model\", \"steps_per_s\"}]}");
   step->callback([] { run_bench_step(ba); });
 }

@@ -18,6 +18,8 @@ struct RunArgs {
   bool inprocess = false;
   bool dry_run = false;
   bool no_progress = false;
+  bool resume = false;     // node: continue from the run directory's checkpoints
+  std::string resume_dir;  // launch: the run directory to continue
 };
 
 void dry_run(const RunArgs& a) {
@@ -54,10 +56,13 @@ void add_run_commands(CLI::App& app) {
   node->add_option("config", node_args.config, "experiment config (JSON)")->required();
   node->add_option("--id", node_args.id, "this node's id");
   node->add_option("--set", node_args.sets, "override a config key: key=value (repeatable)");
+  node->add_flag("--resume", node_args.resume,
+                 "continue from the last round every node has checkpointed");
   node->callback([] {
     const auto cfg = config::Config::load(node_args.config, node_args.sets);
     run::RunOptions o;
     o.threads = globals().threads;
+    o.resume = node_args.resume;
     run::run_node(cfg, run::node_id_from_env(node_args.id), o);
   });
 
@@ -69,7 +74,10 @@ void add_run_commands(CLI::App& app) {
       "Ctrl-C stops all peers and keeps what was written. Results: output.dir/<run id>/.\n\n"
       "Examples:\n  rumor launch experiments/quickstart.json\n"
       "  rumor launch experiments/quickstart.json --inprocess --set method.name=dpsgd");
-  launch->add_option("config", launch_args.config, "experiment config (JSON)")->required();
+  launch->add_option("config", launch_args.config, "experiment config (JSON)");
+  launch->add_option("--resume", launch_args.resume_dir,
+                     "continue this run directory from the last round every peer has "
+                     "checkpointed (checkpoint.every)");
   launch->add_option("--set", launch_args.sets, "override a config key: key=value (repeatable)");
   launch->add_flag("--inprocess", launch_args.inprocess,
                    "all peers in this process over the in-process transport");
@@ -77,11 +85,16 @@ void add_run_commands(CLI::App& app) {
                    "print the resolved config, topology and partition, then exit");
   launch->add_flag("--no-progress", launch_args.no_progress, "no live progress line");
   launch->callback([] {
+    if (launch_args.config.empty() == launch_args.resume_dir.empty())
+      throw ConfigError("launch: give either a config file or --resume RUNDIR");
     if (launch_args.dry_run) return dry_run(launch_args);
     if (launch_args.inprocess) {
-      const auto cfg = config::Config::load(launch_args.config, launch_args.sets);
+      const bool resume = !launch_args.resume_dir.empty();
+      const auto cfg = resume ? run::recorded_config(launch_args.resume_dir)
+                              : config::Config::load(launch_args.config, launch_args.sets);
       run::RunOptions o;
       o.progress = !launch_args.no_progress;
+      o.resume = resume;
       const auto r = run::run_inprocess(cfg, o);
       std::cout << run::summary_text(r.summary);
       return;
@@ -89,6 +102,7 @@ void add_run_commands(CLI::App& app) {
     run::LaunchOptions o;
     o.config_path = launch_args.config;
     o.overrides = launch_args.sets;
+    o.resume_dir = launch_args.resume_dir;
     o.progress = !launch_args.no_progress;
     const int code = run::launch(o);
     if (code != 0) throw CLI::RuntimeError(code);

@@ -118,7 +118,8 @@ void expect_args(std::string_view spec, const Stage& s, std::size_t max_pos,
       bad(spec, s.name + ": unknown flag \"" + f + "\" (usage: " + usage + ")");
     }
   }
-  for (const auto& [k, v] : s.opts) {
+  for (const auto& opt : s.opts) {
+    const std::string& k = opt.first;  // (clang 14 cannot capture structured bindings)
     if (std::find_if(opts.begin(), opts.end(), [&](const char* o) { return k == o; }) ==
         opts.end()) {
       bad(spec, s.name + ": unknown option \"" + k + "\" (usage: " + usage + ")");

@@ -20,6 +20,13 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
 }
 
 std::string nearest(std::string_view word, const std::vector<std::string>& candidates) {
+  // A candidate that the word extends (a typo at the end: "lrate" for "lr") wins outright.
+  std::string longest_prefix;
+  for (const auto& c : candidates)
+    if (c.size() > longest_prefix.size() && c.size() >= 2 && word.substr(0, c.size()) == c &&
+        word.size() > c.size())
+      longest_prefix = c;
+  if (!longest_prefix.empty()) return longest_prefix;
   std::string best;
   std::size_t best_d = static_cast<std::size_t>(-1);
   for (const auto& c : candidates) {

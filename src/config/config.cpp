@@ -194,6 +194,9 @@ const std::vector<KeyInfo>& keys() {
       {"network.base_port", "int|null", nullptr,
        "move every node to base_port + id (launch picks one)"},
       {"on_peer_failure", "string", "stop", "stop: a dead peer stops the run"},
+      {"faults.kill_node", "int|null", nullptr,
+       "fault injection: this node kills itself (SIGKILL) after round faults.kill_round"},
+      {"faults.kill_round", "int", 0, "fault injection: the round after which kill_node dies"},
       {"output.dir", "string", "runs", "runs are written to output.dir/<run id>/"},
   };
   return k;
@@ -279,6 +282,8 @@ Config Config::from_json(const nlohmann::json& user_in, const std::string& origi
   if (!user_in.is_object() && !user_in.is_null())
     throw ConfigError(origin + ": a config must be a JSON object");
   nlohmann::json user = user_in.is_null() ? nlohmann::json::object() : user_in;
+  // A run's config.json carries provenance under "rumor"; it is not part of the config.
+  user.erase("rumor");
   for (const auto& o : overrides) apply_override(user, o);
   validate(user, "", origin);
 
@@ -319,9 +324,12 @@ Config Config::from_json(const nlohmann::json& user_in, const std::string& origi
     throw ConfigError(origin + ": \"name\" must not contain '/', '\\' or spaces");
 
   c.resolved_ = resolved;
+  // Where results go is not part of what the run is: hosts may mount it differently.
+  nlohmann::json identity = resolved;
+  identity.erase("output");
   c.run_id_ = resolved["name"].get<std::string>() + "-s" +
               std::to_string(resolved["seed"].get<std::int64_t>()) + "-" +
-              sha256_hex(resolved.dump()).substr(0, 8);
+              sha256_hex(identity.dump()).substr(0, 8);
   return c;
 }
 

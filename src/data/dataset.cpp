@@ -25,11 +25,13 @@ std::string find_idx(const std::string& dir, const std::string& name, bool defau
   }
   std::string msg = "dataset file " + (fs::path(dir) / (name + ".gz")).string() + " not found";
   if (default_dir) {
-    msg += "; install it with `apt-get install dataset-fashion-mnist`, or point --data-dir / "
-           "data.data_dir at a directory holding the four MNIST-format IDX files";
+    msg +=
+        "; install it with `apt-get install dataset-fashion-mnist`, or point --data-dir / "
+        "data.data_dir at a directory holding the four MNIST-format IDX files";
   } else {
-    msg += "; the directory must hold train-images-idx3-ubyte, train-labels-idx1-ubyte, "
-           "t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (optionally .gz)";
+    msg +=
+        "; the directory must hold train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+        "t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (optionally .gz)";
   }
   throw DataError(msg);
 }
@@ -46,7 +48,8 @@ Split read_idx_split(const std::string& images_path, const std::string& labels_p
   if (s.size() == 2) s.insert(s.begin(), 1);  // [H, W] -> [C=1, H, W]
   std::size_t d = 1;
   for (auto v : s) d *= static_cast<std::size_t>(v);
-  if (dim != 0 && d != dim) throw DataError("IDX images in " + images_path + " differ in size from the train set");
+  if (dim != 0 && d != dim)
+    throw DataError("IDX images in " + images_path + " differ in size from the train set");
   dim = d;
   shape = s;
   Split split;
@@ -118,8 +121,9 @@ Dataset load_idx_dir(const std::string& dir, const std::string& name, bool defau
   Dataset ds;
   ds.name = name;
   ds.source = dir;
-  ds.train = read_idx_split(find_idx(dir, "train-images-idx3-ubyte", default_dir),
-                            find_idx(dir, "train-labels-idx1-ubyte", default_dir), ds.dim, ds.shape);
+  ds.train =
+      read_idx_split(find_idx(dir, "train-images-idx3-ubyte", default_dir),
+                     find_idx(dir, "train-labels-idx1-ubyte", default_dir), ds.dim, ds.shape);
   ds.test = read_idx_split(find_idx(dir, "t10k-images-idx3-ubyte", default_dir),
                            find_idx(dir, "t10k-labels-idx1-ubyte", default_dir), ds.dim, ds.shape);
   ds.num_classes = max_label_plus_one(ds);
@@ -157,8 +161,8 @@ Dataset make_blobs(const DatasetOptions& options) {
       const auto c = static_cast<std::int32_t>(rng.below(static_cast<std::uint64_t>(o.classes)));
       split.labels[i] = c;
       for (std::size_t j = 0; j < o.dim; ++j) {
-        split.features[i * o.dim + j] =
-            static_cast<float>(means[static_cast<std::size_t>(c) * o.dim + j] + detail::normal(rng));
+        split.features[i * o.dim + j] = static_cast<float>(
+            means[static_cast<std::size_t>(c) * o.dim + j] + detail::normal(rng));
       }
     }
   };
@@ -184,12 +188,13 @@ Dataset make_leaf(const DatasetOptions& o) {
   ds.dim = oo.dim;
   ds.shape = {static_cast<std::int64_t>(oo.dim)};
   ds.num_classes = oo.classes;
-  ds.source = "LEAF synthetic(" + std::to_string(o.leaf_alpha) + ", " + std::to_string(o.leaf_beta) +
-              "), " + std::to_string(oo.users) + " users";
+  ds.source = "LEAF synthetic(" + std::to_string(o.leaf_alpha) + ", " +
+              std::to_string(o.leaf_beta) + "), " + std::to_string(oo.users) + " users";
   const std::size_t d = oo.dim;
   const auto k = static_cast<std::size_t>(oo.classes);
   std::vector<double> sigma(d);
-  for (std::size_t j = 0; j < d; ++j) sigma[j] = std::pow(static_cast<double>(j + 1), -0.6);  // sqrt(j^-1.2)
+  for (std::size_t j = 0; j < d; ++j)
+    sigma[j] = std::pow(static_cast<double>(j + 1), -0.6);  // sqrt(j^-1.2)
   Rng rng = Rng::derive(o.seed, detail::kStreamLeaf);
   std::vector<double> w(k * d), b(k), v(d), x(d), logits(k);
   for (int user = 0; user < oo.users; ++user) {
@@ -200,7 +205,8 @@ Dataset make_leaf(const DatasetOptions& o) {
     for (double& e : v) e = bb + detail::normal(rng);
     const double ln = std::exp(4.0 + 2.0 * detail::normal(rng));
     const std::size_t n = 50 + static_cast<std::size_t>(std::min(ln, 1950.0));
-    const auto n_test = static_cast<std::size_t>(std::floor(static_cast<double>(n) * o.test_fraction));
+    const auto n_test =
+        static_cast<std::size_t>(std::floor(static_cast<double>(n) * o.test_fraction));
     for (std::size_t i = 0; i < n; ++i) {
       for (std::size_t j = 0; j < d; ++j) x[j] = v[j] + sigma[j] * detail::normal(rng);
       std::size_t best = 0;
@@ -268,7 +274,8 @@ Dataset load_csv(const std::string& path, const DatasetOptions& o) {
   if (!o.test_file.empty()) {
     read_csv(o.test_file, test_rows);
     if (test_rows[0].size() != train_rows[0].size()) {
-      throw DataError("CSV test file " + o.test_file + " has a different column count than " + path);
+      throw DataError("CSV test file " + o.test_file + " has a different column count than " +
+                      path);
     }
   } else {
     if (!(o.test_fraction > 0.0 && o.test_fraction < 1.0)) {
@@ -278,9 +285,11 @@ Dataset load_csv(const std::string& path, const DatasetOptions& o) {
     detail::shuffle(train_rows, rng);
     const auto n_test = std::max<std::size_t>(
         1, static_cast<std::size_t>(static_cast<double>(train_rows.size()) * o.test_fraction));
-    if (n_test >= train_rows.size()) throw DataError("CSV file " + path + " is too small to hold out a test set");
-    test_rows.assign(std::make_move_iterator(train_rows.end() - static_cast<std::ptrdiff_t>(n_test)),
-                     std::make_move_iterator(train_rows.end()));
+    if (n_test >= train_rows.size())
+      throw DataError("CSV file " + path + " is too small to hold out a test set");
+    test_rows.assign(
+        std::make_move_iterator(train_rows.end() - static_cast<std::ptrdiff_t>(n_test)),
+        std::make_move_iterator(train_rows.end()));
     train_rows.resize(train_rows.size() - n_test);
   }
   // Labels: distinct values of the train file, sorted, mapped to 0..k-1.
@@ -307,7 +316,8 @@ Dataset load_csv(const std::string& path, const DatasetOptions& o) {
   };
   fill(ds.train, train_rows, path);
   fill(ds.test, test_rows, o.test_file.empty() ? path : o.test_file);
-  if (ds.num_classes < 2) throw DataError("CSV file " + path + " has fewer than two distinct labels");
+  if (ds.num_classes < 2)
+    throw DataError("CSV file " + path + " has fewer than two distinct labels");
   if (o.normalize) normalize_columns(ds);
   return ds;
 }
@@ -337,6 +347,15 @@ Dataset load_dataset(std::string_view spec, const DatasetOptions& options) {
   log::debug("dataset ", ds.name, ": ", ds.train.size(), " train, ", ds.test.size(), " test, dim ",
              ds.dim, ", ", ds.num_classes, " classes (", ds.source, ")");
   return ds;
+}
+
+std::string default_dataset() {
+  const fs::path dir(kFashionMnistDir);
+  for (const char* f : {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"}) {
+    if (!fs::exists(dir / (std::string(f) + ".gz")) && !fs::exists(dir / f)) return "blobs";
+  }
+  return "fashion-mnist";
 }
 
 std::vector<std::string> dataset_names() {

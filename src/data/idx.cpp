@@ -23,8 +23,8 @@ void read_exact(gzFile f, void* out, std::size_t n, const std::string& path) {
     const unsigned chunk = n > (1u << 30) ? (1u << 30) : static_cast<unsigned>(n);
     const int got = gzread(f, p, chunk);
     if (got <= 0) {
-      throw DataError("IDX file " + path + " is truncated or corrupt (wanted " +
-                      std::to_string(n) + " more bytes); re-download or reinstall it");
+      throw DataError("IDX file " + path + " is truncated or corrupt (wanted " + std::to_string(n) +
+                      " more bytes); re-download or reinstall it");
     }
     p += got;
     n -= static_cast<std::size_t>(got);

@@ -9,8 +9,8 @@
 #include <numeric>
 
 #include "random.hpp"
-#include "rumor/data/dataset.hpp"
 #include "rumor/common/error.hpp"
+#include "rumor/data/dataset.hpp"
 
 namespace rumor::data {
 namespace {
@@ -79,7 +79,8 @@ Partition dirichlet(const PartitionInput& in, std::size_t n, const PartitionOpti
   if (o.max_attempts < 1) throw ConfigError("dirichlet partition: max_attempts must be >= 1");
   if (n * o.min_size > in.labels.size()) {
     throw DataError("dirichlet partition: " + std::to_string(n) + " nodes x min_size " +
-                    std::to_string(o.min_size) + " exceeds the " + std::to_string(in.labels.size()) +
+                    std::to_string(o.min_size) + " exceeds the " +
+                    std::to_string(in.labels.size()) +
                     " training samples; lower min_size or use fewer nodes");
   }
   Rng rng = partition_rng(o);
@@ -105,7 +106,8 @@ Partition dirichlet(const PartitionInput& in, std::size_t n, const PartitionOpti
         acc += p[j] / sum;
         const std::size_t end =
             j + 1 == n ? c.size()
-                       : std::min(c.size(), static_cast<std::size_t>(std::llround(acc * static_cast<double>(c.size()))));
+                       : std::min(c.size(), static_cast<std::size_t>(
+                                                std::llround(acc * static_cast<double>(c.size()))));
         const std::size_t e = std::max(end, start);
         part.nodes[j].insert(part.nodes[j].end(), c.begin() + static_cast<std::ptrdiff_t>(start),
                              c.begin() + static_cast<std::ptrdiff_t>(e));
@@ -130,7 +132,8 @@ Partition shards(const PartitionInput& in, std::size_t n, const PartitionOptions
   const std::size_t total = n * o.shards_per_node;
   if (total > in.labels.size()) {
     throw DataError("shards partition: " + std::to_string(total) + " shards but only " +
-                    std::to_string(in.labels.size()) + " samples; use fewer shards per node or nodes");
+                    std::to_string(in.labels.size()) +
+                    " samples; use fewer shards per node or nodes");
   }
   by_class(in);  // validates labels
   Rng rng = partition_rng(o);
@@ -170,7 +173,8 @@ Partition quantity(const PartitionInput& in, std::size_t n, const PartitionOptio
   std::vector<std::size_t> sizes(n);
   std::size_t used = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    sizes[i] = o.min_size + static_cast<std::size_t>(std::floor(static_cast<double>(rest) * w[i] / sum));
+    sizes[i] =
+        o.min_size + static_cast<std::size_t>(std::floor(static_cast<double>(rest) * w[i] / sum));
     used += sizes[i];
   }
   for (std::size_t i = 0; used < total; i = (i + 1) % n, ++used) ++sizes[i];
@@ -182,8 +186,9 @@ Partition quantity(const PartitionInput& in, std::size_t n, const PartitionOptio
 // The dataset's own groups (e.g. LEAF users), dealt to nodes in a seeded order.
 Partition natural(const PartitionInput& in, std::size_t n, const PartitionOptions& o) {
   if (in.groups.size() != in.labels.size()) {
-    throw ConfigError("natural partition: this dataset has no natural groups; use leaf-synthetic or "
-                      "another partition kind");
+    throw ConfigError(
+        "natural partition: this dataset has no natural groups; use leaf-synthetic or "
+        "another partition kind");
   }
   std::map<std::int32_t, Indices> groups;
   for (std::size_t i = 0; i < in.groups.size(); ++i) groups[in.groups[i]].push_back(i);
@@ -208,8 +213,11 @@ Partition natural(const PartitionInput& in, std::size_t n, const PartitionOption
 
 struct Registry {
   std::mutex mu;
-  std::map<std::string, PartitionFn> fns{
-      {"iid", iid}, {"dirichlet", dirichlet}, {"shards", shards}, {"quantity", quantity}, {"natural", natural}};
+  std::map<std::string, PartitionFn> fns{{"iid", iid},
+                                         {"dirichlet", dirichlet},
+                                         {"shards", shards},
+                                         {"quantity", quantity},
+                                         {"natural", natural}};
 };
 Registry& registry() {
   static Registry r;
@@ -232,7 +240,8 @@ std::vector<std::string> partitioner_names() {
   return names;
 }
 
-Partition make_partition(const PartitionInput& input, std::size_t num_nodes, const PartitionOptions& options) {
+Partition make_partition(const PartitionInput& input, std::size_t num_nodes,
+                         const PartitionOptions& options) {
   if (num_nodes == 0) throw ConfigError("partition: need at least one node");
   if (input.num_classes < 1) throw ConfigError("partition: dataset has no classes");
   PartitionFn fn;
@@ -248,7 +257,8 @@ Partition make_partition(const PartitionInput& input, std::size_t num_nodes, con
     fn = it->second;
   }
   Partition p = fn(input, num_nodes, options);
-  if (p.nodes.size() != num_nodes) throw Error("partitioner '" + options.kind + "' returned the wrong node count");
+  if (p.nodes.size() != num_nodes)
+    throw Error("partitioner '" + options.kind + "' returned the wrong node count");
   return p;
 }
 
@@ -281,7 +291,9 @@ PartitionStats partition_stats(const Partition& partition, std::span<const std::
     ++non_empty;
   }
   st.label_skew = non_empty ? skew_sum / static_cast<double>(non_empty) : 0.0;
-  st.size_mean = partition.nodes.empty() ? 0.0 : static_cast<double>(size_sum) / static_cast<double>(partition.nodes.size());
+  st.size_mean = partition.nodes.empty()
+                     ? 0.0
+                     : static_cast<double>(size_sum) / static_cast<double>(partition.nodes.size());
   return st;
 }
 

@@ -88,11 +88,10 @@ class Choco : public Method {
     skipped_ = s.value("skipped", std::uint64_t{0});
     triggered_ = s.value("triggered", std::uint64_t{0});
   }
-  std::vector<std::pair<std::string, std::span<float>>> buffers() override {
-    std::vector<std::pair<std::string, std::span<float>>> out{{"hat_self", hat_self_}};
-    for (auto& [j, h] : hats_) out.push_back({"hat_" + std::to_string(j), h});
-    if (auto e = encoder_.encoder().memory(); !e.empty())
-      out.push_back({"ef_memory", std::span<float>(const_cast<float*>(e.data()), e.size())});
+  std::vector<StateBuffer> state_buffers() override {
+    std::vector<StateBuffer> out{vector_state("hat_self", hat_self_)};
+    for (auto& [j, h] : hats_) out.push_back(vector_state("hat_" + std::to_string(j), h));
+    encoder_.add_state(out, "ef_memory");
     return out;
   }
 

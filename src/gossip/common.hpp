@@ -10,6 +10,11 @@
 
 namespace rumor::gossip {
 
+// A checkpoint buffer backed by a vector the method owns.
+inline Method::StateBuffer vector_state(const std::string& name, std::vector<float>& v) {
+  return {name, v, [&v](std::span<const float> s) { v.assign(s.begin(), s.end()); }};
+}
+
 inline codec::CodecContext codec_ctx(const MethodContext& ctx, std::int64_t round, int sender) {
   return {ctx.seed, static_cast<std::uint64_t>(round), static_cast<std::uint64_t>(sender)};
 }
@@ -30,6 +35,12 @@ class PayloadEncoder {
     return net::Payload::share(std::shared_ptr<const codec::Bytes>(buffer_));
   }
   codec::Encoder& encoder() { return *encoder_; }
+  // Error-feedback memory as checkpoint state (nothing when the codec keeps none).
+  void add_state(std::vector<Method::StateBuffer>& out, const std::string& name) {
+    if (encoder_ && !encoder_->memory().empty())
+      out.push_back({name, encoder_->memory(),
+                     [this](std::span<const float> m) { encoder_->set_memory(m); }});
+  }
 
  private:
   std::unique_ptr<codec::Encoder> encoder_;

@@ -26,6 +26,11 @@ class Dpsgd : public Method {
   std::vector<Outgoing> produce(std::int64_t round, int stage) override;
   std::vector<Expected> expect(std::int64_t round, int stage) const override;
   void absorb(std::int64_t round, int stage, std::vector<net::Message>& received) override;
+  std::vector<StateBuffer> state_buffers() override {
+    std::vector<StateBuffer> out;
+    encoder_.add_state(out, "ef_memory");
+    return out;
+  }
 
  protected:
   bool combine_then_adapt_ = false;

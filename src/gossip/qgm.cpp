@@ -53,8 +53,10 @@ class Qgm : public Dpsgd {
       m_[k] = mu * m_[k] + scale * (start_[k] - model_[k]);
   }
 
-  std::vector<std::pair<std::string, std::span<float>>> buffers() override {
-    return {{"qgm_momentum", m_}};
+  std::vector<StateBuffer> state_buffers() override {
+    auto out = Dpsgd::state_buffers();
+    out.push_back(vector_state("qgm_momentum", m_));
+    return out;
   }
 
  private:

@@ -100,8 +100,10 @@ class Sgp : public Method {
     p_ = s.at("ps_weight").get<double>();
     debias();
   }
-  std::vector<std::pair<std::string, std::span<float>>> buffers() override {
-    return {{"sgp_numerator", x_}};
+  std::vector<StateBuffer> state_buffers() override {
+    std::vector<StateBuffer> out{vector_state("sgp_numerator", x_)};
+    encoder_.add_state(out, "ef_memory");
+    return out;
   }
 
  private:

@@ -21,7 +21,8 @@ RunResult run_inprocess(const config::Config& cfg, const RunOptions& options) {
   const Topology topology = topology_of(cfg);
   const int n = topology.size();
   const std::string run_dir = cfg.run_dir();
-  if (options.write_files) {
+  const std::int64_t resume_round = options.resume ? resume_point(run_dir, n) : -1;
+  if (options.write_files && !options.resume) {
     std::filesystem::create_directories(run_dir);
     write_config_record(cfg, run_dir);
   }
@@ -50,6 +51,7 @@ RunResult run_inprocess(const config::Config& cfg, const RunOptions& options) {
     s.transport = transports[i].get();
     s.run_dir = run_dir;
     s.write_files = options.write_files;
+    s.resume_round = resume_round;
     peers[i] = std::make_unique<Peer>(s);
   });
 
@@ -58,7 +60,8 @@ RunResult run_inprocess(const config::Config& cfg, const RunOptions& options) {
       static_cast<std::int64_t>(cfg.get<double>("network.round_timeout_s") * 1000));
   Progress progress(rounds, options.progress);
   double last_acc = -1;
-  for (std::int64_t r = 0; r < rounds; ++r) {
+  std::int64_t r = resume_round + 1;
+  for (; r < rounds; ++r) {
     pool.parallel_for(n, [&](std::size_t i) { peers[i]->local(r); });
     std::vector<gossip::PeerIo> io;
     for (auto& p : peers) io.push_back(p->method_io());
@@ -71,7 +74,10 @@ RunResult run_inprocess(const config::Config& cfg, const RunOptions& options) {
       }
       gossip::run_phased(io, r, pool, timeout);
     }
-    pool.parallel_for(n, [&](std::size_t i) { peers[i]->finish_round(r); });
+    pool.parallel_for(n, [&](std::size_t i) {
+      peers[i]->finish_round(r);
+      if (peers[i]->checkpoint_due(r)) peers[i]->save_checkpoint(r);
+    });
 
     nlohmann::json mean = {{"round", r}};
     double loss = 0, acc = 0, bytes = 0;
@@ -93,9 +99,10 @@ RunResult run_inprocess(const config::Config& cfg, const RunOptions& options) {
     }
     if (options.on_round) options.on_round(r, mean);
     progress.update(r + 1, loss / n, last_acc, bytes / 1e6);
+    if (r == options.stop_after) break;
   }
   progress.finish();
-  if (options.write_files)
+  if (options.write_files && r >= rounds)
     peers[0]->save_average_model((std::filesystem::path(run_dir) / "model.pt").string());
   for (auto& t : transports) t->stop();
 

@@ -119,7 +119,14 @@ void stop_children(const std::vector<pid_t>& pids, const std::vector<bool>& aliv
 
 int launch(const LaunchOptions& o) {
   std::vector<std::string> overrides = o.overrides;
-  config::Config cfg = config::Config::load(o.config_path, overrides);
+  std::string config_path = o.config_path;
+  const bool resume = !o.resume_dir.empty();
+  if (resume) {
+    // Continue a recorded run: its own config.json, results where they are.
+    config_path = (fs::path(o.resume_dir) / "config.json").string();
+    overrides = {"output.dir=" + recorded_config(o.resume_dir).get<std::string>("output.dir")};
+  }
+  config::Config cfg = config::Config::load(config_path, overrides);
   Topology topology = topology_of(cfg);
   if (!topology.ports_explicit()) {
     // The file leaves ports to us: keep the default range when it is free, else find one.
@@ -133,13 +140,17 @@ int launch(const LaunchOptions& o) {
       base = 30000 + static_cast<int>(rng.below(30000));
     }
     overrides.push_back("network.base_port=" + std::to_string(base));
-    cfg = config::Config::load(o.config_path, overrides);
+    cfg = config::Config::load(config_path, overrides);
     topology = topology_of(cfg);
   }
   const int n = topology.size();
   const std::string run_dir = cfg.run_dir();
   fs::create_directories(run_dir);
-  write_config_record(cfg, run_dir);
+  if (resume) {
+    std::cerr << "launch: resuming after round " << resume_point(run_dir, n) + 1 << "\n";
+  } else {
+    write_config_record(cfg, run_dir);
+  }
   const bool stop_on_failure = cfg.get<std::string>("on_peer_failure") == "stop";
 
   char exe[4096];
@@ -173,6 +184,7 @@ int launch(const LaunchOptions& o) {
       args.push_back("--set");
       args.push_back(s);
     }
+    if (resume) args.push_back("--resume");
     const pid_t pid = ::fork();
     if (pid < 0) throw Error("launch: fork failed: " + std::string(std::strerror(errno)));
     if (pid == 0) {

@@ -1,4 +1,6 @@
 // One peer per process over TCP (`rumor node`, and each process `rumor launch` starts).
+#include <signal.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -41,7 +43,8 @@ RunResult run_node(const config::Config& cfg, int id, const RunOptions& options)
                       "' (ids 0.." + std::to_string(topology.size() - 1) + ")");
   const std::string run_dir = cfg.run_dir();
   std::filesystem::create_directories(run_dir);
-  if (id == 0) write_config_record(cfg, run_dir);
+  const std::int64_t resume_round = options.resume ? resume_point(run_dir, topology.size()) : -1;
+  if (id == 0 && !options.resume) write_config_record(cfg, run_dir);
   if (!std::getenv("RUMOR_LAUNCHED"))
     log::set_file(
         (std::filesystem::path(run_dir) / ("node-" + std::to_string(id) + ".log")).string());
@@ -60,8 +63,7 @@ RunResult run_node(const config::Config& cfg, int id, const RunOptions& options)
   });
   const auto& me = topology.node(id);
   log::info("run ", cfg.run_id(), ": node ", id, " of ", topology.size(), " on ", me.host, ":",
-            me.port, ", connecting to ", transport.peers(net::LinkKind::kData).size(),
-            " neighbours");
+            me.port, ", connecting to ", topology.peers(id).size(), " neighbours");
   transport.start(topology, id);
   transport.wait_connected();
   log::info("all links up");
@@ -74,12 +76,13 @@ RunResult run_node(const config::Config& cfg, int id, const RunOptions& options)
   s.shard = std::move(shard);
   s.transport = &transport;
   s.run_dir = run_dir;
+  s.resume_round = resume_round;
   Peer peer(s);
 
   const std::int64_t rounds = cfg.get<std::int64_t>("rounds");
   const auto timeout = std::chrono::milliseconds(
       static_cast<std::int64_t>(cfg.get<double>("network.round_timeout_s") * 1000));
-  for (std::int64_t r = 0; r < rounds; ++r) {
+  for (std::int64_t r = resume_round + 1; r < rounds; ++r) {
     peer.local(r);
     gossip::run_blocking(peer.method_io(), r, timeout);
     if (peer.eval_round(r)) {
@@ -87,6 +90,11 @@ RunResult run_node(const config::Config& cfg, int id, const RunOptions& options)
       gossip::run_blocking(peer.eval_io(), r, timeout);
     }
     peer.finish_round(r);
+    if (peer.checkpoint_due(r)) peer.save_checkpoint(r);
+    if (cfg.at("faults.kill_node") == id && cfg.get<std::int64_t>("faults.kill_round") == r) {
+      log::warn("fault injection: killing this node after round ", r + 1);
+      ::raise(SIGKILL);
+    }
   }
   if (id == 0) peer.save_average_model((std::filesystem::path(run_dir) / "model.pt").string());
 

@@ -1,9 +1,12 @@
 #include "rumor/run/peer.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include "rumor/codec/codec.hpp"
 #include "rumor/common/error.hpp"
@@ -54,6 +57,32 @@ class NoWork : public gossip::LocalWork {
   bool trains() const override { return false; }
 };
 
+namespace fs = std::filesystem;
+constexpr char kCheckpointMagic[8] = {'R', 'U', 'M', 'O', 'R', 'C', 'K', '1'};
+
+fs::path checkpoint_path(const std::string& run_dir, int id, std::int64_t round) {
+  return fs::path(run_dir) / "checkpoints" /
+         ("node-" + std::to_string(id) + "-r" + std::to_string(round) + ".ckpt");
+}
+
+// Keeps the metrics lines up to `round` (a resumed run rewrites what came after).
+void cut_metrics(const fs::path& path, std::int64_t round) {
+  std::ifstream in(path);
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    try {
+      if (nlohmann::json::parse(line).value("round", std::int64_t{-1}) > round) break;
+    } catch (const nlohmann::json::exception&) {
+      break;  // a line cut short by the crash
+    }
+    kept += line + "\n";
+  }
+  in.close();
+  const fs::path tmp = path.string() + ".tmp";
+  std::ofstream(tmp, std::ios::trunc) << kept;
+  fs::rename(tmp, path);
+}
+
 std::uint32_t codec_tag(const std::string& name) {
   std::uint32_t h = 2166136261u;  // FNV-1a: a stable tag both sides derive from the spec
   for (unsigned char ch : name) h = (h ^ ch) * 16777619u;
@@ -89,6 +118,8 @@ struct Peer::Impl {
   std::int64_t steps = 0;
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
   std::ofstream metrics_file, log_file;
+  std::string run_dir;
+  double time_offset = 0;  // seconds already run before a resume
   nlohmann::json last;
 
   Impl(const PeerSetup& s)
@@ -110,7 +141,9 @@ Peer::Peer(const PeerSetup& s) : impl_(std::make_unique<Impl>(s)) {
   if (s.write_files) {
     std::filesystem::create_directories(s.run_dir);
     const auto base = std::filesystem::path(s.run_dir);
-    p.metrics_file.open(base / ("node-" + std::to_string(p.id) + ".jsonl"), std::ios::trunc);
+    const auto metrics_path = base / ("node-" + std::to_string(p.id) + ".jsonl");
+    if (s.resume_round >= 0) cut_metrics(metrics_path, s.resume_round);
+    p.metrics_file.open(metrics_path, s.resume_round >= 0 ? std::ios::app : std::ios::trunc);
     p.log_file.open(base / ("node-" + std::to_string(p.id) + ".log"), std::ios::app);
     if (!p.metrics_file || !p.log_file)
       throw Error("node " + std::to_string(p.id) + ": cannot write to run directory " + s.run_dir);
@@ -158,6 +191,8 @@ Peer::Peer(const PeerSetup& s) : impl_(std::make_unique<Impl>(s)) {
   p.method = gossip::make_method(method_name, ctx);
   p.method->init(p.model_span);
   p.average.assign(p.model_span.size(), 0.0f);
+  p.run_dir = s.run_dir;
+  if (s.resume_round >= 0) load_checkpoint(s.resume_round);
   log("node " + std::to_string(p.id) + " ready: method " + method_name + ", codec " +
       ctx.codec->name() + ", " + std::to_string(p.model_span.size()) + " parameters" +
       (p.train ? ", " + std::to_string(s.shard.size()) + " training samples" : std::string()));
@@ -201,6 +236,7 @@ gossip::PeerIo Peer::eval_io() {
 void Peer::finish_round(std::int64_t round) {
   Impl& p = *impl_;
   const auto elapsed =
+      p.time_offset +
       std::chrono::duration<double>(std::chrono::steady_clock::now() - p.start).count();
   nlohmann::json line = {{"node", p.id}, {"round", round}, {"step", p.steps}, {"time_s", elapsed}};
   if (p.train) {
@@ -252,6 +288,152 @@ void Peer::save_average_model(const std::string& path) const {
                                 p.cfg.get<std::uint64_t>("seed"));
   std::copy(p.average.begin(), p.average.end(), m->params().begin());
   m->save(path);
+}
+
+bool Peer::checkpoint_due(std::int64_t round) const {
+  const auto every = impl_->cfg.get<std::int64_t>("checkpoint.every");
+  return every > 0 && (round + 1) % every == 0 && impl_->metrics_file.is_open();
+}
+
+namespace {
+struct NamedSpan {
+  std::string name;
+  std::span<const float> data;
+  std::function<void(std::span<const float>)> restore;
+};
+
+// Everything a checkpoint holds besides its JSON header, in file order.
+std::vector<NamedSpan> checkpoint_buffers(Peer::Impl& p) {
+  std::vector<NamedSpan> out;
+  out.push_back({"model", p.model_span, [&p](std::span<const float> v) {
+                   std::copy(v.begin(), v.end(), p.model_span.begin());
+                 }});
+  if (p.optimizer && !p.optimizer->momentum_buffer().empty()) {
+    out.push_back({"momentum", p.optimizer->momentum_buffer(), [&p](std::span<const float> v) {
+                     std::copy(v.begin(), v.end(), p.optimizer->momentum_buffer().begin());
+                   }});
+  }
+  for (auto& b : p.method->state_buffers()) out.push_back({b.name, b.data, b.restore});
+  return out;
+}
+}  // namespace
+
+void Peer::save_checkpoint(std::int64_t round) {
+  Impl& p = *impl_;
+  const auto path = checkpoint_path(p.run_dir, p.id, round);
+  fs::create_directories(path.parent_path());
+  const auto buffers = checkpoint_buffers(p);
+  nlohmann::json meta = {
+      {"node", p.id},
+      {"round", round},
+      {"steps", p.steps},
+      {"optimizer_steps", p.optimizer ? p.optimizer->steps() : 0},
+      {"time_s", p.last.value("time_s", 0.0)},
+      {"method", p.method->name()},
+      {"method_state", p.method->save_state()},
+      {"traffic",
+       {p.method_traffic.bytes_sent, p.method_traffic.bytes_recv, p.method_traffic.msgs_sent,
+        p.method_traffic.msgs_recv, p.ctrl_traffic.bytes_sent, p.ctrl_traffic.bytes_recv,
+        p.ctrl_traffic.msgs_sent, p.ctrl_traffic.msgs_recv}},
+      {"buffers", nlohmann::json::array()}};
+  for (const auto& b : buffers)
+    meta["buffers"].push_back({{"name", b.name}, {"size", b.data.size()}});
+  const std::string header = meta.dump();
+  const fs::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    const std::uint64_t len = header.size();
+    out.write(kCheckpointMagic, sizeof kCheckpointMagic);
+    out.write(reinterpret_cast<const char*>(&len), sizeof len);
+    out.write(header.data(), static_cast<std::streamsize>(header.size()));
+    for (const auto& b : buffers)
+      out.write(reinterpret_cast<const char*>(b.data.data()),
+                static_cast<std::streamsize>(b.data.size_bytes()));
+    out.flush();
+    if (!out)
+      throw Error("node " + std::to_string(p.id) + ": cannot write checkpoint " + tmp.string());
+  }
+  fs::rename(tmp, path);  // atomic: a crash leaves the old checkpoint or the new one
+  const auto rounds = checkpoint_rounds(p.run_dir, p.id);
+  for (std::size_t i = 0; i + 2 < rounds.size(); ++i)
+    fs::remove(checkpoint_path(p.run_dir, p.id, rounds[i]));
+}
+
+void Peer::load_checkpoint(std::int64_t round) {
+  Impl& p = *impl_;
+  const auto path = checkpoint_path(p.run_dir, p.id, round);
+  std::ifstream in(path, std::ios::binary);
+  const std::string where = "node " + std::to_string(p.id) + ": checkpoint " + path.string();
+  if (!in) throw Error(where + " not found; resume from a round every node has saved");
+  char magic[8];
+  std::uint64_t len = 0;
+  in.read(magic, 8);
+  in.read(reinterpret_cast<char*>(&len), sizeof len);
+  if (!in || std::memcmp(magic, kCheckpointMagic, 8) != 0 || len > (1u << 26))
+    throw Error(where + " is not a rumor checkpoint");
+  std::string header(len, '\0');
+  in.read(header.data(), static_cast<std::streamsize>(len));
+  const auto meta = nlohmann::json::parse(header);
+  if (meta.at("method") != p.method->name())
+    throw Error(where + " was written by method " + meta.at("method").get<std::string>() +
+                ", not " + p.method->name());
+  auto buffers = checkpoint_buffers(p);
+  const auto& listed = meta.at("buffers");
+  if (listed.size() != buffers.size())
+    throw Error(where + " holds " + std::to_string(listed.size()) + " buffers, this run needs " +
+                std::to_string(buffers.size()) + "; was the config changed?");
+  std::vector<float> tmp;
+  for (std::size_t i = 0; i < buffers.size(); ++i) {
+    if (listed[i].at("name") != buffers[i].name || listed[i].at("size") != buffers[i].data.size())
+      throw Error(where + ": buffer " + listed[i].at("name").get<std::string>() +
+                  " does not match this run's " + buffers[i].name + "; was the config changed?");
+    tmp.resize(buffers[i].data.size());
+    in.read(reinterpret_cast<char*>(tmp.data()),
+            static_cast<std::streamsize>(tmp.size() * sizeof(float)));
+    if (!in) throw Error(where + " is truncated");
+    buffers[i].restore(tmp);
+  }
+  p.method->load_state(meta.at("method_state"));
+  p.steps = meta.at("steps").get<std::int64_t>();
+  if (p.optimizer) {
+    p.optimizer->restore_steps(meta.at("optimizer_steps").get<std::size_t>());
+    p.trainer->skip_batches(meta.at("optimizer_steps").get<std::size_t>());
+  }
+  const auto& t = meta.at("traffic");
+  p.method_traffic = {t[0], t[1], t[2], t[3]};
+  p.ctrl_traffic = {t[4], t[5], t[6], t[7]};
+  p.time_offset = meta.at("time_s").get<double>();
+  log("resumed from the checkpoint of round " + std::to_string(round + 1));
+}
+
+std::vector<std::int64_t> checkpoint_rounds(const std::string& run_dir, int id) {
+  std::vector<std::int64_t> rounds;
+  const fs::path dir = fs::path(run_dir) / "checkpoints";
+  if (!fs::is_directory(dir)) return rounds;
+  const std::string prefix = "node-" + std::to_string(id) + "-r";
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string f = e.path().filename().string();
+    if (f.rfind(prefix, 0) != 0 || e.path().extension() != ".ckpt") continue;
+    try {
+      rounds.push_back(std::stoll(f.substr(prefix.size())));
+    } catch (const std::exception&) {
+      // not one of ours
+    }
+  }
+  std::sort(rounds.begin(), rounds.end());
+  return rounds;
+}
+
+std::int64_t common_checkpoint(const std::string& run_dir, int n) {
+  std::vector<std::int64_t> common = checkpoint_rounds(run_dir, 0);
+  for (int i = 1; i < n && !common.empty(); ++i) {
+    const auto mine = checkpoint_rounds(run_dir, i);
+    std::vector<std::int64_t> both;
+    std::set_intersection(common.begin(), common.end(), mine.begin(), mine.end(),
+                          std::back_inserter(both));
+    common = both;
+  }
+  return common.empty() ? -1 : common.back();
 }
 
 std::span<const float> Peer::model() const {

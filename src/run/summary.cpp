@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "rumor/common/error.hpp"
+#include "rumor/run/peer.hpp"
 #include "rumor/run/run.hpp"
 #include "rumor/run/setup.hpp"
 
@@ -232,6 +233,31 @@ std::string summary_text(const json& s) {
     out << " (median round " << s["round_ms_median"].get<double>() << " ms)";
   out << "\n  results              " << s.value("run_dir", "") << "\n";
   return out.str();
+}
+
+std::int64_t resume_point(const std::string& run_dir, int n) {
+  const std::int64_t r = common_checkpoint(run_dir, n);
+  if (r < 0)
+    throw Error(run_dir + ": no checkpoint that every one of the " + std::to_string(n) +
+                " nodes has saved; was checkpoint.every set? (checkpoints/ holds them)");
+  return r;
+}
+
+config::Config recorded_config(const std::string& run_dir) {
+  const auto path = (fs::path(run_dir) / "config.json").string();
+  if (!fs::exists(path)) throw Error(run_dir + ": no config.json; is this a run directory?");
+  // Results stay where they are, wherever the run was started from.
+  fs::path dir = fs::absolute(run_dir).lexically_normal();
+  if (dir.filename().empty()) dir = dir.parent_path();  // "runs/x/"
+  const std::string parent = dir.parent_path().string();
+  auto c = config::Config::load(path, {"output.dir=" + parent});
+  json recorded;
+  std::ifstream(path) >> recorded;
+  const std::string id = recorded.contains("rumor") ? recorded["rumor"].value("run_id", "") : "";
+  if (!id.empty() && id != c.run_id())
+    throw Error(path + " resolves to run id " + c.run_id() + ", not " + id +
+                " as recorded; was it edited?");
+  return c;
 }
 
 void write_config_record(const config::Config& c, const std::string& run_dir) {

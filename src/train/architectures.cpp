@@ -83,8 +83,10 @@ struct Cnn : Net {
   nn::Linear fc1{nullptr}, fc2{nullptr};
   Cnn(const std::vector<std::int64_t>& shape, std::int64_t classes, int channels, bool norm) {
     const std::int64_t c = channels;
-    conv1 = register_module("conv1", nn::Conv2d(nn::Conv2dOptions(shape[0], c, 5).padding(2).bias(!norm)));
-    conv2 = register_module("conv2", nn::Conv2d(nn::Conv2dOptions(c, 2 * c, 5).padding(2).bias(!norm)));
+    conv1 = register_module("conv1",
+                            nn::Conv2d(nn::Conv2dOptions(shape[0], c, 5).padding(2).bias(!norm)));
+    conv2 =
+        register_module("conv2", nn::Conv2d(nn::Conv2dOptions(c, 2 * c, 5).padding(2).bias(!norm)));
     if (norm) {
       gn1 = register_module("gn1", group_norm(c));
       gn2 = register_module("gn2", group_norm(2 * c));
@@ -108,12 +110,15 @@ struct BasicBlock : nn::Module {
   nn::Conv2d conv1{nullptr}, conv2{nullptr}, shortcut{nullptr};
   nn::GroupNorm gn1{nullptr}, gn2{nullptr}, gn_shortcut{nullptr};
   BasicBlock(std::int64_t in, std::int64_t out, std::int64_t stride) {
-    conv1 = register_module("conv1", nn::Conv2d(nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false)));
+    conv1 = register_module(
+        "conv1", nn::Conv2d(nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false)));
     gn1 = register_module("gn1", group_norm(out));
-    conv2 = register_module("conv2", nn::Conv2d(nn::Conv2dOptions(out, out, 3).padding(1).bias(false)));
+    conv2 =
+        register_module("conv2", nn::Conv2d(nn::Conv2dOptions(out, out, 3).padding(1).bias(false)));
     gn2 = register_module("gn2", group_norm(out));
     if (stride != 1 || in != out) {
-      shortcut = register_module("shortcut", nn::Conv2d(nn::Conv2dOptions(in, out, 1).stride(stride).bias(false)));
+      shortcut = register_module(
+          "shortcut", nn::Conv2d(nn::Conv2dOptions(in, out, 1).stride(stride).bias(false)));
       gn_shortcut = register_module("gn_shortcut", group_norm(out));
     }
   }
@@ -133,7 +138,8 @@ struct ResNet8 : Net {
   std::shared_ptr<BasicBlock> block1, block2, block3;
   nn::Linear fc{nullptr};
   ResNet8(std::int64_t in_channels, std::int64_t classes, std::int64_t width) {
-    stem = register_module("stem", nn::Conv2d(nn::Conv2dOptions(in_channels, width, 3).padding(1).bias(false)));
+    stem = register_module(
+        "stem", nn::Conv2d(nn::Conv2dOptions(in_channels, width, 3).padding(1).bias(false)));
     gn_stem = register_module("gn_stem", group_norm(width));
     block1 = register_module("block1", std::make_shared<BasicBlock>(width, width, 1));
     block2 = register_module("block2", std::make_shared<BasicBlock>(width, 2 * width, 2));
@@ -150,9 +156,10 @@ struct ResNet8 : Net {
 
 void require_image(const ModelSpec& spec, const ModelInput& input) {
   if (input.shape.size() != 3 || input.shape[1] < 4 || input.shape[2] < 4) {
-    throw ConfigError("model '" + spec.name +
-                      "' needs image data (per-sample shape C x H x W, at least 4 x 4); this dataset "
-                      "has flat features: use model 'mlp' or 'logreg'");
+    throw ConfigError(
+        "model '" + spec.name +
+        "' needs image data (per-sample shape C x H x W, at least 4 x 4); this dataset "
+        "has flat features: use model 'mlp' or 'logreg'");
   }
 }
 
@@ -171,20 +178,24 @@ std::shared_ptr<Net> build_net(const ModelSpec& spec, const ModelInput& input) {
   if (spec.name == "cnn") {
     require_image(spec, input);
     if (spec.norm != "group" && spec.norm != "none") {
-      throw ConfigError("model 'cnn': norm must be 'group' or 'none' (BatchNorm is not supported: its "
-                        "statistics are not gossiped), got '" + spec.norm + "'");
+      throw ConfigError(
+          "model 'cnn': norm must be 'group' or 'none' (BatchNorm is not supported: its "
+          "statistics are not gossiped), got '" +
+          spec.norm + "'");
     }
     if (spec.channels < 1) throw ConfigError("model 'cnn': channels must be >= 1");
     return std::make_shared<Cnn>(input.shape, classes, spec.channels, spec.norm == "group");
   }
   if (spec.name == "resnet8") {
     require_image(spec, input);
-    // resnet8's width: 16 unless the spec asks otherwise (ModelSpec::channels defaults to cnn's 32).
+    // resnet8's width: 16 unless the spec asks otherwise (ModelSpec::channels defaults to cnn's
+    // 32).
     const int width = spec.channels == ModelSpec{}.channels ? 16 : spec.channels;
     if (width < 1) throw ConfigError("model 'resnet8': channels must be >= 1");
     return std::make_shared<ResNet8>(input.shape[0], classes, width);
   }
-  throw ConfigError("unknown model '" + spec.name + "'; valid: logreg, mlp, cnn, resnet8, torchscript");
+  throw ConfigError("unknown model '" + spec.name +
+                    "'; valid: logreg, mlp, cnn, resnet8, torchscript");
 }
 
 }  // namespace rumor::train::detail

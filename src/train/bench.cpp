@@ -8,7 +8,8 @@
 
 namespace rumor::train {
 
-StepBench bench_step(const ModelSpec& spec, const ModelInput& input, std::size_t batch, double seconds) {
+StepBench bench_step(const ModelSpec& spec, const ModelInput& input, std::size_t batch,
+                     double seconds) {
   auto model = Model::create(spec, input, 1);
   std::size_t dim = 1;
   for (auto v : input.shape) dim *= static_cast<std::size_t>(v);
@@ -16,7 +17,8 @@ StepBench bench_step(const ModelSpec& spec, const ModelInput& input, std::size_t
   std::vector<float> x(batch * dim);
   for (float& v : x) v = rng.uniform_float() * 2.0f - 1.0f;
   std::vector<std::int32_t> y(batch);
-  for (auto& l : y) l = static_cast<std::int32_t>(rng.below(static_cast<std::uint64_t>(input.num_classes)));
+  for (auto& l : y)
+    l = static_cast<std::int32_t>(rng.below(static_cast<std::uint64_t>(input.num_classes)));
   OptimizerOptions oo;
   oo.lr = 0.01;
   oo.momentum = 0.9;

@@ -51,9 +51,13 @@ void ensure_blas_core(char** argv) {
   auto corename = reinterpret_cast<GetString>(::dlsym(RTLD_DEFAULT, "openblas_get_corename"));
   if (!corename) return;
   std::string core = corename();
-  std::transform(core.begin(), core.end(), core.begin(), [](unsigned char c) { return std::tolower(c); });
-  static const char* const kGeneric[] = {"prescott", "core2", "penryn", "dunnington", "nehalem", "sandybridge"};
-  if (std::none_of(std::begin(kGeneric), std::end(kGeneric), [&](const char* g) { return core == g; })) return;
+  std::transform(core.begin(), core.end(), core.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  static const char* const kGeneric[] = {"prescott",   "core2",   "penryn",
+                                         "dunnington", "nehalem", "sandybridge"};
+  if (std::none_of(std::begin(kGeneric), std::end(kGeneric),
+                   [&](const char* g) { return core == g; }))
+    return;
   const char* better = nullptr;
   if (__builtin_cpu_supports("avx512f")) {
     better = "SkylakeX";

@@ -38,7 +38,9 @@ std::size_t edit_distance(const std::string& a, const std::string& b) {
 // Rejects keys of `obj` outside `allowed`, naming the nearest valid one.
 void check_keys(const json& obj, const std::string& where, const std::vector<std::string>& allowed,
                 const std::string& origin) {
-  if (!obj.is_object()) throw ConfigError(origin + ": " + (where.empty() ? "the config" : where) + " must be a JSON object");
+  if (!obj.is_object())
+    throw ConfigError(origin + ": " + (where.empty() ? "the config" : where) +
+                      " must be a JSON object");
   for (const auto& [key, _] : obj.items()) {
     if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) continue;
     std::string best;
@@ -47,27 +49,31 @@ void check_keys(const json& obj, const std::string& where, const std::vector<std
       const std::size_t d = edit_distance(key, a);
       if (d < best_d) best_d = d, best = a;
     }
-    throw ConfigError(origin + ": unknown key '" + (where.empty() ? "" : where + ".") + key + "'" +
-                      (best.empty() ? "" : "; did you mean '" + (where.empty() ? "" : where + ".") + best + "'?"));
+    throw ConfigError(
+        origin + ": unknown key '" + (where.empty() ? "" : where + ".") + key + "'" +
+        (best.empty() ? ""
+                      : "; did you mean '" + (where.empty() ? "" : where + ".") + best + "'?"));
   }
 }
 
 template <typename T>
-void read(const json& obj, const char* key, T& out, const std::string& where, const std::string& origin) {
+void read(const json& obj, const char* key, T& out, const std::string& where,
+          const std::string& origin) {
   auto it = obj.find(key);
   if (it == obj.end() || it->is_null()) return;
   try {
     out = it->get<T>();
   } catch (const json::exception&) {
-    throw ConfigError(origin + ": key '" + where + (where.empty() ? "" : ".") + key + "' has the wrong type (" +
-                      std::string(it->type_name()) + ")");
+    throw ConfigError(origin + ": key '" + where + (where.empty() ? "" : ".") + key +
+                      "' has the wrong type (" + std::string(it->type_name()) + ")");
   }
 }
 
 void apply_override(json& root, const std::string& assignment, const std::string& origin) {
   const auto eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0) {
-    throw ConfigError("--set '" + assignment + "': expected KEY=VALUE, e.g. --set optimizer.lr=0.05");
+    throw ConfigError("--set '" + assignment +
+                      "': expected KEY=VALUE, e.g. --set optimizer.lr=0.05");
   }
   const std::string path = assignment.substr(0, eq);
   const std::string text = assignment.substr(eq + 1);
@@ -81,9 +87,11 @@ void apply_override(json& root, const std::string& assignment, const std::string
   std::size_t start = 0;
   for (;;) {
     const auto dot = path.find('.', start);
-    const std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    const std::string part =
+        path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     if (part.empty()) throw ConfigError("--set '" + assignment + "': empty key component");
-    if (!node->is_object()) throw ConfigError("--set '" + assignment + "': '" + part + "' is inside a non-object");
+    if (!node->is_object())
+      throw ConfigError("--set '" + assignment + "': '" + part + "' is inside a non-object");
     if (dot == std::string::npos) {
       (*node)[part] = value;
       return;
@@ -100,15 +108,30 @@ json options_to_json(const CentralizedOptions& o) {
   return json{{"name", o.name},
               {"seed", o.seed},
               {"task", "train"},
-              {"data", {{"dataset", o.dataset}, {"data_dir", o.data.data_dir.empty() ? json(nullptr) : json(o.data.data_dir)},
-                        {"normalize", o.data.normalize}, {"partition", {{"kind", "iid"}}}}},
-              {"model", {{"name", o.model.name}, {"hidden", o.model.hidden}, {"norm", o.model.norm},
-                         {"channels", o.model.channels}, {"path", o.model.path}}},
-              {"optimizer", {{"name", o.optimizer.name}, {"lr", o.optimizer.lr}, {"momentum", o.optimizer.momentum},
-                             {"nesterov", o.optimizer.nesterov}, {"weight_decay", o.optimizer.weight_decay},
-                             {"schedule", {{"kind", s.kind}, {"step_size", s.step_size}, {"gamma", s.gamma},
-                                           {"total_steps", s.total_steps}, {"min_lr", s.min_lr},
-                                           {"warmup_steps", s.warmup_steps}}}}},
+              {"data",
+               {{"dataset", o.dataset},
+                {"data_dir", o.data.data_dir.empty() ? json(nullptr) : json(o.data.data_dir)},
+                {"normalize", o.data.normalize},
+                {"partition", {{"kind", "iid"}}}}},
+              {"model",
+               {{"name", o.model.name},
+                {"hidden", o.model.hidden},
+                {"norm", o.model.norm},
+                {"channels", o.model.channels},
+                {"path", o.model.path}}},
+              {"optimizer",
+               {{"name", o.optimizer.name},
+                {"lr", o.optimizer.lr},
+                {"momentum", o.optimizer.momentum},
+                {"nesterov", o.optimizer.nesterov},
+                {"weight_decay", o.optimizer.weight_decay},
+                {"schedule",
+                 {{"kind", s.kind},
+                  {"step_size", s.step_size},
+                  {"gamma", s.gamma},
+                  {"total_steps", s.total_steps},
+                  {"min_lr", s.min_lr},
+                  {"warmup_steps", s.warmup_steps}}}}},
               {"batch_size", o.batch_size},
               {"local_steps", o.local_steps},
               {"rounds", o.rounds},
@@ -137,10 +160,12 @@ CentralizedOptions parse_centralized_config(const std::string& json_text, const 
   }
   for (const auto& ov : overrides) apply_override(root, ov, origin);
   check_keys(root, "",
-             {"name", "seed", "topology", "task", "method", "codec", "data", "model", "optimizer", "batch_size",
-              "local_steps", "rounds", "epochs", "eval", "checkpoint", "network", "output", "average"},
+             {"name", "seed", "topology", "task", "method", "codec", "data", "model", "optimizer",
+              "batch_size", "local_steps", "rounds", "epochs", "eval", "checkpoint", "network",
+              "output", "average"},
              origin);
   CentralizedOptions o;
+  o.dataset = data::default_dataset();
   read(root, "name", o.name, "", origin);
   read(root, "seed", o.seed, "", origin);
   read(root, "batch_size", o.batch_size, "", origin);
@@ -148,14 +173,16 @@ CentralizedOptions parse_centralized_config(const std::string& json_text, const 
   read(root, "rounds", o.rounds, "", origin);
   read(root, "epochs", o.epochs, "", origin);
   if (root.contains("task") && root["task"] != "train") {
-    throw ConfigError(origin + ": rumor train runs task 'train' only (got " + root["task"].dump() + ")");
+    throw ConfigError(origin + ": rumor train runs task 'train' only (got " + root["task"].dump() +
+                      ")");
   }
   if (auto it = root.find("data"); it != root.end()) {
     const json& d = *it;
-    check_keys(d, "data",
-               {"dataset", "data_dir", "partition", "normalize", "train_size", "test_size", "dim", "classes",
-                "separation", "leaf_alpha", "leaf_beta", "users", "test_file", "test_fraction"},
-               origin);
+    check_keys(
+        d, "data",
+        {"dataset", "data_dir", "partition", "normalize", "train_size", "test_size", "dim",
+         "classes", "separation", "leaf_alpha", "leaf_beta", "users", "test_file", "test_fraction"},
+        origin);
     read(d, "dataset", o.dataset, "data", origin);
     read(d, "data_dir", o.data.data_dir, "data", origin);
     read(d, "normalize", o.data.normalize, "data", origin);
@@ -181,7 +208,8 @@ CentralizedOptions parse_centralized_config(const std::string& json_text, const 
   }
   if (auto it = root.find("optimizer"); it != root.end()) {
     const json& p = *it;
-    check_keys(p, "optimizer", {"name", "lr", "momentum", "nesterov", "weight_decay", "schedule"}, origin);
+    check_keys(p, "optimizer", {"name", "lr", "momentum", "nesterov", "weight_decay", "schedule"},
+               origin);
     read(p, "name", o.optimizer.name, "optimizer", origin);
     read(p, "lr", o.optimizer.lr, "optimizer", origin);
     read(p, "momentum", o.optimizer.momentum, "optimizer", origin);
@@ -189,8 +217,8 @@ CentralizedOptions parse_centralized_config(const std::string& json_text, const 
     read(p, "weight_decay", o.optimizer.weight_decay, "optimizer", origin);
     if (auto st = p.find("schedule"); st != p.end()) {
       auto& s = o.optimizer.schedule;
-      check_keys(*st, "optimizer.schedule", {"kind", "step_size", "gamma", "total_steps", "min_lr", "warmup_steps"},
-                 origin);
+      check_keys(*st, "optimizer.schedule",
+                 {"kind", "step_size", "gamma", "total_steps", "min_lr", "warmup_steps"}, origin);
       read(*st, "kind", s.kind, "optimizer.schedule", origin);
       read(*st, "step_size", s.step_size, "optimizer.schedule", origin);
       read(*st, "gamma", s.gamma, "optimizer.schedule", origin);
@@ -221,8 +249,8 @@ CentralizedResult train_centralized(const CentralizedOptions& options,
   const std::size_t steps_per_epoch = std::max<std::size_t>(ds.train.size() / o.batch_size, 1);
   if (o.rounds == 0) {
     if (!(o.epochs > 0.0)) throw ConfigError("set rounds (>= 1) or epochs (> 0)");
-    o.rounds = static_cast<std::size_t>(
-        std::ceil(o.epochs * static_cast<double>(steps_per_epoch) / static_cast<double>(o.local_steps)));
+    o.rounds = static_cast<std::size_t>(std::ceil(o.epochs * static_cast<double>(steps_per_epoch) /
+                                                  static_cast<double>(o.local_steps)));
   }
   const std::size_t total_steps = o.rounds * o.local_steps;
   if (o.optimizer.schedule.kind == "cosine" && o.optimizer.schedule.total_steps == 0) {
@@ -231,7 +259,9 @@ CentralizedResult train_centralized(const CentralizedOptions& options,
   const json resolved = options_to_json(o);
   const std::string resolved_text =
       o.resolved_config_json.empty() ? resolved.dump(2) : o.resolved_config_json;
-  const std::string run_id = o.run_id.empty() ? o.name + "-s" + std::to_string(o.seed) + "-" + hash8(resolved_text) : o.run_id;
+  const std::string run_id =
+      o.run_id.empty() ? o.name + "-s" + std::to_string(o.seed) + "-" + hash8(resolved_text)
+                       : o.run_id;
   const fs::path run_dir = fs::path(o.output_dir) / run_id;
   std::error_code ec;
   fs::create_directories(run_dir, ec);
@@ -260,9 +290,10 @@ CentralizedResult train_centralized(const CentralizedOptions& options,
   std::vector<std::size_t> all(ds.train.size());
   std::iota(all.begin(), all.end(), std::size_t{0});
   LocalTrainer trainer(*model, ds, std::move(all), optimizer, o.batch_size, o.seed, 0);
-  log::info("centralized run ", run_id, ": ", ds.name, " (", ds.train.size(), " train, ", ds.test.size(),
-            " test), model ", o.model.name, " (", model->num_params(), " parameters), ", o.rounds, " rounds x ",
-            o.local_steps, " steps, batch ", o.batch_size);
+  log::info("centralized run ", run_id, ": ", ds.name, " (", ds.train.size(), " train, ",
+            ds.test.size(), " test), model ", o.model.name, " (", model->num_params(),
+            " parameters), ", o.rounds, " rounds x ", o.local_steps, " steps, batch ",
+            o.batch_size);
 
   CentralizedResult result;
   result.run_dir = run_dir.string();
@@ -282,21 +313,23 @@ CentralizedResult train_centralized(const CentralizedOptions& options,
       ++step;
     }
     if (!std::isfinite(loss_sum)) {
-      throw Error("training diverged at round " + std::to_string(round) + " (loss is not finite); lower optimizer.lr");
+      throw Error("training diverged at round " + std::to_string(round) +
+                  " (loss is not finite); lower optimizer.lr");
     }
-    nlohmann::ordered_json line{{"node", 0},
-              {"round", round},
-              {"step", step},
-              {"time_s", 0.0},
-              {"loss", loss_sum / static_cast<double>(o.local_steps)},
-              {"train_acc", static_cast<double>(correct) / static_cast<double>(count)},
-              {"lr", lr},
-              {"bytes_sent", 0},
-              {"bytes_recv", 0},
-              {"msgs_sent", 0},
-              {"msgs_recv", 0},
-              {"msgs_skipped", 0},
-              {"ctrl_bytes", 0}};
+    nlohmann::ordered_json line{
+        {"node", 0},
+        {"round", round},
+        {"step", step},
+        {"time_s", 0.0},
+        {"loss", loss_sum / static_cast<double>(o.local_steps)},
+        {"train_acc", static_cast<double>(correct) / static_cast<double>(count)},
+        {"lr", lr},
+        {"bytes_sent", 0},
+        {"bytes_recv", 0},
+        {"msgs_sent", 0},
+        {"msgs_recv", 0},
+        {"msgs_skipped", 0},
+        {"ctrl_bytes", 0}};
     if (round % eval_every == 0 || round == o.rounds) {
       const EvalResult ev = trainer.evaluate_test();
       line["test_acc"] = ev.accuracy;
@@ -305,8 +338,8 @@ CentralizedResult train_centralized(const CentralizedOptions& options,
       result.test_accuracy = ev.accuracy;
       result.test_loss = ev.loss;
       log::info("round ", round, " step ", step, " epoch ",
-                static_cast<double>(step) / static_cast<double>(steps_per_epoch), ": test_acc ", ev.accuracy,
-                " test_loss ", ev.loss);
+                static_cast<double>(step) / static_cast<double>(steps_per_epoch), ": test_acc ",
+                ev.accuracy, " test_loss ", ev.loss);
     }
     line["time_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const std::string text = line.dump();

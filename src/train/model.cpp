@@ -49,7 +49,8 @@ enum : std::uint64_t { kStreamInit = 0x696e6974 };
 
 std::vector<std::int64_t> contiguous_strides(const std::vector<std::int64_t>& sizes) {
   std::vector<std::int64_t> strides(sizes.size(), 1);
-  for (std::size_t i = sizes.size(); i-- > 1;) strides[i - 1] = strides[i] * std::max<std::int64_t>(sizes[i], 1);
+  for (std::size_t i = sizes.size(); i-- > 1;)
+    strides[i - 1] = strides[i] * std::max<std::int64_t>(sizes[i], 1);
   return strides;
 }
 
@@ -74,7 +75,8 @@ void bind_flat(Model::Impl& m, const std::vector<std::pair<std::string, torch::T
     p.requires_grad_(true);
     p.mutable_grad() = m.flat_grad.narrow(0, off, n).view(sizes);
     m.params.push_back(p);
-    m.layout.push_back(Model::Slot{name, sizes, static_cast<std::size_t>(off), static_cast<std::size_t>(n)});
+    m.layout.push_back(
+        Model::Slot{name, sizes, static_cast<std::size_t>(off), static_cast<std::size_t>(n)});
     off += n;
   }
 }
@@ -89,7 +91,8 @@ void init_from_seed(Model::Impl& m, std::uint64_t seed) {
     const auto& slot = m.layout[s];
     float* p = data + slot.offset;
     const bool is_norm = slot.name.find("gn") != std::string::npos;
-    const bool is_bias = slot.name.size() >= 4 && slot.name.compare(slot.name.size() - 4, 4, "bias") == 0;
+    const bool is_bias =
+        slot.name.size() >= 4 && slot.name.compare(slot.name.size() - 4, 4, "bias") == 0;
     if (is_norm) {
       std::fill(p, p + slot.size, is_bias ? 0.0f : 1.0f);
       continue;
@@ -112,7 +115,8 @@ std::size_t product(const std::vector<std::int64_t>& shape) {
   return d;
 }
 
-BatchStats loss_and_accuracy(const torch::Tensor& logits, const torch::Tensor& labels, torch::Tensor* loss_out) {
+BatchStats loss_and_accuracy(const torch::Tensor& logits, const torch::Tensor& labels,
+                             torch::Tensor* loss_out) {
   torch::Tensor loss = torch::nn::functional::cross_entropy(logits, labels);
   BatchStats st;
   st.loss = loss.item<double>();
@@ -124,7 +128,8 @@ BatchStats loss_and_accuracy(const torch::Tensor& logits, const torch::Tensor& l
   const auto k = static_cast<std::size_t>(l.size(1));
   for (std::size_t i = 0; i < st.count; ++i) {
     const float* row = z + i * k;
-    st.correct += static_cast<std::size_t>(std::max_element(row, row + k) - row) == static_cast<std::size_t>(y[i]);
+    st.correct += static_cast<std::size_t>(std::max_element(row, row + k) - row) ==
+                  static_cast<std::size_t>(y[i]);
   }
   if (loss_out) *loss_out = loss;
   return st;
@@ -135,7 +140,8 @@ BatchStats loss_and_accuracy(const torch::Tensor& logits, const torch::Tensor& l
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Model::~Model() = default;
 
-std::unique_ptr<Model> Model::create(const ModelSpec& spec, const ModelInput& input, std::uint64_t seed) {
+std::unique_ptr<Model> Model::create(const ModelSpec& spec, const ModelInput& input,
+                                     std::uint64_t seed) {
   if (input.shape.empty() || input.num_classes < 1) {
     throw ConfigError("model '" + spec.name + "': input shape and class count are required");
   }
@@ -145,17 +151,22 @@ std::unique_ptr<Model> Model::create(const ModelSpec& spec, const ModelInput& in
   impl->dim = product(input.shape);
   std::vector<std::pair<std::string, torch::Tensor>> named;
   if (spec.name == "torchscript") {
-    if (spec.path.empty()) throw ConfigError("model 'torchscript' needs model.path (a file saved with torch.jit.save)");
+    if (spec.path.empty())
+      throw ConfigError("model 'torchscript' needs model.path (a file saved with torch.jit.save)");
     try {
       impl->jit = torch::jit::load(spec.path, torch::kCPU);
     } catch (const c10::Error& e) {
-      throw ConfigError("cannot load TorchScript model " + spec.path + ": " + e.what_without_backtrace());
+      throw ConfigError("cannot load TorchScript model " + spec.path + ": " +
+                        e.what_without_backtrace());
     }
-    for (const auto& np : impl->jit->named_parameters(/*recurse=*/true)) named.emplace_back(np.name, np.value);
-    if (named.empty()) throw ConfigError("TorchScript model " + spec.path + " has no parameters to train");
+    for (const auto& np : impl->jit->named_parameters(/*recurse=*/true))
+      named.emplace_back(np.name, np.value);
+    if (named.empty())
+      throw ConfigError("TorchScript model " + spec.path + " has no parameters to train");
   } else {
     impl->net = detail::build_net(spec, input);
-    for (const auto& np : impl->net->named_parameters(/*recurse=*/true)) named.emplace_back(np.key(), np.value());
+    for (const auto& np : impl->net->named_parameters(/*recurse=*/true))
+      named.emplace_back(np.key(), np.value());
   }
   bind_flat(*impl, named);
   if (!impl->jit) init_from_seed(*impl, seed);
@@ -168,29 +179,48 @@ std::unique_ptr<Model> Model::create(const ModelSpec& spec, const ModelInput& in
     try {
       out = impl->forward(torch::zeros(sizes));
     } catch (const c10::Error& e) {
-      throw ConfigError("model '" + spec.name + "' cannot run on inputs of this dataset: " +
-                        e.what_without_backtrace());
+      throw ConfigError("model '" + spec.name +
+                        "' cannot run on inputs of this dataset: " + e.what_without_backtrace());
     } catch (const std::exception& e) {  // TorchScript interpreter errors
-      throw ConfigError("model '" + spec.name + "' cannot run on inputs of this dataset: " + e.what());
+      throw ConfigError("model '" + spec.name +
+                        "' cannot run on inputs of this dataset: " + e.what());
     }
     if (out.dim() != 2 || out.size(0) != 2 || out.size(1) != input.num_classes) {
-      throw ConfigError("model '" + spec.name + "' returns shape " + c10::str(out.sizes()) + " for a batch of 2, expected [2, " +
-                        std::to_string(input.num_classes) + "] (one logit per class)");
+      throw ConfigError("model '" + spec.name + "' returns shape " + c10::str(out.sizes()) +
+                        " for a batch of 2, expected [2, " + std::to_string(input.num_classes) +
+                        "] (one logit per class)");
     }
   }
   return std::unique_ptr<Model>(new Model(std::move(impl)));
 }
 
-const std::string& Model::name() const { return impl_->name; }
-const ModelInput& Model::input() const { return impl_->input; }
-std::size_t Model::num_params() const { return static_cast<std::size_t>(impl_->flat.numel()); }
-std::span<float> Model::params() { return {impl_->flat.data_ptr<float>(), num_params()}; }
-std::span<const float> Model::params() const { return {impl_->flat.data_ptr<float>(), num_params()}; }
-std::span<float> Model::grads() { return {impl_->flat_grad.data_ptr<float>(), num_params()}; }
-std::span<const float> Model::grads() const { return {impl_->flat_grad.data_ptr<float>(), num_params()}; }
-const std::vector<Model::Slot>& Model::layout() const { return impl_->layout; }
+const std::string& Model::name() const {
+  return impl_->name;
+}
+const ModelInput& Model::input() const {
+  return impl_->input;
+}
+std::size_t Model::num_params() const {
+  return static_cast<std::size_t>(impl_->flat.numel());
+}
+std::span<float> Model::params() {
+  return {impl_->flat.data_ptr<float>(), num_params()};
+}
+std::span<const float> Model::params() const {
+  return {impl_->flat.data_ptr<float>(), num_params()};
+}
+std::span<float> Model::grads() {
+  return {impl_->flat_grad.data_ptr<float>(), num_params()};
+}
+std::span<const float> Model::grads() const {
+  return {impl_->flat_grad.data_ptr<float>(), num_params()};
+}
+const std::vector<Model::Slot>& Model::layout() const {
+  return impl_->layout;
+}
 
-BatchStats Model::forward_backward(std::span<const float> features, std::span<const std::int32_t> labels) {
+BatchStats Model::forward_backward(std::span<const float> features,
+                                   std::span<const std::int32_t> labels) {
   const std::size_t n = labels.size();
   if (n == 0 || features.size() != n * impl_->dim) {
     throw Error("forward_backward: " + std::to_string(features.size()) + " feature values for " +
@@ -198,16 +228,19 @@ BatchStats Model::forward_backward(std::span<const float> features, std::span<co
   }
   impl_->label_buffer.assign(labels.begin(), labels.end());
   for (auto l : impl_->label_buffer) {
-    if (l < 0 || l >= impl_->input.num_classes) throw DataError("label " + std::to_string(l) + " out of range");
+    if (l < 0 || l >= impl_->input.num_classes)
+      throw DataError("label " + std::to_string(l) + " out of range");
   }
   if (impl_->net && manual_backward_) {
     BatchStats st;
     st.count = n;
-    if (impl_->net->manual_backward(impl_->batch_input(features, n), impl_->label_buffer.data(), st.loss, st.correct)) {
+    if (impl_->net->manual_backward(impl_->batch_input(features, n), impl_->label_buffer.data(),
+                                    st.loss, st.correct)) {
       return st;
     }
   }
-  torch::Tensor y = torch::from_blob(impl_->label_buffer.data(), {static_cast<std::int64_t>(n)}, torch::kInt64);
+  torch::Tensor y =
+      torch::from_blob(impl_->label_buffer.data(), {static_cast<std::int64_t>(n)}, torch::kInt64);
   impl_->flat_grad.zero_();
   torch::Tensor loss;
   BatchStats st = loss_and_accuracy(impl_->forward(impl_->batch_input(features, n)), y, &loss);
@@ -220,16 +253,19 @@ BatchStats Model::evaluate(std::span<const float> features, std::span<const std:
   torch::NoGradGuard no_grad;
   BatchStats total;
   const std::size_t n = labels.size();
-  if (features.size() != n * impl_->dim) throw Error("evaluate: features and labels differ in count");
+  if (features.size() != n * impl_->dim)
+    throw Error("evaluate: features and labels differ in count");
   chunk = std::max<std::size_t>(chunk, 1);
   double loss_sum = 0.0;
   std::vector<std::int64_t> y64;
   for (std::size_t start = 0; start < n; start += chunk) {
     const std::size_t m = std::min(chunk, n - start);
-    y64.assign(labels.begin() + static_cast<std::ptrdiff_t>(start), labels.begin() + static_cast<std::ptrdiff_t>(start + m));
+    y64.assign(labels.begin() + static_cast<std::ptrdiff_t>(start),
+               labels.begin() + static_cast<std::ptrdiff_t>(start + m));
     torch::Tensor y = torch::from_blob(y64.data(), {static_cast<std::int64_t>(m)}, torch::kInt64);
     BatchStats st = loss_and_accuracy(
-        impl_->forward(impl_->batch_input(features.subspan(start * impl_->dim, m * impl_->dim), m)), y, nullptr);
+        impl_->forward(impl_->batch_input(features.subspan(start * impl_->dim, m * impl_->dim), m)),
+        y, nullptr);
     loss_sum += st.loss * static_cast<double>(m);
     total.correct += st.correct;
     total.count += m;
@@ -251,7 +287,8 @@ void Model::save(const std::string& path) const {
       impl_->jit->save(path);
     } else {
       torch::serialize::OutputArchive archive;
-      for (std::size_t i = 0; i < impl_->params.size(); ++i) archive.write(impl_->layout[i].name, impl_->params[i]);
+      for (std::size_t i = 0; i < impl_->params.size(); ++i)
+        archive.write(impl_->layout[i].name, impl_->params[i]);
       archive.write("rumor.flat_params", impl_->flat);
       archive.save_to(path);
     }
@@ -260,7 +297,39 @@ void Model::save(const std::string& path) const {
   }
 }
 
-std::vector<std::string> model_names() { return {"logreg", "mlp", "cnn", "resnet8", "torchscript"}; }
+void Model::load(const std::string& path) {
+  torch::NoGradGuard no_grad;
+  try {
+    if (impl_->jit) {
+      torch::jit::Module m = torch::jit::load(path, torch::kCPU);
+      std::size_t i = 0;
+      for (const auto& np : m.named_parameters(/*recurse=*/true)) {
+        if (i >= impl_->params.size() || np.value.sizes() != impl_->params[i].sizes()) {
+          throw Error("model file " + path + " does not match this model's parameters at '" +
+                      np.name + "'");
+        }
+        impl_->params[i++].copy_(np.value);
+      }
+      if (i != impl_->params.size()) throw Error("model file " + path + " has too few parameters");
+    } else {
+      torch::serialize::InputArchive archive;
+      archive.load_from(path);
+      torch::Tensor flat;
+      archive.read("rumor.flat_params", flat);
+      if (flat.numel() != impl_->flat.numel()) {
+        throw Error("model file " + path + " holds " + std::to_string(flat.numel()) +
+                    " parameters, this model has " + std::to_string(impl_->flat.numel()));
+      }
+      impl_->flat.copy_(flat);
+    }
+  } catch (const c10::Error& e) {
+    throw Error("cannot read model file " + path + ": " + e.what_without_backtrace());
+  }
+}
+
+std::vector<std::string> model_names() {
+  return {"logreg", "mlp", "cnn", "resnet8", "torchscript"};
+}
 
 void set_compute_threads(int n) {
   n = std::max(n, 1);
@@ -268,9 +337,17 @@ void set_compute_threads(int n) {
   limit_blas_threads(n);
 }
 
-torch::Tensor flat_params_tensor(Model& model) { return model.impl().flat; }
-torch::Tensor flat_grads_tensor(Model& model) { return model.impl().flat_grad; }
-std::vector<torch::Tensor> parameter_tensors(Model& model) { return model.impl().params; }
-torch::Tensor forward(Model& model, const torch::Tensor& input) { return model.impl().forward(input); }
+torch::Tensor flat_params_tensor(Model& model) {
+  return model.impl().flat;
+}
+torch::Tensor flat_grads_tensor(Model& model) {
+  return model.impl().flat_grad;
+}
+std::vector<torch::Tensor> parameter_tensors(Model& model) {
+  return model.impl().params;
+}
+torch::Tensor forward(Model& model, const torch::Tensor& input) {
+  return model.impl().forward(input);
+}
 
 }  // namespace rumor::train

@@ -7,16 +7,20 @@
 
 namespace rumor::train {
 
-LrSchedule::LrSchedule(double base_lr, ScheduleOptions options) : base_lr_(base_lr), options_(std::move(options)) {
+LrSchedule::LrSchedule(double base_lr, ScheduleOptions options)
+    : base_lr_(base_lr), options_(std::move(options)) {
   const auto& o = options_;
-  if (!(base_lr >= 0.0) || !std::isfinite(base_lr)) throw ConfigError("optimizer.lr must be a finite number >= 0");
+  if (!(base_lr >= 0.0) || !std::isfinite(base_lr))
+    throw ConfigError("optimizer.lr must be a finite number >= 0");
   if (o.kind == "step") {
     if (o.step_size == 0) throw ConfigError("optimizer.schedule: kind 'step' needs step_size >= 1");
     if (!(o.gamma > 0.0)) throw ConfigError("optimizer.schedule: kind 'step' needs gamma > 0");
   } else if (o.kind == "cosine") {
-    if (o.total_steps == 0) throw ConfigError("optimizer.schedule: kind 'cosine' needs total_steps >= 1");
+    if (o.total_steps == 0)
+      throw ConfigError("optimizer.schedule: kind 'cosine' needs total_steps >= 1");
   } else if (o.kind != "constant") {
-    throw ConfigError("optimizer.schedule.kind '" + o.kind + "' is unknown; valid: constant, step, cosine "
+    throw ConfigError("optimizer.schedule.kind '" + o.kind +
+                      "' is unknown; valid: constant, step, cosine "
                       "(linear warm-up: warmup_steps with any kind)");
   }
 }
@@ -39,10 +43,13 @@ double LrSchedule::at(std::size_t step) const {
 LocalOptimizer::LocalOptimizer(std::size_t num_params, OptimizerOptions options)
     : options_(std::move(options)), schedule_(options_.lr, options_.schedule) {
   if (options_.name != "sgd") {
-    throw ConfigError("optimizer.name '" + options_.name + "' is unknown; valid: sgd (with momentum, nesterov, weight_decay)");
+    throw ConfigError("optimizer.name '" + options_.name +
+                      "' is unknown; valid: sgd (with momentum, nesterov, weight_decay)");
   }
-  if (!(options_.momentum >= 0.0 && options_.momentum < 1.0)) throw ConfigError("optimizer.momentum must be in [0, 1)");
-  if (options_.nesterov && options_.momentum == 0.0) throw ConfigError("optimizer.nesterov needs momentum > 0");
+  if (!(options_.momentum >= 0.0 && options_.momentum < 1.0))
+    throw ConfigError("optimizer.momentum must be in [0, 1)");
+  if (options_.nesterov && options_.momentum == 0.0)
+    throw ConfigError("optimizer.nesterov needs momentum > 0");
   if (!(options_.weight_decay >= 0.0)) throw ConfigError("optimizer.weight_decay must be >= 0");
   if (options_.momentum > 0.0) momentum_.assign(num_params, 0.0f);
 }

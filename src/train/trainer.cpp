@@ -13,10 +13,12 @@ namespace {
 enum : std::uint64_t { kStreamBatches = 0x6261746368 };
 }
 
-BatchSampler::BatchSampler(std::vector<std::size_t> shard, std::size_t batch_size, std::uint64_t seed,
-                           std::uint64_t node)
+BatchSampler::BatchSampler(std::vector<std::size_t> shard, std::size_t batch_size,
+                           std::uint64_t seed, std::uint64_t node)
     : shard_(std::move(shard)), batch_size_(batch_size), seed_(seed), node_(node) {
-  if (shard_.empty()) throw DataError("node " + std::to_string(node) + " has no training samples; check the partition");
+  if (shard_.empty())
+    throw DataError("node " + std::to_string(node) +
+                    " has no training samples; check the partition");
   if (batch_size_ == 0) throw ConfigError("batch_size must be >= 1");
   reshuffle();
 }
@@ -28,7 +30,9 @@ void BatchSampler::reshuffle() {
   pos_ = 0;
 }
 
-std::size_t BatchSampler::batches_per_epoch() const { return std::max<std::size_t>(shard_.size() / batch_size_, 1); }
+std::size_t BatchSampler::batches_per_epoch() const {
+  return std::max<std::size_t>(shard_.size() / batch_size_, 1);
+}
 
 const std::vector<std::size_t>& BatchSampler::next() {
   const std::size_t take = std::min(batch_size_, order_.size());
@@ -42,14 +46,19 @@ const std::vector<std::size_t>& BatchSampler::next() {
   return batch_;
 }
 
-LocalTrainer::LocalTrainer(Model& model, const data::Dataset& dataset, std::vector<std::size_t> shard,
-                           LocalOptimizer& optimizer, std::size_t batch_size, std::uint64_t seed, std::uint64_t node)
-    : model_(model), dataset_(dataset), optimizer_(optimizer), sampler_(std::move(shard), batch_size, seed, node) {
+LocalTrainer::LocalTrainer(Model& model, const data::Dataset& dataset,
+                           std::vector<std::size_t> shard, LocalOptimizer& optimizer,
+                           std::size_t batch_size, std::uint64_t seed, std::uint64_t node)
+    : model_(model),
+      dataset_(dataset),
+      optimizer_(optimizer),
+      sampler_(std::move(shard), batch_size, seed, node) {
   std::size_t in_dim = 1;
   for (auto v : model.input().shape) in_dim *= static_cast<std::size_t>(v);
   if (in_dim != dataset.dim) {
-    throw ConfigError("model '" + model.name() + "' takes " + std::to_string(in_dim) + " inputs but dataset " +
-                      dataset.name + " has " + std::to_string(dataset.dim) + " features");
+    throw ConfigError("model '" + model.name() + "' takes " + std::to_string(in_dim) +
+                      " inputs but dataset " + dataset.name + " has " +
+                      std::to_string(dataset.dim) + " features");
   }
 }
 
@@ -59,7 +68,8 @@ BatchStats LocalTrainer::compute_gradient() {
   batch_features_.resize(idx.size() * d);
   batch_labels_.resize(idx.size());
   for (std::size_t i = 0; i < idx.size(); ++i) {
-    std::memcpy(batch_features_.data() + i * d, dataset_.train.features.data() + idx[i] * d, d * sizeof(float));
+    std::memcpy(batch_features_.data() + i * d, dataset_.train.features.data() + idx[i] * d,
+                d * sizeof(float));
     batch_labels_[i] = dataset_.train.labels[idx[i]];
   }
   return model_.forward_backward(batch_features_, batch_labels_);
@@ -71,8 +81,12 @@ BatchStats LocalTrainer::step() {
   return st;
 }
 
-EvalResult LocalTrainer::evaluate_test() const { return evaluate(dataset_.test); }
-EvalResult LocalTrainer::evaluate(const data::Split& split) const { return train::evaluate(model_, split); }
+EvalResult LocalTrainer::evaluate_test() const {
+  return evaluate(dataset_.test);
+}
+EvalResult LocalTrainer::evaluate(const data::Split& split) const {
+  return train::evaluate(model_, split);
+}
 
 EvalResult evaluate(const Model& model, const data::Split& split) {
   EvalResult r;

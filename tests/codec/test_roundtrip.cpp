@@ -81,7 +81,7 @@ TEST_SUITE("codec") {
     }
   }
 
-  TEST_CASE("sparse chains decode to zeros except the kept values; sent equals decode") {
+  TEST_CASE("sparse chains decode to zeros except the kept values, sent equals decode") {
     auto x = gaussian(5000, 5);
     const CodecContext ctx{7, 3, 2};
     for (const char* spec : {"topk:0.02", "topk:100|fp16", "randk:0.05", "randk:64:unbiased",

@@ -63,7 +63,7 @@ TEST_SUITE("config") {
     CHECK(a.run_dir() == "runs/" + a.run_id());
   }
 
-  TEST_CASE("config files: syntax errors give line and column; missing files say so") {
+  TEST_CASE("config files: syntax errors give line and column, missing files say so") {
     const auto dir = std::filesystem::temp_directory_path() / "rumor_config_test";
     std::filesystem::create_directories(dir);
     std::ofstream(dir / "bad.json") << "{\n  \"rounds\": 10,\n  \"seed\" 2\n}\n";

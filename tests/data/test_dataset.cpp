@@ -17,19 +17,22 @@ namespace fs = std::filesystem;
 namespace {
 
 fs::path temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("rumor-test-data-" + name + "-" + std::to_string(::getpid()));
+  fs::path p =
+      fs::temp_directory_path() / ("rumor-test-data-" + name + "-" + std::to_string(::getpid()));
   fs::remove_all(p);
   fs::create_directories(p);
   return p;
 }
 
-void write_idx_gz(const fs::path& path, const std::vector<std::uint32_t>& dims, const std::vector<std::uint8_t>& values) {
+void write_idx_gz(const fs::path& path, const std::vector<std::uint32_t>& dims,
+                  const std::vector<std::uint8_t>& values) {
   gzFile f = gzopen(path.c_str(), "wb");
   REQUIRE(f != nullptr);
   const unsigned char magic[4] = {0, 0, 0x08, static_cast<unsigned char>(dims.size())};
   gzwrite(f, magic, 4);
   for (auto d : dims) {
-    const unsigned char b[4] = {static_cast<unsigned char>(d >> 24), static_cast<unsigned char>(d >> 16),
+    const unsigned char b[4] = {static_cast<unsigned char>(d >> 24),
+                                static_cast<unsigned char>(d >> 16),
                                 static_cast<unsigned char>(d >> 8), static_cast<unsigned char>(d)};
     gzwrite(f, b, 4);
   }
@@ -40,7 +43,7 @@ void write_idx_gz(const fs::path& path, const std::vector<std::uint32_t>& dims, 
 }  // namespace
 
 TEST_SUITE("data") {
-  TEST_CASE("idx:DIR reads MNIST-format files; missing files name the path") {
+  TEST_CASE("idx:DIR reads MNIST-format files, missing files name the path") {
     const fs::path dir = temp_dir("idx");
     // 3 train images of 2x2, 2 test images; pixel values encode (image, pixel).
     std::vector<std::uint8_t> train_px, test_px;
@@ -133,7 +136,8 @@ TEST_SUITE("data") {
     std::vector<int> n(3, 0);
     for (std::size_t i = 0; i < a.train.size(); ++i) {
       ++n[a.train.labels[i]];
-      for (std::size_t j = 0; j < 5; ++j) mean[a.train.labels[i] * 5 + j] += a.train.features[i * 5 + j];
+      for (std::size_t j = 0; j < 5; ++j)
+        mean[a.train.labels[i] * 5 + j] += a.train.features[i * 5 + j];
     }
     for (int k = 0; k < 3; ++k)
       for (int j = 0; j < 5; ++j) mean[k * 5 + j] /= n[k];
@@ -143,7 +147,8 @@ TEST_SUITE("data") {
       double best_d = 1e300;
       for (int k = 0; k < 3; ++k) {
         double d = 0.0;
-        for (std::size_t j = 0; j < 5; ++j) d += std::pow(a.test.features[i * 5 + j] - mean[k * 5 + j], 2);
+        for (std::size_t j = 0; j < 5; ++j)
+          d += std::pow(a.test.features[i * 5 + j] - mean[k * 5 + j], 2);
         if (d < best_d) best_d = d, best = k;
       }
       correct += best == a.test.labels[i];
@@ -199,7 +204,8 @@ TEST_SUITE("data") {
     } catch (const DataError& e) {
       CHECK(std::string(e.what()).find("line 2") != std::string::npos);
     }
-    CHECK_THROWS_AS(load_dataset("csv:" + (dir / "missing.csv").string(), DatasetOptions{}), DataError);
+    CHECK_THROWS_AS(load_dataset("csv:" + (dir / "missing.csv").string(), DatasetOptions{}),
+                    DataError);
     CHECK_THROWS_AS(load_dataset("no-such-dataset", DatasetOptions{}), ConfigError);
     fs::remove_all(dir);
   }

@@ -16,7 +16,8 @@ namespace {
 std::vector<std::int32_t> make_labels(int classes = 10) {
   std::vector<std::int32_t> labels;
   for (int c = 0; c < classes; ++c) labels.insert(labels.end(), 100 + 37 * c, c);
-  for (std::size_t i = 0; i < labels.size(); ++i) std::swap(labels[i], labels[(i * 7919) % labels.size()]);
+  for (std::size_t i = 0; i < labels.size(); ++i)
+    std::swap(labels[i], labels[(i * 7919) % labels.size()]);
   return labels;
 }
 
@@ -89,8 +90,10 @@ TEST_SUITE("data") {
     low.min_size = 5;
     auto high = opts("dirichlet");
     high.alpha = 100.0;
-    const auto skew_low = partition_stats(make_partition({labels, 10, {}}, 10, low), labels, 10).label_skew;
-    const auto skew_high = partition_stats(make_partition({labels, 10, {}}, 10, high), labels, 10).label_skew;
+    const auto skew_low =
+        partition_stats(make_partition({labels, 10, {}}, 10, low), labels, 10).label_skew;
+    const auto skew_high =
+        partition_stats(make_partition({labels, 10, {}}, 10, high), labels, 10).label_skew;
     CAPTURE(skew_low);
     CAPTURE(skew_high);
     CHECK(skew_low > 0.5);
@@ -109,7 +112,8 @@ TEST_SUITE("data") {
       const auto st = partition_stats(make_partition({labels, 10, {}}, 20, o), labels, 10);
       CHECK(st.size_min >= 40);
       o.min_size = 0;  // without the rule some draw leaves a node below 40
-      if (partition_stats(make_partition({labels, 10, {}}, 20, o), labels, 10).size_min < 40) rule_mattered = true;
+      if (partition_stats(make_partition({labels, 10, {}}, 20, o), labels, 10).size_min < 40)
+        rule_mattered = true;
     }
     CHECK(rule_mattered);
     // 20 nodes x 140 = 2800 > 2665 samples.
@@ -164,7 +168,7 @@ TEST_SUITE("data") {
     CHECK(st.label_skew == doctest::Approx(0.0));
   }
 
-  TEST_CASE("natural partition follows groups; bad input is rejected") {
+  TEST_CASE("natural partition follows groups, bad input is rejected") {
     const std::vector<std::int32_t> labels{0, 1, 0, 1, 0, 1};
     const std::vector<std::int32_t> groups{5, 5, 6, 6, 7, 7};
     const Partition p = make_partition({labels, 2, groups}, 3, opts("natural"));
@@ -184,13 +188,14 @@ TEST_SUITE("data") {
     for (const char* k : {"iid", "dirichlet", "shards", "quantity", "natural"}) {
       CHECK(std::find(names.begin(), names.end(), k) != names.end());
     }
-    register_partitioner("all-on-first", [](const PartitionInput& in, std::size_t n, const PartitionOptions&) {
-      Partition p;
-      p.nodes.resize(n);
-      p.nodes[0].resize(in.labels.size());
-      std::iota(p.nodes[0].begin(), p.nodes[0].end(), std::size_t{0});
-      return p;
-    });
+    register_partitioner("all-on-first",
+                         [](const PartitionInput& in, std::size_t n, const PartitionOptions&) {
+                           Partition p;
+                           p.nodes.resize(n);
+                           p.nodes[0].resize(in.labels.size());
+                           std::iota(p.nodes[0].begin(), p.nodes[0].end(), std::size_t{0});
+                           return p;
+                         });
     const std::vector<std::int32_t> labels{0, 1, 1};
     const auto p = make_partition({labels, 2, {}}, 2, opts("all-on-first"));
     CHECK(p.nodes[0].size() == 3);

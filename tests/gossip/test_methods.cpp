@@ -86,13 +86,14 @@ TEST_SUITE("gossip") {
       for (int r = 0; r < 15; ++r) sim.round(r);
       // Node i's copy of neighbour j equals j's own public copy.
       for (int i = 0; i < 6; ++i) {
-        auto bufs_i = sim.methods[i]->buffers();
-        for (auto& [name, span] : bufs_i) {
+        for (const auto& buf : sim.methods[i]->state_buffers()) {
+          const auto& name = buf.name;
+          const auto span = buf.data;
           if (name.rfind("hat_", 0) != 0 || name == "hat_self") continue;
           const int j = std::stoi(name.substr(4));
-          std::span<float> own;
-          for (auto& [n2, s2] : sim.methods[j]->buffers())
-            if (n2 == "hat_self") own = s2;
+          std::span<const float> own;
+          for (const auto& b2 : sim.methods[j]->state_buffers())
+            if (b2.name == "hat_self") own = b2.data;
           REQUIRE(own.size() == span.size());
           CHECK(std::memcmp(own.data(), span.data(), own.size_bytes()) == 0);
         }

@@ -377,7 +377,7 @@ TEST_SUITE("net") {
     }
   }
 
-  TEST_CASE("stop is idempotent; sends after stop are dropped") {
+  TEST_CASE("stop is idempotent, sends after stop are dropped") {
     for (Kind kind : {Kind::kInProc, Kind::kTcp}) {
       const std::string kind_name = name(kind);
       CAPTURE(kind_name);

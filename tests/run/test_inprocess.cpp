@@ -148,3 +148,56 @@ TEST_SUITE("run") {
                          doctest::Contains("contractive"), ConfigError);
   }
 }
+
+TEST_SUITE("run") {
+  TEST_CASE("a resumed run continues from its checkpoint and matches an uninterrupted run") {
+    for (const std::string method : {"sgp", "squarm"}) {
+      CAPTURE(method);
+      const auto base = std::filesystem::temp_directory_path() / ("rumor_resume_" + method);
+      std::filesystem::remove_all(base);
+      std::vector<std::string> sets = {"rounds=30", "checkpoint.every=10", "eval.every=5",
+                                       "optimizer.momentum=0.9", "codec=topk:0.2|sign"};
+      if (method == "sgp") sets.back() = "codec=fp32";
+      auto with_dir = [&](const std::string& d) {
+        auto s = sets;
+        s.push_back("output.dir=" + (base / d).string());
+        return s;
+      };
+      const auto full_cfg = small(method, method == "sgp" ? expo(4) : ring(4), with_dir("full"));
+      const auto full = run::run_inprocess(full_cfg, quiet());
+
+      const auto cut_cfg = small(method, method == "sgp" ? expo(4) : ring(4), with_dir("cut"));
+      CHECK(cut_cfg.run_id() == full_cfg.run_id());  // where results go is not part of the id
+      auto crash = quiet();
+      crash.stop_after = 24;  // dies between the checkpoints of rounds 20 and 30
+      run::run_inprocess(cut_cfg, crash);
+      CHECK(run::resume_point(cut_cfg.run_dir(), 4) == 19);
+
+      auto again = quiet();
+      again.resume = true;
+      const auto resumed = run::run_inprocess(run::recorded_config(cut_cfg.run_dir()), again);
+      CHECK(resumed.run_dir == cut_cfg.run_dir());
+      for (int i = 0; i < 4; ++i) {
+        const auto a = read_lines(full.run_dir + "/node-" + std::to_string(i) + ".jsonl");
+        const auto b = read_lines(resumed.run_dir + "/node-" + std::to_string(i) + ".jsonl");
+        REQUIRE(a.size() == 30);
+        REQUIRE(b.size() == 30);
+        for (std::size_t k = 0; k < a.size(); ++k) {
+          auto x = a[k], y = b[k];
+          x.erase("time_s");
+          y.erase("time_s");
+          CHECK(x == y);
+        }
+      }
+    }
+  }
+
+  TEST_CASE("resuming without checkpoints says what is missing") {
+    const auto cfg = small("dpsgd", ring(3), {"rounds=3"});
+    run::run_inprocess(cfg, quiet());
+    auto again = quiet();
+    again.resume = true;
+    CHECK_THROWS_WITH_AS(run::run_inprocess(cfg, again), doctest::Contains("checkpoint.every"),
+                         Error);
+  }
+}

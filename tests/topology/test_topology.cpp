@@ -179,7 +179,7 @@ TEST_SUITE("topology") {
     CHECK(c.node(4).port == 29504);
   }
 
-  TEST_CASE("explicit weights set W[to][from]; self weight is the remainder") {
+  TEST_CASE("explicit weights set W[to][from], self weight is the remainder") {
     const std::string text = R"({"directed": true, "mixing": "explicit",
       "nodes": [{"id": 0}, {"id": 1}, {"id": 2}],
       "edges": [{"from": 0, "to": 1, "weight": 0.25}, {"from": 1, "to": 2, "weight": 0.5},

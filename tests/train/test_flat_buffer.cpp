@@ -30,12 +30,15 @@ data::Dataset blobs(std::size_t dim, int classes) {
 
 // A two-layer TorchScript model written without Python: parameters registered on a
 // fresh jit::Module, forward compiled from TorchScript source.
-std::string save_tiny_torchscript(const fs::path& path, std::int64_t in, std::int64_t hidden, std::int64_t out) {
+std::string save_tiny_torchscript(const fs::path& path, std::int64_t in, std::int64_t hidden,
+                                  std::int64_t out) {
   torch::manual_seed(0);
   torch::jit::Module m("TinyNet");
-  m.register_parameter("w1", torch::randn({in, hidden}) / std::sqrt(static_cast<double>(in)), false);
+  m.register_parameter("w1", torch::randn({in, hidden}) / std::sqrt(static_cast<double>(in)),
+                       false);
   m.register_parameter("b1", torch::zeros({hidden}), false);
-  m.register_parameter("w2", torch::randn({hidden, out}) / std::sqrt(static_cast<double>(hidden)), false);
+  m.register_parameter("w2", torch::randn({hidden, out}) / std::sqrt(static_cast<double>(hidden)),
+                       false);
   m.register_parameter("b2", torch::zeros({out}), false);
   m.define(R"JIT(
 def forward(self, x):
@@ -47,7 +50,8 @@ def forward(self, x):
 }
 
 std::vector<float> batch(const data::Dataset& ds, std::size_t n) {
-  return {ds.train.features.begin(), ds.train.features.begin() + static_cast<std::ptrdiff_t>(n * ds.dim)};
+  return {ds.train.features.begin(),
+          ds.train.features.begin() + static_cast<std::ptrdiff_t>(n * ds.dim)};
 }
 
 }  // namespace
@@ -95,7 +99,9 @@ TEST_SUITE("train") {
       auto b = Model::create(spec, ModelInput{ds.shape, ds.num_classes}, 9);
       // a: torch.optim.SGD on the module's parameter tensors; b: LocalOptimizer on the span.
       auto params_a = parameter_tensors(*a);
-      torch::optim::SGD torch_opt(params_a, torch::optim::SGDOptions(0.05).momentum(0.9).nesterov(nesterov).weight_decay(1e-3));
+      torch::optim::SGD torch_opt(
+          params_a,
+          torch::optim::SGDOptions(0.05).momentum(0.9).nesterov(nesterov).weight_decay(1e-3));
       OptimizerOptions oo;
       oo.lr = 0.05;
       oo.momentum = 0.9;
@@ -110,8 +116,11 @@ TEST_SUITE("train") {
         std::vector<std::int64_t> y64(y.begin(), y.end());
         // (torch's zero_grad() would detach the grads, which are views: zero in place.)
         for (auto& t : params_a) t.mutable_grad().zero_();
-        auto logits = forward(*a, torch::from_blob(const_cast<float*>(x.data()), {16, static_cast<std::int64_t>(ds.dim)}));
-        torch::nn::functional::cross_entropy(logits, torch::from_blob(y64.data(), {16}, torch::kInt64)).backward();
+        auto logits = forward(*a, torch::from_blob(const_cast<float*>(x.data()),
+                                                   {16, static_cast<std::int64_t>(ds.dim)}));
+        torch::nn::functional::cross_entropy(logits,
+                                             torch::from_blob(y64.data(), {16}, torch::kInt64))
+            .backward();
         torch_opt.step();
         // On the flat buffer.
         b->forward_backward(x, y);
@@ -127,7 +136,7 @@ TEST_SUITE("train") {
 
   TEST_CASE("the hand-written mlp/logreg backward gives autograd's gradients") {
     const auto ds = blobs(12, 4);
-    for (const std::vector<int> hidden : {std::vector<int>{}, std::vector<int>{16}, std::vector<int>{16, 8}}) {
+    for (const auto& hidden : {std::vector<int>{}, std::vector<int>{16}, std::vector<int>{16, 8}}) {
       CAPTURE(hidden.size());
       ModelSpec spec;
       spec.hidden = hidden;
@@ -144,7 +153,8 @@ TEST_SUITE("train") {
       CHECK(a.count == 24);
       double norm = 0.0;
       for (std::size_t i = 0; i < manual->num_params(); ++i) {
-        REQUIRE(manual->grads()[i] == doctest::Approx(autograd->grads()[i]).epsilon(1e-4).scale(1e-6));
+        REQUIRE(manual->grads()[i] ==
+                doctest::Approx(autograd->grads()[i]).epsilon(1e-4).scale(1e-6));
         norm += std::abs(autograd->grads()[i]);
       }
       CHECK(norm > 1e-3);
@@ -153,7 +163,8 @@ TEST_SUITE("train") {
 
   TEST_CASE("torchscript model from a C++ fixture trains like a built-in one") {
     const auto ds = blobs(10, 3);
-    const fs::path dir = fs::temp_directory_path() / ("rumor-test-jit-" + std::to_string(::getpid()));
+    const fs::path dir =
+        fs::temp_directory_path() / ("rumor-test-jit-" + std::to_string(::getpid()));
     fs::create_directories(dir);
     ModelSpec spec;
     spec.name = "torchscript";
@@ -211,12 +222,14 @@ TEST_SUITE("train") {
   }
 
   TEST_CASE("a torchscript model with the wrong output size is refused") {
-    const fs::path dir = fs::temp_directory_path() / ("rumor-test-jit-bad-" + std::to_string(::getpid()));
+    const fs::path dir =
+        fs::temp_directory_path() / ("rumor-test-jit-bad-" + std::to_string(::getpid()));
     fs::create_directories(dir);
     ModelSpec spec;
     spec.name = "torchscript";
     spec.path = save_tiny_torchscript(dir / "tiny.pt", 10, 4, 7);
-    CHECK_THROWS_AS(Model::create(spec, ModelInput{{10}, 3}, 1), ConfigError);  // 7 logits, 3 classes
+    CHECK_THROWS_AS(Model::create(spec, ModelInput{{10}, 3}, 1),
+                    ConfigError);  // 7 logits, 3 classes
     CHECK_THROWS_AS(Model::create(spec, ModelInput{{12}, 7}, 1), ConfigError);  // wrong input size
     fs::remove_all(dir);
   }

@@ -59,7 +59,7 @@ TEST_SUITE("train") {
     CHECK_THROWS_AS(BatchSampler({}, 3, 1, 0), DataError);
   }
 
-  TEST_CASE("models: same seed same parameters, other seed others; registry errors") {
+  TEST_CASE("models: same seed same parameters, other seed others, registry errors") {
     const ModelInput in{{1, 8, 8}, 10};
     for (const std::string name : {"logreg", "mlp", "cnn", "resnet8"}) {
       CAPTURE(name);
@@ -112,9 +112,22 @@ TEST_SUITE("train") {
     CHECK(a->predict(test) != b->predict(test));
     std::copy(a->params().begin(), a->params().end(), b->params().begin());
     CHECK(a->predict(test) == b->predict(test));
+    // Through a file: save() then load() into a third instance.
+    const fs::path file =
+        fs::temp_directory_path() / ("rumor-test-model-" + std::to_string(::getpid()) + ".pt");
+    a->save(file.string());
+    auto c = Model::create(spec, ModelInput{ds.shape, ds.num_classes}, 3);
+    c->load(file.string());
+    CHECK(std::equal(a->params().begin(), a->params().end(), c->params().begin()));
+    ModelSpec other;
+    other.hidden = {4};
+    auto d = Model::create(other, ModelInput{ds.shape, ds.num_classes}, 3);
+    CHECK_THROWS_AS(d->load(file.string()), Error);
+    CHECK_THROWS_AS(c->load("/nonexistent/model.pt"), Error);
+    fs::remove(file);
   }
 
-  TEST_CASE("local trainer learns separable blobs; deterministic from the seed") {
+  TEST_CASE("local trainer learns separable blobs, deterministic from the seed") {
     const auto ds = small_blobs();
     auto run = [&](std::uint64_t seed) {
       ModelSpec spec;
@@ -128,7 +141,8 @@ TEST_SUITE("train") {
       const double before = tr.evaluate_test().accuracy;
       for (int i = 0; i < 100; ++i) tr.step();
       const auto after = tr.evaluate_test();
-      return std::make_tuple(before, after.accuracy, std::vector<float>(m->params().begin(), m->params().end()));
+      return std::make_tuple(before, after.accuracy,
+                             std::vector<float>(m->params().begin(), m->params().end()));
     };
     const auto [before, after, params] = run(3);
     CAPTURE(before);
@@ -171,7 +185,8 @@ TEST_SUITE("train") {
   }
 
   TEST_CASE("train_centralized writes metrics lines and a model") {
-    const fs::path dir = fs::temp_directory_path() / ("rumor-test-train-" + std::to_string(::getpid()));
+    const fs::path dir =
+        fs::temp_directory_path() / ("rumor-test-train-" + std::to_string(::getpid()));
     fs::remove_all(dir);
     CentralizedOptions o;
     o.name = "blobs";

@@ -131,10 +131,14 @@ class Decoder {
 //   qsgd:BITS[:biased][:chunk=N]      BITS in 1..8, s = 2^BITS - 1 levels, chunk default 512
 //   sign[:chunk=N]                    1 bit per value + one fp32 scale per chunk (default 1024)
 //   topk:RATIO|K[:fp16]               exact top-k by magnitude (ties to the lower index)
-//   randk:RATIO|K[:unbiased]          indices from (seed, round, sender), not sent
-//   sketch[:ROWS[:COLS[:K]]]          Count-Sketch; COLS and K ratio of d or count;
-//                                     default sketch:5:0.002:0.001 (0.32 bits per
-//                                     parameter, encodes at memory-bound speed), ROWS 3..32
+//   randk:RATIO|K[:unbiased]          indices from (seed, round, sender), not sent: one index
+//                                     drawn uniformly in each of k equal blocks of [0, d)
+//                                     (each coordinate kept with probability 1/block width;
+//                                     `unbiased` scales by that width)
+//   sketch[:ROWS[:COLS[:K]]]          Count-Sketch; COLS and K ratio of d or count; decoding
+//                                     returns the K largest median-of-rows estimates.
+//                                     Default sketch:5:0.002:0.001: a 5 x d/500 fp32 table
+//                                     (0.32 bits per parameter), K = d/1000. ROWS 3..32
 // A chain is at most one sparsifier (topk, randk) followed by at most one value codec (fp32,
 // fp16, bf16, qsgd, sign; default fp32); sketch stands alone (optionally under ef).
 // Throws ConfigError naming the bad part and listing what is valid.

@@ -25,8 +25,8 @@ struct Split {
 };
 
 struct Dataset {
-  std::string name;                 // canonical spec, e.g. "fashion-mnist" or "csv:/x.csv"
-  std::size_t dim = 0;              // features per sample (product of shape)
+  std::string name;     // canonical spec, e.g. "fashion-mnist" or "csv:/x.csv"
+  std::size_t dim = 0;  // features per sample (product of shape)
   int num_classes = 0;
   std::vector<std::int64_t> shape;  // per-sample shape: {1, 28, 28} for images, {dim} for tables
   Split train;                      // the part that is partitioned over nodes
@@ -36,9 +36,9 @@ struct Dataset {
 
 // Options for every dataset kind; each kind reads the fields that apply to it.
 struct DatasetOptions {
-  std::uint64_t seed = 1;     // synthetic generators and held-out splits
-  std::string data_dir;       // fashion-mnist: overrides /usr/share/datasets/fashion-mnist
-  bool normalize = true;      // images: (x/255 - mean) / std; tables: per-feature z-score
+  std::uint64_t seed = 1;  // synthetic generators and held-out splits
+  std::string data_dir;    // fashion-mnist: overrides /usr/share/datasets/fashion-mnist
+  bool normalize = true;   // images: (x/255 - mean) / std; tables: per-feature z-score
   // blobs: Gaussian mixture, one Gaussian per class with means `separation` apart (scale).
   std::size_t train_size = 10000;
   std::size_t test_size = 2000;
@@ -65,6 +65,10 @@ std::vector<std::string> dataset_names();
 
 // Default location of the Debian dataset-fashion-mnist package.
 inline constexpr std::string_view kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+
+// The dataset used when a config names none: "fashion-mnist" if its files are installed
+// in kFashionMnistDir, else the embedded synthetic "blobs" (so rumor runs anywhere).
+std::string default_dataset();
 
 // Reads one IDX file (gzip-compressed or plain) as uint8 values plus its dimensions.
 struct IdxArray {

@@ -20,13 +20,13 @@ struct Partition {
 };
 
 struct PartitionOptions {
-  std::string kind = "iid";        // iid, dirichlet, shards, quantity, natural
+  std::string kind = "iid";  // iid, dirichlet, shards, quantity, natural
   std::uint64_t seed = 1;
-  double alpha = 0.5;              // dirichlet: concentration (0.1 strongly skewed, 100 ~ IID)
-  std::size_t min_size = 10;       // dirichlet, quantity: every node gets at least this many
-  int max_attempts = 100;          // dirichlet: re-draws before giving up
-  std::size_t shards_per_node = 2; // shards: label-sorted shards per node
-  double power = 1.5;              // quantity: node sizes ~ Pareto-like power law, exponent
+  double alpha = 0.5;               // dirichlet: concentration (0.1 strongly skewed, 100 ~ IID)
+  std::size_t min_size = 10;        // dirichlet, quantity: every node gets at least this many
+  int max_attempts = 100;           // dirichlet: re-draws before giving up
+  std::size_t shards_per_node = 2;  // shards: label-sorted shards per node
+  double power = 1.5;               // quantity: node sizes ~ Pareto-like power law, exponent
 };
 
 // Everything a partitioner sees: labels (and optional natural groups) of the train split.
@@ -43,8 +43,8 @@ Partition make_partition(const PartitionInput& input, std::size_t num_nodes,
                          const PartitionOptions& options);
 
 // Registry of partitioners by name (explicit registration; the built-ins are always there).
-using PartitionFn = std::function<Partition(const PartitionInput&, std::size_t num_nodes,
-                                            const PartitionOptions&)>;
+using PartitionFn =
+    std::function<Partition(const PartitionInput&, std::size_t num_nodes, const PartitionOptions&)>;
 void register_partitioner(const std::string& name, PartitionFn fn);
 std::vector<std::string> partitioner_names();
 

@@ -118,11 +118,16 @@ class Method : public Exchange {
   virtual double weight() const { return std::numeric_limits<double>::quiet_NaN(); }
   virtual MethodStats stats() const { return {}; }
 
-  // Checkpoint: the method's own state (beyond the model vector and the optimizer).
+  // Checkpoint: the method's own state (beyond the model vector and the optimizer): small
+  // values as JSON, and float buffers (numerators, public copies, error-feedback memory).
   virtual nlohmann::json save_state() const { return nlohmann::json::object(); }
   virtual void load_state(const nlohmann::json& state) {}
-  // Extra float buffers that a checkpoint must keep (public copies, numerators...).
-  virtual std::vector<std::pair<std::string, std::span<float>>> buffers() { return {}; }
+  struct StateBuffer {
+    std::string name;
+    std::span<const float> data;                          // saved from here
+    std::function<void(std::span<const float>)> restore;  // loaded through this
+  };
+  virtual std::vector<StateBuffer> state_buffers() { return {}; }
 
  protected:
   explicit Method(MethodContext ctx) : ctx_(std::move(ctx)) {}

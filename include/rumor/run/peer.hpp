@@ -28,7 +28,15 @@ struct PeerSetup {
   net::Transport* transport = nullptr;
   std::string run_dir;      // metrics and log go here
   bool write_files = true;  // false: keep metrics in memory only (tests)
+  // >= 0: continue after this round from the peer's checkpoint (its metrics file is cut
+  // back to that round and appended to).
+  std::int64_t resume_round = -1;
 };
+
+// Rounds for which node `id` has a checkpoint in run_dir, ascending.
+std::vector<std::int64_t> checkpoint_rounds(const std::string& run_dir, int id);
+// The last round every one of n nodes has a checkpoint for; -1 when there is none.
+std::int64_t common_checkpoint(const std::string& run_dir, int n);
 
 class Peer {
  public:
@@ -47,6 +55,11 @@ class Peer {
   gossip::PeerIo eval_io();
   // Evaluates (test accuracy, consensus distance on eval rounds) and writes the metrics line.
   void finish_round(std::int64_t round);
+  // Checkpoints: every checkpoint.every rounds each peer writes its whole state (model,
+  // optimizer, method buffers, counters, data position) atomically to
+  // <run dir>/checkpoints/node-<i>-r<round>.ckpt, keeping the newest two.
+  bool checkpoint_due(std::int64_t round) const;
+  void save_checkpoint(std::int64_t round);
   // Writes model.pt from the last exact average (call on one node after the last round).
   void save_average_model(const std::string& path) const;
 
@@ -56,8 +69,10 @@ class Peer {
   const gossip::Method& method() const;
   void log(const std::string& line);
 
- private:
   struct Impl;
+
+ private:
+  void load_checkpoint(std::int64_t round);
   std::unique_ptr<Impl> impl_;
 };
 

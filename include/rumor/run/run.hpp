@@ -16,6 +16,10 @@ struct RunOptions {
   int threads = 0;          // in-process: pool threads (0: one per core)
   bool progress = true;     // a live progress line on stderr
   bool write_files = true;  // false: metrics in memory only (tests)
+  // Continue the run in config.run_dir() from the last round every node has checkpointed.
+  bool resume = false;
+  // Stop after this round as if the process had died (tests of resume); -1: run to the end.
+  std::int64_t stop_after = -1;
   // Called after every round with the mean metrics over nodes (in-process only).
   std::function<void(std::int64_t round, const nlohmann::json& mean)> on_round;
 };
@@ -39,6 +43,7 @@ int node_id_from_env(int cli_id);
 
 struct LaunchOptions {
   std::string config_path;
+  std::string resume_dir;  // non-empty: continue this run directory from its checkpoints
   std::vector<std::string> overrides;
   bool progress = true;
 };
@@ -49,6 +54,12 @@ int launch(const LaunchOptions& options);
 nlohmann::json summarize(const std::string& run_dir);
 // A short human-readable report of a summary.
 std::string summary_text(const nlohmann::json& summary);
+
+// The round a resumed run continues after: the last one all n nodes have checkpointed.
+// Throws Error naming the directory when there is none.
+std::int64_t resume_point(const std::string& run_dir, int n);
+// The config recorded in a run directory (its config.json), for --resume.
+config::Config recorded_config(const std::string& run_dir);
 
 // Writes config.json (the resolved config, version and git revision) into run_dir.
 void write_config_record(const config::Config& config, const std::string& run_dir);

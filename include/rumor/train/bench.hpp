@@ -17,6 +17,7 @@ struct StepBench {
 
 // Times forward + backward + SGD step at `batch` for about `seconds` (after a short
 // warm-up) in the calling thread's LibTorch/BLAS settings.
-StepBench bench_step(const ModelSpec& spec, const ModelInput& input, std::size_t batch, double seconds);
+StepBench bench_step(const ModelSpec& spec, const ModelInput& input, std::size_t batch,
+                     double seconds);
 
 }  // namespace rumor::train

@@ -21,15 +21,15 @@ struct CentralizedOptions {
   ModelSpec model;
   OptimizerOptions optimizer;
   std::size_t batch_size = 32;
-  std::size_t local_steps = 1;  // steps per round (a metrics line per round)
-  std::size_t rounds = 0;       // if 0, derived from epochs
-  double epochs = 0.0;          // used when rounds == 0
-  std::size_t eval_every = 50;  // rounds; the last round is always evaluated
+  std::size_t local_steps = 1;      // steps per round (a metrics line per round)
+  std::size_t rounds = 0;           // if 0, derived from epochs
+  double epochs = 0.0;              // used when rounds == 0
+  std::size_t eval_every = 50;      // rounds; the last round is always evaluated
   std::string output_dir = "runs";  // run directory = output_dir/run_id
   std::string run_id;               // empty: name-s<seed>-centralized
   bool save_model = true;
-  bool log_to_run_dir = true;       // also append log lines to <run_dir>/node-0.log
-  std::string resolved_config_json; // written as <run_dir>/config.json when not empty
+  bool log_to_run_dir = true;        // also append log lines to <run_dir>/node-0.log
+  std::string resolved_config_json;  // written as <run_dir>/config.json when not empty
 };
 
 struct CentralizedResult {

@@ -14,11 +14,11 @@
 namespace rumor::train {
 
 struct ModelSpec {
-  std::string name = "mlp";       // logreg, mlp, cnn, resnet8, torchscript
-  std::vector<int> hidden{128};   // mlp: hidden layer sizes
-  std::string norm = "group";     // cnn: "group" (GroupNorm) or "none"; resnet8: always group
-  int channels = 32;              // cnn: first conv channels (second has twice); resnet8: 16
-  std::string path;               // torchscript: file saved with torch.jit.save
+  std::string name = "mlp";      // logreg, mlp, cnn, resnet8, torchscript
+  std::vector<int> hidden{128};  // mlp: hidden layer sizes
+  std::string norm = "group";    // cnn: "group" (GroupNorm) or "none"; resnet8: always group
+  int channels = 32;             // cnn: first conv channels (second has twice); resnet8: 16
+  std::string path;              // torchscript: file saved with torch.jit.save
 };
 
 // What the model is fed: per-sample shape (e.g. {1, 28, 28} or {dim}) and class count;
@@ -30,8 +30,8 @@ struct ModelInput {
 
 // Result of one forward/backward pass on a minibatch.
 struct BatchStats {
-  double loss = 0.0;       // mean cross-entropy over the batch
-  std::size_t correct = 0; // argmax == label
+  double loss = 0.0;        // mean cross-entropy over the batch
+  std::size_t correct = 0;  // argmax == label
   std::size_t count = 0;
 };
 
@@ -68,7 +68,8 @@ class Model {
 
   // Zeroes grads(), runs forward and backward on `batch` samples of `features`
   // (row-major [batch x dim]) and `labels`; gradients land in grads().
-  BatchStats forward_backward(std::span<const float> features, std::span<const std::int32_t> labels);
+  BatchStats forward_backward(std::span<const float> features,
+                              std::span<const std::int32_t> labels);
   // mlp and logreg have a hand-written backward (same gradients, fewer tensor ops); off
   // forces autograd (tests compare the two).
   void set_manual_backward(bool on) { manual_backward_ = on; }
@@ -82,6 +83,9 @@ class Model {
   // Saves the parameters (LibTorch format: one flat tensor plus layout names) / the
   // module itself for torchscript models. Throws rumor::Error when it cannot write.
   void save(const std::string& path) const;
+  // Reads parameters written by save() (of a model with the same layout) into params().
+  // Throws rumor::Error naming the file when it cannot be read or does not match.
+  void load(const std::string& path);
 
   struct Impl;
   Impl& impl() { return *impl_; }
@@ -103,7 +107,7 @@ void set_compute_threads(int n);
 // "OpenBLAS 0.3.21 ... (/usr/lib/x86_64-linux-gnu/libopenblas.so.0)"; "unknown" if none.
 std::string loaded_blas();
 
-// OpenBLAS 0.3.21 (Debian 12) does not recognise newer CPUs (e.g. Sapphire Rapids) and
+// OpenBLAS 0.3.21 (Debian 12) does not recognise newer CPUs (e.g. Sapphire and Emerald Rapids) and
 // falls back to its generic Prescott kernels, several times slower. If the loaded
 // OpenBLAS picked a pre-Haswell core on a CPU with AVX2/AVX-512 and OPENBLAS_CORETYPE is
 // unset, this sets OPENBLAS_CORETYPE (Haswell / SkylakeX) and re-executes the program

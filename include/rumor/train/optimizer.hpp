@@ -14,9 +14,9 @@ struct ScheduleOptions {
   std::string kind = "constant";  // constant, step, cosine
   std::size_t step_size = 1000;   // step: multiply by gamma every step_size steps
   double gamma = 0.1;
-  std::size_t total_steps = 0;    // cosine: decays to min_lr at total_steps (required)
+  std::size_t total_steps = 0;  // cosine: decays to min_lr at total_steps (required)
   double min_lr = 0.0;
-  std::size_t warmup_steps = 0;   // linear warm-up from 0 to lr, combined with any kind
+  std::size_t warmup_steps = 0;  // linear warm-up from 0 to lr, combined with any kind
 };
 
 // Learning rate at a given step; warm-up first, then the schedule counted from step 0.
@@ -56,6 +56,8 @@ class LocalOptimizer {
   const OptimizerOptions& options() const { return options_; }
   std::span<float> momentum_buffer() { return momentum_; }
   void reset();  // clears momentum and the step counter
+  // Checkpoint restore: the step counter (the momentum buffer is restored in place).
+  void restore_steps(std::size_t steps) { steps_ = steps; }
 
  private:
   OptimizerOptions options_;

@@ -63,6 +63,10 @@ class LocalTrainer {
   Model& model() { return model_; }
   LocalOptimizer& optimizer() { return optimizer_; }
   const BatchSampler& sampler() const { return sampler_; }
+  // Checkpoint restore: replays the batch order up to `batches` taken (index work only).
+  void skip_batches(std::size_t batches) {
+    for (std::size_t i = 0; i < batches; ++i) sampler_.next();
+  }
 
  private:
   Model& model_;

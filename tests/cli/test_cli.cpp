@@ -1,0 +1,163 @@
+// The rumor executable as a user runs it: exit codes, --json output, messages.
+#include <doctest/doctest.h>
+
+#include <sys/wait.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <numbers>
+
+#include <nlohmann/json.hpp>
+
+namespace {
+
+struct Result {
+  int code = -1;
+  std::string out;  // stdout and stderr together
+};
+
+Result rumor(const std::string& args) {
+  const std::string cmd = std::string(RUMOR_BINARY_DIR) + "/rumor " + args + " 2>&1";
+  Result r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int status = ::pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+std::string src(const std::string& rel) {
+  return std::string(RUMOR_SOURCE_DIR) + "/" + rel;
+}
+
+std::filesystem::path scratch(const std::string& name) {
+  const auto d = std::filesystem::temp_directory_path() / "rumor_cli_tests" / name;
+  std::filesystem::remove_all(d);
+  std::filesystem::create_directories(d);
+  return d;
+}
+
+// A TCP run small enough for a test: 4 peers, synthetic data, logistic regression.
+std::string small_config(const std::filesystem::path& dir, const std::string& extra = "") {
+  const auto path = dir / "small.json";
+  std::ofstream(path) << R"({"name": "cli", "topology": {"gen": "ring", "nodes": 4},
+    "method": {"name": "dpsgd"}, "model": {"name": "logreg"},
+    "data": {"dataset": "blobs", "train_size": 800, "test_size": 200},
+    "rounds": 40, "eval": {"every": 10}, "network": {"connect_timeout_s": 20, "round_timeout_s": 20},
+    "output": {"dir": ")" + (dir / "runs").string() +
+                             "\"}" + extra + "}";
+  return path.string();
+}
+
+}  // namespace
+
+TEST_SUITE("cli") {
+  TEST_CASE("--help lists every subcommand, --version prints the version") {
+    const auto r = rumor("--help");
+    CHECK(r.code == 0);
+    for (const char* sub :
+         {"topology", "data", "train", "node", "launch", "summarize", "config", "bench"})
+      CHECK(r.out.find(sub) != std::string::npos);
+    const auto v = rumor("--version");
+    CHECK(v.code == 0);
+    CHECK(v.out.find("rumor 0.") != std::string::npos);
+  }
+
+  TEST_CASE("topology gen ring 16 and check --json give the closed-form spectral gap") {
+    const auto dir = scratch("ring16");
+    const auto file = (dir / "r.json").string();
+    REQUIRE(rumor("topology gen ring --nodes 16 -o " + file).code == 0);
+    const auto r = rumor("topology check " + file + " --json --log-level off");
+    REQUIRE(r.code == 0);
+    const auto j = nlohmann::json::parse(r.out);
+    const double expected = 1.0 - (1.0 + 2.0 * std::cos(2.0 * std::numbers::pi / 16)) / 3.0;
+    CHECK(j["spectral_gap"].get<double>() == doctest::Approx(expected).epsilon(1e-12));
+    CHECK(j["nodes"] == 16);
+    for (const char* key :
+         {"nodes", "edges", "directed", "schedule", "period", "connected", "degree_min",
+          "degree_max", "diameter", "mixing", "slem", "spectral_gap"})
+      CHECK(j.contains(key));
+  }
+
+  TEST_CASE("topology check of social32 reports the Davis graph") {
+    const auto r = rumor("topology check " + src("topologies/social32.json") + " --json");
+    REQUIRE(r.code == 0);
+    const auto j = nlohmann::json::parse(r.out);
+    CHECK(j["nodes"] == 32);
+    CHECK(j["edges"] == 89);
+    CHECK(j["connected"] == true);
+    CHECK(j["diameter"] == 4);
+  }
+
+  TEST_CASE("a malformed topology exits non-zero and names the file and the problem") {
+    const auto dir = scratch("bad");
+    const auto file = (dir / "bad.json").string();
+    std::ofstream(file) << R"({"nodes": [0, 1, 2], "edges": [[0, 1], [1, 5]]})";
+    const auto r = rumor("topology check " + file);
+    CHECK(r.code != 0);
+    CHECK(r.out.find(file) != std::string::npos);
+    CHECK(r.out.find("unknown node id 5") != std::string::npos);
+  }
+
+  TEST_CASE("config keys lists keys with defaults, unknown keys are refused") {
+    const auto k = rumor("config keys");
+    CHECK(k.code == 0);
+    CHECK(k.out.find("optimizer.lr") != std::string::npos);
+    const auto dir = scratch("keys");
+    const auto cfg = small_config(dir);
+    const auto r = rumor("launch " + cfg + " --inprocess --set optimizer.lrate=0.1");
+    CHECK(r.code != 0);
+    CHECK(r.out.find("did you mean \"optimizer.lr\"") != std::string::npos);
+  }
+
+  TEST_CASE("launch over TCP: peers as processes, a summary at the end") {
+    const auto dir = scratch("launch");
+    const auto r = rumor("launch " + small_config(dir) + " --no-progress");
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    CHECK(r.out.find("final test accuracy") != std::string::npos);
+    int runs = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir / "runs")) {
+      ++runs;
+      for (const char* f :
+           {"config.json", "summary.json", "summary.csv", "node-3.jsonl", "node-3.log", "model.pt"})
+        CHECK(std::filesystem::exists(e.path() / f));
+      nlohmann::json s;
+      std::ifstream(e.path() / "summary.json") >> s;
+      CHECK(s["complete"] == true);
+      CHECK(s["nodes_reporting"] == 4);
+      // summarize rebuilds the same figures from the files alone.
+      const auto again = rumor("summarize " + e.path().string());
+      CHECK(again.code == 0);
+      nlohmann::json s2;
+      std::ifstream(e.path() / "summary.json") >> s2;
+      CHECK(s2 == s);
+    }
+    CHECK(runs == 1);
+  }
+
+  TEST_CASE("launch: a peer killed mid-run stops the run and is named") {
+    const auto dir = scratch("kill");
+    const auto cfg = small_config(dir, R"(, "faults": {"kill_node": 2, "kill_round": 15})");
+    const auto r = rumor("launch " + cfg + " --no-progress");
+    INFO(r.out);
+    CHECK(r.code != 0);
+    CHECK(r.out.find("peer 2") != std::string::npos);
+    CHECK(r.out.find("killed by signal 9") != std::string::npos);
+    CHECK(r.out.find("node-2.log") != std::string::npos);
+  }
+
+  TEST_CASE("launch --dry-run prints the resolved config and exits") {
+    const auto dir = scratch("dry");
+    const auto r = rumor("launch " + small_config(dir) + " --dry-run");
+    CHECK(r.code == 0);
+    CHECK(r.out.find("\"run_id\"") != std::string::npos);
+    CHECK(r.out.find("spectral gap") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(dir / "runs"));
+  }
+}
