@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -31,9 +32,16 @@ bool is_prefix_of_key(const std::string& path) {
   return false;
 }
 
+// Every key path and every object on the way to one ("data", "data.partition"), the
+// names an unknown key is compared with.
 std::vector<std::string> key_paths() {
   std::vector<std::string> out;
-  for (const auto& k : keys()) out.push_back(k.path);
+  for (const auto& k : keys()) {
+    for (auto dot = k.path.find('.'); dot != std::string::npos; dot = k.path.find('.', dot + 1))
+      if (std::find(out.begin(), out.end(), k.path.substr(0, dot)) == out.end())
+        out.push_back(k.path.substr(0, dot));
+    out.push_back(k.path);
+  }
   return out;
 }
 
@@ -150,8 +158,9 @@ const std::vector<KeyInfo>& keys() {
       {"method.tau", "int", 1, "sgp overlap: bounded staleness in rounds"},
       {"codec", "string|object", "fp32",
        "payload codec spec (fp32, fp16, topk:0.01|sign, ef|..., sketch...) or {\"chain\": [...]}"},
-      {"data.dataset", "string", "fashion-mnist",
-       "fashion-mnist, idx:DIR, blobs, leaf-synthetic, csv:FILE"},
+      {"data.dataset", "string", "auto",
+       "fashion-mnist, idx:DIR, blobs, leaf-synthetic, csv:FILE; auto: fashion-mnist when "
+       "Debian's dataset-fashion-mnist is installed, else blobs"},
       {"data.data_dir", "string|null", nullptr, "fashion-mnist: directory of the IDX files"},
       {"data.normalize", "bool", true, "normalize inputs"},
       {"data.train_size", "int", 10000, "synthetic data: training samples"},
@@ -159,7 +168,13 @@ const std::vector<KeyInfo>& keys() {
       {"data.dim", "int", 0, "synthetic data: input dimension (0: the generator's default)"},
       {"data.classes", "int", 10, "blobs: number of classes"},
       {"data.separation", "number", 3.0, "blobs: distance between class means"},
-      {"data.partition.kind", "string", "dirichlet", "iid, dirichlet, shards, quantity"},
+      {"data.leaf_alpha", "number", 1.0, "leaf-synthetic: how much the users' models differ"},
+      {"data.leaf_beta", "number", 1.0, "leaf-synthetic: how much the users' inputs differ"},
+      {"data.users", "int", 30, "leaf-synthetic: number of users (natural groups)"},
+      {"data.test_file", "string|null", nullptr, "csv: a separate test file"},
+      {"data.test_fraction", "number", 0.2, "csv without test_file: share held out for testing"},
+      {"data.partition.kind", "string", "dirichlet",
+       "iid, dirichlet, shards, quantity, natural (the dataset's own groups)"},
       {"data.partition.alpha", "number", 0.5,
        "dirichlet: concentration (0.1 skewed, 100 near IID)"},
       {"data.partition.min_size", "int", 10, "dirichlet, quantity: minimum samples per node"},
@@ -185,7 +200,8 @@ const std::vector<KeyInfo>& keys() {
       {"rounds", "int", 1000, "rounds to run"},
       {"eval.every", "int", 50,
        "evaluate test accuracy and consensus distance every N rounds (and at the end)"},
-      {"eval.test_samples", "int", 0, "test samples per evaluation (0: the whole test set)"},
+      {"eval.test_samples", "int", 0,
+       "evaluate on the first N test samples (0: the whole test set)"},
       {"checkpoint.every", "int", 0, "write a checkpoint every N rounds (0: never)"},
       {"network.secret_file", "string|null", nullptr, "file with a shared secret: HMAC handshakes"},
       {"network.connect_timeout_s", "number", 30.0, "seconds to wait for every link at start"},
@@ -305,7 +321,8 @@ Config Config::from_json(const nlohmann::json& user_in, const std::string& origi
   }
   resolved["topology"] = topo;
   // Relative paths inside the config are resolved now so that every node agrees.
-  for (const char* key : {"/data/data_dir", "/model/path", "/network/secret_file"}) {
+  for (const char* key :
+       {"/data/data_dir", "/data/test_file", "/model/path", "/network/secret_file"}) {
     const auto ptr = nlohmann::json::json_pointer(key);
     if (resolved[ptr].is_string())
       resolved[ptr] = resolve_path(resolved[ptr].get<std::string>(), base_dir);

@@ -23,6 +23,11 @@ data::DatasetOptions dataset_options(const config::Config& c) {
   o.dim = c.get<std::size_t>("data.dim");
   o.classes = c.get<int>("data.classes");
   o.separation = c.get<double>("data.separation");
+  o.leaf_alpha = c.get<double>("data.leaf_alpha");
+  o.leaf_beta = c.get<double>("data.leaf_beta");
+  o.users = c.get<int>("data.users");
+  if (c.at("data.test_file").is_string()) o.test_file = c.get<std::string>("data.test_file");
+  o.test_fraction = c.get<double>("data.test_fraction");
   return o;
 }
 
@@ -84,8 +89,24 @@ net::TransportOptions transport_options(const config::Config& c) {
 
 std::shared_ptr<const data::Dataset> load_data(const config::Config& c) {
   if (c.get<std::string>("task") != "train") return nullptr;
-  auto d = std::make_shared<data::Dataset>(
-      data::load_dataset(c.get<std::string>("data.dataset"), dataset_options(c)));
+  std::string spec = c.get<std::string>("data.dataset");
+  if (spec == "auto") {
+    spec = data::default_dataset();
+    if (spec != "fashion-mnist")
+      log::warn(
+          "data.dataset auto: Fashion-MNIST is not installed (apt-get install "
+          "dataset-fashion-mnist), training on synthetic '",
+          spec, "' instead");
+  }
+  auto d = std::make_shared<data::Dataset>(data::load_dataset(spec, dataset_options(c)));
+  // eval.test_samples: evaluate on the first N test samples (the test split is shuffled
+  // data the partition never touches), for runs with many peers.
+  const auto keep = c.get<std::size_t>("eval.test_samples");
+  if (keep > 0 && keep < d->test.size()) {
+    d->test.features.resize(keep * d->dim);
+    d->test.labels.resize(keep);
+    if (!d->test.groups.empty()) d->test.groups.resize(keep);
+  }
   log::debug("dataset ", d->name, ": ", d->train.size(), " train / ", d->test.size(),
              " test samples, dim ", d->dim, ", ", d->num_classes, " classes");
   return d;

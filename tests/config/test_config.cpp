@@ -33,6 +33,8 @@ TEST_SUITE("config") {
     CHECK_THROWS_WITH_AS(from({{"optimizer", {{"lr_", 0.1}}}}),
                          doctest::Contains("\"optimizer.lr\""), ConfigError);
     CHECK_THROWS_WITH_AS(from({{"rounds", "ten"}}), doctest::Contains("must be int"), ConfigError);
+    CHECK_THROWS_WITH_AS(from({{"modle", {{"name", "mlp"}}}}), doctest::Contains("\"model\""),
+                         ConfigError);
     CHECK_THROWS_WITH_AS(from({{"task", "dance"}}), doctest::Contains("train, average"),
                          ConfigError);
   }
