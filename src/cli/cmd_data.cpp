@@ -1,17 +1,17 @@
 // rumor data partition | rumor train CONFIG.json | rumor bench step
 #include <algorithm>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
 #include "rumor/common/error.hpp"
 #include "rumor/common/log.hpp"
+#include "rumor/config/config.hpp"
 #include "rumor/data/dataset.hpp"
 #include "rumor/data/partition.hpp"
+#include "rumor/run/setup.hpp"
 #include "rumor/train/bench.hpp"
 #include "rumor/train/centralized.hpp"
 #include "rumor/train/model.hpp"
@@ -85,12 +85,30 @@ void run_partition(const PartitionArgs& a) {
   std::cout << doc.dump() << "\n";
 }
 
+// The centralized baseline reads the same config as `rumor node` / `rumor launch` (same
+// keys, defaults, run id and run directory); keys that only concern gossip (topology,
+// method, codec, network, data.partition) are ignored.
 void run_train(const std::string& path, const std::vector<std::string>& overrides) {
-  std::ifstream in(path);
-  if (!in) throw ConfigError("cannot read config file " + path);
-  std::stringstream text;
-  text << in.rdbuf();
-  train::CentralizedOptions o = train::parse_centralized_config(text.str(), path, overrides);
+  const config::Config c = config::Config::load(path, overrides);
+  if (c.get<std::string>("task") != "train") {
+    throw ConfigError(path + ": rumor train runs task \"train\" only (this config has task \"" +
+                      c.get<std::string>("task") + "\")");
+  }
+  train::CentralizedOptions o;
+  o.name = c.get<std::string>("name");
+  o.seed = c.get<std::uint64_t>("seed");
+  o.dataset = c.get<std::string>("data.dataset");
+  o.data = run::dataset_options(c);
+  o.model = run::model_spec(c);
+  o.optimizer = run::optimizer_options(c);
+  o.batch_size = c.get<std::size_t>("batch_size");
+  o.local_steps = c.get<std::size_t>("local_steps");
+  o.rounds = c.get<std::size_t>("rounds");
+  o.eval_every = c.get<std::size_t>("eval.every");
+  o.output_dir = c.get<std::string>("output.dir");
+  // Own directory: the same config run by `rumor launch` writes node-0.jsonl too.
+  o.run_id = c.run_id() + "-centralized";
+  o.resolved_config_json = run::config_record(c).dump(2);
   train::set_compute_threads(globals().threads);
   const auto r = train::train_centralized(o, [](const std::string& line) {
     std::cout << line << "\n" << std::flush;

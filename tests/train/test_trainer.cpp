@@ -151,39 +151,6 @@ TEST_SUITE("train") {
     CHECK(std::get<2>(run(3)) == params);
   }
 
-  TEST_CASE("centralized config: keys, overrides, unknown keys") {
-    const std::string text = R"({"name": "t", "seed": 3, "topology": "topologies/ring8.json",
-      "data": {"dataset": "blobs", "partition": {"kind": "dirichlet", "alpha": 0.5}},
-      "model": {"name": "mlp", "hidden": [64, 32]},
-      "optimizer": {"lr": 0.05, "momentum": 0.9, "schedule": {"kind": "cosine"}},
-      "batch_size": 16, "rounds": 10, "eval": {"every": 5}, "output": {"dir": "out"}})";
-    auto o = parse_centralized_config(text, "t.json", {"optimizer.lr=0.2", "model.hidden=[8]"});
-    CHECK(o.seed == 3);
-    CHECK(o.dataset == "blobs");
-    CHECK(o.model.hidden == std::vector<int>{8});
-    CHECK(o.optimizer.lr == doctest::Approx(0.2));
-    CHECK(o.optimizer.momentum == doctest::Approx(0.9));
-    CHECK(o.optimizer.schedule.kind == "cosine");
-    CHECK(o.batch_size == 16);
-    CHECK(o.rounds == 10);
-    CHECK(o.eval_every == 5);
-    CHECK(o.output_dir == "out");
-    try {
-      parse_centralized_config(R"({"optimiser": {}})", "x.json");
-      FAIL("expected ConfigError");
-    } catch (const ConfigError& e) {
-      CHECK(std::string(e.what()).find("did you mean 'optimizer'") != std::string::npos);
-    }
-    try {
-      parse_centralized_config(R"({"model": {"hiden": [3]}})", "x.json");
-      FAIL("expected ConfigError");
-    } catch (const ConfigError& e) {
-      CHECK(std::string(e.what()).find("model.hidden") != std::string::npos);
-    }
-    CHECK_THROWS_AS(parse_centralized_config(R"({"seed": "one"})", "x.json"), ConfigError);
-    CHECK_THROWS_AS(parse_centralized_config("{", "x.json"), ConfigError);
-  }
-
   TEST_CASE("train_centralized writes metrics lines and a model") {
     const fs::path dir =
         fs::temp_directory_path() / ("rumor-test-train-" + std::to_string(::getpid()));

@@ -1,6 +1,7 @@
 #pragma once
-// The centralized baseline: one process trains on all the data. Plain options struct so
-// the config module can fill it; `rumor train CONFIG.json` is a thin wrapper.
+// The centralized baseline: one process trains on all the data. A plain options struct:
+// `rumor train CONFIG.json` fills it from config::Config through the run::setup helpers
+// (src/cli/cmd_data.cpp), so it shares keys, run id and run directory with gossip runs.
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -26,7 +27,7 @@ struct CentralizedOptions {
   double epochs = 0.0;              // used when rounds == 0
   std::size_t eval_every = 50;      // rounds; the last round is always evaluated
   std::string output_dir = "runs";  // run directory = output_dir/run_id
-  std::string run_id;               // empty: name-s<seed>-centralized
+  std::string run_id;               // empty: name-s<seed>-<hash of the options>
   bool save_model = true;
   bool log_to_run_dir = true;        // also append log lines to <run_dir>/node-0.log
   std::string resolved_config_json;  // written as <run_dir>/config.json when not empty
@@ -41,15 +42,6 @@ struct CentralizedResult {
   double test_accuracy = 0.0;
   double test_loss = 0.0;
 };
-
-// Parses an experiment config (formats.md keys; JSON text from `origin`, used in
-// messages) with `--set a.b=value` overrides into options. Keys that only concern
-// decentralized runs (topology, task, method, codec, checkpoint, network, data.partition)
-// are accepted and ignored, so one config serves both; any other
-// unknown key is a rumor::ConfigError naming it and the nearest valid key.
-// Stopgap until the config module exists (see the lead's notes).
-CentralizedOptions parse_centralized_config(const std::string& json_text, const std::string& origin,
-                                            const std::vector<std::string>& overrides = {});
 
 // Trains, writing <run_dir>/node-0.jsonl (metrics lines as in formats.md) and model.pt.
 // `on_line` (optional) receives every metrics line as written.
