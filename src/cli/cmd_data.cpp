@@ -17,23 +17,13 @@
 #include "rumor/train/model.hpp"
 
 namespace rumor::cli {
-namespace {
-
-struct PartitionArgs {
-  std::string dataset = "fashion-mnist";
-  std::string data_dir;
-  std::size_t nodes = 0;
-  data::PartitionOptions partition;
-  bool json = false;
-};
-
 void print_partition_table(const data::Dataset& ds, const data::Partition& p,
-                           const data::PartitionStats& st, const PartitionArgs& a,
+                           const data::PartitionStats& st, const data::PartitionOptions& opt,
                            std::ostream& out) {
   out << ds.name << ": " << ds.train.size() << " training samples, " << ds.num_classes
-      << " classes, " << p.num_nodes() << " nodes, partition " << a.partition.kind;
-  if (a.partition.kind == "dirichlet") out << " (alpha " << a.partition.alpha << ")";
-  out << ", seed " << a.partition.seed << "\n";
+      << " classes, " << p.num_nodes() << " nodes, partition " << opt.kind;
+  if (opt.kind == "dirichlet") out << " (alpha " << opt.alpha << ")";
+  out << ", seed " << opt.seed << "\n";
   constexpr std::size_t kBar = 24;
   const std::size_t id_w = std::to_string(p.num_nodes() - 1).size();
   const std::size_t size_w = std::max<std::size_t>(std::to_string(st.size_max).size(), 4);
@@ -53,6 +43,16 @@ void print_partition_table(const data::Dataset& ds, const data::Partition& p,
       << " (mean total-variation distance to the global label mix; 0 = IID)\n";
 }
 
+namespace {
+
+struct PartitionArgs {
+  std::string dataset = "fashion-mnist";
+  std::string data_dir;
+  std::size_t nodes = 0;
+  data::PartitionOptions partition;
+  bool json = false;
+};
+
 void run_partition(const PartitionArgs& a) {
   data::DatasetOptions dopt;
   dopt.data_dir = a.data_dir;
@@ -62,7 +62,7 @@ void run_partition(const PartitionArgs& a) {
                                                  a.nodes, a.partition);
   const auto st = data::partition_stats(p, ds.train.labels, ds.num_classes);
   if (!a.json) {
-    print_partition_table(ds, p, st, a, std::cout);
+    print_partition_table(ds, p, st, a.partition, std::cout);
     return;
   }
   nlohmann::json nodes = nlohmann::json::array();

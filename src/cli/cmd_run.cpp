@@ -5,6 +5,7 @@
 #include "rumor/common/error.hpp"
 #include "rumor/config/config.hpp"
 #include "rumor/data/partition.hpp"
+#include "rumor/run/compare.hpp"
 #include "rumor/run/run.hpp"
 #include "rumor/run/setup.hpp"
 
@@ -32,10 +33,8 @@ void dry_run(const RunArgs& a) {
             << ", diameter " << s.diameter << ", spectral gap " << s.spectral_gap << "\n";
   if (const auto data = run::load_data(cfg)) {
     const auto p = run::partition_of(cfg, *data, t.size());
-    const auto st = data::partition_stats(p, data->train.labels, data->num_classes);
-    std::cout << "partition " << cfg.get<std::string>("data.partition.kind") << " of " << data->name
-              << ": node sizes " << st.size_min << ".." << st.size_max << ", label skew "
-              << st.label_skew << " (per-class counts: rumor data partition --json)\n";
+    print_partition_table(*data, p, data::partition_stats(p, data->train.labels, data->num_classes),
+                          run::partition_options(cfg), std::cout);
   }
   std::cout << "run id " << cfg.run_id() << " -> " << cfg.run_dir() << "\n";
 }
@@ -114,6 +113,30 @@ void add_run_commands(CLI::App& app) {
       "Example:\n  rumor summarize runs/quickstart-s1-0a1b2c3d");
   summarize->add_option("rundir", summarize_dir, "run directory")->required();
   summarize->callback([] { std::cout << run::summary_text(run::summarize(summarize_dir)); });
+
+  static std::string grid_path;
+  static run::CompareOptions compare_opts;
+  static bool no_plots = false;
+  auto* compare = app.add_subcommand(
+      "compare",
+      "run a grid of configs and compare methods\n\n"
+      "GRID.json: {\"base\": CONFIG (path or object), \"axes\": {\"method\": [...], \"codec\": "
+      "[...],\n"
+      "\"seed\": [1, 2, 3], \"data.partition.alpha\": [...]}, \"target_acc\": 0.8}. Cells with "
+      "one\n"
+      "seed share partition, initial model and data order. A rerun skips finished cells.\n"
+      "Writes compare.json, compare.csv and PNG plots to compare/<grid name>/.\n\n"
+      "Example:\n  rumor compare experiments/sgp-vs-allreduce/grid.json");
+  compare->add_option("grid", grid_path, "grid file (JSON)")->required();
+  compare->add_flag("--tcp", compare_opts.tcp, "run cells over TCP (one process per peer)");
+  compare->add_option("-o,--output", compare_opts.output_dir, "output folder");
+  compare->add_flag("--no-plots", no_plots, "do not draw PNG plots");
+  compare->add_flag("--no-progress", launch_args.no_progress, "no live progress line");
+  compare->callback([] {
+    compare_opts.plots = !no_plots;
+    compare_opts.progress = !launch_args.no_progress;
+    run::run_compare(grid_path, compare_opts);
+  });
 
   auto* cfg = app.add_subcommand("config", "experiment config tools");
   cfg->require_subcommand(1);

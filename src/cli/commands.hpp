@@ -1,6 +1,10 @@
 #pragma once
 // Each command group registers its CLI11 subcommands here; main.cpp only wires them.
 #include <CLI/CLI.hpp>
+#include <ostream>
+
+#include "rumor/data/dataset.hpp"
+#include "rumor/data/partition.hpp"
 
 namespace rumor::cli {
 
@@ -14,7 +18,12 @@ const Globals& globals();
 void add_topology_commands(CLI::App& app);
 void add_data_commands(CLI::App& app);   // rumor data partition
 void add_train_commands(CLI::App& app);  // rumor train CONFIG.json
-void add_run_commands(CLI::App& app);    // rumor node | launch | summarize | config keys
+void add_run_commands(CLI::App& app);
+
+// A node per line: size, a bar, per-class counts; then sizes and label skew.
+void print_partition_table(const data::Dataset& ds, const data::Partition& p,
+                           const data::PartitionStats& st, const data::PartitionOptions& opt,
+                           std::ostream& out);  // rumor node | launch | summarize | config keys
 
 // `rumor bench ...`: each module adds its own benchmark under the bench subcommand.
 void add_bench_step(CLI::App& bench);    // rumor bench step

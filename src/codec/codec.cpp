@@ -92,7 +92,7 @@ class DecoderBase : public Decoder {
   // Validates the payload; returns true when it decoded densely into `dense` (size d),
   // false when it filled idx_/vals_.
   virtual bool parse(ByteView bytes, const CodecContext& ctx, std::span<float> dense) = 0;
-  virtual std::string name() const = 0;
+  virtual const std::string& name() const = 0;
   std::size_t d_;
   std::vector<std::uint32_t> idx_;
   std::vector<float> vals_;
@@ -120,6 +120,7 @@ class ChainCodec final : public Codec, public std::enable_shared_from_this<Chain
     }
   }
   std::string name() const override { return name_; }
+  const std::string& name_ref() const { return name_; }
   bool unbiased() const override {
     const bool sp_ok = s_.sparsifier == Sparsifier::kNone ||
                        (s_.sparsifier == Sparsifier::kRandk && s_.randk_unbiased);
@@ -217,9 +218,9 @@ class ChainDecoder final : public DecoderBase {
       : DecoderBase(d), c_(std::move(c)), k_(c_->kept(d)) {}
 
  protected:
-  std::string name() const override { return c_->name(); }
+  const std::string& name() const override { return c_->name_ref(); }
   bool parse(ByteView bytes, const CodecContext& ctx, std::span<float> dense) override {
-    const std::string& nm = c_->name();
+    const std::string& nm = c_->name_ref();
     const ParsedSpec& s = c_->spec();
     Reader r(bytes.data(), bytes.size(), nm);
     if (s.sparsifier == Sparsifier::kNone) {
@@ -315,7 +316,7 @@ class EncoderBase : public Encoder {
 
  protected:
   virtual void encode_raw(std::span<const float> x, const CodecContext& ctx, Bytes& out) = 0;
-  virtual std::string codec_name() const = 0;
+  virtual const std::string& codec_name() const = 0;
   std::size_t d_;
   bool ef_;
   std::unique_ptr<Decoder> dec_;
@@ -328,7 +329,7 @@ class ChainEncoder final : public EncoderBase {
       : EncoderBase(d, c->spec().ef, c->make_decoder(d)), c_(std::move(c)), k_(c_->kept(d)) {}
 
  protected:
-  std::string codec_name() const override { return c_->name(); }
+  const std::string& codec_name() const override { return c_->name_ref(); }
   void encode_raw(std::span<const float> x, const CodecContext& ctx, Bytes& out) override {
     const ParsedSpec& s = c_->spec();
     out.resize(c_->max_encoded_size(d_));
@@ -401,6 +402,7 @@ class SketchCodec final : public Codec, public std::enable_shared_from_this<Sket
             s_.cols.str() + ":" + s_.heavy.str();
   }
   std::string name() const override { return name_; }
+  const std::string& name_ref() const { return name_; }
   bool unbiased() const override { return false; }
   bool contractive() const override { return false; }
   double delta(std::size_t) const override { return 0.0; }
@@ -459,7 +461,7 @@ class SketchDecoder final : public DecoderBase {
       : DecoderBase(d), c_(std::move(c)) {}
 
  protected:
-  std::string name() const override { return c_->name(); }
+  const std::string& name() const override { return c_->name_ref(); }
   bool parse(ByteView bytes, const CodecContext& ctx, std::span<float>) override {
     c_->check_header(bytes, d_);
     const std::size_t n = static_cast<std::size_t>(c_->rows()) * c_->cols(d_);
@@ -467,7 +469,7 @@ class SketchDecoder final : public DecoderBase {
     std::memcpy(table_.data(), bytes.data() + 17, 4 * n);
     SketchHash hash(ctx.seed, c_->rows(), u32_of(c_->cols(d_)));
     est_.resize(d_);
-    hash.estimate(table_.data(), est_);
+    hash.estimate(table_.data(), est_, block_);
     selector_.select(est_, c_->heavy(d_), idx_);
     vals_.resize(idx_.size());
     for (std::size_t j = 0; j < idx_.size(); ++j) vals_[j] = est_[idx_[j]];
@@ -478,6 +480,7 @@ class SketchDecoder final : public DecoderBase {
   std::shared_ptr<const SketchCodec> c_;
   std::vector<float> table_;
   std::vector<float> est_;
+  std::vector<float> block_;
   TopkSelector selector_;
 };
 
@@ -487,7 +490,7 @@ class SketchEncoder final : public EncoderBase {
       : EncoderBase(d, c->error_feedback(), c->make_decoder(d)), c_(std::move(c)) {}
 
  protected:
-  std::string codec_name() const override { return c_->name(); }
+  const std::string& codec_name() const override { return c_->name_ref(); }
   void encode_raw(std::span<const float> x, const CodecContext& ctx, Bytes& out) override {
     const std::size_t cols = c_->cols(d_);
     const std::size_t n = static_cast<std::size_t>(c_->rows()) * cols;

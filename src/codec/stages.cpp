@@ -446,10 +446,7 @@ std::unique_ptr<ValueCodec> make_sign(std::uint32_t chunk) {
 SketchHash::SketchHash(std::uint64_t seed, std::uint32_t rows, std::uint32_t cols)
     : rows_(std::min(rows, kMaxSketchRows)), cols_(cols) {
   Rng rng = Rng::derive(seed, 0x736b65746368ULL, rows, cols);  // from the shared seed alone
-  for (std::uint32_t r = 0; r < rows_; ++r) {
-    a_[r] = rng();
-    b_[r] = rng();
-  }
+  for (std::uint32_t r = 0; r < rows_; ++r) key_[r] = rng();
 }
 
 void SketchHash::sketch(std::span<const float> x, float* table) const {
@@ -460,36 +457,35 @@ void SketchHash::sketch(std::span<const float> x, float* table) const {
     const std::size_t hi = std::min(x.size(), lo + kBlock);
     for (std::uint32_t r = 0; r < rows_; ++r) {
       float* row = table + static_cast<std::size_t>(r) * cols_;
-      const std::uint64_t a = a_[r];
-      std::uint64_t f = a * lo + b_[r];
+      const std::uint64_t key = key_[r];
       for (std::size_t k = lo; k < hi; ++k) {
-        const std::uint64_t v = f >> 32;
+        const std::uint64_t v = mix(k, key);
         const std::uint32_t flip = static_cast<std::uint32_t>(v) << 31;
-        row[(v * cols) >> 32] += std::bit_cast<float>(std::bit_cast<std::uint32_t>(x[k]) ^ flip);
-        f += a;
+        row[((v >> 32) * cols) >> 32] +=
+            std::bit_cast<float>(std::bit_cast<std::uint32_t>(x[k]) ^ flip);
       }
     }
   }
 }
 
-void SketchHash::estimate(const float* table, std::span<float> est) const {
+void SketchHash::estimate(const float* table, std::span<float> est,
+                          std::vector<float>& vals) const {
   // Per block of keys: each row's signed bucket values (row by row, simple loops), then the
   // median per key (a min/max network for 5 rows, insertion sort otherwise).
   constexpr std::size_t kBlock = 1024;
-  std::vector<float> vals(static_cast<std::size_t>(rows_) * kBlock);
+  vals.resize(static_cast<std::size_t>(rows_) * kBlock);
   const std::uint64_t cols = cols_;
   for (std::size_t lo = 0; lo < est.size(); lo += kBlock) {
     const std::size_t len = std::min(est.size() - lo, kBlock);
     for (std::uint32_t r = 0; r < rows_; ++r) {
       const float* row = table + static_cast<std::size_t>(r) * cols_;
       float* out = vals.data() + static_cast<std::size_t>(r) * kBlock;
-      const std::uint64_t a = a_[r];
-      std::uint64_t f = a * lo + b_[r];
+      const std::uint64_t key = key_[r];
       for (std::size_t j = 0; j < len; ++j) {
-        const std::uint64_t v = f >> 32;
+        const std::uint64_t v = mix(lo + j, key);
         const std::uint32_t flip = static_cast<std::uint32_t>(v) << 31;
-        out[j] = std::bit_cast<float>(std::bit_cast<std::uint32_t>(row[(v * cols) >> 32]) ^ flip);
-        f += a;
+        out[j] = std::bit_cast<float>(std::bit_cast<std::uint32_t>(row[((v >> 32) * cols) >> 32]) ^
+                                      flip);
       }
     }
     if (rows_ == 5) {

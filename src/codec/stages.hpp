@@ -7,6 +7,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "rumor/common/rng.hpp"
 #include "wire.hpp"
@@ -36,11 +37,13 @@ std::unique_ptr<ValueCodec> make_bf16();
 std::unique_ptr<ValueCodec> make_qsgd(int bits, bool biased, std::uint32_t chunk);
 std::unique_ptr<ValueCodec> make_sign(std::uint32_t chunk);
 
-// Count-Sketch hashes for one (seed, rows, cols). Row r hashes key k with a multiply-add-shift
-// hash v_r(k) = ((a_r k + b_r) mod 2^64) >> 32, a_r, b_r uniform 64-bit from the shared seed:
-// pairwise independent for 32-bit keys (Dietzfelbinger 1996), which is what the Count-Sketch
-// estimate needs (Charikar et al.). Bucket = (v cols) >> 32, sign = lowest bit of v. Keys are
-// visited in order, so v advances by one 64-bit addition per key.
+// Count-Sketch hashes for one (seed, rows, cols). Row r hashes key k with a keyed 64-bit
+// mixer, v = splitmix64(k + key_r), key_r uniform from the shared seed alone (so sketches of
+// different senders add); bucket = high 32 bits of v scaled to cols, sign = lowest bit of v.
+// A multiply-add-shift hash (pairwise independent, one addition per key) was tried first:
+// on the shuffled power-law test vector it recovered 0.78 of the top-K where a fully random
+// hash recovers 0.84 (a numpy simulation); the mixer reaches 0.84 and still encodes above
+// 0.4 GB/s.
 constexpr std::uint32_t kMaxSketchRows = 32;
 
 class SketchHash {
@@ -49,18 +52,28 @@ class SketchHash {
   // table[r * cols + h_r(k)] += s_r(k) * x[k] for all k.
   void sketch(std::span<const float> x, float* table) const;
   // est[k] = median_r s_r(k) * table[r * cols + h_r(k)].
-  void estimate(const float* table, std::span<float> est) const;
-  std::uint32_t bucket(std::uint32_t r, std::uint64_t k) const {
-    return static_cast<std::uint32_t>((hash(r, k) * cols_) >> 32);
+  // `scratch` is resized to rows * 1024 floats and reused between calls.
+  void estimate(const float* table, std::span<float> est, std::vector<float>& scratch) const;
+  void estimate(const float* table, std::span<float> est) const {
+    std::vector<float> scratch;
+    estimate(table, est, scratch);
   }
-  bool negative(std::uint32_t r, std::uint64_t k) const { return (hash(r, k) & 1u) != 0; }
+  std::uint32_t bucket(std::uint32_t r, std::uint64_t k) const {
+    return static_cast<std::uint32_t>(((mix(k, key_[r]) >> 32) * cols_) >> 32);
+  }
+  bool negative(std::uint32_t r, std::uint64_t k) const { return (mix(k, key_[r]) & 1u) != 0; }
+  static std::uint64_t mix(std::uint64_t k, std::uint64_t key) {
+    std::uint64_t z = k + key;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
   std::uint32_t rows() const { return rows_; }
   std::uint32_t cols() const { return cols_; }
 
  private:
-  std::uint64_t hash(std::uint32_t r, std::uint64_t k) const { return (a_[r] * k + b_[r]) >> 32; }
   std::uint32_t rows_, cols_;
-  std::array<std::uint64_t, kMaxSketchRows> a_{}, b_{};
+  std::array<std::uint64_t, kMaxSketchRows> key_{};
 };
 
 }  // namespace rumor::codec::detail

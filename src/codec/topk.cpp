@@ -25,6 +25,7 @@ bool TopkSelector::collect(std::span<const float> x, std::int32_t threshold, std
   if (cand_idx_.size() < cap + kBlock) {
     cand_idx_.resize(cap + kBlock);
     cand_key_.resize(cap + kBlock);
+    scratch_.reserve(cap + kBlock);  // select_among copies at most cap keys
   }
   std::uint32_t* idx = cand_idx_.data();
   std::int32_t* key = cand_key_.data();

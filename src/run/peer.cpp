@@ -259,6 +259,13 @@ void Peer::finish_round(std::int64_t round) {
       line["test_loss"] = r.loss;
     }
     line["consensus_dist"] = dist;
+    if (p.train && p.id == 0 && round + 1 == p.rounds) {
+      // The exact average of all final models: what model.pt holds.
+      auto avg = train::Model::create(model_spec(p.cfg), {p.dataset->shape, p.dataset->num_classes},
+                                      p.cfg.get<std::uint64_t>("seed"));
+      std::copy(p.average.begin(), p.average.end(), avg->params().begin());
+      line["avg_model_acc"] = train::evaluate(*avg, p.dataset->test).accuracy;
+    }
   }
   const auto ms = p.method->stats();
   line["bytes_sent"] = p.method_traffic.bytes_sent;

@@ -168,6 +168,24 @@ json summarize(const std::string& run_dir) {
     const auto& cols = rounds.rbegin()->second;
     if (auto it = cols.find("loss"); it != cols.end()) fin["loss_mean"] = it->second.mean();
   }
+  // The evaluation rounds as a curve: what plots and time-to-target need.
+  json curve = json::array();
+  for (const auto& [r, cols] : rounds) {
+    auto acc = cols.find("test_acc");
+    auto cd = cols.find("consensus_dist");
+    if (acc == cols.end() && cd == cols.end()) continue;
+    json point = {{"round", r}};
+    if (acc != cols.end()) point["test_acc"] = acc->second.mean();
+    if (cd != cols.end()) point["consensus_dist"] = cd->second.mean();
+    if (auto b = cols.find("bytes_sent"); b != cols.end()) point["mb_sent"] = b->second.sum / 1e6;
+    if (auto t = cols.find("time_s"); t != cols.end()) point["time_s"] = t->second.max;
+    if (auto l = cols.find("loss"); l != cols.end()) point["loss"] = l->second.mean();
+    curve.push_back(point);
+  }
+  s["curve"] = curve;
+  if (auto it = nodes.find(0);
+      it != nodes.end() && !it->second.empty() && it->second.back().contains("avg_model_acc"))
+    fin["avg_model_acc"] = it->second.back()["avg_model_acc"];
   s["final"] = fin;
   s["best_test_acc_mean"] = number_or_null(best);
   s["best_round"] = best_round;
@@ -222,6 +240,8 @@ std::string summary_text(const json& s) {
   if (f.contains("test_acc_mean") && f["test_acc_mean"].is_number())
     out << "  final test accuracy  mean " << f["test_acc_mean"].get<double>() << "  min "
         << f["test_acc_min"].get<double>() << "  max " << f["test_acc_max"].get<double>() << "\n";
+  if (f.contains("avg_model_acc"))
+    out << "  averaged model       " << f["avg_model_acc"].get<double>() << " test accuracy\n";
   if (f.contains("consensus_dist") && f["consensus_dist"].is_number())
     out << "  consensus distance   " << std::scientific << f["consensus_dist"].get<double>()
         << std::fixed << "\n";

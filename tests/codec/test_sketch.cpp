@@ -107,10 +107,8 @@ TEST_SUITE("codec") {
     CHECK_THROWS_AS(c->merge_add(merged, bo), rumor::CodecError);
   }
 
-  // The issue asks for recall >= 0.8 of the true top-K here. Measured with median-of-rows
-  // estimates: 0.18 of the top 10000, 0.998 of the top 1000. The tail beyond K alone puts
-  // ~1e-4 of noise (rms) in every bucket, as large as the K-th value, so the lower half of the
-  // top-K cannot be told from the tail by this estimator. This test guards what is reached.
+  // The issue's setting: ROWS = 5, COLS = 10 K (= 100,000), K = d / 100. A fully random hash
+  // recovers 0.845 of the top-K here (numpy simulation); the issue asks for 0.8.
   TEST_CASE("count-sketch heavy-hitter recovery on a shuffled power-law vector (d=1e6, K=d/100)") {
     const std::size_t d = 1000000, k = d / 100;
     std::vector<float> x(d);
@@ -125,7 +123,7 @@ TEST_SUITE("codec") {
     std::vector<float> sorted = mags;
     std::nth_element(sorted.begin(), sorted.begin() + (k - 1), sorted.end(), std::greater<>());
     const float kth = sorted[k - 1];
-    auto c = make_codec("sketch:5:10000:10000");
+    auto c = make_codec("sketch:5:100000:10000");
     auto y = roundtrip(*c, x, {2024, 0, 0});
     std::nth_element(sorted.begin(), sorted.begin() + 999, sorted.begin() + k, std::greater<>());
     const float kth1000 = sorted[999];
@@ -139,10 +137,10 @@ TEST_SUITE("codec") {
     }
     const double recall = static_cast<double>(hit) / k;
     const double recall1000 = static_cast<double>(hit1000) / 1000;
-    MESSAGE("count-sketch recall (5 x 10000, K = 10000, d = 1e6): top-K ", recall, ", top-1000 ",
+    MESSAGE("count-sketch recall (5 x 100000, K = 10000, d = 1e6): top-K ", recall, ", top-1000 ",
             recall1000);
     CHECK(nz <= k);
     CHECK(recall1000 >= 0.95);
-    CHECK(recall >= 0.15);
+    CHECK(recall >= 0.8);
   }
 }
