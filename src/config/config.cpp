@@ -344,6 +344,10 @@ Config Config::from_json(const nlohmann::json& user_in, const std::string& origi
   // Where results go is not part of what the run is: hosts may mount it differently.
   nlohmann::json identity = resolved;
   identity.erase("output");
+  // Nor is the port range a launcher picked for it: nodes take ports from the topology.
+  identity["network"].erase("base_port");
+  for (auto& node : identity["topology"]["nodes"])
+    if (resolved["network"]["base_port"].is_number()) node.erase("port");
   c.run_id_ = resolved["name"].get<std::string>() + "-s" +
               std::to_string(resolved["seed"].get<std::int64_t>()) + "-" +
               sha256_hex(identity.dump()).substr(0, 8);

@@ -1,7 +1,12 @@
 // The rumor executable as a user runs it: exit codes, --json output, messages.
 #include <doctest/doctest.h>
 
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
 
 #include <cmath>
 #include <cstdio>
@@ -159,5 +164,43 @@ TEST_SUITE("cli") {
     CHECK(r.out.find("\"run_id\"") != std::string::npos);
     CHECK(r.out.find("spectral gap") != std::string::npos);
     CHECK_FALSE(std::filesystem::exists(dir / "runs"));
+  }
+
+  TEST_CASE("launch: Ctrl-C stops every peer and keeps what was written") {
+    const auto dir = scratch("sigint");
+    const auto cfg = small_config(dir, R"(, "rounds": 100000)");
+    const std::string out = (dir / "launch.out").string();
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      const std::string bin = std::string(RUMOR_BINARY_DIR) + "/rumor";
+      ::freopen(out.c_str(), "w", stderr);
+      ::execl(bin.c_str(), "rumor", "launch", cfg.c_str(), "--no-progress",
+              static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    // Wait (bounded) until the peers are writing metrics, then interrupt the launcher.
+    bool running = false;
+    for (int i = 0; i < 300 && !running; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (!std::filesystem::exists(dir / "runs")) continue;
+      for (const auto& e : std::filesystem::directory_iterator(dir / "runs"))
+        if (std::filesystem::exists(e.path() / "node-3.jsonl") &&
+            std::filesystem::file_size(e.path() / "node-3.jsonl") > 1000)
+          running = true;
+    }
+    CHECK(running);
+    ::kill(pid, SIGINT);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 130);
+    std::ifstream in(out);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK(text.find("interrupted") != std::string::npos);
+    for (const auto& e : std::filesystem::directory_iterator(dir / "runs")) {
+      CHECK(std::filesystem::file_size(e.path() / "node-0.jsonl") > 0);
+      CHECK(std::filesystem::exists(e.path() / "summary.json"));
+    }
   }
 }

@@ -82,5 +82,8 @@ TEST_SUITE("config") {
   TEST_CASE("network.base_port moves nodes without explicit ports") {
     const auto c = from({}, {"network.base_port=31000"});
     CHECK(c.at("topology")["nodes"][3]["port"] == 31003);
+    // A launcher's choice of ports does not make it another run.
+    CHECK(c.run_id() == from({}).run_id());
+    CHECK(from({}, {"seed=2"}).run_id() != from({}).run_id());
   }
 }
