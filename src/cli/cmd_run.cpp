@@ -131,6 +131,8 @@ void add_run_commands(CLI::App& app) {
   compare->add_flag("--tcp", compare_opts.tcp, "run cells over TCP (one process per peer)");
   compare->add_option("-o,--output", compare_opts.output_dir, "output folder");
   compare->add_flag("--no-plots", no_plots, "do not draw PNG plots");
+  compare->add_flag("--full", compare_opts.full,
+                    "the paper-sized run: apply the grid's \"full\" overrides");
   compare->add_flag("--no-progress", launch_args.no_progress, "no live progress line");
   compare->callback([] {
     compare_opts.plots = !no_plots;

@@ -61,4 +61,13 @@ std::pair<int, int> line_column(std::string_view text, std::size_t offset) {
   return {line, column};
 }
 
+std::string json_syntax_error(std::string_view text, std::size_t byte, std::string_view what,
+                              const std::string& source) {
+  const auto [line, column] = line_column(text, byte > 0 ? byte - 1 : 0);
+  // nlohmann's message repeats its own position; keep the part after "error: ".
+  if (auto p = what.find("error: "); p != std::string_view::npos) what = what.substr(p + 7);
+  return source + ":" + std::to_string(line) + ":" + std::to_string(column) +
+         ": JSON syntax error: " + std::string(what);
+}
+
 }  // namespace rumor

@@ -283,11 +283,7 @@ Config Config::load(const std::string& path, const std::vector<std::string>& ove
   try {
     user = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
-    const auto [line, column] = line_column(text, e.byte > 0 ? e.byte - 1 : 0);
-    std::string what = e.what();
-    if (auto p = what.find("error: "); p != std::string::npos) what = what.substr(p + 7);
-    throw ConfigError(path + ":" + std::to_string(line) + ":" + std::to_string(column) +
-                      ": JSON syntax error: " + what);
+    throw ConfigError(json_syntax_error(text, e.byte, e.what(), path));
   }
   const std::string dir = fs::path(path).parent_path().string();
   return from_json(user, path, dir.empty() ? "." : dir, overrides);

@@ -84,13 +84,20 @@ Grid parse_grid(const json& j, const std::string& origin, const std::string& bas
                 const std::vector<std::string>& axis_order) {
   if (!j.is_object()) throw ConfigError(origin + ": a grid must be a JSON object");
   for (const auto& [k, v] : j.items())
-    if (k != "base" && k != "axes" && k != "target_acc" && k != "name" && k != "description")
+    if (k != "base" && k != "axes" && k != "target_acc" && k != "name" && k != "description" &&
+        k != "full")
       throw ConfigError(origin + ": unknown grid key \"" + k +
-                        "\"; valid: base, axes, target_acc, name, description");
+                        "\"; valid: base, axes, target_acc, name, description, full");
   Grid g;
   g.base_dir = base_dir;
   g.name = j.value("name", fs::path(origin).stem().string());
   g.target_acc = j.value("target_acc", 0.0);
+  if (j.contains("full")) {
+    if (!j["full"].is_object())
+      throw ConfigError(origin + ": \"full\" must be an object of config keys to values");
+    for (const auto& [k, v] : j["full"].items())
+      g.full_overrides.push_back(k + "=" + (v.is_string() ? v.get<std::string>() : v.dump()));
+  }
   if (!j.contains("base"))
     throw ConfigError(origin + ": missing \"base\" (a config path or object)");
   if (j["base"].is_string()) {
@@ -268,9 +275,18 @@ std::string compare_table(const json& compare) {
 }
 
 json run_compare(const std::string& grid_path, const CompareOptions& options) {
-  const Grid grid = load_grid(grid_path);
-  const fs::path out_dir =
-      options.output_dir.empty() ? fs::path("compare") / grid.name : fs::path(options.output_dir);
+  Grid grid = load_grid(grid_path);
+  if (options.full) {
+    if (grid.full_overrides.empty())
+      throw ConfigError(grid_path + ": --full, but the grid has no \"full\" overrides");
+    // The cell's own settings win over the full budget (applied after it).
+    for (auto& cell : grid.cells)
+      cell.overrides.insert(cell.overrides.begin(), grid.full_overrides.begin(),
+                            grid.full_overrides.end());
+  }
+  const fs::path out_dir = options.output_dir.empty()
+                               ? fs::path("compare") / (grid.name + (options.full ? "-full" : ""))
+                               : fs::path(options.output_dir);
   fs::create_directories(out_dir);
   // Cells write their runs below the comparison folder; the base config is kept there too
   // so that TCP cells (separate processes) read the same document.

@@ -45,18 +45,6 @@ class TorchWork : public gossip::LocalWork {
   train::LocalTrainer& trainer_;
 };
 
-class NoWork : public gossip::LocalWork {
- public:
-  Stats gradient() override { return {}; }
-  std::span<const float> grads() const override { return {}; }
-  void step(std::span<float>) override {}
-  void step(std::span<float>, std::span<const float>) override {}
-  double lr() const override { return 0; }
-  std::int64_t steps() const override { return 0; }
-  double epochs() const override { return 0; }
-  bool trains() const override { return false; }
-};
-
 namespace fs = std::filesystem;
 constexpr char kCheckpointMagic[8] = {'R', 'U', 'M', 'O', 'R', 'C', 'K', '1'};
 
@@ -175,7 +163,7 @@ Peer::Peer(const PeerSetup& s) : impl_(std::make_unique<Impl>(s)) {
     p.vector.resize(c.get<std::size_t>("average.dim"));
     Rng rng = Rng::derive(seed, 0xa7e, static_cast<std::uint64_t>(p.id));
     for (auto& v : p.vector) v = static_cast<float>(rng.uniform() * 2.0 - 1.0);
-    p.work = std::make_unique<NoWork>();
+    p.work = std::make_unique<gossip::NoLocalWork>();
     p.model_span = p.vector;
   }
 

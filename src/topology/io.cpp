@@ -231,12 +231,7 @@ Topology parse_topology_json(const std::string& text, const std::string& source)
   try {
     j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
-    const auto [line, column] = line_column(text, e.byte > 0 ? e.byte - 1 : 0);
-    std::string what = e.what();
-    // nlohmann's message repeats its own position; keep the part after "error: ".
-    if (auto p = what.find("error: "); p != std::string::npos) what = what.substr(p + 7);
-    throw TopologyError(source + ":" + std::to_string(line) + ":" + std::to_string(column) +
-                        ": JSON syntax error: " + what);
+    throw TopologyError(json_syntax_error(text, e.byte, e.what(), source));
   }
   try {
     return parse_json_value(j, source, element_lines(text, "nodes"), element_lines(text, "edges"));

@@ -46,19 +46,6 @@ class Quadratic : public LocalWork {
   std::int64_t steps_ = 0;
 };
 
-// No training: task average.
-class NoWork : public LocalWork {
- public:
-  Stats gradient() override { return {}; }
-  std::span<const float> grads() const override { return {}; }
-  void step(std::span<float>) override {}
-  void step(std::span<float>, std::span<const float>) override {}
-  double lr() const override { return 0; }
-  std::int64_t steps() const override { return 0; }
-  double epochs() const override { return 0; }
-  bool trains() const override { return false; }
-};
-
 inline Topology gen(const std::string& kind, int n) {
   GenOptions o;
   o.nodes = n;
@@ -104,7 +91,7 @@ struct Sim {
       ctx.local_steps = local_steps;
       methods.push_back(make_method(method, ctx));
       methods[i]->init(models[i]);
-      work.push_back(std::make_unique<NoWork>());
+      work.push_back(std::make_unique<NoLocalWork>());
     }
   }
 

@@ -59,6 +59,10 @@ TEST_SUITE("run") {
     CHECK(std::find(choco.overrides.begin(), choco.overrides.end(), "method.gamma=0.3") !=
           choco.overrides.end());
     CHECK(choco.seed == 1);
+    const auto full = run::parse_grid(
+        {{"base", small_base()}, {"axes", {{"seed", {1}}}}, {"full", {{"rounds", 5000}}}}, "g",
+        ".");
+    CHECK(full.full_overrides == std::vector<std::string>{"rounds=5000"});
     CHECK_THROWS_AS(run::parse_grid({{"base", small_base()}, {"axes", json::object()}}, "g", "."),
                     ConfigError);
     CHECK_THROWS_WITH_AS(

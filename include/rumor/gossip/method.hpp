@@ -50,6 +50,19 @@ class LocalWork {
   virtual bool trains() const { return true; }
 };
 
+// Task average: nothing to train, methods only gossip.
+class NoLocalWork : public LocalWork {
+ public:
+  Stats gradient() override { return {}; }
+  std::span<const float> grads() const override { return {}; }
+  void step(std::span<float>) override {}
+  void step(std::span<float>, std::span<const float>) override {}
+  double lr() const override { return 0; }
+  std::int64_t steps() const override { return 0; }
+  double epochs() const override { return 0; }
+  bool trains() const override { return false; }
+};
+
 // Everything a method is told about its node.
 struct MethodContext {
   int self = 0;

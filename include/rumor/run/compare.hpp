@@ -24,6 +24,8 @@ struct Grid {
   std::vector<std::string> axes;  // axis names, in file order
   std::vector<GridCell> cells;
   double target_acc = 0.0;  // 0: no time-to-target
+  // "full": {"key": value, ...}: overrides for the paper-sized run (`rumor compare --full`).
+  std::vector<std::string> full_overrides;
 };
 
 // Reads GRID.json: {"base": CONFIG path or object, "axes": {"key.path": [values...]},
@@ -44,6 +46,7 @@ struct CompareOptions {
   bool progress = true;
   std::string output_dir;  // default: compare/<grid name>
   bool plots = true;
+  bool full = false;  // apply the grid's "full" overrides (bigger budget)
 };
 
 // Runs every unfinished cell, writes compare.json and compare.csv (and plots, when Python
