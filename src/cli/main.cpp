@@ -7,20 +7,23 @@
 #include "rumor/common/error.hpp"
 #include "rumor/common/log.hpp"
 #include "rumor/common/threads.hpp"
-#include "rumor/version.hpp"
 #include "rumor/train/model.hpp"  // ensure_blas_core
+#include "rumor/version.hpp"
 
 namespace rumor::cli {
 namespace {
 Globals g_globals;
 }
-const Globals& globals() { return g_globals; }
+const Globals& globals() {
+  return g_globals;
+}
 }  // namespace rumor::cli
 
 int main(int argc, char** argv) {
   using namespace rumor;
   // OpenBLAS 0.3.21 mis-detects newer CPUs; may re-exec once with OPENBLAS_CORETYPE set.
   train::ensure_blas_core(argv);
+  train::verify_forced_blas_core(argv);
   CLI::App app{
       "rumor: decentralized peer-to-peer gossip training.\n"
       "Every node runs this same binary, talks only to its neighbours in a topology,\n"

@@ -125,16 +125,19 @@ Payload as_payload(const std::shared_ptr<std::vector<float>>& v) {
 }
 
 // Barrier over the control ring: an arrival token goes 0 -> 1 -> ... -> n-1 -> 0, then node 0
-// releases both ways round the ring (n/2 hops to the farthest node).
-void ring_barrier(Transport& t, int n, std::int64_t id) {
+// sends a start time both ways round the ring (n/2 hops to the farthest node). All peers run
+// on one machine and share the monotonic clock, so they all start at that instant; the
+// margin is the time the arrival pass took (n hops), twice what the release needs. A node
+// the release reaches late starts at once, and its lateness counts in its round time.
+Clock::time_point ring_barrier(Transport& t, int n, std::int64_t id) {
   const int me = t.self();
-  if (n == 1) return;
   const int right = (me + 1) % n, left = (me + n - 1) % n;
-  auto send = [&](int to, std::uint32_t k) {
+  auto send = [&](int to, std::uint32_t k, double start_ns) {
     Message m;
     m.kind = k;
     m.round = id;
     m.link = LinkKind::kControl;
+    m.scalars = {start_ns};
     if (!t.send(to, std::move(m))) throw Error("barrier: send failed");
   };
   auto wait = [&](int from, std::uint32_t k) {
@@ -143,33 +146,54 @@ void ring_barrier(Transport& t, int n, std::int64_t id) {
     f.round = id;
     f.kind = k;
     f.link = LinkKind::kControl;
-    if (!t.take(f, kTake))
+    auto m = t.take(f, kTake);
+    if (!m || m->scalars.empty())
       throw Error("barrier " + std::to_string(id) + ": node " + std::to_string(me) +
                   " timed out waiting for node " + std::to_string(from));
+    return m->scalars[0];
+  };
+  auto to_ns = [](Clock::time_point tp) {
+    return static_cast<double>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(tp.time_since_epoch()).count());
+  };
+  auto from_ns = [](double ns) {
+    return Clock::time_point(
+        std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(std::llround(ns))));
   };
   constexpr std::uint32_t kArrive = kind::kBarrier, kRelease = kind::kUserKind + 1;
+  double start_ns = 0;
   if (me == 0) {
-    send(right, kArrive);
+    const auto t0 = Clock::now();
+    send(right, kArrive, 0);
     wait(left, kArrive);
-    send(right, kRelease);
-    if (left != right) send(left, kRelease);
-    return;
+    const auto margin = std::max<Clock::duration>(Clock::now() - t0, 500us);
+    start_ns = to_ns(Clock::now() + margin);
+    send(right, kRelease, start_ns);
+    if (left != right) send(left, kRelease, start_ns);
+  } else {
+    wait(left, kArrive);
+    send(right, kArrive, 0);
+    // Release comes from the side nearer to 0 and goes on away from it.
+    const bool from_left = me <= n / 2;
+    start_ns = wait(from_left ? left : right, kRelease);
+    const int next = from_left ? right : left;
+    const bool last = from_left ? (me == n / 2 || next == 0) : (me == n / 2 + 1);
+    if (!last && next != 0) send(next, kRelease, start_ns);
   }
-  wait(left, kArrive);
-  send(right, kArrive);
-  // Release comes from the side nearer to 0 and goes on away from it.
-  const bool from_left = me <= n / 2;
-  wait(from_left ? left : right, kRelease);
-  const int next = from_left ? right : left;
-  const bool last = from_left ? (me == n / 2 || next == 0) : (me == n / 2 + 1);
-  if (!last && next != 0) send(next, kRelease);
+  const auto start = from_ns(start_ns);
+  std::this_thread::sleep_until(start);
+  return start;
 }
 
-Message take_or_throw(Transport& t, int from, std::int64_t round) {
+Message take_or_throw(Transport& t, int from, std::int64_t round, std::size_t floats = SIZE_MAX) {
   auto m = t.take(from, round, kTake);
   if (!m)
     throw Error("node " + std::to_string(t.self()) + ": no message from node " +
                 std::to_string(from) + " for round " + std::to_string(round));
+  if (floats != SIZE_MAX && m->payload.size() != floats * sizeof(float))
+    throw Error("node " + std::to_string(t.self()) + ": message of " +
+                std::to_string(m->payload.size()) + " bytes from node " + std::to_string(from) +
+                ", expected " + std::to_string(floats * sizeof(float)));
   return std::move(*m);
 }
 
@@ -254,13 +278,13 @@ int run_net_bench_worker(const NetBenchWorker& w) {
           t.send(to, std::move(m));
           if (left == right) break;
         }
-        Message ml = take_or_throw(t, left, r);
+        Message ml = take_or_throw(t, left, r, d);
         const float* l = reinterpret_cast<const float*>(ml.payload.data());
         auto next = pool.get();
         if (left == right) {
           for (std::size_t k = 0; k < d; ++k) (*next)[k] = ((*x)[k] + 2 * l[k]) / 3.0f;
         } else {
-          Message mr = take_or_throw(t, right, r);
+          Message mr = take_or_throw(t, right, r, d);
           const float* rr = reinterpret_cast<const float*>(mr.payload.data());
           for (std::size_t k = 0; k < d; ++k) (*next)[k] = ((*x)[k] + l[k] + rr[k]) / 3.0f;
         }
@@ -276,7 +300,7 @@ int run_net_bench_worker(const NetBenchWorker& w) {
         m.scalars = {weight};
         m.payload = as_payload(half);
         t.send(dst, std::move(m));
-        Message in = take_or_throw(t, src, r);
+        Message in = take_or_throw(t, src, r, d);
         const float* v = reinterpret_cast<const float*>(in.payload.data());
         auto next = pool.get();
         for (std::size_t k = 0; k < d; ++k) (*next)[k] = (*half)[k] + v[k];
@@ -291,8 +315,7 @@ int run_net_bench_worker(const NetBenchWorker& w) {
     for (int k = 0; k < 2; ++k) one_round(r++);  // warm-up
     std::vector<double> times;
     for (int k = 0; k < w.rounds; ++k) {
-      ring_barrier(t, n, barrier++);
-      const auto t0 = Clock::now();
+      const auto t0 = ring_barrier(t, n, barrier++);  // the common start of the round
       one_round(r++);
       times.push_back(seconds_since(t0));
     }
@@ -351,7 +374,8 @@ nlohmann::json run_net_bench(const NetBenchOptions& o) {
   }
   // Wait for every worker; kill the ones we started if they overrun.
   bool all_ok = true;
-  for (pid_t pid : pids) {
+  for (std::size_t i = 0; i < pids.size(); ++i) {
+    const pid_t pid = pids[i];
     int status = 0;
     while (true) {
       const pid_t r = ::waitpid(pid, &status, WNOHANG);
@@ -364,7 +388,11 @@ nlohmann::json run_net_bench(const NetBenchOptions& o) {
       }
       std::this_thread::sleep_for(20ms);
     }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) all_ok = false;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      all_ok = false;
+      if (WIFSIGNALED(status))
+        log::error("bench net: worker ", i, " died of signal ", WTERMSIG(status));
+    }
   }
   if (!all_ok) {
     for (pid_t p : pids) ::waitpid(p, nullptr, WNOHANG);

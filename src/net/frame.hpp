@@ -60,9 +60,14 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
  private:
   static constexpr std::size_t kMinPooled = 256 * 1024;
   static constexpr std::size_t kMaxKept = 8;
+  struct FreeDeleter {
+    void operator()(std::uint8_t* p) const;
+  };
+  using Buffer = std::unique_ptr<std::uint8_t, FreeDeleter>;
+  static Buffer make_buffer(std::size_t size);
   void give_back(std::size_t size, std::uint8_t* p);
   std::mutex mutex_;
-  std::vector<std::pair<std::size_t, std::unique_ptr<std::uint8_t[]>>> free_;
+  std::vector<std::pair<std::size_t, Buffer>> free_;
 };
 
 }  // namespace rumor::net

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "net_fixture.hpp"
 #include "rumor/common/error.hpp"
@@ -67,6 +68,10 @@ void exchange(Cluster& c, int rounds) {
       expect_sent += t.out_neighbors(i, r).size();
       expect_recv += t.in_neighbors(i, r).size();
     }
+    // The sender counts a message when its write completes, which may be just after the
+    // receiver has it: give the counter a bounded moment to catch up.
+    for (int k = 0; k < 500 && c.node(i).stats().data_msgs_sent < expect_sent; ++k)
+      std::this_thread::sleep_for(10ms);
     const auto s = c.node(i).stats();
     CHECK(s.data_msgs_sent == expect_sent);
     CHECK(s.data_msgs_recv == expect_recv);
@@ -150,6 +155,8 @@ TEST_SUITE("net") {
           CHECK(m->round == 7);
           CHECK(m->payload.size() == 3);
         }
+        for (int k = 0; k < 500 && c.node(i).stats().ctrl_bytes_sent == 0; ++k)
+          std::this_thread::sleep_for(10ms);  // counted when the write completes
         const auto s = c.node(i).stats();
         CHECK(s.data_msgs_sent == 0);
         CHECK(s.data_bytes_recv < 200);  // heartbeats at most, no messages

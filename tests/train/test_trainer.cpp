@@ -202,3 +202,9 @@ TEST_SUITE("train") {
     fs::remove_all(dir);
   }
 }
+
+TEST_SUITE("train") {
+  TEST_CASE("the loaded BLAS computes sgemm correctly (the kernels rumor may force are checked)") {
+    CHECK(rumor::train::blas_self_check());
+  }
+}

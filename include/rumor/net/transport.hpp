@@ -129,7 +129,7 @@ struct LinkEvent {
 using EventHandler = std::function<void(const LinkEvent&)>;
 
 // Counters of one link (one peer, one plane). Bytes are wire bytes: frame prefix, header
-// and payload (handshake and heartbeat frames included).
+// and payload; heartbeats count, the handshake does not (in-process: the same sizes, computed).
 struct LinkStats {
   int peer = -1;
   LinkKind link = LinkKind::kData;
@@ -234,10 +234,12 @@ class Transport {
   std::optional<Message> take(const MessageFilter& filter, std::chrono::milliseconds timeout) {
     return mailbox_.take(filter, timeout);
   }
+  // Data-plane messages only: control tokens reuse round numbers as their own ids.
   std::optional<Message> take(int sender, std::int64_t round, std::chrono::milliseconds timeout) {
     MessageFilter f;
     f.sender = sender;
     f.round = round;
+    f.link = LinkKind::kData;
     return mailbox_.take(f, timeout);
   }
   std::vector<Message> drain() { return mailbox_.drain(); }

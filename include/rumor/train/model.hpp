@@ -114,5 +114,11 @@ std::string loaded_blas();
 // with the same argv: OpenBLAS reads it only at load time. Returns if nothing to do or
 // if exec fails. Call first thing in main(). RUMOR_NO_BLAS_REEXEC=1 disables it.
 void ensure_blas_core(char** argv);
+// After ensure_blas_core re-executed with forced kernels: checks them against a plain loop
+// (cblas_sgemm on the models' shapes) and, if they compute wrong results, re-executes once
+// more with OpenBLAS's own choice and a warning. Call right after ensure_blas_core.
+void verify_forced_blas_core(char** argv);
+// True when OpenBLAS's sgemm agrees with a plain triple loop (or no OpenBLAS is loaded).
+bool blas_self_check();
 
 }  // namespace rumor::train
