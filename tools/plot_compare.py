@@ -39,9 +39,13 @@ def group_curves(doc):
 
 
 def line_plot(curves, x_index, y_index, xlabel, ylabel, path, logx=False, logy=False, title=""):
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    many = len(curves) > 6
+    # Many cells: distinct colours and dash patterns, the legend beside the axes.
+    fig, ax = plt.subplots(figsize=(11, 5) if many else (7, 4.5))
+    cmap = plt.get_cmap("tab20" if len(curves) > 10 else "tab10")
+    styles = ["-", "--", ":", "-."]
     drew = False
-    for group, rows in curves.items():
+    for i, (group, rows) in enumerate(curves.items()):
         pts = [(r[x_index], r[y_index]) for r in rows if r[x_index] is not None and r[y_index] is not None]
         if logx:
             pts = [p for p in pts if p[0] > 0]
@@ -49,7 +53,8 @@ def line_plot(curves, x_index, y_index, xlabel, ylabel, path, logx=False, logy=F
             pts = [p for p in pts if p[1] > 0]
         if not pts:
             continue
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3, label=group)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3, label=group,
+                color=cmap(i % cmap.N), linestyle=styles[(i // cmap.N) % len(styles)])
         drew = True
     if not drew:
         plt.close(fig)
@@ -62,7 +67,10 @@ def line_plot(curves, x_index, y_index, xlabel, ylabel, path, logx=False, logy=F
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
+    if many:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
