@@ -21,13 +21,18 @@ endfunction()
 # rumor_add_test(MODULE SOURCES ... [DEPS ...]): one doctest executable per module,
 # each TEST_CASE registered with ctest and labelled with the module name (ctest -L MODULE).
 function(rumor_add_test module)
-  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "" "RESOURCE_LOCK" "SOURCES;DEPS" ${ARGN})
   set(target test_${module})
   add_executable(${target} ${PROJECT_SOURCE_DIR}/tests/doctest_main.cpp ${ARG_SOURCES})
   target_link_libraries(${target} PRIVATE doctest::doctest rumor_warnings ${ARG_DEPS})
   target_include_directories(${target} PRIVATE ${PROJECT_SOURCE_DIR}/tests)
   target_compile_definitions(${target} PRIVATE
     RUMOR_SOURCE_DIR="${PROJECT_SOURCE_DIR}" RUMOR_BINARY_DIR="${PROJECT_BINARY_DIR}")
-  doctest_discover_tests(${target} ADD_LABELS 0 PROPERTIES LABELS ${module}
+  # RESOURCE_LOCK: tests that must not overlap (e.g. launches on the default port range).
+  set(props LABELS ${module})
+  if(ARG_RESOURCE_LOCK)
+    list(APPEND props RESOURCE_LOCK ${ARG_RESOURCE_LOCK})
+  endif()
+  doctest_discover_tests(${target} ADD_LABELS 0 PROPERTIES ${props}
                          WORKING_DIRECTORY ${PROJECT_BINARY_DIR})
 endfunction()

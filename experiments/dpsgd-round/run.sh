@@ -19,9 +19,11 @@ run_dir=$(grep -o 'results *[^ ]*' "$OUT/launch.txt" | awk '{print $2}')
 import json, sys
 step = json.loads(sys.argv[1]); gloo = json.loads(sys.argv[2]); summ = json.load(open(sys.argv[3]))
 step_ms = 1000.0 / [m for m in step["models"] if m["model"] == "mlp"][0]["steps_per_s"]
-gloo_ms = gloo.get("median_ms") or gloo.get("synced", {}).get("median_ms")
+gloo_ms = gloo["median_ms"]
 rumor_ms = summ["round_ms_median"]
-print(json.dumps({"step_ms": step_ms, "gloo_ring_ms": gloo_ms, "rumor_dpsgd_round_ms": rumor_ms,
+print(json.dumps({"step_ms": step_ms, "gloo_ring_ms": gloo_ms,
+                  "gloo_ring_back_to_back_ms": gloo.get("b2b_mean_ms"),
+                  "rumor_dpsgd_round_ms": rumor_ms, "rumor_dpsgd_round_mean_ms": summ["round_ms_mean"],
                   "bound_ms": 1.25 * (step_ms + gloo_ms),
                   "ratio_to_sum": rumor_ms / (step_ms + gloo_ms),
                   "final_test_acc": summ["final"].get("test_acc_mean")}, indent=2))
