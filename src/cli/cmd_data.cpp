@@ -199,14 +199,16 @@ void add_data_commands(CLI::App& app) {
 void add_train_commands(CLI::App& app) {
   static std::string path;
   static std::vector<std::string> overrides;
-  auto* train_cmd = app.add_subcommand("train",
-                                       "centralized baseline: one process trains on all the data, "
-                                       "writing metrics lines (node 0) to stdout and\n"
-                                       "to OUTPUT_DIR/<run id>/node-0.jsonl\nExample: rumor train "
-                                       "configs/quickstart.json --set optimizer.lr=0.05");
+  auto* train_cmd = app.add_subcommand(
+      "train",
+      "the centralized baseline: one process trains on all the data\n\n"
+      "Reads the same config as `rumor launch` (topology, method and partition are ignored) and\n"
+      "writes metrics lines (node 0) to stdout and to output.dir/<run id>-centralized/.\n\n"
+      "Example:\n  rumor train experiments/quickstart.json --set optimizer.lr=0.05");
   train_cmd->add_option("config", path, "experiment config (JSON)")->required();
-  train_cmd->add_option("--set", overrides,
-                        "override a key, e.g. --set epochs=5 (value parsed as JSON, else string)");
+  train_cmd->add_option(
+      "--set", overrides,
+      "override a key, e.g. --set rounds=5000 (value parsed as JSON, else string)");
   train_cmd->callback([] { run_train(path, overrides); });
 }
 

@@ -1,7 +1,9 @@
 #pragma once
 // Each command group registers its CLI11 subcommands here; main.cpp only wires them.
 #include <CLI/CLI.hpp>
+#include <map>
 #include <ostream>
+#include <string>
 
 #include "rumor/data/dataset.hpp"
 #include "rumor/data/partition.hpp"
@@ -14,6 +16,11 @@ struct Globals {
   std::string log_level = "info";
 };
 const Globals& globals();
+
+// The top-level --help lists each subcommand with one line and an example (from `examples`,
+// or the first command under "Example" in its description); the full text moves to the
+// footer of the subcommand's own --help.
+void one_line_help(CLI::App& app, const std::map<std::string, std::string>& examples);
 
 void add_topology_commands(CLI::App& app);
 void add_data_commands(CLI::App& app);   // rumor data partition

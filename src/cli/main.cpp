@@ -2,6 +2,8 @@
 // CLI11 subcommands; all work is done by the rumor::* libraries.
 #include <exception>
 #include <iostream>
+#include <map>
+#include <sstream>
 
 #include "commands.hpp"
 #include "rumor/common/error.hpp"
@@ -13,9 +15,38 @@
 namespace rumor::cli {
 namespace {
 Globals g_globals;
+
+std::string trim(const std::string& s) {
+  const auto a = s.find_first_not_of(" \t");
+  const auto b = s.find_last_not_of(" \t");
+  return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
 }
+}  // namespace
+
 const Globals& globals() {
   return g_globals;
+}
+
+void one_line_help(CLI::App& app, const std::map<std::string, std::string>& examples) {
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+    const std::string full = sub->get_description();
+    const std::string line = full.substr(0, full.find('\n'));
+    std::string example;
+    if (auto it = examples.find(sub->get_name()); it != examples.end()) example = it->second;
+    // Otherwise the first command under an "Example" heading of the full text.
+    std::istringstream in(full);
+    bool after_heading = false;
+    for (std::string l; example.empty() && std::getline(in, l);) {
+      if (auto p = l.find("Example: rumor "); p != std::string::npos) {
+        example = trim(l.substr(p + 9));
+      } else if (after_heading && trim(l).rfind("rumor ", 0) == 0) {
+        example = trim(l);
+      }
+      if (trim(l).rfind("Example", 0) == 0) after_heading = true;
+    }
+    sub->description(example.empty() ? line : line + "\n  e.g. " + example);
+    if (full != line) sub->footer(trim(full.substr(line.size())));
+  }
 }
 }  // namespace rumor::cli
 
@@ -55,6 +86,12 @@ int main(int argc, char** argv) {
   cli::add_bench_step(*bench);
   cli::add_bench_codecs(*bench);
   cli::add_bench_net(*bench);
+  cli::one_line_help(app, {{"topology", "rumor topology check topologies/social32.json --json"},
+                           {"data",
+                            "rumor data partition --dataset fashion-mnist --nodes 8 "
+                            "--partition dirichlet --alpha 0.1"},
+                           {"config", "rumor config keys"},
+                           {"bench", "rumor bench codecs --floats 10000000 --json"}});
 
   try {
     app.parse(argc, argv);

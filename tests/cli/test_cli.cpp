@@ -65,9 +65,12 @@ TEST_SUITE("cli") {
   TEST_CASE("--help lists every subcommand, --version prints the version") {
     const auto r = rumor("--help");
     CHECK(r.code == 0);
-    for (const char* sub :
-         {"topology", "data", "train", "node", "launch", "summarize", "config", "bench"})
-      CHECK(r.out.find(sub) != std::string::npos);
+    for (const char* sub : {"topology", "data", "train", "node", "launch", "summarize", "compare",
+                            "config", "bench"}) {
+      // One line each, with an example.
+      CHECK(r.out.find("\n  " + std::string(sub) + " ") != std::string::npos);
+      CHECK(r.out.find("e.g. rumor " + std::string(sub)) != std::string::npos);
+    }
     const auto v = rumor("--version");
     CHECK(v.code == 0);
     CHECK(v.out.find("rumor 0.") != std::string::npos);
