@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs every Debian package rumor needs to build, test and run its main job.
+# Installs every Debian package rumor needs to build, test and run its main job, plus any
+# package names given as arguments (tools/install-bench-deps.sh passes the optional ones).
 # Idempotent: when everything is present it only runs dpkg queries (well under a second).
 set -euo pipefail
 
@@ -11,6 +12,7 @@ PACKAGES=(
   zlib1g-dev libssl-dev
   clang-14 libclang-rt-14-dev clang-format
   dataset-fashion-mnist python3 python3-matplotlib iperf3
+  "$@"
 )
 
 missing=()

@@ -9,21 +9,12 @@
 #include <tuple>
 #include <vector>
 
+#include "bench_util.hpp"
+
 namespace rumor::cli::bench_torch {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-double thread_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
 
 // Median wall and thread-CPU seconds of `repeats` runs after one warm-up.
 template <typename F>

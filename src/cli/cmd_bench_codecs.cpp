@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "bench_codecs_torch.hpp"
+#include "bench_util.hpp"
 #include "commands.hpp"
 #include "rumor/codec/codec.hpp"
 #include "rumor/common/log.hpp"
@@ -31,17 +32,6 @@ struct BenchOptions {
   bool json = false;
   bool baselines = true;
 };
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-double thread_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
 
 struct Median {
   double wall = 0;  // seconds, wall clock

@@ -222,17 +222,7 @@ class InProcTransport final : public Transport {
     for (const auto& [key, link] : links_) {
       LinkStats s = link.stats;
       s.up = link.up;
-      out.links.push_back(s);
-      if (s.link == LinkKind::kData) {
-        out.data_bytes_sent += s.bytes_sent;
-        out.data_bytes_recv += s.bytes_recv;
-        out.data_msgs_sent += s.msgs_sent;
-        out.data_msgs_recv += s.msgs_recv;
-      } else {
-        out.ctrl_bytes_sent += s.bytes_sent;
-        out.ctrl_bytes_recv += s.bytes_recv;
-      }
-      out.drops += s.drops;
+      out.add(s);
     }
     out.refused_handshakes = refused_total_;
     return out;

@@ -961,17 +961,7 @@ TransportStats TcpTransport::stats() const {
     std::lock_guard lock(link->mu);
     LinkStats s = link->stats;
     s.up = link->up;
-    out.links.push_back(s);
-    if (s.link == LinkKind::kData) {
-      out.data_bytes_sent += s.bytes_sent;
-      out.data_bytes_recv += s.bytes_recv;
-      out.data_msgs_sent += s.msgs_sent;
-      out.data_msgs_recv += s.msgs_recv;
-    } else {
-      out.ctrl_bytes_sent += s.bytes_sent;
-      out.ctrl_bytes_recv += s.bytes_recv;
-    }
-    out.drops += s.drops;
+    out.add(s);
   }
   out.refused_handshakes = im.refused_total;
   out.malformed = im.malformed_total;

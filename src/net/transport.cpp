@@ -63,6 +63,20 @@ const LinkStats* TransportStats::find(int peer, LinkKind link) const {
   return nullptr;
 }
 
+void TransportStats::add(const LinkStats& s) {
+  links.push_back(s);
+  if (s.link == LinkKind::kData) {
+    data_bytes_sent += s.bytes_sent;
+    data_bytes_recv += s.bytes_recv;
+    data_msgs_sent += s.msgs_sent;
+    data_msgs_recv += s.msgs_recv;
+  } else {
+    ctrl_bytes_sent += s.bytes_sent;
+    ctrl_bytes_recv += s.bytes_recv;
+  }
+  drops += s.drops;
+}
+
 void Mailbox::push(Message m) {
   {
     std::lock_guard lock(mutex_);

@@ -44,7 +44,7 @@ inline Topology small_topology(int n, std::vector<std::pair<int, int>> edges,
   std::vector<NodeInfo> nodes(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) {
     nodes[static_cast<std::size_t>(i)].id = i;
-    nodes[static_cast<std::size_t>(i)].port = 40000 + i;  // placeholders: Cluster rebinds TCP
+    nodes[static_cast<std::size_t>(i)].port = 40000 + i;  // rewritten by Cluster for TCP
   }
   std::vector<Edge> e;
   for (auto [a, b] : edges) e.push_back({a, b, std::nullopt});

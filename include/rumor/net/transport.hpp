@@ -154,6 +154,8 @@ struct TransportStats {
   std::uint64_t refused_handshakes = 0;  // all refused handshakes, incl. unknown senders
   std::uint64_t malformed = 0;           // all connections closed for bad input
   const LinkStats* find(int peer, LinkKind link) const;
+  // Appends one link's counters and adds them to the totals.
+  void add(const LinkStats& link);
 };
 
 // Send queues are bounded per link (messages and bytes). Policy when full: the new message
