@@ -147,7 +147,7 @@ CentralizedResult train_centralized(const CentralizedOptions& options,
     }
     nlohmann::ordered_json line{
         {"node", 0},
-        {"round", round},
+        {"round", round - 1},  // 0-based, as in decentralized runs' metrics
         {"step", step},
         {"time_s", 0.0},
         {"loss", loss_sum / static_cast<double>(o.local_steps)},
