@@ -148,6 +148,8 @@ const std::vector<KeyInfo>& keys() {
       {"method.variant", "string", "atc",
        "dpsgd/qgm: atc (adapt then combine) or cta (combine then adapt)"},
       {"method.gamma", "number", 0.4, "choco, squarm: consensus step size"},
+      {"method.allow_noncontractive", "bool", false,
+       "choco, squarm: accept a codec that is not contractive (e.g. ef|sketch), at your risk"},
       {"method.c0", "number", 2.0, "squarm: initial trigger threshold c_0"},
       {"method.c_growth", "number", 1.0, "squarm: c_t grows by this every c_every_epochs epochs"},
       {"method.c_every_epochs", "number", 10.0, "squarm: epochs between threshold increases"},

@@ -69,10 +69,13 @@ std::unique_ptr<Method> make_method(const std::string& name, MethodContext ctx) 
                         "' is time-varying (" + to_string(t.schedule()) +
                         "); use sgp, or a static topology");
     }
-    if (req.contractive_codec && !ctx.codec->contractive()) {
+    // method.allow_noncontractive: run anyway (e.g. Count-Sketch with error feedback, whose
+    // guarantee is empirical); the experiment then shows whether it works.
+    if (req.contractive_codec && !ctx.codec->contractive() &&
+        !ctx.params.value("allow_noncontractive", false)) {
       throw ConfigError("method " + name + " needs a contractive codec, but '" + ctx.codec->name() +
                         "' is not; use topk:R, sign, qsgd:B:biased or a chain such as "
-                        "topk:0.01|sign");
+                        "topk:0.01|sign (or set method.allow_noncontractive to try it anyway)");
     }
     return info.make(std::move(ctx));
   }

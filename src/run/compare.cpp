@@ -34,7 +34,11 @@ std::pair<std::vector<std::string>, std::string> axis_value(const std::string& a
     if (key == "method" && value.is_string()) return "method.name=" + value.get<std::string>();
     return key + "=" + (value.is_string() ? value.get<std::string>() : value.dump());
   };
-  if (v.is_object() && axis != "topology" && axis != "codec") {
+  // An object sets several keys at once; for "topology" and "codec", whose values may be
+  // objects themselves, only when it has a "label" or names the axis key.
+  const bool several = v.is_object() && ((axis != "topology" && axis != "codec") ||
+                                         v.contains("label") || v.contains(axis));
+  if (several) {
     std::vector<std::string> sets;
     std::string label = v.value("label", "");
     std::string auto_label;
@@ -70,7 +74,9 @@ json num(double v) {
   return std::isfinite(v) ? json(v) : json(nullptr);
 }
 
+// Finished: a complete summary, or a recorded failure (rerun it by deleting failed.txt).
 bool cell_done(const std::string& run_dir) {
+  if (fs::exists(fs::path(run_dir) / "failed.txt")) return true;
   const auto p = fs::path(run_dir) / "summary.json";
   if (!fs::exists(p)) return false;
   json s;
@@ -296,6 +302,7 @@ json run_compare(const std::string& grid_path, const CompareOptions& options) {
     std::ofstream(base_path) << base.dump(2) << "\n";
   }
   std::vector<json> summaries;
+  json failed_cells = json::array();
   std::size_t index = 0, ran = 0;
   for (const auto& cell : grid.cells) {
     ++index;
@@ -321,9 +328,23 @@ json run_compare(const std::string& grid_path, const CompareOptions& options) {
       } else {
         RunOptions ro;
         ro.progress = options.progress;
-        run_inprocess(cfg, ro);
+        try {
+          run_inprocess(cfg, ro);
+        } catch (const Error& e) {
+          // A cell that fails (diverges, say) is a result too: recorded, the grid goes on.
+          std::cerr << "compare: cell '" << cell.label << "' failed: " << e.what() << "\n";
+          fs::create_directories(run_dir);
+          std::ofstream(fs::path(run_dir) / "failed.txt") << e.what() << "\n";
+        }
       }
       ++ran;
+    }
+    if (fs::exists(fs::path(run_dir) / "failed.txt")) {
+      std::ifstream in(fs::path(run_dir) / "failed.txt");
+      std::string why((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      while (!why.empty() && why.back() == '\n') why.pop_back();
+      failed_cells.push_back({{"cell", cell.label}, {"group", cell.group}, {"error", why}});
+      continue;
     }
     json s = summarize(run_dir);
     s["cell"] = cell.label;
@@ -363,6 +384,7 @@ json run_compare(const std::string& grid_path, const CompareOptions& options) {
               {"axes", grid.axes},
               {"target_acc", grid.target_acc},
               {"cells", summaries},
+              {"failed", failed_cells},
               {"partitions", partitions},
               {"rows", aggregate(summaries, grid.target_acc)}};
   std::ofstream(out_dir / "compare.json") << doc.dump(2) << "\n";
@@ -394,6 +416,9 @@ json run_compare(const std::string& grid_path, const CompareOptions& options) {
     }
   }
   std::cout << compare_table(doc);
+  for (const auto& f : failed_cells)
+    std::cout << "failed: " << f["cell"].get<std::string>() << ": " << f["error"].get<std::string>()
+              << "\n";
   if (options.plots) {
     // Plots need Python and matplotlib (Debian's python3-matplotlib); skip quietly otherwise.
     const fs::path script = fs::path(RUMOR_TOOLS_DIR) / "plot_compare.py";

@@ -198,6 +198,11 @@ std::int64_t Peer::rounds() const {
 void Peer::local(std::int64_t round) {
   Impl& p = *impl_;
   const auto s = p.method->local(round, *p.work);
+  if (p.train && !std::isfinite(s.loss))
+    throw Error("node " + std::to_string(p.id) + ": training diverged at round " +
+                std::to_string(round + 1) +
+                " (the loss is not finite); lower optimizer.lr, or method.gamma for "
+                "compressed methods");
   p.round_loss = s.loss;
   p.round_acc = s.accuracy;
   if (p.train) p.steps += p.cfg.get<std::int64_t>("local_steps");

@@ -165,6 +165,8 @@ TEST_SUITE("gossip") {
     ctx.topology = &ring;
     ctx.codec = codec::make_codec("qsgd:4");
     CHECK_THROWS_WITH_AS(make_method("choco", ctx), doctest::Contains("contractive"), ConfigError);
+    ctx.params = {{"allow_noncontractive", true}};
+    CHECK_NOTHROW(make_method("choco", ctx));
     CHECK_THROWS_WITH_AS(make_method("dpgsd", ctx), doctest::Contains("did you mean \"dpsgd\""),
                          ConfigError);
   }

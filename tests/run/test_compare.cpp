@@ -63,6 +63,19 @@ TEST_SUITE("run") {
         {{"base", small_base()}, {"axes", {{"seed", {1}}}}, {"full", {{"rounds", 5000}}}}, "g",
         ".");
     CHECK(full.full_overrides == std::vector<std::string>{"rounds=5000"});
+    // A codec axis takes codec objects as values, or labelled settings of several keys.
+    const auto codecs = run::parse_grid(
+        {{"base", small_base()},
+         {"axes",
+          {{"codec",
+            {{{"chain", {"topk:0.1", "sign"}}},
+             {{"label", "small"}, {"codec", "topk:0.01"}, {"method.gamma", 0.1}}}}}}},
+        "g", ".");
+    REQUIRE(codecs.cells.size() == 2);
+    CHECK(codecs.cells[0].overrides[0].rfind("codec={", 0) == 0);
+    CHECK(codecs.cells[1].label == "codec=small");
+    CHECK(codecs.cells[1].overrides ==
+          std::vector<std::string>{"codec=topk:0.01", "method.gamma=0.1"});
     CHECK_THROWS_AS(run::parse_grid({{"base", small_base()}, {"axes", json::object()}}, "g", "."),
                     ConfigError);
     CHECK_THROWS_WITH_AS(
