@@ -16,21 +16,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Median wall and thread-CPU seconds of `repeats` runs after one warm-up.
-template <typename F>
-std::pair<double, double> time_median(int repeats, F&& f) {
-  f();
-  std::vector<double> wall, cpu;
-  for (int r = 0; r < repeats; ++r) {
-    const double c0 = thread_cpu_seconds();
-    const auto t0 = Clock::now();
-    f();
-    wall.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-    cpu.push_back(thread_cpu_seconds() - c0);
-  }
-  return {median(wall), median(cpu)};
-}
-
 torch::Tensor wrap(std::span<const float> x) {
   return torch::from_blob(const_cast<float*>(x.data()), {static_cast<std::int64_t>(x.size())},
                           torch::kFloat32);
@@ -52,10 +37,14 @@ Timing topk(std::span<const float> x, std::size_t k, int repeats) {
   const torch::Tensor t = wrap(x);
   Timing out;
   torch::Tensor idx;
-  std::tie(out.encode_s, out.encode_cpu_s) = time_median(repeats, [&] {
-    auto res = torch::topk(t.abs(), static_cast<std::int64_t>(k), 0, true, false);
-    idx = std::get<1>(res);
-  });
+  {
+    const MedianTimes m = time_median(repeats, [&] {
+      auto res = torch::topk(t.abs(), static_cast<std::int64_t>(k), 0, true, false);
+      idx = std::get<1>(res);
+    });
+    out.encode_s = m.wall;
+    out.encode_cpu_s = m.cpu;
+  }
   const torch::Tensor kept = torch::zeros_like(t).index_put_({idx}, t.index({idx}));
   out.rel_error = ((kept - t).norm() / t.norm()).item<double>();
   return out;
@@ -66,14 +55,22 @@ Timing minmax8(std::span<const float> x, int repeats) {
   const torch::Tensor t = wrap(x);
   Timing out;
   torch::Tensor q, lo, scale;
-  std::tie(out.encode_s, out.encode_cpu_s) = time_median(repeats, [&] {
-    lo = t.min();
-    scale = (t.max() - lo).clamp_min(1e-30) / 255.0;
-    q = ((t - lo) / scale).round_().to(torch::kUInt8);
-  });
+  {
+    const MedianTimes m = time_median(repeats, [&] {
+      lo = t.min();
+      scale = (t.max() - lo).clamp_min(1e-30) / 255.0;
+      q = ((t - lo) / scale).round_().to(torch::kUInt8);
+    });
+    out.encode_s = m.wall;
+    out.encode_cpu_s = m.cpu;
+  }
   torch::Tensor y;
-  std::tie(out.decode_s, out.decode_cpu_s) =
-      time_median(repeats, [&] { y = q.to(torch::kFloat32).mul_(scale).add_(lo); });
+  {
+    const MedianTimes m =
+        time_median(repeats, [&] { y = q.to(torch::kFloat32).mul_(scale).add_(lo); });
+    out.decode_s = m.wall;
+    out.decode_cpu_s = m.cpu;
+  }
   out.rel_error = ((y - t).norm() / t.norm()).item<double>();
   return out;
 }

@@ -33,25 +33,6 @@ struct BenchOptions {
   bool baselines = true;
 };
 
-struct Median {
-  double wall = 0;  // seconds, wall clock
-  double cpu = 0;   // seconds of this thread's CPU time (robust when cores are shared)
-};
-
-template <typename F>
-Median time_median(int repeats, F&& f) {
-  f();  // warm-up: buffers reach their steady-state size
-  std::vector<double> wall, cpu;
-  for (int r = 0; r < repeats; ++r) {
-    const double c0 = thread_cpu_seconds();
-    const auto t0 = Clock::now();
-    f();
-    wall.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-    cpu.push_back(thread_cpu_seconds() - c0);
-  }
-  return {median(wall), median(cpu)};
-}
-
 double gbps(std::size_t floats, double seconds) {
   return seconds > 0 ? 4.0 * static_cast<double>(floats) / seconds / 1e9 : 0.0;
 }
@@ -82,11 +63,13 @@ nlohmann::json run(const BenchOptions& o) {
     codec::Bytes bytes;
     std::uint64_t round = 0;
     // Every repeat is a new round: fresh randomness, same work.
-    const Median enc_s = time_median(o.repeats, [&] { enc->encode(x, {1, round++, 0}, bytes); });
+    const MedianTimes enc_s = time_median(o.repeats, [&] {
+      enc->encode(x, {1, round++, 0}, bytes);
+    });
     if (c->error_feedback()) enc->reset();
     const codec::CodecContext ctx{1, round, 0};
     enc->encode(x, ctx, bytes);
-    const Median dec_s = time_median(o.repeats, [&] { dec->decode(bytes, ctx, y); });
+    const MedianTimes dec_s = time_median(o.repeats, [&] { dec->decode(bytes, ctx, y); });
     nlohmann::json j;
     j["name"] = c->name();
     j["encode_gbps"] = gbps(d, enc_s.wall);
