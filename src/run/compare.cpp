@@ -379,14 +379,10 @@ json run_compare(const std::string& grid_path, const CompareOptions& options) {
       if (partitions.size() >= 4) break;  // enough to show the skew
     }
   }
-  json doc = {{"grid", grid.name},
-              {"grid_file", grid_path},
-              {"axes", grid.axes},
-              {"target_acc", grid.target_acc},
-              {"cells", summaries},
-              {"failed", failed_cells},
-              {"partitions", partitions},
-              {"rows", aggregate(summaries, grid.target_acc)}};
+  json doc = {{"grid", grid.name},        {"grid_file", grid_path},
+              {"axes", grid.axes},        {"target_acc", grid.target_acc},
+              {"cells", summaries},       {"failed", failed_cells},
+              {"partitions", partitions}, {"rows", aggregate(summaries, grid.target_acc)}};
   std::ofstream(out_dir / "compare.json") << doc.dump(2) << "\n";
   {
     std::ofstream csv(out_dir / "compare.csv");
