@@ -4,7 +4,6 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <regex>
 #include <sstream>
 
 #include "rumor/common/error.hpp"
@@ -41,6 +40,18 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
 }
 
+// The node id of a metrics file name "node-<id>.jsonl"; -1 for any other name.
+int metrics_file_node(const std::string& name) {
+  const std::string prefix = "node-", suffix = ".jsonl";
+  if (name.size() <= prefix.size() + suffix.size() || name.rfind(prefix, 0) != 0 ||
+      name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0)
+    return -1;
+  const std::string digits =
+      name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
+  if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) return -1;
+  return std::stoi(digits);
+}
+
 json number_or_null(double v) {
   return std::isfinite(v) ? json(v) : json(nullptr);
 }
@@ -51,15 +62,13 @@ json summarize(const std::string& run_dir) {
   if (!fs::is_directory(run_dir))
     throw Error(run_dir + ": not a run directory (it does not exist)");
   std::map<int, std::vector<json>> nodes;
-  const std::regex name("node-([0-9]+)\\.jsonl");
   for (const auto& entry : fs::directory_iterator(run_dir)) {
-    std::smatch m;
-    const std::string file = entry.path().filename().string();
-    if (!std::regex_match(file, m, name)) continue;
+    const int id = metrics_file_node(entry.path().filename().string());
+    if (id < 0) continue;
     std::ifstream in(entry.path());
     std::string line;
     int number = 0;
-    auto& lines = nodes[std::stoi(m[1])];
+    auto& lines = nodes[id];
     while (std::getline(in, line)) {
       ++number;
       if (line.empty()) continue;
