@@ -297,10 +297,7 @@ json run_compare(const std::string& grid_path, const CompareOptions& options) {
   // Cells write their runs below the comparison folder; the base config is kept there too
   // so that TCP cells (separate processes) read the same document.
   const fs::path base_path = out_dir / "base.json";
-  {
-    json base = grid.base;
-    std::ofstream(base_path) << base.dump(2) << "\n";
-  }
+  std::ofstream(base_path) << grid.base.dump(2) << "\n";
   std::vector<json> summaries;
   json failed_cells = json::array();
   std::size_t index = 0, ran = 0;

@@ -56,7 +56,7 @@ RunResult run_node(const config::Config& cfg, int id, const RunOptions& options)
   if (dataset) shard = partition_of(cfg, *dataset, topology.size()).nodes[id];
 
   net::TcpTransport transport(transport_options(cfg));
-  transport.set_event_handler([id](const net::LinkEvent& e) {
+  transport.set_event_handler([](const net::LinkEvent& e) {
     if (e.type != net::LinkEventType::kUp)
       log::warn("link to peer ", e.peer, " (", net::to_string(e.link),
                 "): ", net::to_string(e.type), e.detail.empty() ? "" : ": " + e.detail);
