@@ -20,6 +20,40 @@ LocalWork::Stats Method::local(std::int64_t round, LocalWork& work) {
   return sum;
 }
 
+void Method::set_peer_down(int peer, std::int64_t) {
+  if (peer < 0) return;
+  if (down_.size() <= static_cast<std::size_t>(peer)) down_.resize(peer + 1, 0);
+  down_[peer] = 1;
+}
+
+void Method::set_peer_up(int peer, std::int64_t) {
+  if (peer >= 0 && static_cast<std::size_t>(peer) < down_.size()) down_[peer] = 0;
+}
+
+bool Method::peer_is_down(int peer) const {
+  return peer >= 0 && static_cast<std::size_t>(peer) < down_.size() && down_[peer] != 0;
+}
+
+// Default hand-over: the model vector as raw fp32.
+net::Message Method::rejoin_offer(std::int64_t round) {
+  auto copy = std::make_shared<std::vector<float>>(model_.begin(), model_.end());
+  net::Message m;
+  m.kind = kRejoinKind;
+  m.round = round;
+  m.payload = net::Payload::share(std::shared_ptr<const std::vector<float>>(std::move(copy)));
+  return m;
+}
+
+void Method::rejoin_accept(const net::Message& offer) {
+  const auto v = offer.payload.to_floats();
+  if (v.size() != model_.size())
+    throw ProtocolError("rejoin: node " + std::to_string(ctx_.self) + " got a model of " +
+                        std::to_string(v.size()) + " values from peer " +
+                        std::to_string(offer.sender) + ", expected " +
+                        std::to_string(model_.size()));
+  std::copy(v.begin(), v.end(), model_.begin());
+}
+
 const std::vector<MethodInfo>& methods() {
   static const std::vector<MethodInfo> m = {
       {"dpsgd",

@@ -142,10 +142,25 @@ class Method : public Exchange {
   };
   virtual std::vector<StateBuffer> state_buffers() { return {}; }
 
+  // Faults (on_peer_failure: continue; issue 9). A neighbour marked down is left out of
+  // the mixing from `round` on until it is marked up again: expect() stops waiting for it,
+  // its mixing weight goes to this node, and push-sum keeps the share it would have sent.
+  // Called by the runtime between rounds (TCP: from link events and missed deadlines;
+  // in-process: from the fault schedule).
+  virtual void set_peer_down(int peer, std::int64_t round);
+  virtual void set_peer_up(int peer, std::int64_t round);
+  bool peer_is_down(int peer) const;
+  // Rejoin of a restarted peer without a checkpoint: a live neighbour hands it a state
+  // (rejoin_offer: its model, and for push-sum a share of its mass, so the total stays n),
+  // and the restarted peer installs it (rejoin_accept) before re-entering the mixing.
+  virtual net::Message rejoin_offer(std::int64_t round);
+  virtual void rejoin_accept(const net::Message& offer);
+
  protected:
   explicit Method(MethodContext ctx) : ctx_(std::move(ctx)) {}
   MethodContext ctx_;
   std::span<float> model_;
+  std::vector<char> down_;  // per node id: 1 while marked down
 };
 
 // What a method needs from the run; checked before a run starts.
@@ -169,5 +184,7 @@ std::unique_ptr<Method> make_method(const std::string& name, MethodContext ctx);
 
 // Kinds used by methods for multi-stage exchanges (the ring all-reduce).
 inline constexpr std::uint32_t kAllreduceKind = net::kind::kUserKind + 100;
+// Kind of rejoin hand-over messages (Method::rejoin_offer).
+inline constexpr std::uint32_t kRejoinKind = net::kind::kUserKind + 200;
 
 }  // namespace rumor::gossip
