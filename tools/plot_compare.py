@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Plots for `rumor compare`: reads compare.json, writes PNGs beside it.
 
-accuracy_vs_round.png, accuracy_vs_mb.png (log x), consensus_vs_round.png (log y) and
+accuracy_vs_round.png, accuracy_vs_mb.png (log x), consensus_vs_round.png (log y),
+accuracy_vs_sim_time.png (in-process runs: simulated seconds, the slowest node's clock) and
 partition.png (per-node label histogram of the data the cells trained on). Curves are the
 mean over seeds of each group of cells. Needs matplotlib (Debian: python3-matplotlib).
 """
@@ -17,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def group_curves(doc):
-    """{group: [(round, acc, mb, consensus)]} averaged over the seeds of a group."""
+    """{group: [(round, acc, mb, consensus, sim_time)]} averaged over the seeds of a group."""
     per_group = defaultdict(list)
     for cell in doc["cells"]:
         per_group[cell["group"]].append(cell.get("curve", []))
@@ -26,14 +27,15 @@ def group_curves(doc):
         by_round = defaultdict(lambda: defaultdict(list))
         for curve in curves:
             for p in curve:
-                for key in ("test_acc", "mb_sent", "consensus_dist"):
+                for key in ("test_acc", "mb_sent", "consensus_dist", "sim_time_s"):
                     if key in p and p[key] is not None:
                         by_round[p["round"]][key].append(p[key])
         rows = []
         for r in sorted(by_round):
             d = by_round[r]
             mean = {k: sum(v) / len(v) for k, v in d.items()}
-            rows.append((r + 1, mean.get("test_acc"), mean.get("mb_sent"), mean.get("consensus_dist")))
+            rows.append((r + 1, mean.get("test_acc"), mean.get("mb_sent"), mean.get("consensus_dist"),
+                         mean.get("sim_time_s")))
         out[group] = rows
     return out
 
@@ -125,6 +127,9 @@ def main():
     if line_plot(curves, 0, 3, "round", "consensus distance (mean over nodes)",
                  os.path.join(out, "consensus_vs_round.png"), logy=True, title=name):
         written.append("consensus_vs_round.png")
+    if line_plot(curves, 4, 1, "simulated time (s)", "mean test accuracy",
+                 os.path.join(out, "accuracy_vs_sim_time.png"), title=name):
+        written.append("accuracy_vs_sim_time.png")
     if partition_plot(doc.get("partitions", []), os.path.join(out, "partition.png")):
         written.append("partition.png")
     print("plots: " + ", ".join(written) + " in " + out, file=sys.stderr)

@@ -20,6 +20,7 @@ struct RunArgs {
   bool dry_run = false;
   bool no_progress = false;
   bool resume = false;     // node: continue from the run directory's checkpoints
+  bool rejoin = false;     // node: a restarted peer rejoining a running run
   std::string resume_dir;  // launch: the run directory to continue
 };
 
@@ -50,18 +51,25 @@ void add_run_commands(CLI::App& app) {
       "run one peer of a topology over TCP\n\n"
       "The node id comes from --id, or from RANK, OMPI_COMM_WORLD_RANK or SLURM_PROCID, so\n"
       "mpirun and srun can start peers across a cluster. Peers started independently agree on\n"
-      "the run id and write to output.dir/<run id>/; then `rumor summarize` that directory.\n\n"
+      "the run id and write to output.dir/<run id>/; then `rumor summarize` that directory.\n"
+      "Privacy: with method.name qdata, nodes send quantized training samples and labels to\n"
+      "their neighbours: data leaves the node.\n\n"
       "Example:\n  rumor node experiments/quickstart.json --id 3");
   node->add_option("config", node_args.config, "experiment config (JSON)")->required();
   node->add_option("--id", node_args.id, "this node's id");
   node->add_option("--set", node_args.sets, "override a config key: key=value (repeatable)");
   node->add_flag("--resume", node_args.resume,
                  "continue from the last round every node has checkpointed");
+  node->add_flag("--rejoin", node_args.rejoin,
+                 "this peer died and is restarted while the others run on (on_peer_failure "
+                 "continue): it rejoins from its own last checkpoint, else from its "
+                 "neighbours' models");
   node->callback([] {
     const auto cfg = config::Config::load(node_args.config, node_args.sets);
     run::RunOptions o;
     o.threads = globals().threads;
     o.resume = node_args.resume;
+    o.rejoin = node_args.rejoin;
     run::run_node(cfg, run::node_id_from_env(node_args.id), o);
   });
 
@@ -70,7 +78,9 @@ void add_run_commands(CLI::App& app) {
       "run every peer of the topology on this machine\n\n"
       "By default each peer is a process talking TCP over loopback; --inprocess runs all peers\n"
       "in this process on a thread pool (deterministic for a seed). Shows a live progress line;\n"
-      "Ctrl-C stops all peers and keeps what was written. Results: output.dir/<run id>/.\n\n"
+      "Ctrl-C stops all peers and keeps what was written. Results: output.dir/<run id>/.\n"
+      "Privacy: with method.name qdata, nodes send quantized training samples and labels to\n"
+      "their neighbours: data leaves the node.\n\n"
       "Examples:\n  rumor launch experiments/quickstart.json\n"
       "  rumor launch experiments/quickstart.json --inprocess --set method.name=dpsgd");
   launch->add_option("config", launch_args.config, "experiment config (JSON)");

@@ -144,7 +144,8 @@ const std::vector<KeyInfo>& keys() {
        "train | average (no training: gossip vectors drawn from (seed, node))"},
       {"average.dim", "int", 1000, "task average: length of each node's vector"},
       {"method.name", "string", "dpsgd",
-       "consensus method: dpsgd, sgp, choco, squarm, qgm, allreduce, local"},
+       "consensus method: dpsgd, sgp, choco, squarm, qgm, allreduce, local, qdata (qdata sends "
+       "training samples to neighbours: data leaves the node)"},
       {"method.variant", "string", "atc",
        "dpsgd/qgm: atc (adapt then combine) or cta (combine then adapt)"},
       {"method.gamma", "number", 0.4, "choco, squarm: consensus step size"},
@@ -158,6 +159,25 @@ const std::vector<KeyInfo>& keys() {
       {"method.overlap", "bool", false,
        "sgp: absorb messages up to tau rounds late instead of waiting"},
       {"method.tau", "int", 1, "sgp overlap: bounded staleness in rounds"},
+      {"method.robust", "bool", true,
+       "sgp: robust push-sum (running sums in fp64, codec fp32 only): a lost or late message "
+       "is repaired by the next one; false: plain shares, any codec"},
+      {"method.budget", "int", 4, "qdata: samples sent to each neighbour per round"},
+      {"method.bits", "int", 4, "qdata: bits per input value (1..8; per-sample scale, offset)"},
+      {"method.importance", "string", "top",
+       "qdata: top (highest-loss candidates) or quantile (loss above a running quantile)"},
+      {"method.quantile", "number", 0.8, "qdata importance quantile: send losses above it"},
+      {"method.quantile_step", "number", 0.01, "qdata importance quantile: tracking step"},
+      {"method.candidates", "int", 64, "qdata: candidates ranked by loss each round"},
+      {"method.relay", "number", 0.0,
+       "qdata: share of the candidates drawn from the replay buffer (samples travel on)"},
+      {"method.buffer", "int", 1024, "qdata: replay buffer capacity (received samples)"},
+      {"method.mix", "number", 0.5, "qdata: weight of the replay gradient in each step"},
+      {"method.replay_batch", "int", 32, "qdata: replayed samples per local step"},
+      {"method.refine", "string", "none",
+       "qdata: codec of the gradient refinement g(x) - g(Q(x)) (none, sign, qsgd:2, ...)"},
+      {"method.gossip_every", "int", 10,
+       "qdata: average models (run's codec) every N rounds (0: never)"},
       {"codec", "string|object", "fp32",
        "payload codec spec (fp32, fp16, topk:0.01|sign, ef|..., sketch...) or {\"chain\": [...]}"},
       {"data.dataset", "string", "auto",
@@ -204,17 +224,54 @@ const std::vector<KeyInfo>& keys() {
        "evaluate test accuracy and consensus distance every N rounds (and at the end)"},
       {"eval.test_samples", "int", 0,
        "evaluate on the first N test samples (0: the whole test set)"},
+      {"eval.target_acc", "number|null", nullptr,
+       "reports give the round and time (simulated in-process) when the mean test accuracy "
+       "first reaches this"},
       {"checkpoint.every", "int", 0, "write a checkpoint every N rounds (0: never)"},
       {"network.secret_file", "string|null", nullptr, "file with a shared secret: HMAC handshakes"},
       {"network.connect_timeout_s", "number", 30.0, "seconds to wait for every link at start"},
       {"network.max_frame_mb", "number", 1024.0, "largest accepted frame in MiB"},
-      {"network.round_timeout_s", "number", 60.0, "seconds to wait for a neighbour's message"},
+      {"network.round_timeout_s", "number", 60.0,
+       "seconds to wait for a neighbour's message; then, with on_peer_failure stop, the "
+       "run fails naming the peer, with continue the node goes on without it"},
+      {"network.round_deadline", "string", "fixed",
+       "TCP: fixed (wait up to round_timeout_s) or adaptive (deadline_factor x the median of "
+       "the last 16 rounds, within [deadline_min_s, round_timeout_s]); past the deadline a "
+       "node goes on: late messages are absorbed by push-sum, dropped by other methods "
+       "(msgs_late, msgs_missed)"},
+      {"network.deadline_factor", "number", 3.0, "adaptive deadline: multiple of the median round"},
+      {"network.deadline_min_s", "number", 0.5, "adaptive deadline: lower bound in seconds"},
       {"network.base_port", "int|null", nullptr,
        "move every node to base_port + id (launch picks one)"},
-      {"on_peer_failure", "string", "stop", "stop: a dead peer stops the run"},
+      {"on_peer_failure", "string", "stop",
+       "stop: a dead peer stops the run; continue: its neighbours drop it from the mixing and "
+       "the others go on (TCP: a restarted peer rejoins, see rumor node --rejoin)"},
       {"faults.kill_node", "int|null", nullptr,
        "fault injection: this node kills itself (SIGKILL) after round faults.kill_round"},
       {"faults.kill_round", "int", 0, "fault injection: the round after which kill_node dies"},
+      {"faults.restart_round", "int|null", nullptr,
+       "kill_node rejoins after this round (in-process: takes a live neighbour's model; TCP "
+       "with faults.restart_after_s: its neighbours wait there, at most "
+       "network.connect_timeout_s, for its rejoin request, so the rejoin round is fixed)"},
+      {"faults.restart_after_s", "number|null", nullptr,
+       "launch, on_peer_failure continue: restart a peer that died after this many seconds; it "
+       "rejoins from its checkpoint or a neighbour's model"},
+      {"faults.slow_nodes", "list", json::array(),
+       "node ids that compute faults.slowdown times slower (in-process: simulated time; TCP: "
+       "the node sleeps after its local steps)"},
+      {"faults.slowdown", "number", 4.0, "compute slowdown factor of faults.slow_nodes"},
+      {"links.latency_s", "number", 0.0,
+       "in-process: one-way latency of every link (simulated seconds)"},
+      {"links.bandwidth_MBps", "number", 0.0,
+       "in-process: bandwidth of every link in MB/s (0: unlimited; a link sends one message "
+       "at a time)"},
+      {"links.loss", "number", 0.0, "in-process: probability that a data message is lost"},
+      {"links.overrides", "list", json::array(),
+       "in-process: per-link values, e.g. [{\"from\": 0, \"to\": 1, \"latency_s\": 0.05, "
+       "\"bandwidth_MBps\": 1, \"loss\": 0.1, \"directed\": false}]"},
+      {"sim.step_s", "number", 0.01,
+       "in-process: simulated seconds of one local step (times the node's slowdown); runs "
+       "report sim_time_s, the clock of each node"},
       {"output.dir", "string", "runs", "runs are written to output.dir/<run id>/"},
   };
   return k;

@@ -38,7 +38,7 @@ class Choco : public Method {
   }
 
   std::vector<Outgoing> produce(std::int64_t round, int) override {
-    const auto outs = ctx_.topology->out_neighbors(ctx_.self, round);
+    const auto outs = live(ctx_.topology->out_neighbors(ctx_.self, round));
     double sq = 0;
     for (std::size_t k = 0; k < diff_.size(); ++k) {
       diff_[k] = model_[k] - hat_self_[k];
@@ -57,7 +57,9 @@ class Choco : public Method {
   }
 
   std::vector<Expected> expect(std::int64_t round, int) const override {
-    return expect_from_in_neighbors(ctx_, round);
+    auto e = expect_from_in_neighbors(ctx_, round);
+    std::erase_if(e, [this](const Expected& x) { return peer_is_down(x.sender); });
+    return e;
   }
 
   void absorb(std::int64_t round, int, std::vector<net::Message>& received) override {
@@ -72,7 +74,8 @@ class Choco : public Method {
     }
     const Topology& t = *ctx_.topology;
     const float g = static_cast<float>(gamma_);
-    for (int j : t.in_neighbors(ctx_.self, round)) {
+    // A neighbour marked down drops out of the consensus step (its weight stays here).
+    for (int j : live(t.in_neighbors(ctx_.self, round))) {
       const float w = g * static_cast<float>(t.weight(ctx_.self, j, round));
       const auto& h = hats_.at(j);
       for (std::size_t k = 0; k < model_.size(); ++k) model_[k] += w * (h[k] - hat_self_[k]);
@@ -95,6 +98,47 @@ class Choco : public Method {
     return out;
   }
 
+  // Rejoin: the offer carries this node's public copy and its copy of the peer's, so both
+  // ends agree again on every hat x they share (sends to a down peer were skipped, so its
+  // copies are stale). Payload: [model if wanted] [hat_self] [hat of the peer], fp32.
+  net::Message rejoin_offer(const net::Message& request, std::int64_t round) override {
+    auto m = Method::rejoin_offer(request, round);
+    const auto it = hats_.find(request.sender);
+    if (it == hats_.end())
+      throw ProtocolError(name() + ": node " + std::to_string(ctx_.self) +
+                          " got a rejoin request from non-neighbour " +
+                          std::to_string(request.sender));
+    std::vector<float> v;
+    if (!m.payload.empty()) v = m.payload.to_floats();
+    v.insert(v.end(), hat_self_.begin(), hat_self_.end());
+    v.insert(v.end(), it->second.begin(), it->second.end());
+    m.payload = net::Payload::share(std::make_shared<const std::vector<float>>(std::move(v)));
+    m.scalars = {Method::wants_model(request) ? 1.0 : 0.0};
+    return m;
+  }
+  void rejoin_accept(const net::Message& offer) override {
+    const std::size_t d = hat_self_.size();
+    const bool has_model = !offer.scalars.empty() && offer.scalars[0] != 0.0;
+    const auto v = offer.payload.to_floats();
+    const auto it = hats_.find(offer.sender);
+    if (v.size() != (has_model ? 3 : 2) * d || it == hats_.end())
+      throw ProtocolError(name() + ": node " + std::to_string(ctx_.self) +
+                          " got a malformed rejoin offer from peer " +
+                          std::to_string(offer.sender) + "; do all nodes use the same config?");
+    const float* at = v.data();
+    if (has_model) {
+      const float k = static_cast<float>(offers_accepted_);
+      for (std::size_t i = 0; i < d; ++i) model_[i] = (k * model_[i] + at[i]) / (k + 1.0f);
+      ++offers_accepted_;
+      at += d;
+    }
+    it->second.assign(at, at + d);
+    // Every neighbour holds the same copy of ours unless messages were lost before the
+    // restart; the first offer decides.
+    if (!hat_synced_) hat_self_.assign(at + d, at + 2 * d);
+    hat_synced_ = true;
+  }
+
   // Test access: the public copy this node keeps of node j (itself included).
   const std::vector<float>& public_copy(int j) const {
     return j == ctx_.self ? hat_self_ : hats_.at(j);
@@ -104,6 +148,7 @@ class Choco : public Method {
   virtual bool should_send(double) { return true; }
 
   double gamma_ = 0.4;
+  bool hat_synced_ = false;
   std::uint64_t skipped_ = 0, triggered_ = 0;
   PayloadEncoder encoder_;
   std::unique_ptr<codec::Decoder> decoder_;

@@ -35,18 +35,23 @@ LocalWork::Stats Dpsgd::local(std::int64_t round, LocalWork& work) {
 std::vector<Outgoing> Dpsgd::produce(std::int64_t round, int) {
   const auto m =
       gossip_message(ctx_, round, encoder_.encode(model_, codec_ctx(ctx_, round, ctx_.self)));
-  return to_each(ctx_.topology->out_neighbors(ctx_.self, round), m);
+  return to_each(live(ctx_.topology->out_neighbors(ctx_.self, round)), m);
 }
 
 std::vector<Expected> Dpsgd::expect(std::int64_t round, int) const {
-  return expect_from_in_neighbors(ctx_, round);
+  auto e = expect_from_in_neighbors(ctx_, round);
+  std::erase_if(e, [this](const Expected& x) { return peer_is_down(x.sender); });
+  return e;
 }
 
 void Dpsgd::absorb(std::int64_t round, int, std::vector<net::Message>& received) {
   sort_by_sender(received);
   const Topology& t = *ctx_.topology;
-  const float self_w = static_cast<float>(t.weight(ctx_.self, ctx_.self, round));
-  for (std::size_t k = 0; k < model_.size(); ++k) mixed_[k] = self_w * model_[k];
+  // The weight of a neighbour that sent nothing (down, or past the deadline) stays here.
+  double handed_in = 0;
+  for (const auto& m : received) handed_in += t.weight(m.sender, ctx_.self, round);
+  const float sw = static_cast<float>(1.0 - handed_in);
+  for (std::size_t k = 0; k < model_.size(); ++k) mixed_[k] = sw * model_[k];
   for (const auto& m : received) {
     const float w = static_cast<float>(t.weight(ctx_.self, m.sender, round));
     decoder_->decode_add(m.payload.bytes(), codec_ctx(ctx_, round, m.sender), mixed_, w);

@@ -1,5 +1,8 @@
 #include "rumor/gossip/driver.hpp"
 
+#include <algorithm>
+#include <tuple>
+
 #include "rumor/common/error.hpp"
 
 namespace rumor::gossip {
@@ -16,14 +19,26 @@ void Traffic::add_recv(const net::Message& m) {
 
 namespace {
 
+net::MessageFilter filter_of(const Expected& e) {
+  net::MessageFilter f;
+  f.sender = e.sender;
+  f.round = e.round;
+  f.kind = e.kind;
+  f.link = e.link;
+  return f;
+}
+
 void send_all(const PeerIo& p, std::int64_t round, int stage) {
   for (auto& out : p.exchange->produce(round, stage)) {
     p.traffic->add_sent(out.message);
+    if (p.sim) out.message.sim_time_s = p.sim->now_s;
     p.transport->send(out.to, std::move(out.message));
   }
 }
 
-void take_early(const PeerIo& p, std::int64_t round, int stage) {
+// `late`: messages given up on earlier (tolerant run_blocking); one that is among them
+// counts as late.
+void take_early(const PeerIo& p, std::int64_t round, int stage, LateMessages* late = nullptr) {
   if (!p.exchange->absorbs_early()) return;
   net::MessageFilter f;
   f.kind = net::kind::kGossip;
@@ -31,6 +46,8 @@ void take_early(const PeerIo& p, std::int64_t round, int stage) {
   std::vector<net::Message> early;
   while (auto m = p.transport->take(f, std::chrono::milliseconds(0))) {
     p.traffic->add_recv(*m);
+    if (late && std::erase(late->missed, LateMessages::Key{m->sender, m->round, m->kind}) > 0)
+      ++p.traffic->msgs_late;
     early.push_back(std::move(*m));
   }
   if (!early.empty()) p.exchange->absorb(round, stage, early);
@@ -40,11 +57,7 @@ void take_expected(const PeerIo& p, std::int64_t round, int stage,
                    std::chrono::milliseconds timeout) {
   std::vector<net::Message> got;
   for (const auto& e : p.exchange->expect(round, stage)) {
-    net::MessageFilter f;
-    f.sender = e.sender;
-    f.round = e.round;
-    f.kind = e.kind;
-    f.link = e.link;
+    const net::MessageFilter f = filter_of(e);
     auto m = p.transport->take(f, timeout);
     if (!m) {
       throw ProtocolError(
@@ -60,7 +73,195 @@ void take_expected(const PeerIo& p, std::int64_t round, int stage,
   p.exchange->absorb(round, stage, got);
 }
 
+// Simulated time (see SimClock). The inbox is kept sorted by (arrival, sender, round, seq)
+// so what a peer sees never depends on the order threads delivered messages in.
+void pull_inbox(const PeerIo& p) {
+  auto& inbox = p.sim->inbox;
+  const std::size_t before = inbox.size();
+  while (auto m = p.transport->take(net::MessageFilter{}, std::chrono::milliseconds(0)))
+    inbox.push_back(std::move(*m));
+  if (inbox.size() == before) return;
+  std::stable_sort(inbox.begin(), inbox.end(), [](const net::Message& a, const net::Message& b) {
+    return std::tie(a.sim_time_s, a.sender, a.round, a.seq) <
+           std::tie(b.sim_time_s, b.sender, b.round, b.seq);
+  });
+}
+
+// Moves out of the inbox the gossip messages that have arrived by `until_s`.
+std::vector<net::Message> take_arrived(const PeerIo& p, double until_s) {
+  std::vector<net::Message> out, keep;
+  for (auto& m : p.sim->inbox) {
+    if (m.kind == net::kind::kGossip && m.link == net::LinkKind::kData && m.sim_time_s <= until_s) {
+      p.traffic->add_recv(m);
+      out.push_back(std::move(m));
+    } else {
+      keep.push_back(std::move(m));
+    }
+  }
+  p.sim->inbox = std::move(keep);
+  return out;
+}
+
+void sim_stage(const PeerIo& p, std::int64_t round, int stage) {
+  SimClock& c = *p.sim;
+  pull_inbox(p);
+  const bool early = p.exchange->absorbs_early();
+  if (early) {
+    auto got = take_arrived(p, c.now_s);
+    if (!got.empty()) p.exchange->absorb(round, stage, got);
+  }
+  const double limit = c.now_s + c.deadline_s;
+  double until = c.now_s;
+  bool waited_out = false;
+  std::vector<net::Message> got;
+  for (const auto& e : p.exchange->expect(round, stage)) {
+    const net::MessageFilter f = filter_of(e);
+    auto it = std::find_if(c.inbox.begin(), c.inbox.end(),
+                           [&](const net::Message& m) { return f.matches(m); });
+    if (it == c.inbox.end()) {
+      ++p.traffic->msgs_missed;  // lost, or never sent: waited for until the deadline
+      waited_out = true;
+      continue;
+    }
+    if (it->sim_time_s > limit) {
+      ++p.traffic->msgs_late;
+      waited_out = true;
+      if (!early) {  // cannot use it later: dropped (it did arrive)
+        p.traffic->add_recv(*it);
+        c.inbox.erase(it);
+      }
+      continue;
+    }
+    until = std::max(until, it->sim_time_s);
+    p.traffic->add_recv(*it);
+    got.push_back(std::move(*it));
+    c.inbox.erase(it);
+  }
+  c.now_s = waited_out ? limit : until;
+  p.exchange->absorb(round, stage, got);
+  if (!early) {
+    // Older messages nobody will ask for (from peers marked down, or dropped rounds).
+    std::erase_if(c.inbox, [&](const net::Message& m) { return m.round < round; });
+  }
+}
+
 }  // namespace
+
+void sim_flush(const PeerIo& p, std::int64_t round, double until_s) {
+  if (!p.sim || !p.exchange || !p.exchange->absorbs_early()) return;
+  pull_inbox(p);
+  auto got = take_arrived(p, until_s);
+  if (got.empty()) return;
+  p.sim->now_s = std::max(p.sim->now_s, got.back().sim_time_s);
+  p.exchange->absorb(round, 0, got);
+}
+
+std::chrono::milliseconds RoundDeadline::next() const {
+  if (!adaptive_ || recent_.size() < 3) return timeout_;
+  auto v = recent_;
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+  const auto d =
+      std::chrono::milliseconds(static_cast<std::int64_t>(factor_ * v[v.size() / 2] * 1000));
+  return std::min(std::max(d, floor_), timeout_);
+}
+
+void RoundDeadline::record(double round_seconds) {
+  recent_.push_back(round_seconds);
+  if (recent_.size() > 16) recent_.erase(recent_.begin());
+}
+
+std::optional<net::Message> take_or_give_up(net::Transport& t, const net::MessageFilter& f,
+                                            std::chrono::milliseconds timeout,
+                                            std::chrono::milliseconds link_down_grace,
+                                            const std::function<bool()>& give_up) {
+  using clock = std::chrono::steady_clock;
+  const auto until = clock::now() + timeout;
+  const net::LinkKind link = f.link.value_or(net::LinkKind::kData);
+  bool down = false;
+  clock::time_point down_since{};
+  // Bounded: every pass waits up to 50 ms and the loop ends at `until`.
+  while (true) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - clock::now());
+    if (auto m = t.take(
+            f, std::clamp(left, std::chrono::milliseconds(0), std::chrono::milliseconds(50))))
+      return m;
+    const auto now = clock::now();
+    if (now >= until || (give_up && give_up())) return std::nullopt;
+    if (t.link_up(f.sender, link)) {
+      down = false;
+    } else if (!down) {
+      down = true;
+      down_since = now;
+    } else if (now - down_since >= link_down_grace) {
+      return std::nullopt;
+    }
+  }
+}
+
+namespace {
+
+// Late messages: the ones given up on in earlier rounds that have arrived since.
+void take_late(const PeerIo& p, std::int64_t round, LateMessages& late) {
+  std::vector<net::Message> got;
+  std::erase_if(late.missed, [&](const LateMessages::Key& k) {
+    net::MessageFilter f;
+    f.sender = k.sender;
+    f.round = k.round;
+    f.kind = k.kind;
+    f.link = net::LinkKind::kData;
+    auto m = p.transport->take(f, std::chrono::milliseconds(0));
+    if (!m) return k.round + 1000 < round;  // bounded: a dead peer's never come
+    p.traffic->add_recv(*m);
+    ++p.traffic->msgs_late;
+    if (p.exchange->absorbs_early()) got.push_back(std::move(*m));
+    return true;
+  });
+  if (!got.empty()) p.exchange->absorb(round, 0, got);
+}
+
+void take_expected_until(const PeerIo& p, std::int64_t round, int stage, const WaitPolicy& w,
+                         LateMessages& late, std::vector<int>& missed) {
+  using clock = std::chrono::steady_clock;
+  const auto until = clock::now() + w.deadline;
+  std::vector<net::Message> got;
+  for (const auto& e : p.exchange->expect(round, stage)) {
+    const net::MessageFilter f = filter_of(e);
+    const auto left = std::max(clock::duration::zero(), until - clock::now());
+    auto m = take_or_give_up(*p.transport, f,
+                             std::chrono::duration_cast<std::chrono::milliseconds>(left),
+                             w.link_down_grace, w.give_up);
+    if (!m) {
+      ++p.traffic->msgs_missed;
+      late.missed.push_back({e.sender, e.round, e.kind});
+      missed.push_back(e.sender);
+      continue;
+    }
+    p.traffic->add_recv(*m);
+    got.push_back(std::move(*m));
+  }
+  p.exchange->absorb(round, stage, got);
+}
+
+}  // namespace
+
+std::vector<int> run_blocking(const PeerIo& p, std::int64_t round, const WaitPolicy& w,
+                              LateMessages& late) {
+  if (w.fail_on_missing) {
+    run_blocking(p, round, w.deadline);
+    return {};
+  }
+  std::vector<int> missed;
+  take_late(p, round, late);
+  const int stages = p.exchange->stages(round);
+  for (int s = 0; s < stages; ++s) {
+    send_all(p, round, s);
+    take_early(p, round, s, &late);
+    take_expected_until(p, round, s, w, late, missed);
+  }
+  std::sort(missed.begin(), missed.end());
+  missed.erase(std::unique(missed.begin(), missed.end()), missed.end());
+  return missed;
+}
 
 void run_blocking(const PeerIo& p, std::int64_t round, std::chrono::milliseconds timeout) {
   const int stages = p.exchange->stages(round);
@@ -82,6 +283,7 @@ void run_phased(const std::vector<PeerIo>& peers, std::int64_t round, ThreadPool
     });
     pool.parallel_for(peers.size(), [&](std::size_t i) {
       if (!peers[i].exchange) return;
+      if (peers[i].sim) return sim_stage(peers[i], round, s);
       take_early(peers[i], round, s);
       take_expected(peers[i], round, s, timeout);
     });

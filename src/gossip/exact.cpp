@@ -1,6 +1,7 @@
 // The two baselines: `allreduce` (exact averaging after every round, the centralized
 // reference) and `local` (no communication at all).
 #include "methods.hpp"
+#include "rumor/common/error.hpp"
 #include "rumor/gossip/allreduce.hpp"
 
 namespace rumor::gossip {
@@ -13,6 +14,13 @@ class Allreduce : public Method {
         ring_(ctx_.self, ctx_.topology->size(), kAllreduceKind, net::LinkKind::kControl) {}
   std::string name() const override { return "allreduce"; }
   void init(std::span<float> model) override { model_ = model; }
+  // The ring needs every node in every round: there is nothing to continue with.
+  void set_peer_down(int peer, std::int64_t round) override {
+    throw ProtocolError("allreduce: node " + std::to_string(ctx_.self) + " lost peer " +
+                        std::to_string(peer) + " at round " + std::to_string(round + 1) +
+                        "; the ring all-reduce cannot continue without a node (use a gossip "
+                        "method such as dpsgd or sgp with on_peer_failure continue)");
+  }
   int stages(std::int64_t round) const override { return ring_.stages(round); }
   std::vector<Outgoing> produce(std::int64_t round, int stage) override {
     if (stage == 0) ring_.begin(model_);

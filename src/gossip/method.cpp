@@ -34,24 +34,44 @@ bool Method::peer_is_down(int peer) const {
   return peer >= 0 && static_cast<std::size_t>(peer) < down_.size() && down_[peer] != 0;
 }
 
-// Default hand-over: the model vector as raw fp32.
-net::Message Method::rejoin_offer(std::int64_t round) {
-  auto copy = std::make_shared<std::vector<float>>(model_.begin(), model_.end());
+std::vector<int> Method::live(std::vector<int> peers) const {
+  std::erase_if(peers, [this](int j) { return peer_is_down(j); });
+  return peers;
+}
+
+net::Message Method::rejoin_request(int, bool from_checkpoint) {
   net::Message m;
   m.kind = kRejoinKind;
-  m.round = round;
-  m.payload = net::Payload::share(std::shared_ptr<const std::vector<float>>(std::move(copy)));
+  m.round = -1;
+  m.scalars = {from_checkpoint ? 1.0 : 0.0};
   return m;
 }
 
+// Default hand-over: the model vector as raw fp32 (nothing when the peer has its own).
+net::Message Method::rejoin_offer(const net::Message& request, std::int64_t round) {
+  set_peer_up(request.sender, round);
+  net::Message m;
+  m.kind = kRejoinOfferKind;
+  m.round = round;
+  if (wants_model(request)) {
+    auto copy = std::make_shared<std::vector<float>>(model_.begin(), model_.end());
+    m.payload = net::Payload::share(std::shared_ptr<const std::vector<float>>(std::move(copy)));
+  }
+  return m;
+}
+
+// Offers are averaged: a restarted peer between two neighbours starts from their mean.
 void Method::rejoin_accept(const net::Message& offer) {
+  if (offer.payload.empty()) return;
   const auto v = offer.payload.to_floats();
   if (v.size() != model_.size())
     throw ProtocolError("rejoin: node " + std::to_string(ctx_.self) + " got a model of " +
                         std::to_string(v.size()) + " values from peer " +
                         std::to_string(offer.sender) + ", expected " +
-                        std::to_string(model_.size()));
-  std::copy(v.begin(), v.end(), model_.begin());
+                        std::to_string(model_.size()) + "; do all nodes use the same config?");
+  const float k = static_cast<float>(offers_accepted_);
+  for (std::size_t i = 0; i < v.size(); ++i) model_[i] = (k * model_[i] + v[i]) / (k + 1.0f);
+  ++offers_accepted_;
 }
 
 const std::vector<MethodInfo>& methods() {
@@ -81,6 +101,11 @@ const std::vector<MethodInfo>& methods() {
        {false, false, false},
        make_allreduce},
       {"local", "no communication: the lower baseline", {false, false, false}, make_local},
+      {"qdata",
+       "quantized data: sends important training samples (data leaves the node), averages "
+       "models every gossip_every rounds",
+       {true, true, false},
+       make_qdata},
   };
   return m;
 }

@@ -15,6 +15,7 @@ std::unique_ptr<Method> make_choco(MethodContext ctx);
 std::unique_ptr<Method> make_squarm(MethodContext ctx);
 std::unique_ptr<Method> make_allreduce(MethodContext ctx);
 std::unique_ptr<Method> make_local(MethodContext ctx);
+std::unique_ptr<Method> make_qdata(MethodContext ctx);
 
 // D-PSGD mixing, shared by dpsgd and qgm: x <- sum_j W(i, j) x_j over decoded neighbours.
 class Dpsgd : public Method {

@@ -2,10 +2,26 @@
 // State: numerator x and weight p (fp64); the model is z = x / p. Each round:
 //   local steps on x with gradients at z;  keep 1/(d+1) of (x, p), send the same share to
 //   each of the d out-neighbours;  add what arrives;  z = x / p.
-// Over a lossy codec the sender keeps x - d * decode(sent), so what it keeps plus what the
-// receivers decode is exactly what it had: mass is conserved. Overlap mode absorbs every
-// message that has arrived and waits only for those more than tau rounds old.
+//
+// Robust push-sum (method.robust, the default; Hadjicostis, Vaidya and Dominguez-Garcia):
+// messages carry running sums instead of shares. Per out-edge the sender keeps sigma, the
+// sum of every share it ever pushed on that edge (fp64 numerator and weight), and sends
+// sigma; per in-edge the receiver keeps rho, the last sigma it applied, adds sigma - rho
+// and stores sigma. A lost or late message is repaired by the next one on the same edge,
+// so mass is never lost, only delayed; a message older than the last one applied is
+// ignored (its shares are already in). Running sums grow without bound, so they travel
+// as raw fp64 whatever the codec: robust mode takes codec fp32 only (a lossy codec cannot
+// carry a running sum: its error would grow with it) and says so; method.robust false
+// sends codec-compressed shares as before.
+//
+// Plain mode over a lossy codec: the sender keeps x - d * decode(sent), so what it keeps
+// plus what the receivers decode is exactly what it had: mass is conserved without loss.
+// Overlap mode absorbs every message that has arrived and waits only for those more than
+// tau rounds old. Without overlap it waits for the current round's (tau 0); in both modes
+// whatever has arrived is absorbed, as a late message from an earlier round is still mass.
 #include <cmath>
+#include <cstring>
+#include <map>
 #include <set>
 
 #include "methods.hpp"
@@ -14,12 +30,47 @@
 namespace rumor::gossip {
 namespace {
 
+// Running sums of one edge (fp64: they grow without bound).
+struct EdgeSum {
+  std::vector<double> x;
+  double w = 0.0;
+  std::int64_t round = -1;  // in-edges: round of the last message applied
+};
+
+// fp64 vectors go into fp32 checkpoint buffers bit for bit (two floats per double).
+Method::StateBuffer double_state(const std::string& name, std::vector<double>& v) {
+  return {name, std::span<const float>(reinterpret_cast<const float*>(v.data()), 2 * v.size()),
+          [&v](std::span<const float> s) {
+            v.resize(s.size() / 2);
+            std::memcpy(v.data(), s.data(), s.size_bytes());
+          }};
+}
+
+std::span<const double> as_doubles(const net::Payload& p) {
+  return {reinterpret_cast<const double*>(p.data()), p.size() / sizeof(double)};
+}
+
 class Sgp : public Method {
  public:
   explicit Sgp(MethodContext ctx) : Method(std::move(ctx)) {
     overlap_ = ctx_.params.value("overlap", false);
     tau_ = ctx_.params.value("tau", 1);
+    robust_ = ctx_.params.value("robust", true);
     if (overlap_ && tau_ < 0) throw ConfigError("method.tau must be >= 0");
+    if (!overlap_) tau_ = 0;
+    if (robust_ && ctx_.codec->name() != "fp32")
+      throw ConfigError(
+          "method sgp with method.robust true (the default) sends running sums as "
+          "fp64 and cannot carry codec '" +
+          ctx_.codec->name() +
+          "'; use codec fp32, or set method.robust false to send compressed "
+          "shares (mass is then lost with every lost message)");
+    // Every edge of the schedule, so checkpoints list the same buffers on save and load.
+    const Topology& t = *ctx_.topology;
+    for (int r = 0; r < t.period(); ++r) {
+      for (int j : t.out_neighbors(ctx_.self, r)) out_[j];
+      for (int j : t.in_neighbors(ctx_.self, r)) in_[j];
+    }
   }
   std::string name() const override { return "sgp"; }
 
@@ -31,6 +82,8 @@ class Sgp : public Method {
     encoder_.reset(*ctx_.codec, model.size());
     decoder_ = ctx_.codec->make_decoder(model.size());
     p_ = 1.0;
+    for (auto* edges : {&out_, &in_})
+      for (auto& [j, e] : *edges) e = EdgeSum{std::vector<double>(robust_ ? model.size() : 0)};
   }
 
   LocalWork::Stats local(std::int64_t, LocalWork& work) override {
@@ -49,76 +102,249 @@ class Sgp : public Method {
   }
 
   std::vector<Outgoing> produce(std::int64_t round, int) override {
-    const auto outs = ctx_.topology->out_neighbors(ctx_.self, round);
+    // A neighbour marked down gets nothing: its share stays here.
+    const auto outs = live(ctx_.topology->out_neighbors(ctx_.self, round));
     const double d = static_cast<double>(outs.size());
     if (outs.empty()) return {};
     const float f = static_cast<float>(1.0 / (d + 1.0));
     for (std::size_t k = 0; k < x_.size(); ++k) share_[k] = x_[k] * f;
+    const double p_share = p_ / (d + 1.0);
+    if (robust_) return produce_running_sums(round, outs, p_share);
     auto payload = encoder_.encode(share_, codec_ctx(ctx_, round, ctx_.self), sent_);
     const float df = static_cast<float>(d);
     for (std::size_t k = 0; k < x_.size(); ++k) x_[k] -= df * sent_[k];
-    const double p_share = p_ / (d + 1.0);
     p_ -= d * p_share;
     return to_each(outs, gossip_message(ctx_, round, std::move(payload), {p_share}));
   }
 
   std::vector<Expected> expect(std::int64_t round, int) const override {
-    if (!overlap_) return expect_from_in_neighbors(ctx_, round);
-    // Overlap: wait only for messages of round - tau not absorbed yet.
+    // Wait only for messages of round - tau not absorbed yet (tau 0 without overlap).
     const std::int64_t due = round - tau_;
     std::vector<Expected> out;
     if (due < 0) return out;
     for (const auto& e : expect_from_in_neighbors(ctx_, due))
-      if (!absorbed_.count({e.sender, due})) out.push_back(e);
+      if (!peer_is_down(e.sender) && !absorbed_.count({e.sender, due})) out.push_back(e);
     return out;
   }
 
-  bool absorbs_early() const override { return overlap_; }
+  // Push-sum can always use a message, whatever its round: a late share is still mass.
+  bool absorbs_early() const override { return true; }
 
   void absorb(std::int64_t round, int, std::vector<net::Message>& received) override {
     sort_by_sender(received);
     for (const auto& m : received) {
-      if (m.scalars.size() != 1 || !std::isfinite(m.scalars[0]) || m.scalars[0] <= 0) {
+      if (m.scalars.size() != 1 || !std::isfinite(m.scalars[0]) ||
+          (robust_ ? m.scalars[0] < 0 : m.scalars[0] <= 0)) {
         throw ProtocolError("sgp: node " + std::to_string(ctx_.self) + " got a message from peer " +
                             std::to_string(m.sender) + " without a valid push-sum weight");
       }
+      absorbed_.insert({m.sender, m.round});
+      if (robust_) {
+        apply_running_sum(m);
+        continue;
+      }
       decoder_->decode_add(m.payload.bytes(), codec_ctx(ctx_, m.round, m.sender), x_, 1.0f);
       p_ += m.scalars[0];
-      if (overlap_) absorbed_.insert({m.sender, m.round});
     }
     // Forget bookkeeping that can no longer matter.
-    if (overlap_)
-      while (!absorbed_.empty() && absorbed_.begin()->second + 2 * tau_ + 2 < round)
-        absorbed_.erase(absorbed_.begin());
+    while (!absorbed_.empty() && absorbed_.begin()->second + 2 * tau_ + 2 < round)
+      absorbed_.erase(absorbed_.begin());
     debias();
   }
 
   double weight() const override { return p_; }
 
-  nlohmann::json save_state() const override { return {{"ps_weight", p_}}; }
+  nlohmann::json save_state() const override {
+    nlohmann::json s = {{"ps_weight", p_}};
+    if (robust_) {
+      nlohmann::json edges = nlohmann::json::array();
+      for (const auto& [j, e] : out_) edges.push_back({{"to", j}, {"w", e.w}});
+      for (const auto& [j, e] : in_) edges.push_back({{"from", j}, {"w", e.w}, {"round", e.round}});
+      s["edges"] = edges;
+    }
+    return s;
+  }
   void load_state(const nlohmann::json& s) override {
     p_ = s.at("ps_weight").get<double>();
+    if (robust_) {
+      for (const auto& e : s.at("edges")) {
+        if (e.contains("to")) {
+          out_.at(e.at("to").get<int>()).w = e.at("w").get<double>();
+        } else {
+          auto& in = in_.at(e.at("from").get<int>());
+          in.w = e.at("w").get<double>();
+          in.round = e.at("round").get<std::int64_t>();
+        }
+      }
+    }
     debias();
   }
   std::vector<StateBuffer> state_buffers() override {
     std::vector<StateBuffer> out{vector_state("sgp_numerator", x_)};
     encoder_.add_state(out, "ef_memory");
+    if (robust_) {
+      for (auto& [j, e] : out_)
+        out.push_back(double_state("sgp_sigma_to_" + std::to_string(j), e.x));
+      for (auto& [j, e] : in_)
+        out.push_back(double_state("sgp_rho_from_" + std::to_string(j), e.x));
+    }
     return out;
   }
 
+  // Rejoin: the request tells the neighbour what this node has pushed to it so far (robust:
+  // the neighbour's rho restarts there); the offer hands over half of (x, p) and the
+  // neighbour's running sum towards this node (this node's rho restarts there).
+  net::Message rejoin_request(int peer, bool from_checkpoint) override {
+    auto m = Method::rejoin_request(peer, from_checkpoint);
+    if (auto it = out_.find(peer); robust_ && it != out_.end()) {
+      m.scalars.push_back(it->second.w);
+      m.payload = doubles_payload(it->second.x);
+    }
+    return m;
+  }
+
+  net::Message rejoin_offer(const net::Message& request, std::int64_t round) override {
+    set_peer_up(request.sender, round);
+    const int j = request.sender;
+    if (auto it = in_.find(j); robust_ && it != in_.end()) {
+      // Whatever the restarted peer pushes from now on is new mass on top of its sums.
+      EdgeSum& rho = it->second;
+      const auto sums = as_doubles(request.payload);
+      if (sums.size() == rho.x.size()) {
+        std::copy(sums.begin(), sums.end(), rho.x.begin());
+      } else {
+        std::fill(rho.x.begin(), rho.x.end(), 0.0);
+      }
+      rho.w = request.scalars.size() > 1 ? request.scalars[1] : 0.0;
+      rho.round = round - 1;  // anything older is from before the restart
+      std::erase_if(absorbed_, [j](const auto& a) { return a.first == j; });
+    }
+    net::Message m;
+    m.kind = kRejoinOfferKind;
+    m.round = round;
+    // Payload: half of x as fp32 (empty when the peer has its own state), then (robust)
+    // the running sum towards the peer as fp64. Scalars: weight handed over, sigma weight.
+    std::vector<std::uint8_t> bytes;
+    double p_given = 0.0;
+    if (wants_model(request)) {
+      for (std::size_t k = 0; k < x_.size(); ++k) {
+        share_[k] = x_[k] * 0.5f;
+        x_[k] -= share_[k];
+      }
+      p_given = p_ * 0.5;
+      p_ -= p_given;
+      debias();
+      append_bytes(bytes, share_.data(), share_.size() * sizeof(float));
+    }
+    double sigma_w = 0.0;
+    if (auto it = out_.find(j); robust_ && it != out_.end()) {
+      append_bytes(bytes, it->second.x.data(), it->second.x.size() * sizeof(double));
+      sigma_w = it->second.w;
+    }
+    m.scalars = {p_given, sigma_w, wants_model(request) ? 1.0 : 0.0};
+    m.payload = net::Payload::take(std::move(bytes));
+    return m;
+  }
+
+  void rejoin_accept(const net::Message& offer) override {
+    const std::size_t d = x_.size();
+    const bool has_model = offer.scalars.size() == 3 && offer.scalars[2] != 0.0;
+    // Running sums come along when the neighbour pushes to this node (an in-edge here).
+    const auto in = in_.find(offer.sender);
+    const bool has_sums = robust_ && in != in_.end();
+    const std::size_t want =
+        (has_model ? d * sizeof(float) : 0) + (has_sums ? d * sizeof(double) : 0);
+    if (offer.scalars.size() != 3 || offer.payload.size() != want)
+      throw ProtocolError("sgp rejoin: node " + std::to_string(ctx_.self) +
+                          " got a malformed offer from peer " + std::to_string(offer.sender) +
+                          "; do all nodes use the same config (method.robust)?");
+    const std::uint8_t* at = offer.payload.data();
+    if (has_model) {
+      if (offers_accepted_ == 0) {  // the first offer replaces the fresh start
+        std::fill(x_.begin(), x_.end(), 0.0f);
+        p_ = 0.0;
+      }
+      std::vector<float> part(d);
+      std::memcpy(part.data(), at, d * sizeof(float));
+      at += d * sizeof(float);
+      for (std::size_t k = 0; k < d; ++k) x_[k] += part[k];
+      p_ += offer.scalars[0];
+      ++offers_accepted_;
+    }
+    if (has_sums) {
+      std::memcpy(in->second.x.data(), at, d * sizeof(double));
+      in->second.w = offer.scalars[1];
+      // Messages the neighbour pushed before it let this node back in (still queued on a
+      // link that went down) are older than the offer: ignored.
+      in->second.round = offer.round - 1;
+    }
+    if (p_ > 0) debias();
+  }
+
  private:
+  std::vector<Outgoing> produce_running_sums(std::int64_t round, const std::vector<int>& outs,
+                                             double p_share) {
+    std::vector<Outgoing> out;
+    for (int j : outs) {
+      EdgeSum& e = edge(out_, j, "out-neighbour");
+      for (std::size_t k = 0; k < share_.size(); ++k) e.x[k] += share_[k];
+      e.w += p_share;
+      out.push_back({j, gossip_message(ctx_, round, doubles_payload(e.x), {e.w})});
+    }
+    const float df = static_cast<float>(outs.size());
+    for (std::size_t k = 0; k < x_.size(); ++k) x_[k] -= df * share_[k];
+    p_ -= static_cast<double>(outs.size()) * p_share;
+    return out;
+  }
+
+  void apply_running_sum(const net::Message& m) {
+    EdgeSum& rho = edge(in_, m.sender, "in-neighbour");
+    if (m.round <= rho.round) return;  // older than what is applied: already counted
+    const auto sigma = as_doubles(m.payload);
+    if (sigma.size() != rho.x.size() || m.payload.size() % sizeof(double) != 0)
+      throw ProtocolError("sgp: node " + std::to_string(ctx_.self) + " got " +
+                          std::to_string(m.payload.size()) + " bytes of running sums from peer " +
+                          std::to_string(m.sender) + ", expected " +
+                          std::to_string(rho.x.size() * sizeof(double)) +
+                          "; do all nodes use the same config (method.robust, model)?");
+    for (std::size_t k = 0; k < x_.size(); ++k) {
+      x_[k] += static_cast<float>(sigma[k] - rho.x[k]);
+      rho.x[k] = sigma[k];
+    }
+    p_ += m.scalars[0] - rho.w;
+    rho.w = m.scalars[0];
+    rho.round = m.round;
+  }
+
+  EdgeSum& edge(std::map<int, EdgeSum>& edges, int j, const char* what) {
+    auto it = edges.find(j);
+    if (it == edges.end())
+      throw ProtocolError("sgp: node " + std::to_string(ctx_.self) + ": peer " + std::to_string(j) +
+                          " is not an " + what + " in topology '" + ctx_.topology->name() + "'");
+    return it->second;
+  }
+
+  static void append_bytes(std::vector<std::uint8_t>& out, const void* p, std::size_t n) {
+    const auto* b = static_cast<const std::uint8_t*>(p);
+    out.insert(out.end(), b, b + n);
+  }
+  static net::Payload doubles_payload(const std::vector<double>& v) {
+    return net::Payload::share(std::make_shared<const std::vector<double>>(v));
+  }
+
   void debias() {
     const float inv = static_cast<float>(1.0 / p_);
     for (std::size_t k = 0; k < x_.size(); ++k) model_[k] = x_[k] * inv;
   }
 
-  bool overlap_ = false;
-  int tau_ = 1;
+  bool overlap_ = false, robust_ = true;
+  int tau_ = 0;
   double p_ = 1.0;
   std::vector<float> x_, share_, sent_;
+  std::map<int, EdgeSum> out_, in_;  // robust: sigma per out-edge, rho per in-edge
   PayloadEncoder encoder_;
   std::unique_ptr<codec::Decoder> decoder_;
-  // (sender, round) pairs absorbed ahead of their due round (overlap), ordered by round.
+  // (sender, round) pairs absorbed ahead of their due round, ordered by round.
   struct ByRound {
     bool operator()(const std::pair<int, std::int64_t>& a,
                     const std::pair<int, std::int64_t>& b) const {

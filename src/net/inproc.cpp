@@ -5,6 +5,7 @@
 #include "rumor/net/inproc.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <map>
 #include <queue>
@@ -48,6 +49,7 @@ struct InProcNetwork::State {
   }
 
   LinkModel model;
+  std::atomic<bool> lossless{false};
   std::shared_mutex registry_mutex;  // unique: start/stop; shared: deliveries
   std::map<int, InProcTransport*> nodes;
   std::map<int, std::uint64_t> incarnations;
@@ -75,6 +77,7 @@ struct LinkState {
   bool ever_up = false;
   std::uint64_t next_seq = 0;
   std::uint64_t peer_incarnation = 0;
+  double sim_free_at_s = 0;     // simulated time: when the link has sent what it was given
   std::deque<Message> pending;  // queued while down
   std::size_t pending_bytes = 0;
   std::string last_error;
@@ -164,10 +167,12 @@ class InProcTransport final : public Transport {
     message.seq = ++link.next_seq;
     const std::uint64_t bytes = wire_size(message);
     const LinkModel& model = state_->model;
-    if (model.loss > 0 && message.link == LinkKind::kData &&
+    const bool data = message.link == LinkKind::kData;
+    const LinkParams& params = data ? model.link(self_, to) : model;
+    if (data && params.loss > 0 && !state_->lossless.load(std::memory_order_relaxed) &&
         Rng::derive(model.seed, static_cast<std::uint64_t>(self_), static_cast<std::uint64_t>(to),
                     message.seq)
-                .uniform() < model.loss) {
+                .uniform() < params.loss) {
       link.stats.drops += 1;  // lost on the wire: sent bytes still count
       link.stats.bytes_sent += bytes;
       link.stats.msgs_sent += 1;
@@ -176,8 +181,11 @@ class InProcTransport final : public Transport {
     link.stats.bytes_sent += bytes;
     link.stats.msgs_sent += 1;
     const std::uint64_t inc = link.peer_incarnation;
+    if (model.simulated)
+      message.sim_time_s =
+          LinkModel::arrival(params, message.sim_time_s, bytes, link.sim_free_at_s);
     lock.unlock();
-    if (model.active()) {
+    if (model.active() && !model.simulated) {
       state_->schedule(self_, to, message.link, inc, bytes, std::move(message));
     } else {
       state_->deliver_now(to, inc, bytes, std::move(message));
@@ -360,16 +368,16 @@ void InProcNetwork::State::schedule(int from, int to, LinkKind kind, std::uint64
                                     std::uint64_t bytes, Message m) {
   const auto now = Clock::now();
   std::lock_guard lock(delivery_mutex);
+  const LinkParams& p = kind == LinkKind::kData ? model.link(from, to) : model;
   auto& free_at = link_free_at[{from, to, static_cast<int>(kind)}];
   auto start = std::max(now, free_at);
-  auto busy = model.bandwidth_Bps > 0
-                  ? std::chrono::duration_cast<Clock::duration>(
-                        std::chrono::duration<double>(bytes / model.bandwidth_Bps))
-                  : Clock::duration::zero();
+  auto busy = p.bandwidth_Bps > 0 ? std::chrono::duration_cast<Clock::duration>(
+                                        std::chrono::duration<double>(bytes / p.bandwidth_Bps))
+                                  : Clock::duration::zero();
   free_at = start + busy;
   Delivery d;
-  d.due = free_at + std::chrono::duration_cast<Clock::duration>(
-                        std::chrono::duration<double>(model.latency_s));
+  d.due = free_at +
+          std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(p.latency_s));
   d.order = ++order;
   d.to = to;
   d.incarnation = incarnation;
@@ -405,6 +413,10 @@ void InProcNetwork::State::run_deliveries() {
 
 InProcNetwork::InProcNetwork(LinkModel model) : state_(std::make_shared<State>(model)) {}
 InProcNetwork::~InProcNetwork() = default;
+
+void InProcNetwork::set_lossless(bool lossless) {
+  state_->lossless = lossless;
+}
 
 std::unique_ptr<Transport> InProcNetwork::make_transport(TransportOptions options) {
   return std::make_unique<InProcTransport>(state_, std::move(options));

@@ -192,7 +192,7 @@ json aggregate(const std::vector<json>& cells, double target_acc) {
   json rows = json::array();
   for (const auto& g : order) {
     std::vector<double> final_acc, best_acc, avg_acc, mb, trigger, consensus, rounds_t, time_t,
-        mb_t;
+        mb_t, sim_t;
     int reached = 0;
     for (const json* c : groups[g]) {
       const auto& f = (*c)["final"];
@@ -210,6 +210,7 @@ json aggregate(const std::vector<json>& cells, double target_acc) {
             rounds_t.push_back(p["round"].get<double>() + 1);
             time_t.push_back(p.value("time_s", NAN));
             mb_t.push_back(p.value("mb_sent", NAN));
+            if (p.contains("sim_time_s")) sim_t.push_back(p["sim_time_s"].get<double>());
             ++reached;
             break;
           }
@@ -233,6 +234,8 @@ json aggregate(const std::vector<json>& cells, double target_acc) {
       row["rounds_to_target"] = num(mean_of(rounds_t));
       row["time_to_target_s"] = num(mean_of(time_t));
       row["mb_to_target"] = num(mean_of(mb_t));
+      // In-process runs: simulated seconds (independent of the machine's load).
+      if (!sim_t.empty()) row["sim_time_to_target_s"] = num(mean_of(sim_t));
     }
     rows.push_back(row);
   }
@@ -246,7 +249,10 @@ std::string compare_table(const json& compare) {
   for (const auto& r : compare["rows"]) w = std::max(w, r["group"].get<std::string>().size());
   out << std::left << std::setw(static_cast<int>(w)) << "cell" << std::right
       << "  seeds  final acc (std)  best acc  avg model    MB sent  trigger  consensus";
+  bool sim = false;
+  for (const auto& r : compare["rows"]) sim = sim || r.contains("sim_time_to_target_s");
   if (target) out << "  rounds>=" << compare["target_acc"].get<double>() << "  MB to target";
+  if (target && sim) out << "  sim s to target";
   out << "\n";
   auto f = [](const json& v, int prec, int width) {
     std::ostringstream s;
@@ -273,7 +279,8 @@ std::string compare_table(const json& compare) {
         << f(r["mb_sent_mean"], 1, 11) << f(r["trigger_rate_mean"], 3, 9) << std::setw(11)
         << cons.str();
     if (target)
-      out << f(r["rounds_to_target"], 0, 11) << f(r["mb_to_target"], 1, 14) << "  ("
+      out << f(r["rounds_to_target"], 0, 11) << f(r["mb_to_target"], 1, 14)
+          << (sim ? f(r.value("sim_time_to_target_s", json()), 3, 17) : std::string()) << "  ("
           << r["reached_target"].get<int>() << "/" << r["seeds"].get<int>() << " reached)";
     out << "\n";
   }
@@ -396,7 +403,8 @@ json run_compare(const std::string& grid_path, const CompareOptions& options) {
                                            "reached_target",
                                            "rounds_to_target",
                                            "time_to_target_s",
-                                           "mb_to_target"};
+                                           "mb_to_target",
+                                           "sim_time_to_target_s"};
     for (std::size_t i = 0; i < cols.size(); ++i) csv << (i ? "," : "") << cols[i];
     csv << "\n";
     for (const auto& r : doc["rows"]) {

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -14,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include "progress.hpp"
@@ -151,7 +153,7 @@ int launch(const LaunchOptions& o) {
   } else {
     write_config_record(cfg, run_dir);
   }
-  const bool stop_on_failure = cfg.get<std::string>("on_peer_failure") == "stop";
+  const bool keep_going = cfg.get<std::string>("on_peer_failure") == "continue";
 
   char exe[4096];
   const ssize_t len = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -170,7 +172,8 @@ int launch(const LaunchOptions& o) {
 
   std::vector<pid_t> pids(n, -1);
   std::vector<bool> alive(n, false);
-  for (int i = 0; i < n; ++i) {
+  // Starts peer i; `rejoin`: a restart of a peer that died (on_peer_failure continue).
+  auto spawn = [&](int i, bool rejoin) {
     const std::string log_path =
         (fs::path(run_dir) / ("node-" + std::to_string(i) + ".log")).string();
     std::vector<std::string> args = {"rumor",
@@ -184,7 +187,8 @@ int launch(const LaunchOptions& o) {
       args.push_back("--set");
       args.push_back(s);
     }
-    if (resume) args.push_back("--resume");
+    if (resume && !rejoin) args.push_back("--resume");
+    if (rejoin) args.push_back("--rejoin");
     const pid_t pid = ::fork();
     if (pid < 0) throw Error("launch: fork failed: " + std::string(std::strerror(errno)));
     if (pid == 0) {
@@ -205,9 +209,16 @@ int launch(const LaunchOptions& o) {
     }
     pids[i] = pid;
     alive[i] = true;
-  }
+  };
+  for (int i = 0; i < n; ++i) spawn(i, false);
 
   const std::int64_t rounds = cfg.get<std::int64_t>("rounds");
+  const auto& restart_cfg = cfg.at("faults.restart_after_s");
+  const double restart_after = restart_cfg.is_null() ? -1.0 : restart_cfg.get<double>();
+  using clock = std::chrono::steady_clock;
+  std::vector<std::optional<clock::time_point>> restart_at(n);
+  std::vector<int> restarts(n, 0);
+  std::vector<bool> lost(n, false);  // died (on_peer_failure continue), not finished
   Progress progress(rounds, o.progress);
   int failed = -1, failed_status = 0;
   int running = n;
@@ -220,17 +231,42 @@ int launch(const LaunchOptions& o) {
       if (::waitpid(pids[i], &status, WNOHANG) != pids[i]) continue;
       alive[i] = false;
       --running;
-      if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0) && failed < 0) {
+      const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+      lost[i] = !ok;
+      if (ok) continue;
+      if (keep_going) {
+        // The others go on; the launcher reports the loss (and restarts the peer if asked).
+        if (o.progress) std::cerr << "\n";
+        std::cerr << "launch: peer " << i << " (pid " << pids[i]
+                  << ") died: " << describe_status(status)
+                  << "; on_peer_failure continue: the others go on without it\n";
+        if (restart_after >= 0 && restarts[i] < 3)
+          restart_at[i] = clock::now() + std::chrono::milliseconds(
+                                             static_cast<std::int64_t>(restart_after * 1000));
+      } else if (failed < 0) {
         failed = i;
         failed_status = status;
       }
     }
-    if (g_interrupted || (failed >= 0 && stop_on_failure)) break;
-    // Progress from the newest metrics line of every node.
+    for (int i = 0; i < n; ++i) {
+      if (!restart_at[i] || clock::now() < *restart_at[i]) continue;
+      restart_at[i].reset();
+      if (running == 0) break;  // nobody left to rejoin
+      ++restarts[i];
+      spawn(i, true);
+      ++running;
+      lost[i] = false;
+      if (o.progress) std::cerr << "\n";
+      std::cerr << "launch: restarted peer " << i << " (pid " << pids[i] << "); it rejoins\n";
+    }
+    if (g_interrupted || (failed >= 0 && !keep_going)) break;
+    // Progress from the newest metrics line of every node (peers that died left out).
     std::int64_t done = rounds;
     double loss = 0, mb = 0, acc = 0;
-    int accs = 0, seen = 0;
+    int accs = 0, seen = 0, counted = 0;
     for (int i = 0; i < n; ++i) {
+      if (lost[i]) continue;
+      ++counted;
       const std::string line =
           last_line(fs::path(run_dir) / ("node-" + std::to_string(i) + ".jsonl"));
       if (line.empty()) {
@@ -251,7 +287,7 @@ int launch(const LaunchOptions& o) {
         // A line being written right now: skip this poll.
       }
     }
-    if (accs == n) last_acc = acc / n;
+    if (accs == counted && counted > 0) last_acc = acc / counted;
     if (seen > 0) progress.update(done, loss / seen, last_acc, mb);
   }
   progress.finish();
@@ -283,6 +319,27 @@ int launch(const LaunchOptions& o) {
   }
   const auto summary = summarize(run_dir);
   std::cout << summary_text(summary);
+  // A peer that died may have been restarted by hand (rumor node --rejoin) and finished.
+  std::vector<int> gone;
+  for (int i = 0; i < n; ++i) {
+    if (!lost[i]) continue;
+    const std::string line =
+        last_line(fs::path(run_dir) / ("node-" + std::to_string(i) + ".jsonl"));
+    try {
+      if (!line.empty() &&
+          nlohmann::json::parse(line).value("round", std::int64_t{-1}) + 1 == rounds)
+        continue;
+    } catch (const nlohmann::json::exception&) {
+    }
+    gone.push_back(i);
+  }
+  if (!gone.empty()) {
+    std::cerr << "launch: " << gone.size() << " peer(s) died and did not finish:";
+    for (int i : gone) std::cerr << " " << i;
+    std::cerr << " (see their node-<i>.log); the figures above are over the " << n - gone.size()
+              << " that did\n";
+    if (gone.size() == static_cast<std::size_t>(n)) return 1;
+  }
   return 0;
 }
 

@@ -7,11 +7,13 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <thread>
 
 #include "rumor/codec/codec.hpp"
 #include "rumor/common/error.hpp"
 #include "rumor/common/log.hpp"
 #include "rumor/common/rng.hpp"
+#include "rumor/gossip/qdata.hpp"
 #include "rumor/run/setup.hpp"
 #include "rumor/train/model.hpp"
 #include "rumor/train/optimizer.hpp"
@@ -21,14 +23,14 @@ namespace rumor::run {
 namespace {
 
 // Local training through LibTorch, as the methods see it.
-class TorchWork : public gossip::LocalWork {
+class TorchWork : public gossip::LocalWork, public gossip::SampleWork {
  public:
   TorchWork(train::Model& model, train::LocalOptimizer& opt, train::LocalTrainer& trainer)
       : model_(model), opt_(opt), trainer_(trainer) {}
-  Stats gradient() override {
-    const auto s = trainer_.compute_gradient();
+  static Stats to_stats(const train::BatchStats& s) {
     return {s.loss, s.count ? static_cast<double>(s.correct) / static_cast<double>(s.count) : 0.0};
   }
+  Stats gradient() override { return to_stats(trainer_.compute_gradient()); }
   std::span<const float> grads() const override { return model_.grads(); }
   void step(std::span<float> x) override { opt_.step(x, model_.grads()); }
   void step(std::span<float> x, std::span<const float> dir) override { opt_.step(x, dir); }
@@ -37,6 +39,20 @@ class TorchWork : public gossip::LocalWork {
   double epochs() const override {
     const auto per_epoch = trainer_.sampler().batches_per_epoch();
     return per_epoch ? static_cast<double>(opt_.steps()) / static_cast<double>(per_epoch) : 0.0;
+  }
+  // Sample access for data-sharing methods (qdata).
+  gossip::SampleWork* sample_work() override { return this; }
+  std::size_t sample_dim() const override { return trainer_.sample_dim(); }
+  int num_classes() const override { return trainer_.num_classes(); }
+  void draw(std::size_t n, std::int64_t round, std::vector<float>& f,
+            std::vector<std::int32_t>& l) override {
+    trainer_.draw_samples(n, static_cast<std::uint64_t>(round), f, l);
+  }
+  std::vector<float> losses(std::span<const float> f, std::span<const std::int32_t> l) override {
+    return trainer_.sample_losses(f, l);
+  }
+  Stats gradient_on(std::span<const float> f, std::span<const std::int32_t> l) override {
+    return to_stats(trainer_.gradient_on(f, l));
   }
 
  private:
@@ -101,6 +117,13 @@ struct Peer::Impl {
   gossip::RingAllreduce eval_ring;
   std::vector<float> average;
   bool have_average = false;
+  bool average_is_mean = false;  // set_average() gave the mean, not the sum
+  bool average_skipped = false;  // skip_average(): no exact average this eval round
+
+  bool simulated = false;
+  gossip::SimClock sim;
+  double slowdown = 1.0;  // faults.slow_nodes
+  double step_s = 0.0;    // simulated cost of one local step (times slowdown)
 
   double round_loss = 0, round_acc = 0;
   std::int64_t steps = 0;
@@ -116,8 +139,8 @@ struct Peer::Impl {
         id(s.id),
         transport(s.transport),
         dataset(s.dataset),
-        eval_ring(s.id, s.topology->size(), gossip::kAllreduceKind + 1000,
-                  net::LinkKind::kControl) {}
+        eval_ring(s.id, s.topology->size(), gossip::kAllreduceKind + 1000, net::LinkKind::kControl),
+        simulated(s.simulated) {}
 };
 
 Peer::Peer(const PeerSetup& s) : impl_(std::make_unique<Impl>(s)) {
@@ -125,13 +148,27 @@ Peer::Peer(const PeerSetup& s) : impl_(std::make_unique<Impl>(s)) {
   const auto& c = p.cfg;
   p.rounds = c.get<std::int64_t>("rounds");
   p.eval_every = c.get<std::int64_t>("eval.every");
+  for (const auto& v : c.at("faults.slow_nodes"))
+    if (v.is_number_integer() && v.get<int>() == p.id)
+      p.slowdown = c.get<double>("faults.slowdown");
+  if (p.slowdown < 1.0)
+    throw ConfigError(c.origin() + ": faults.slowdown must be >= 1 (a slowdown factor)");
+  p.step_s = c.get<double>("sim.step_s");
+  p.sim.deadline_s = c.get<double>("network.round_timeout_s");
+  if (!p.simulated && p.id == 0 &&
+      (c.get<double>("links.latency_s") > 0 || c.get<double>("links.bandwidth_MBps") > 0 ||
+       c.get<double>("links.loss") > 0 || !c.at("links.overrides").empty()))
+    log::warn(
+        "links.* model in-process links only; over TCP the real network decides (emulate "
+        "one with tc netem in a network namespace)");
   p.train = c.get<std::string>("task") == "train";
   if (s.write_files) {
     std::filesystem::create_directories(s.run_dir);
     const auto base = std::filesystem::path(s.run_dir);
     const auto metrics_path = base / ("node-" + std::to_string(p.id) + ".jsonl");
     if (s.resume_round >= 0) cut_metrics(metrics_path, s.resume_round);
-    p.metrics_file.open(metrics_path, s.resume_round >= 0 ? std::ios::app : std::ios::trunc);
+    p.metrics_file.open(metrics_path,
+                        s.resume_round >= 0 || s.rejoin ? std::ios::app : std::ios::trunc);
     p.log_file.open(base / ("node-" + std::to_string(p.id) + ".log"), std::ios::app);
     if (!p.metrics_file || !p.log_file)
       throw Error("node " + std::to_string(p.id) + ": cannot write to run directory " + s.run_dir);
@@ -197,7 +234,14 @@ std::int64_t Peer::rounds() const {
 
 void Peer::local(std::int64_t round) {
   Impl& p = *impl_;
+  const auto t0 = std::chrono::steady_clock::now();
   const auto s = p.method->local(round, *p.work);
+  if (p.simulated) {
+    if (p.train) p.sim.now_s += p.step_s * p.slowdown * p.cfg.get<double>("local_steps");
+  } else if (p.slowdown > 1.0) {
+    // A straggler over TCP: its steps take `slowdown` times as long as they did.
+    std::this_thread::sleep_for((std::chrono::steady_clock::now() - t0) * (p.slowdown - 1.0));
+  }
   if (p.train && !std::isfinite(s.loss))
     throw Error("node " + std::to_string(p.id) + ": training diverged at round " +
                 std::to_string(round + 1) +
@@ -209,7 +253,8 @@ void Peer::local(std::int64_t round) {
 }
 
 gossip::PeerIo Peer::method_io() {
-  return {impl_->method.get(), impl_->transport, &impl_->method_traffic};
+  return {impl_->method.get(), impl_->transport, &impl_->method_traffic,
+          impl_->simulated ? &impl_->sim : nullptr};
 }
 
 bool Peer::eval_round(std::int64_t round) const {
@@ -220,6 +265,17 @@ void Peer::prepare_eval(std::int64_t) {
   Impl& p = *impl_;
   std::copy(p.model_span.begin(), p.model_span.end(), p.average.begin());
   p.eval_ring.begin(p.average);
+  p.average_is_mean = false;
+}
+
+void Peer::skip_average() {
+  impl_->average_skipped = true;
+}
+
+void Peer::set_average(std::span<const float> mean) {
+  Impl& p = *impl_;
+  std::copy(mean.begin(), mean.end(), p.average.begin());
+  p.average_is_mean = true;
 }
 
 gossip::PeerIo Peer::eval_io() {
@@ -232,27 +288,36 @@ void Peer::finish_round(std::int64_t round) {
       p.time_offset +
       std::chrono::duration<double>(std::chrono::steady_clock::now() - p.start).count();
   nlohmann::json line = {{"node", p.id}, {"round", round}, {"step", p.steps}, {"time_s", elapsed}};
+  if (p.simulated) line["sim_time_s"] = p.sim.now_s;
   if (p.train) {
     line["loss"] = p.round_loss;
     line["train_acc"] = p.round_acc;
   }
   const bool eval = eval_round(round);
   if (eval) {
-    const float inv = 1.0f / static_cast<float>(p.topology.size());
-    for (float& v : p.average) v *= inv;
-    p.have_average = true;
-    double dist = 0;
-    for (std::size_t k = 0; k < p.average.size(); ++k) {
-      const double diff = static_cast<double>(p.model_span[k]) - p.average[k];
-      dist += diff * diff;
+    const bool averaged = !p.average_skipped;
+    p.average_skipped = false;
+    if (averaged && !p.average_is_mean) {
+      const float inv = 1.0f / static_cast<float>(p.topology.size());
+      for (float& v : p.average) v *= inv;
     }
+    if (averaged) p.have_average = true;
     if (p.train) {
       const auto r = train::evaluate(*p.model, p.dataset->test);
       line["test_acc"] = r.accuracy;
       line["test_loss"] = r.loss;
     }
-    line["consensus_dist"] = dist;
-    if (p.train && p.id == 0 && round + 1 == p.rounds) {
+    // Consensus distance and the averaged model need the exact average of every node: left
+    // out when a peer is gone (skip_average).
+    if (averaged) {
+      double dist = 0;
+      for (std::size_t k = 0; k < p.average.size(); ++k) {
+        const double diff = static_cast<double>(p.model_span[k]) - p.average[k];
+        dist += diff * diff;
+      }
+      line["consensus_dist"] = dist;
+    }
+    if (averaged && p.train && p.id == 0 && round + 1 == p.rounds) {
       // The exact average of all final models: what model.pt holds.
       auto avg = train::Model::create(model_spec(p.cfg), {p.dataset->shape, p.dataset->num_classes},
                                       p.cfg.get<std::uint64_t>("seed"));
@@ -266,8 +331,11 @@ void Peer::finish_round(std::int64_t round) {
   line["msgs_sent"] = p.method_traffic.msgs_sent;
   line["msgs_recv"] = p.method_traffic.msgs_recv;
   line["msgs_skipped"] = ms.skipped;
+  line["msgs_late"] = p.method_traffic.msgs_late;
+  line["msgs_missed"] = p.method_traffic.msgs_missed;
   line["ctrl_bytes"] = p.ctrl_traffic.bytes_sent;
   if (const double w = p.method->weight(); !std::isnan(w)) line["ps_weight"] = w;
+  line.update(p.method->round_metrics());
   if (p.train) line["lr"] = p.work->lr();
   p.last = line;
   if (p.metrics_file.is_open()) p.metrics_file << line.dump() << "\n" << std::flush;
@@ -276,7 +344,8 @@ void Peer::finish_round(std::int64_t round) {
     if (p.train)
       msg += ": loss " + std::to_string(p.round_loss) + ", test_acc " +
              std::to_string(line["test_acc"].get<double>());
-    msg += ", consensus_dist " + std::to_string(line["consensus_dist"].get<double>());
+    if (line.contains("consensus_dist"))
+      msg += ", consensus_dist " + std::to_string(line["consensus_dist"].get<double>());
     log(msg);
   }
 }
@@ -329,6 +398,7 @@ void Peer::save_checkpoint(std::int64_t round) {
       {"steps", p.steps},
       {"optimizer_steps", p.optimizer ? p.optimizer->steps() : 0},
       {"time_s", p.last.value("time_s", 0.0)},
+      {"sim_time_s", p.sim.now_s},
       {"method", p.method->name()},
       {"method_state", p.method->save_state()},
       {"traffic",
@@ -403,6 +473,7 @@ void Peer::load_checkpoint(std::int64_t round) {
   p.method_traffic = {t[0], t[1], t[2], t[3]};
   p.ctrl_traffic = {t[4], t[5], t[6], t[7]};
   p.time_offset = meta.at("time_s").get<double>();
+  p.sim.now_s = meta.value("sim_time_s", 0.0);
   log("resumed from the checkpoint of round " + std::to_string(round + 1));
 }
 
@@ -444,6 +515,15 @@ const nlohmann::json& Peer::last_metrics() const {
 }
 const gossip::Method& Peer::method() const {
   return *impl_->method;
+}
+gossip::Method& Peer::method() {
+  return *impl_->method;
+}
+gossip::Traffic& Peer::traffic() {
+  return impl_->method_traffic;
+}
+gossip::SimClock& Peer::sim_clock() {
+  return impl_->sim;
 }
 
 void Peer::log(const std::string& line) {

@@ -19,7 +19,8 @@ using nlohmann::json;
 
 const char* const kColumns[] = {"loss",       "train_acc", "test_acc",     "consensus_dist",
                                 "bytes_sent", "msgs_sent", "msgs_skipped", "ctrl_bytes",
-                                "ps_weight",  "time_s"};
+                                "ps_weight",  "time_s",    "sim_time_s",   "msgs_late",
+                                "msgs_missed"};
 
 struct Agg {
   double sum = 0, min = INFINITY, max = -INFINITY;
@@ -84,7 +85,8 @@ json summarize(const std::string& run_dir) {
   }
   if (nodes.empty()) throw Error(run_dir + ": no node-<i>.jsonl metrics files");
 
-  json cfg;
+  // Node files gathered from several hosts may come without node 0's config.json.
+  json cfg = json::object();
   if (std::ifstream in(fs::path(run_dir) / "config.json"); in) in >> cfg;
   const int n = cfg.contains("topology") ? static_cast<int>(cfg["topology"]["nodes"].size())
                                          : static_cast<int>(nodes.size());
@@ -148,6 +150,20 @@ json summarize(const std::string& run_dir) {
     if (lines.empty() || lines.back().value("round", std::int64_t{-1}) + 1 != planned)
       complete = false;
   s["complete"] = complete;
+  // on_peer_failure continue: who finished, and each node's own last test accuracy (a
+  // node that died stops early; a rejoined one is compared with the others through this).
+  int finished = 0;
+  json by_node = json::object();
+  for (auto& [id, lines] : nodes) {
+    if (!lines.empty() && lines.back().value("round", std::int64_t{-1}) + 1 == planned) ++finished;
+    for (auto it = lines.rbegin(); it != lines.rend(); ++it)
+      if (it->contains("test_acc") && (*it)["test_acc"].is_number()) {
+        by_node[std::to_string(id)] = (*it)["test_acc"];
+        break;
+      }
+  }
+  s["nodes_finished"] = finished;
+  if (!by_node.empty()) s["last_test_acc_by_node"] = by_node;
 
   double best = NAN;
   std::int64_t best_round = -1, final_eval = -1;
@@ -191,10 +207,25 @@ json summarize(const std::string& run_dir) {
     if (cd != cols.end()) point["consensus_dist"] = cd->second.mean();
     if (auto b = cols.find("bytes_sent"); b != cols.end()) point["mb_sent"] = b->second.sum / 1e6;
     if (auto t = cols.find("time_s"); t != cols.end()) point["time_s"] = t->second.max;
+    if (auto t = cols.find("sim_time_s"); t != cols.end()) point["sim_time_s"] = t->second.max;
     if (auto l = cols.find("loss"); l != cols.end()) point["loss"] = l->second.mean();
     curve.push_back(point);
   }
   s["curve"] = curve;
+  // Time to the target accuracy: the first evaluation whose mean reaches it. The time is
+  // the slowest node's clock at that round (simulated in-process).
+  if (cfg.contains("eval") && cfg["eval"].value("target_acc", json()).is_number()) {
+    const double target = cfg["eval"]["target_acc"].get<double>();
+    json reached = {{"target_acc", target}, {"round", nullptr}, {"time_s", nullptr}};
+    for (const auto& p : curve) {
+      if (!p.contains("test_acc") || p["test_acc"].get<double>() < target) continue;
+      reached["round"] = p["round"];
+      if (p.contains("time_s")) reached["time_s"] = p["time_s"];
+      if (p.contains("sim_time_s")) reached["sim_time_s"] = p["sim_time_s"];
+      break;
+    }
+    s["time_to_target"] = reached;
+  }
   if (auto it = nodes.find(0);
       it != nodes.end() && !it->second.empty() && it->second.back().contains("avg_model_acc"))
     fin["avg_model_acc"] = it->second.back()["avg_model_acc"];
@@ -202,7 +233,7 @@ json summarize(const std::string& run_dir) {
   s["best_test_acc_mean"] = number_or_null(best);
   s["best_round"] = best_round;
 
-  double bytes = 0, ctrl = 0, msgs = 0, skipped = 0, wall = 0;
+  double bytes = 0, ctrl = 0, msgs = 0, skipped = 0, wall = 0, late = 0, missed = 0, sim = -1;
   for (auto& [id, lines] : nodes) {
     if (lines.empty()) continue;
     const auto& l = lines.back();
@@ -211,8 +242,24 @@ json summarize(const std::string& run_dir) {
     msgs += l.value("msgs_sent", 0.0);
     skipped += l.value("msgs_skipped", 0.0);
     wall = std::max(wall, l.value("time_s", 0.0));
+    late += l.value("msgs_late", 0.0);
+    missed += l.value("msgs_missed", 0.0);
+    if (l.contains("sim_time_s")) sim = std::max(sim, l["sim_time_s"].get<double>());
   }
   s["mb_sent"] = bytes / 1e6;
+  // qdata: method bytes split into samples, refinement and model gossip.
+  if (auto it = nodes.begin();
+      it != nodes.end() && !it->second.empty() && it->second.back().contains("qd_bytes_samples")) {
+    double split[3] = {0, 0, 0};
+    for (auto& [id, lines] : nodes) {
+      if (lines.empty()) continue;
+      split[0] += lines.back().value("qd_bytes_samples", 0.0);
+      split[1] += lines.back().value("qd_bytes_refine", 0.0);
+      split[2] += lines.back().value("qd_bytes_model", 0.0);
+    }
+    s["qdata_mb"] = {
+        {"samples", split[0] / 1e6}, {"refine", split[1] / 1e6}, {"model", split[2] / 1e6}};
+  }
   s["mb_sent_per_node"] = bytes / 1e6 / std::max<std::size_t>(1, nodes.size());
   s["ctrl_mb"] = ctrl / 1e6;
   s["msgs_sent"] = msgs;
@@ -221,6 +268,9 @@ json summarize(const std::string& run_dir) {
   const double syncs = static_cast<double>(nodes.size()) * static_cast<double>(last_round + 1);
   s["trigger_rate"] = syncs > 0 ? 1.0 - skipped / syncs : 1.0;
   s["wall_time_s"] = wall;
+  if (sim >= 0) s["sim_time_s"] = sim;
+  s["msgs_late"] = late;
+  s["msgs_missed"] = missed;
   // Nodes run free (no barrier per round), so a node's round is the time between two of its
   // metrics lines; the run's figure is the slowest node's median. (The maximum over nodes of
   // each round's durations would count every node's jitter: their clocks are not aligned.)
@@ -245,6 +295,21 @@ json summarize(const std::string& run_dir) {
     }
   }
   if (has_weight) s["ps_weight_sum_max_dev"] = dev;
+  // ... at the end, and once what was in flight is delivered (in-process runs with lost or
+  // late messages write in_flight.json after their last round).
+  if (auto it = rounds.find(last_round); it != rounds.end()) {
+    if (auto w = it->second.find("ps_weight"); w != it->second.end() && w->second.count == n)
+      s["ps_weight_sum_final_dev"] = std::abs(w->second.sum - n);
+  }
+  if (std::ifstream in(fs::path(run_dir) / "in_flight.json"); in) {
+    try {
+      const json f = json::parse(in);
+      s["ps_weight_sum_delivered_dev"] =
+          std::abs(f.at("ps_weight_sum").get<double>() - f.at("nodes").get<double>());
+    } catch (const json::exception& e) {
+      throw Error(run_dir + "/in_flight.json: " + e.what());
+    }
+  }
 
   std::ofstream(fs::path(run_dir) / "summary.json") << s.dump(2) << "\n";
   return s;
@@ -259,6 +324,9 @@ std::string summary_text(const json& s) {
       << s.value("rounds", 0) << " rounds" << (s.value("complete", false) ? "" : " (incomplete)")
       << "\n";
   const auto& f = s["final"];
+  if (s.contains("nodes_finished") && s["nodes_finished"] != s.value("nodes", 0))
+    out << "  nodes finished       " << s["nodes_finished"].get<int>() << " of "
+        << s.value("nodes", 0) << " (the figures below are over the nodes that reported)\n";
   if (f.contains("test_acc_mean") && f["test_acc_mean"].is_number())
     out << "  final test accuracy  mean " << f["test_acc_mean"].get<double>() << "  min "
         << f["test_acc_min"].get<double>() << "  max " << f["test_acc_max"].get<double>() << "\n";
@@ -273,6 +341,24 @@ std::string summary_text(const json& s) {
   out << "  wall time            " << s.value("wall_time_s", 0.0) << " s";
   if (s.contains("round_ms_median") && s["round_ms_median"].is_number())
     out << " (median round " << s["round_ms_median"].get<double>() << " ms)";
+  if (s.contains("sim_time_s"))
+    out << "\n  simulated time       " << s["sim_time_s"].get<double>() << " s";
+  if (s.value("msgs_late", 0.0) + s.value("msgs_missed", 0.0) > 0)
+    out << "\n  not waited for       " << s.value("msgs_late", 0.0) << " late, "
+        << s.value("msgs_missed", 0.0) << " missed messages";
+  if (s.contains("time_to_target")) {
+    const auto& t = s["time_to_target"];
+    out << "\n  target accuracy      " << t["target_acc"].get<double>();
+    if (t["round"].is_null()) {
+      out << " not reached";
+    } else {
+      out << " at round " << t["round"].get<std::int64_t>() + 1;
+      if (t.contains("sim_time_s"))
+        out << ", " << t["sim_time_s"].get<double>() << " s simulated";
+      else if (t["time_s"].is_number())
+        out << ", " << t["time_s"].get<double>() << " s";
+    }
+  }
   out << "\n  results              " << s.value("run_dir", "") << "\n";
   return out.str();
 }

@@ -2,6 +2,7 @@
 #include "rumor/train/trainer.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <numeric>
 
@@ -10,7 +11,7 @@
 
 namespace rumor::train {
 namespace {
-enum : std::uint64_t { kStreamBatches = 0x6261746368 };
+enum : std::uint64_t { kStreamBatches = 0x6261746368, kStreamDraw = 0x64726177 };
 }
 
 BatchSampler::BatchSampler(std::vector<std::size_t> shard, std::size_t batch_size,
@@ -52,7 +53,9 @@ LocalTrainer::LocalTrainer(Model& model, const data::Dataset& dataset,
     : model_(model),
       dataset_(dataset),
       optimizer_(optimizer),
-      sampler_(std::move(shard), batch_size, seed, node) {
+      sampler_(std::move(shard), batch_size, seed, node),
+      seed_(seed),
+      node_(node) {
   std::size_t in_dim = 1;
   for (auto v : model.input().shape) in_dim *= static_cast<std::size_t>(v);
   if (in_dim != dataset.dim) {
@@ -73,6 +76,40 @@ BatchStats LocalTrainer::compute_gradient() {
     batch_labels_[i] = dataset_.train.labels[idx[i]];
   }
   return model_.forward_backward(batch_features_, batch_labels_);
+}
+
+void LocalTrainer::draw_samples(std::size_t n, std::uint64_t stream, std::vector<float>& features,
+                                std::vector<std::int32_t>& labels) const {
+  std::vector<std::size_t> pool = sampler_.shard();
+  n = std::min(n, pool.size());
+  Rng rng = Rng::derive(seed_, kStreamDraw, node_, stream);
+  const std::size_t d = dataset_.dim;
+  for (std::size_t i = 0; i < n; ++i) {  // partial Fisher-Yates: n distinct samples
+    std::swap(pool[i], pool[i + rng.below(pool.size() - i)]);
+    const auto row = dataset_.train.row(pool[i], d);
+    features.insert(features.end(), row.begin(), row.end());
+    labels.push_back(dataset_.train.labels[pool[i]]);
+  }
+}
+
+std::vector<float> LocalTrainer::sample_losses(std::span<const float> features,
+                                               std::span<const std::int32_t> labels) const {
+  const auto logits = model_.predict(features);
+  const std::size_t c = static_cast<std::size_t>(dataset_.num_classes);
+  std::vector<float> out(labels.size());
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    const float* z = logits.data() + i * c;
+    const float m = *std::max_element(z, z + c);
+    double s = 0;
+    for (std::size_t k = 0; k < c; ++k) s += std::exp(static_cast<double>(z[k] - m));
+    out[i] = static_cast<float>(std::log(s) + m - z[labels[i]]);
+  }
+  return out;
+}
+
+BatchStats LocalTrainer::gradient_on(std::span<const float> features,
+                                     std::span<const std::int32_t> labels) {
+  return model_.forward_backward(features, labels);
 }
 
 BatchStats LocalTrainer::step() {

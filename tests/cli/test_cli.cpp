@@ -16,36 +16,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/cli_run.hpp"
+
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out;  // stdout and stderr together
-};
-
-Result rumor(const std::string& args) {
-  const std::string cmd = std::string(RUMOR_BINARY_DIR) + "/rumor " + args + " 2>&1";
-  Result r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
-
-std::string src(const std::string& rel) {
-  return std::string(RUMOR_SOURCE_DIR) + "/" + rel;
-}
-
-std::filesystem::path scratch(const std::string& name) {
-  const auto d = std::filesystem::temp_directory_path() / "rumor_cli_tests" / name;
-  std::filesystem::remove_all(d);
-  std::filesystem::create_directories(d);
-  return d;
-}
+using cli_test::rumor;
+using cli_test::scratch;
+using cli_test::src;
 
 // A TCP run small enough for a test: 4 peers, synthetic data, logistic regression.
 std::string small_config(const std::filesystem::path& dir, const std::string& extra = "") {

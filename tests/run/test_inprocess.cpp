@@ -7,9 +7,11 @@
 #include "rumor/common/error.hpp"
 #include "rumor/config/config.hpp"
 #include "rumor/run/run.hpp"
+#include "run_harness.hpp"
 
 using namespace rumor;
 using nlohmann::json;
+using namespace rumor::run_test;
 
 namespace {
 
@@ -32,28 +34,6 @@ config::Config small(const std::string& method, json topology, std::vector<std::
             {"eval", {{"every", 25}}},
             {"output", {{"dir", dir.string()}}}};
   return config::Config::from_json(c, "test", RUMOR_SOURCE_DIR, sets);
-}
-
-json ring(int n) {
-  return {{"gen", "ring"}, {"nodes", n}};
-}
-json expo(int n) {
-  return {{"gen", "exponential"}, {"nodes", n}};
-}
-
-run::RunOptions quiet() {
-  run::RunOptions o;
-  o.progress = false;
-  o.threads = 2;
-  return o;
-}
-
-std::vector<json> read_lines(const std::string& path) {
-  std::vector<json> out;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) out.push_back(json::parse(line));
-  return out;
 }
 
 }  // namespace

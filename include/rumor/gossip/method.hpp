@@ -25,6 +25,8 @@
 
 namespace rumor::gossip {
 
+class SampleWork;  // rumor/gossip/qdata.hpp: sample access for data-sharing methods
+
 // Local training seen from a method: gradients at the model vector, optimizer steps on any
 // vector. Implemented with LibTorch by the runtime, and with simple objectives in tests.
 class LocalWork {
@@ -48,6 +50,8 @@ class LocalWork {
   virtual double epochs() const = 0;
   // False for task average: no gradients, methods only gossip.
   virtual bool trains() const { return true; }
+  // Samples, per-sample losses and gradients on given samples (qdata); null if unavailable.
+  virtual SampleWork* sample_work() { return nullptr; }
 };
 
 // Task average: nothing to train, methods only gossip.
@@ -130,6 +134,8 @@ class Method : public Exchange {
   // Push-sum weight (NaN for methods without one).
   virtual double weight() const { return std::numeric_limits<double>::quiet_NaN(); }
   virtual MethodStats stats() const { return {}; }
+  // Method-specific fields merged into each round's metrics line (e.g. qdata's byte split).
+  virtual nlohmann::json round_metrics() const { return nlohmann::json::object(); }
 
   // Checkpoint: the method's own state (beyond the model vector and the optimizer): small
   // values as JSON, and float buffers (numerators, public copies, error-feedback memory).
@@ -146,17 +152,32 @@ class Method : public Exchange {
   // the mixing from `round` on until it is marked up again: expect() stops waiting for it,
   // its mixing weight goes to this node, and push-sum keeps the share it would have sent.
   // Called by the runtime between rounds (TCP: from link events and missed deadlines;
-  // in-process: from the fault schedule).
+  // in-process: from the fault schedule). allreduce cannot leave a node out (it throws).
   virtual void set_peer_down(int peer, std::int64_t round);
   virtual void set_peer_up(int peer, std::int64_t round);
   bool peer_is_down(int peer) const;
-  // Rejoin of a restarted peer without a checkpoint: a live neighbour hands it a state
-  // (rejoin_offer: its model, and for push-sum a share of its mass, so the total stays n),
-  // and the restarted peer installs it (rejoin_accept) before re-entering the mixing.
-  virtual net::Message rejoin_offer(std::int64_t round);
+  // Rejoin of a restarted peer (see src/run/node.cpp for the round agreement):
+  //  1. the restarted peer sends each live neighbour rejoin_request(neighbour, ...);
+  //     from_checkpoint: it has loaded its own state and only needs to be let back in;
+  //  2. the neighbour answers rejoin_offer(request, round): it mixes with the peer again
+  //     from `round` on (set_peer_up) and, unless the peer has a checkpoint, hands it its
+  //     model (push-sum: half of its numerator and weight, so the total mass is unchanged);
+  //  3. the restarted peer calls rejoin_accept(offer) for every offer it got: models are
+  //     averaged, push-sum mass is added, per-link state (running sums, public copies) is
+  //     taken over so both ends agree again.
+  virtual net::Message rejoin_request(int peer, bool from_checkpoint);
+  virtual net::Message rejoin_offer(const net::Message& request, std::int64_t round);
   virtual void rejoin_accept(const net::Message& offer);
 
  protected:
+  // `peers` without the ones marked down.
+  std::vector<int> live(std::vector<int> peers) const;
+  // Rejoin helpers: whether an offer should carry a model, and how many were accepted.
+  static bool wants_model(const net::Message& request) {
+    return request.scalars.empty() || request.scalars[0] == 0.0;
+  }
+  int offers_accepted_ = 0;
+
   explicit Method(MethodContext ctx) : ctx_(std::move(ctx)) {}
   MethodContext ctx_;
   std::span<float> model_;
@@ -184,7 +205,8 @@ std::unique_ptr<Method> make_method(const std::string& name, MethodContext ctx);
 
 // Kinds used by methods for multi-stage exchanges (the ring all-reduce).
 inline constexpr std::uint32_t kAllreduceKind = net::kind::kUserKind + 100;
-// Kind of rejoin hand-over messages (Method::rejoin_offer).
+// Kinds of the rejoin hand-over (Method::rejoin_request, rejoin_offer), on the data link.
 inline constexpr std::uint32_t kRejoinKind = net::kind::kUserKind + 200;
+inline constexpr std::uint32_t kRejoinOfferKind = kRejoinKind + 1;
 
 }  // namespace rumor::gossip

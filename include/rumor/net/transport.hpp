@@ -99,6 +99,9 @@ struct Message {
   std::vector<double> scalars;      // fp64 side values, e.g. the push-sum weight
   LinkKind link = LinkKind::kData;  // plane to send on / plane it arrived on
   Payload payload;
+  // In-process runs with simulated time (not on the wire): the sender's clock when sent;
+  // the in-process transport turns it into the arrival time through its link model.
+  double sim_time_s = 0.0;
 };
 
 // Bytes a message takes on the wire (frame prefix + header + payload), as counted in

@@ -31,6 +31,12 @@ struct PeerSetup {
   // >= 0: continue after this round from the peer's checkpoint (its metrics file is cut
   // back to that round and appended to).
   std::int64_t resume_round = -1;
+  // In-process: simulated time (method_io() carries the peer's SimClock; local steps cost
+  // sim.step_s times the node's slowdown; metrics lines get sim_time_s).
+  bool simulated = false;
+  // A restarted peer rejoining a run (on_peer_failure continue): its metrics file is
+  // appended to, not rewritten.
+  bool rejoin = false;
 };
 
 // Rounds for which node `id` has a checkpoint in run_dir, ascending.
@@ -52,7 +58,13 @@ class Peer {
   bool eval_round(std::int64_t round) const;
   // Copies the model into the all-reduce buffer and starts the exact average.
   void prepare_eval(std::int64_t round);
+  // Instead of prepare_eval and the all-reduce: the exact average of the live models,
+  // computed by an in-process driver (some peers are down).
+  void set_average(std::span<const float> mean);
   gossip::PeerIo eval_io();
+  // This eval round has no exact average (a peer is gone over TCP): finish_round reports
+  // the test accuracy without consensus distance.
+  void skip_average();
   // Evaluates (test accuracy, consensus distance on eval rounds) and writes the metrics line.
   void finish_round(std::int64_t round);
   // Checkpoints: every checkpoint.every rounds each peer writes its whole state (model,
@@ -67,6 +79,9 @@ class Peer {
   std::span<const float> model() const;
   const nlohmann::json& last_metrics() const;
   const gossip::Method& method() const;
+  gossip::Method& method();
+  gossip::Traffic& traffic();     // the method's traffic counters
+  gossip::SimClock& sim_clock();  // meaningful when simulated
   void log(const std::string& line);
 
   struct Impl;

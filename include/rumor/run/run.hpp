@@ -18,6 +18,9 @@ struct RunOptions {
   bool write_files = true;  // false: metrics in memory only (tests)
   // Continue the run in config.run_dir() from the last round every node has checkpointed.
   bool resume = false;
+  // TCP node: a restarted peer rejoining a run that went on without it (on_peer_failure
+  // continue); see run_node.
+  bool rejoin = false;
   // Stop after this round as if the process had died (tests of resume); -1: run to the end.
   std::int64_t stop_after = -1;
   // Called after every round with the mean metrics over nodes (in-process only).

@@ -4,6 +4,7 @@
 // flat params(). Thread safety: one trainer per peer; the dataset may be shared.
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "rumor/data/dataset.hpp"
@@ -23,6 +24,7 @@ class BatchSampler {
   const std::vector<std::size_t>& next();
   std::size_t epoch() const { return epoch_; }
   std::size_t batches_per_epoch() const;
+  const std::vector<std::size_t>& shard() const { return shard_; }
 
  private:
   void reshuffle();
@@ -57,6 +59,17 @@ class LocalTrainer {
   // compute_gradient() then optimizer.step(model.params(), model.grads()).
   BatchStats step();
 
+  // Data-sharing methods (qdata): n distinct shard samples drawn from (seed, node, stream)
+  // (the whole shard if smaller), appended to features / labels; per-sample cross-entropy
+  // at the current model; gradient on given samples into model.grads().
+  void draw_samples(std::size_t n, std::uint64_t stream, std::vector<float>& features,
+                    std::vector<std::int32_t>& labels) const;
+  std::vector<float> sample_losses(std::span<const float> features,
+                                   std::span<const std::int32_t> labels) const;
+  BatchStats gradient_on(std::span<const float> features, std::span<const std::int32_t> labels);
+  std::size_t sample_dim() const { return dataset_.dim; }
+  int num_classes() const { return dataset_.num_classes; }
+
   EvalResult evaluate_test() const;
   EvalResult evaluate(const data::Split& split) const;
 
@@ -75,6 +88,7 @@ class LocalTrainer {
   BatchSampler sampler_;
   std::vector<float> batch_features_;
   std::vector<std::int32_t> batch_labels_;
+  std::uint64_t seed_ = 0, node_ = 0;
 };
 
 EvalResult evaluate(const Model& model, const data::Split& split);

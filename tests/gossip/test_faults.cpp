@@ -1,0 +1,423 @@
+// Faults at the method level: lost and late messages (robust push-sum), peers marked down,
+// and the rejoin hand-over. A hand-rolled synchronous driver decides what each message
+// goes through, so every case is deterministic.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <map>
+
+#include "harness.hpp"
+#include "rumor/common/error.hpp"
+
+using namespace rumor;
+using namespace rumor::gossip;
+using namespace rumor::gossip::testing;
+
+namespace {
+
+// N methods on vectors; messages are routed by hand.
+struct Net {
+  Topology topology;
+  std::vector<std::vector<float>> models;
+  std::vector<std::unique_ptr<Method>> methods;
+  std::vector<bool> alive;
+  std::map<std::int64_t, std::vector<std::pair<int, net::Message>>> in_flight;  // by due round
+  std::string method_name, codec;
+  nlohmann::json params;
+
+  Net(Topology t, std::string method, nlohmann::json p = nlohmann::json::object(),
+      std::string codec_spec = "fp32", std::size_t dim = 12)
+      : topology(std::move(t)),
+        method_name(std::move(method)),
+        codec(std::move(codec_spec)),
+        params(std::move(p)) {
+    const int n = topology.size();
+    models.resize(n);
+    alive.assign(n, true);
+    for (int i = 0; i < n; ++i) {
+      Rng rng = Rng::derive(11, static_cast<std::uint64_t>(i));
+      models[i].resize(dim);
+      for (auto& v : models[i]) v = static_cast<float>(rng.uniform() * 2 - 1);
+      methods.push_back(make(i));
+    }
+  }
+
+  std::unique_ptr<Method> make(int i) {
+    MethodContext ctx;
+    ctx.self = i;
+    ctx.topology = &topology;
+    ctx.seed = 11;
+    ctx.codec = codec::make_codec(codec);
+    ctx.params = params;
+    ctx.identical_init = false;
+    auto m = make_method(method_name, ctx);
+    m->init(models[i]);
+    return m;
+  }
+
+  // One round: every live node produces; fate(from, to) says when a message arrives
+  // (0: this round, k > 0: k rounds late, < 0: lost); each live node absorbs what is due.
+  // Returns how many expected messages were missing (the driver's deadline would pass).
+  template <typename Fate>
+  int round(std::int64_t r, Fate fate) {
+    const int n = topology.size();
+    for (int i = 0; i < n; ++i) {
+      if (!alive[i]) continue;
+      for (auto& out : methods[i]->produce(r, 0)) {
+        out.message.sender = i;
+        const int delay = fate(i, out.to);
+        if (delay >= 0 && alive[out.to])
+          in_flight[r + delay].push_back({out.to, std::move(out.message)});
+      }
+    }
+    std::vector<std::vector<net::Message>> inbox(n);
+    for (auto& [to, m] : in_flight[r]) inbox[to].push_back(std::move(m));
+    in_flight.erase(r);
+    int missing = 0;
+    for (int i = 0; i < n; ++i) {
+      if (!alive[i]) continue;
+      for (const auto& e : methods[i]->expect(r, 0)) {
+        bool got = false;
+        for (const auto& m : inbox[i]) got = got || (m.sender == e.sender && m.round == e.round);
+        missing += got ? 0 : 1;
+      }
+      // Late messages of earlier rounds reach only methods that absorb them.
+      if (!methods[i]->absorbs_early())
+        std::erase_if(inbox[i], [r](const net::Message& m) { return m.round != r; });
+      methods[i]->absorb(r, 0, inbox[i]);
+    }
+    return missing;
+  }
+  int round(std::int64_t r) {
+    return round(r, [](int, int) { return 0; });
+  }
+
+  double total_weight() const {
+    double s = 0;
+    for (std::size_t i = 0; i < methods.size(); ++i)
+      if (alive[i]) s += methods[i]->weight();
+    return s;
+  }
+  // Max over live pairs of the largest coordinate difference.
+  double spread() const {
+    double worst = 0;
+    for (std::size_t i = 0; i < models.size(); ++i)
+      for (std::size_t j = 0; j < models.size(); ++j)
+        if (alive[i] && alive[j])
+          for (std::size_t k = 0; k < models[i].size(); ++k)
+            worst = std::max(worst, static_cast<double>(std::abs(models[i][k] - models[j][k])));
+    return worst;
+  }
+};
+
+// Deterministic loss: a message is lost with probability `p`, drawn from (seed, round, edge).
+struct Lossy {
+  double p;
+  std::int64_t r = 0;
+  int operator()(int from, int to) const {
+    Rng rng = Rng::derive(99, static_cast<std::uint64_t>(r), static_cast<std::uint64_t>(from),
+                          static_cast<std::uint64_t>(to));
+    return rng.uniform() < p ? -1 : 0;
+  }
+};
+
+double run_lossy(Net& net, int rounds, double loss) {
+  for (int r = 0; r < rounds; ++r) net.round(r, Lossy{loss, r});
+  return net.total_weight();
+}
+
+}  // namespace
+
+TEST_SUITE("gossip") {
+  TEST_CASE("robust sgp keeps the total weight at n under 10% message loss") {
+    for (const std::string topo : {"exponential", "ring"}) {
+      CAPTURE(topo);
+      Net robust(gen(topo, 16), "sgp");
+      Net plain(gen(topo, 16), "sgp", {{"robust", false}});
+      std::vector<double> mean0(robust.models[0].size(), 0.0);
+      for (const auto& m : robust.models)
+        for (std::size_t k = 0; k < m.size(); ++k) mean0[k] += m[k] / 16.0;
+      run_lossy(robust, 40, 0.1);
+      const double plain_w = run_lossy(plain, 40, 0.1);
+      // The sums in flight are delivered by the next loss-free message on every edge (the
+      // exponential graph uses each edge once per period of 4 rounds).
+      for (int r = 40; r < 48; ++r) {
+        robust.round(r);
+        plain.round(r);
+      }
+      MESSAGE(topo, "16, 10% loss, 40 rounds: total weight robust ", robust.total_weight(),
+              ", plain ", plain.total_weight());
+      CHECK(std::abs(robust.total_weight() - 16.0) < 1e-9);
+      // Plain push-sum lost the weight of every lost message for good.
+      CHECK(plain_w < 16.0 - 0.5);
+      CHECK(std::abs(plain.total_weight() - plain_w) < 1e-9);
+      // Robust push-sum still converges to the exact initial average.
+      for (int r = 48; r < 200; ++r) robust.round(r, Lossy{0.1, r});
+      for (int r = 200; r < 208; ++r) robust.round(r);
+      CHECK(std::abs(robust.total_weight() - 16.0) < 1e-9);
+      for (const auto& m : robust.models)
+        for (std::size_t k = 0; k < m.size(); ++k)
+          CHECK(m[k] == doctest::Approx(mean0[k]).epsilon(1e-4));
+    }
+  }
+
+  TEST_CASE("robust sgp absorbs late and reordered messages without counting them twice") {
+    Net net(gen("exponential", 8), "sgp", {{"overlap", true}, {"tau", 3}});
+    // Every third message arrives two rounds late, so newer sums overtake older ones.
+    std::int64_t count = 0;
+    for (int r = 0; r < 30; ++r) net.round(r, [&](int, int) { return ++count % 3 == 0 ? 2 : 0; });
+    for (int r = 30; r < 40; ++r) net.round(r);
+    CHECK(std::abs(net.total_weight() - 8.0) < 1e-9);
+  }
+
+  TEST_CASE("robust sgp under loss is deterministic") {
+    Net a(gen("exponential", 8), "sgp"), b(gen("exponential", 8), "sgp");
+    run_lossy(a, 20, 0.2);
+    run_lossy(b, 20, 0.2);
+    for (int i = 0; i < 8; ++i) {
+      CHECK(a.methods[i]->weight() == b.methods[i]->weight());
+      CHECK(std::memcmp(a.models[i].data(), b.models[i].data(), a.models[i].size() * 4) == 0);
+    }
+  }
+
+  TEST_CASE("robust sgp refuses a lossy codec and says what to do") {
+    CHECK_THROWS_WITH_AS(Net(gen("ring", 4), "sgp", nlohmann::json::object(), "fp16"),
+                         doctest::Contains("method.robust false"), ConfigError);
+    CHECK_NOTHROW(Net(gen("ring", 4), "sgp", {{"robust", false}}, "fp16"));
+  }
+
+  TEST_CASE("robust sgp running sums survive a checkpoint round-trip") {
+    Net a(gen("exponential", 8), "sgp");
+    run_lossy(a, 6, 0.2);
+    // Copy node 3's state into a fresh method, then run both nets on: same results.
+    Net b(gen("exponential", 8), "sgp");
+    for (int i = 0; i < 8; ++i) {
+      b.models[i] = a.models[i];
+      b.methods[i] = b.make(i);
+      auto from = a.methods[i]->state_buffers();
+      auto to = b.methods[i]->state_buffers();
+      REQUIRE(from.size() == to.size());
+      for (std::size_t k = 0; k < from.size(); ++k) {
+        CHECK(from[k].name == to[k].name);
+        to[k].restore(std::vector<float>(from[k].data.begin(), from[k].data.end()));
+      }
+      b.methods[i]->load_state(nlohmann::json::parse(a.methods[i]->save_state().dump()));
+    }
+    for (int r = 6; r < 12; ++r) {
+      a.round(r, Lossy{0.2, r});
+      b.round(r, Lossy{0.2, r});
+    }
+    for (int i = 0; i < 8; ++i) CHECK(a.methods[i]->weight() == b.methods[i]->weight());
+  }
+
+  TEST_CASE("a peer marked down is left out: nobody waits for it, survivors reach consensus") {
+    for (const std::string method : {"dpsgd", "qgm", "sgp", "choco", "squarm"}) {
+      CAPTURE(method);
+      const bool compressed = method == "choco" || method == "squarm";
+      Net net(gen("ring", 8), method,
+              compressed ? nlohmann::json{{"gamma", 0.4}} : nlohmann::json::object(),
+              compressed ? "topk:0.5" : "fp32");
+      for (int r = 0; r < 5; ++r) CHECK(net.round(r) == 0);
+      const double w_before = net.total_weight();
+      // Node 3 dies after round 4; its neighbours learn it before round 5.
+      net.alive[3] = false;
+      net.methods[2]->set_peer_down(3, 5);
+      net.methods[4]->set_peer_down(3, 5);
+      CHECK(net.methods[2]->peer_is_down(3));
+      const double survivors_w = net.total_weight();
+      for (int r = 5; r < 400; ++r) REQUIRE(net.round(r) == 0);
+      CHECK(net.spread() < (compressed ? 1e-2 : 1e-4));
+      if (method == "sgp") {
+        // Its neighbours kept the shares they would have sent: survivors keep their mass.
+        CHECK(std::abs(net.total_weight() - survivors_w) < 1e-9);
+        CHECK(survivors_w < w_before);
+      }
+    }
+  }
+
+  TEST_CASE("allreduce cannot leave a peer out and says so") {
+    Net net(gen("ring", 4), "allreduce");
+    CHECK_THROWS_WITH_AS(net.methods[0]->set_peer_down(1, 3), doctest::Contains("cannot continue"),
+                         ProtocolError);
+  }
+
+  TEST_CASE("rejoin without a checkpoint: neighbours hand over their model and push-sum mass") {
+    for (const std::string method : {"dpsgd", "qgm", "sgp", "choco"}) {
+      CAPTURE(method);
+      const bool compressed = method == "choco";
+      Net net(gen("ring", 8), method,
+              compressed ? nlohmann::json{{"gamma", 0.4}} : nlohmann::json::object(),
+              compressed ? "topk:0.5" : "fp32");
+      // 10% loss before the death too (robust sgp repairs it).
+      for (int r = 0; r < 10; ++r) net.round(r, method == "sgp" ? Lossy{0.1, r} : Lossy{0.0, r});
+      net.alive[3] = false;
+      net.methods[2]->set_peer_down(3, 10);
+      net.methods[4]->set_peer_down(3, 10);
+      for (int r = 10; r < 20; ++r) net.round(r);
+      const double w_survivors = net.total_weight();
+      // Node 3 restarts from scratch (a fresh model) and asks both neighbours.
+      std::fill(net.models[3].begin(), net.models[3].end(), 100.0f);
+      net.methods[3] = net.make(3);
+      std::vector<float> expect_model(net.models[3].size(), 0.0f);
+      for (int j : {2, 4}) {
+        auto req = net.methods[3]->rejoin_request(j, false);
+        req.sender = 3;
+        CHECK(req.kind == kRejoinKind);
+        if (method != "sgp")
+          for (std::size_t k = 0; k < expect_model.size(); ++k)
+            expect_model[k] += net.models[j][k] / 2;
+        auto offer = net.methods[j]->rejoin_offer(req, 20);
+        offer.sender = j;
+        CHECK(offer.kind == kRejoinOfferKind);
+        CHECK(offer.round == 20);
+        CHECK_FALSE(net.methods[j]->peer_is_down(3));
+        net.methods[3]->rejoin_accept(offer);
+      }
+      net.alive[3] = true;
+      if (method == "sgp") {
+        // The hand-over moves mass, it does not create any.
+        CHECK(std::abs(net.total_weight() - w_survivors) < 1e-9);
+        CHECK(net.methods[3]->weight() > 0);
+      } else {
+        for (std::size_t k = 0; k < expect_model.size(); ++k)
+          CHECK(net.models[3][k] == doctest::Approx(expect_model[k]).epsilon(1e-6));
+      }
+      for (int r = 20; r < 400; ++r) REQUIRE(net.round(r) == 0);
+      if (method == "sgp") CHECK(std::abs(net.total_weight() - w_survivors) < 1e-9);
+      CHECK(net.spread() < (compressed ? 1e-2 : 1e-4));
+      // The restarted node is back near the others: nothing of the fresh start (100) is left.
+      CHECK(std::abs(net.models[3][0]) < 2.0);
+    }
+  }
+
+  TEST_CASE("rejoin from a checkpoint: no mass moves, running sums restart consistently") {
+    Net net(gen("ring", 8), "sgp");
+    for (int r = 0; r < 6; ++r) net.round(r);
+    // Node 3 saves its state, runs two more rounds, dies, and comes back from the save.
+    auto saved_buffers = net.methods[3]->state_buffers();
+    std::vector<std::vector<float>> saved;
+    for (const auto& b : saved_buffers) saved.emplace_back(b.data.begin(), b.data.end());
+    const auto saved_state = net.methods[3]->save_state();
+    const auto saved_model = net.models[3];
+    for (int r = 6; r < 8; ++r) net.round(r);
+    net.alive[3] = false;
+    net.methods[2]->set_peer_down(3, 8);
+    net.methods[4]->set_peer_down(3, 8);
+    for (int r = 8; r < 12; ++r) net.round(r);
+    net.models[3] = saved_model;
+    net.methods[3] = net.make(3);
+    auto bufs = net.methods[3]->state_buffers();
+    for (std::size_t k = 0; k < bufs.size(); ++k) bufs[k].restore(saved[k]);
+    net.methods[3]->load_state(saved_state);
+    const double before = net.total_weight() + net.methods[3]->weight();
+    for (int j : {2, 4}) {
+      auto req = net.methods[3]->rejoin_request(j, true);
+      req.sender = 3;
+      auto offer = net.methods[j]->rejoin_offer(req, 12);
+      offer.sender = j;
+      net.methods[3]->rejoin_accept(offer);
+    }
+    net.alive[3] = true;
+    CHECK(std::abs(net.total_weight() - before) < 1e-9);
+    for (int r = 12; r < 300; ++r) REQUIRE(net.round(r) == 0);
+    // No stale running sum injects or removes mass once it is back.
+    CHECK(std::abs(net.total_weight() - before) < 1e-9);
+    CHECK(net.spread() < 1e-4);
+  }
+}
+
+TEST_SUITE("gossip") {
+  TEST_CASE(
+      "run_blocking with a deadline: missing messages are counted, late ones absorbed or dropped") {
+    for (const std::string method : {"sgp", "dpsgd"}) {
+      CAPTURE(method);
+      Sim sim(gen("ring", 4), method, "fp32", 8);
+      WaitPolicy w;
+      w.deadline = std::chrono::milliseconds(20);
+      w.fail_on_missing = false;
+      std::vector<LateMessages> late(4);
+      auto io = [&](int i) {
+        return PeerIo{sim.methods[i].get(), sim.transports[i].get(), &sim.traffic[i]};
+      };
+      // Round 0, one node after the other: node 0 finds nothing yet, node 1 misses node 2...
+      CHECK(run_blocking(io(0), 0, w, late[0]) == std::vector<int>{1, 3});
+      CHECK(run_blocking(io(1), 0, w, late[1]) == std::vector<int>{2});
+      CHECK(run_blocking(io(2), 0, w, late[2]) == std::vector<int>{3});
+      CHECK(run_blocking(io(3), 0, w, late[3]).empty());
+      CHECK(sim.traffic[0].msgs_missed == 2);
+      // Round 1 in reverse order: node 3 waits for nobody, and the round-0 messages that
+      // came after their deadline are taken as late.
+      for (int i = 3; i >= 0; --i) run_blocking(io(i), 1, w, late[i]);
+      CHECK(sim.traffic[0].msgs_late == 2);
+      CHECK(sim.traffic[1].msgs_late == 1);
+      if (method == "sgp") {
+        // Push-sum absorbed them: once every message is in, the mass is n.
+        for (int i = 0; i < 4; ++i) run_blocking(io(i), 2, w, late[i]);
+        // What is still in flight (the last senders' messages) is delivered.
+        for (int i = 0; i < 4; ++i) {
+          auto rest = sim.transports[i]->drain();
+          sim.methods[i]->absorb(3, 0, rest);
+        }
+        double total = 0;
+        for (const auto& m : sim.methods) total += m->weight();
+        CHECK(std::abs(total - 4.0) < 1e-9);
+      }
+    }
+  }
+
+  TEST_CASE("run_blocking with fail_on_missing names the peer that sent nothing") {
+    Sim sim(gen("ring", 4), "dpsgd", "fp32", 8);
+    WaitPolicy w;
+    w.deadline = std::chrono::milliseconds(20);
+    LateMessages late;
+    CHECK_THROWS_WITH_AS(
+        run_blocking(PeerIo{sim.methods[0].get(), sim.transports[0].get(), &sim.traffic[0]}, 0, w,
+                     late),
+        doctest::Contains("no message from peer 1"), ProtocolError);
+  }
+}
+
+TEST_SUITE("gossip") {
+  TEST_CASE("round deadline: fixed is the timeout, adaptive follows the median of recent rounds") {
+    using ms = std::chrono::milliseconds;
+    RoundDeadline fixed(ms(5000));
+    fixed.record(0.01);
+    CHECK(fixed.next() == ms(5000));
+    RoundDeadline a(ms(5000), true, 3.0, ms(20));
+    CHECK(a.next() == ms(5000));  // nothing measured yet
+    for (double s : {0.1, 0.1, 0.1}) a.record(s);
+    CHECK(a.next() == ms(300));
+    a.record(4.0);  // one slow round does not move the median
+    CHECK(a.next() == ms(300));
+    for (int i = 0; i < 16; ++i) a.record(0.001);
+    CHECK(a.next() == ms(20));  // the floor
+    for (int i = 0; i < 16; ++i) a.record(100.0);
+    CHECK(a.next() == ms(5000));  // at most the timeout
+  }
+}
+
+TEST_SUITE("gossip") {
+  TEST_CASE("robust sgp rejoin on a directed time-varying graph: one-way neighbours offer too") {
+    Net net(gen("exponential", 8), "sgp");
+    for (int r = 0; r < 9; ++r) net.round(r, Lossy{0.1, r});
+    const auto peers = net.topology.peers(3);  // in- and out-neighbours over a period
+    net.alive[3] = false;
+    for (int j : peers) net.methods[j]->set_peer_down(3, 9);
+    for (int r = 9; r < 18; ++r) REQUIRE(net.round(r) == 0);
+    const double w = net.total_weight();
+    net.methods[3] = net.make(3);
+    for (int j : peers) {
+      auto req = net.methods[3]->rejoin_request(j, false);
+      req.sender = 3;
+      auto offer = net.methods[j]->rejoin_offer(req, 18);
+      offer.sender = j;
+      net.methods[3]->rejoin_accept(offer);
+    }
+    net.alive[3] = true;
+    CHECK(std::abs(net.total_weight() - w) < 1e-9);
+    for (int r = 18; r < 200; ++r) REQUIRE(net.round(r) == 0);
+    CHECK(std::abs(net.total_weight() - w) < 1e-9);
+    CHECK(net.spread() < 1e-4);
+  }
+}
