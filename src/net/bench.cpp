@@ -124,20 +124,18 @@ Payload as_payload(const std::shared_ptr<std::vector<float>>& v) {
   return Payload::share(std::shared_ptr<const std::vector<float>>(v));
 }
 
-// Barrier over the control ring: an arrival token goes 0 -> 1 -> ... -> n-1 -> 0, then node 0
-// sends a start time both ways round the ring (n/2 hops to the farthest node). All peers run
-// on one machine and share the monotonic clock, so they all start at that instant; the
-// margin is the time the arrival pass took (n hops), twice what the release needs. A node
-// the release reaches late starts at once, and its lateness counts in its round time.
-Clock::time_point ring_barrier(Transport& t, int n, std::int64_t id) {
+// Barrier over the control ring, as gloo's dist.barrier() before a timed round: an arrival
+// token goes 0 -> 1 -> ... -> n-1 -> 0, then node 0 releases both ways round the ring (n/2
+// hops to the farthest node). Each node leaves when its release arrives and times its round
+// from there, as gloo_gossip.py times each rank from its own exit of the barrier.
+void ring_barrier(Transport& t, int n, std::int64_t id) {
   const int me = t.self();
   const int right = (me + 1) % n, left = (me + n - 1) % n;
-  auto send = [&](int to, std::uint32_t k, double start_ns) {
+  auto send = [&](int to, std::uint32_t k) {
     Message m;
     m.kind = k;
     m.round = id;
     m.link = LinkKind::kControl;
-    m.scalars = {start_ns};
     if (!t.send(to, std::move(m))) throw Error("barrier: send failed");
   };
   auto wait = [&](int from, std::uint32_t k) {
@@ -146,43 +144,49 @@ Clock::time_point ring_barrier(Transport& t, int n, std::int64_t id) {
     f.round = id;
     f.kind = k;
     f.link = LinkKind::kControl;
-    auto m = t.take(f, kTake);
-    if (!m || m->scalars.empty())
+    if (!t.take(f, kTake))
       throw Error("barrier " + std::to_string(id) + ": node " + std::to_string(me) +
                   " timed out waiting for node " + std::to_string(from));
-    return m->scalars[0];
-  };
-  auto to_ns = [](Clock::time_point tp) {
-    return static_cast<double>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(tp.time_since_epoch()).count());
-  };
-  auto from_ns = [](double ns) {
-    return Clock::time_point(
-        std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(std::llround(ns))));
   };
   constexpr std::uint32_t kArrive = kind::kBarrier, kRelease = kind::kUserKind + 1;
-  double start_ns = 0;
   if (me == 0) {
-    const auto t0 = Clock::now();
-    send(right, kArrive, 0);
+    send(right, kArrive);
     wait(left, kArrive);
-    const auto margin = std::max<Clock::duration>(Clock::now() - t0, 500us);
-    start_ns = to_ns(Clock::now() + margin);
-    send(right, kRelease, start_ns);
-    if (left != right) send(left, kRelease, start_ns);
-  } else {
-    wait(left, kArrive);
-    send(right, kArrive, 0);
-    // Release comes from the side nearer to 0 and goes on away from it.
-    const bool from_left = me <= n / 2;
-    start_ns = wait(from_left ? left : right, kRelease);
-    const int next = from_left ? right : left;
-    const bool last = from_left ? (me == n / 2 || next == 0) : (me == n / 2 + 1);
-    if (!last && next != 0) send(next, kRelease, start_ns);
+    send(right, kRelease);
+    if (left != right) send(left, kRelease);
+    return;
   }
-  const auto start = from_ns(start_ns);
-  std::this_thread::sleep_until(start);
-  return start;
+  wait(left, kArrive);
+  send(right, kArrive);
+  // Release comes from the side nearer to 0 and goes on away from it.
+  const bool from_left = me <= n / 2;
+  wait(from_left ? left : right, kRelease);
+  const int next = from_left ? right : left;
+  const bool last = from_left ? (me == n / 2 || next == 0) : (me == n / 2 + 1);
+  if (!last && next != 0) send(next, kRelease);
+}
+
+// Dissemination barrier (what gloo's barrier does): in step k every node sends to
+// me + 2^k and waits for me - 2^k, so all nodes leave within one message of each other;
+// the ring barrier releases nodes up to n/2 hops apart. Needs data links at distances
+// 1, 2, 4, ... < n, which the push-sum graph has when n <= 2^round(log2 n).
+void dissemination_barrier(Transport& t, int n, std::int64_t id) {
+  const int me = t.self();
+  constexpr std::uint32_t kStep = kind::kUserKind + 2;
+  for (int d = 1; d < n; d *= 2) {
+    Message m;
+    m.kind = kStep;
+    m.round = -1 - id;  // below every data round, so no data take() can match it
+    if (!t.send((me + d) % n, std::move(m))) throw Error("barrier: send failed");
+    MessageFilter f;
+    f.sender = (me - d % n + n) % n;
+    f.round = -1 - id;
+    f.kind = kStep;
+    f.link = LinkKind::kData;
+    if (!t.take(f, kTake))
+      throw Error("barrier " + std::to_string(id) + ": node " + std::to_string(me) +
+                  " timed out waiting for node " + std::to_string(f.sender));
+  }
 }
 
 Message take_or_throw(Transport& t, int from, std::int64_t round, std::size_t floats = SIZE_MAX) {
@@ -265,6 +269,13 @@ int run_net_bench_worker(const NetBenchWorker& w) {
     auto x = pool.get();
     std::fill(x->begin(), x->end(), static_cast<float>(w.id));
     double weight = 1.0;
+    // Push-sum keeps its state halved, h = x/2 (and w/2): the half a round sends is then
+    // ready, and x/2 + received (gloo's mul_ then add_) becomes one pass over memory,
+    // h' = (h + received) / 2. The bytes sent and the sums are the same; x = 2h.
+    if (w.mode == "pushsum") {
+      for (float& v : *x) v *= 0.5f;
+      weight *= 0.5;
+    }
     const int left = (w.id + n - 1) % n, right = (w.id + 1) % n;
     const int logn = log2_nodes(n);
     std::int64_t step = 0;
@@ -296,47 +307,68 @@ int run_net_bench_worker(const NetBenchWorker& w) {
       } else {
         const int hop = 1 << (step % logn);
         const int dst = (w.id + hop) % n, src = (w.id - hop % n + n) % n;
-        auto half = pool.get();
-        {
-          float* __restrict h = half->data();
-          const float* __restrict xs = x->data();
-          for (std::size_t k = 0; k < d; ++k) h[k] = xs[k] * 0.5f;
-        }
-        weight *= 0.5;
         Message m;
         m.round = r;
         m.scalars = {weight};
-        m.payload = as_payload(half);
+        m.payload = as_payload(x);  // x/2: push-sum's outgoing half
         t.send(dst, std::move(m));
         Message in = take_or_throw(t, src, r, d);
         const float* __restrict v = reinterpret_cast<const float*>(in.payload.data());
+        // The half still being sent stays untouched: the new state goes to a free buffer.
         auto next = pool.get();
         {
           float* __restrict out = next->data();
-          const float* __restrict h = half->data();
-          for (std::size_t k = 0; k < d; ++k) out[k] = h[k] + v[k];
+          const float* __restrict h = x->data();
+          for (std::size_t k = 0; k < d; ++k) out[k] = (h[k] + v[k]) * 0.5f;
         }
-        weight += in.scalars.empty() ? 0.0 : in.scalars[0];
+        weight = (weight + (in.scalars.empty() ? 0.0 : in.scalars[0])) * 0.5;
         x = next;
       }
       ++step;
     };
     std::int64_t r = 0;
-    std::int64_t barrier = 0;
-    ring_barrier(t, n, barrier++);
+    std::int64_t barrier_id = 0;
+    const bool disseminate = w.mode == "pushsum" && (1 << logn) >= n;
+    auto barrier = [&] {
+      if (disseminate)
+        dissemination_barrier(t, n, barrier_id++);
+      else
+        ring_barrier(t, n, barrier_id++);
+    };
+    barrier();
     for (int k = 0; k < 2; ++k) one_round(r++);  // warm-up
-    std::vector<double> times;
+    // Per round: this node's own time (gloo's definition) and its start and end on the
+    // monotonic clock all workers share, for the span from the first start to the last end.
+    std::vector<double> times, starts, ends;
+    const auto epoch = [](Clock::time_point tp) {
+      return std::chrono::duration<double>(tp.time_since_epoch()).count();
+    };
     for (int k = 0; k < w.rounds; ++k) {
-      const auto t0 = ring_barrier(t, n, barrier++);  // the common start of the round
+      barrier();
+      const auto t0 = Clock::now();
       one_round(r++);
-      times.push_back(seconds_since(t0));
+      const auto t1 = Clock::now();
+      times.push_back(std::chrono::duration<double>(t1 - t0).count());
+      starts.push_back(epoch(t0));
+      ends.push_back(epoch(t1));
     }
-    ring_barrier(t, n, barrier++);  // nobody stops while others still wait on it
+    ring_barrier(t, n, barrier_id++);  // nobody stops while others still wait on it
+    // Nodes leave that barrier one release hop apart: let the last releases go out before
+    // the links close (as the node runner does), so no peer sees a link reset.
+    std::this_thread::sleep_for(200ms);
+    // Push-sum's check, as gloo_gossip.py's: x / w is the exact average of the ranks once
+    // every node has heard from all (log2 n rounds of the exponential graph).
+    double avg_err = 0;
+    if (w.mode == "pushsum")
+      for (float v : *x)
+        avg_err = std::max(avg_err, std::abs(v / weight - (n - 1) / 2.0));  // h/w_h = x/w
     const auto s = t.stats();
     nlohmann::json out = {{"id", w.id},
                           {"times_s", times},
-                          {"weight", weight},
-                          {"x0", x->empty() ? 0.0 : (*x)[0]},
+                          {"starts_s", starts},
+                          {"ends_s", ends},
+                          {"weight", w.mode == "pushsum" ? 2 * weight : weight},
+                          {"avg_err", avg_err},
                           {"data_bytes_sent", s.data_bytes_sent},
                           {"ctrl_bytes_sent", s.ctrl_bytes_sent},
                           {"drops", s.drops}};
@@ -411,26 +443,36 @@ nlohmann::json run_net_bench(const NetBenchOptions& o) {
     std::filesystem::remove_all(dir);
     throw Error("bench net " + o.mode + ": a worker failed (see its log lines above)");
   }
-  std::vector<std::vector<double>> per_worker;
+  std::vector<std::vector<double>> per_worker, starts, ends;
   std::uint64_t data_bytes = 0, ctrl_bytes = 0, drops = 0;
-  double weight_sum = 0;
+  double weight_sum = 0, avg_err = 0;
   for (int i = 0; i < o.nodes; ++i) {
     std::ifstream in(dir / ("worker-" + std::to_string(i) + ".json"));
     const auto j = nlohmann::json::parse(in);
     per_worker.push_back(j.at("times_s").get<std::vector<double>>());
+    starts.push_back(j.at("starts_s").get<std::vector<double>>());
+    ends.push_back(j.at("ends_s").get<std::vector<double>>());
     data_bytes += j.at("data_bytes_sent").get<std::uint64_t>();
     ctrl_bytes += j.at("ctrl_bytes_sent").get<std::uint64_t>();
     drops += j.at("drops").get<std::uint64_t>();
     weight_sum += j.at("weight").get<double>();
+    avg_err = std::max(avg_err, j.at("avg_err").get<double>());
   }
   std::filesystem::remove_all(dir);
-  std::vector<double> round_ms;
-  for (int r = 0; r < o.rounds; ++r) {
-    double m = 0;
-    for (const auto& w : per_worker) m = std::max(m, w.at(static_cast<std::size_t>(r)));
+  std::vector<double> round_ms, span_ms;
+  for (std::size_t r = 0; r < static_cast<std::size_t>(o.rounds); ++r) {
+    double m = 0, first = INFINITY, last = -INFINITY;
+    for (int i = 0; i < o.nodes; ++i) {
+      const auto w = static_cast<std::size_t>(i);
+      m = std::max(m, per_worker[w].at(r));
+      first = std::min(first, starts[w].at(r));
+      last = std::max(last, ends[w].at(r));
+    }
     round_ms.push_back(m * 1e3);
+    span_ms.push_back((last - first) * 1e3);
   }
   const Figures f = figures(round_ms);
+  const Figures span = figures(span_ms);
   const double bytes = 4.0 * static_cast<double>(o.floats);
   const double per_rank = (o.mode == "ring" ? 2 * bytes : bytes) / (f.median / 1e3) / 1e9;
   nlohmann::json out = {{"bench", "rumor-net"},
@@ -441,12 +483,24 @@ nlohmann::json run_net_bench(const NetBenchOptions& o) {
                         {"median_ms", f.median},
                         {"min_ms", f.min},
                         {"max_ms", f.max},
+                        {"span_median_ms", span.median},
+                        {"span_max_ms", span.max},
                         {"per_rank_sent_GBps", per_rank},
                         {"data_bytes_sent", data_bytes},
                         {"ctrl_bytes_sent", ctrl_bytes},
                         {"drops", drops},
-                        {"wall_s", seconds_since(t0)}};
-  if (o.mode == "pushsum") out["pushsum_weight_sum"] = weight_sum;  // conserved: == nodes
+                        {"wall_s", seconds_since(t0)},
+                        {"definition",
+                         "a barrier (not timed; push-sum: a dissemination barrier over its "
+                         "links, as gloo's; ring: over the control ring), then each node times "
+                         "its own round from leaving the barrier, as gloo_gossip.py's synced "
+                         "mode; a round's time is the slowest node's; span: first start to last "
+                         "end over nodes on the shared monotonic clock. Push-sum keeps its state "
+                         "halved, so keep-half and add are one pass (same bytes and sums)"}};
+  if (o.mode == "pushsum") {
+    out["pushsum_weight_sum"] = weight_sum;  // conserved: == nodes
+    out["pushsum_exact_avg_err"] = avg_err;  // max |x/w - mean of the ranks| at the end
+  }
   return out;
 }
 

@@ -119,6 +119,8 @@ enum class State { kHandshake, kEstablished, kClosed };
 // cache and the receiver takes it while it is still cached. One 40 MB sendmsg measured
 // ~35 % below iperf3 here; 256 KB-4 MB pieces were measured, 1 MB did best (BENCHMARKS.md).
 constexpr std::size_t kSyscallBytes = 1024 * 1024;
+// Asked for; the kernel caps it at net.core.wmem_max (and doubles it for its bookkeeping).
+constexpr int kSendBufferBytes = 8 * 1024 * 1024;
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
@@ -147,6 +149,9 @@ class Session : public std::enable_shared_from_this<Session> {
   void start() {
     boost::system::error_code ignored;
     socket_.set_option(tcp::no_delay(true), ignored);
+    // A send buffer that holds a whole multi-MB message: the network thread writes it in
+    // one go instead of waking up each time the receiver drains a piece.
+    socket_.set_option(asio::socket_base::send_buffer_size(kSendBufferBytes), ignored);
     remote_ = endpoint_text();
     last_recv_ = last_send_ = Clock::now();
     nonce_ = random_nonce();

@@ -8,8 +8,10 @@
 //             neighbours' vectors, x = (x + l + r) / 3.
 //  - pushsum: N peer processes; one-peer exponential graph, round t sends (x/2, w/2) to
 //             rank + 2^(t mod log2 N), receives from rank - 2^(t mod log2 N), x += recv.
-// Ring and pushsum rounds start together (a barrier over the control ring before each
-// round, not timed); a round's time is the slowest node's; median/min/max over rounds.
+// Ring and pushsum rounds start together as in gloo_gossip.py's synced mode: a barrier
+// before each round (not timed), then each node times its own round from leaving it; a
+// round's time is the slowest node's; median/min/max over rounds. The JSON also gives the
+// span (first start to last end over nodes) for the stricter reading.
 #include <cstddef>
 #include <string>
 #include <vector>
