@@ -43,6 +43,7 @@ void take_early(const PeerIo& p, std::int64_t round, int stage, LateMessages* la
   net::MessageFilter f;
   f.kind = net::kind::kGossip;
   f.link = net::LinkKind::kData;
+  f.max_round = p.exchange->early_round_limit(round);
   std::vector<net::Message> early;
   while (auto m = p.transport->take(f, std::chrono::milliseconds(0))) {
     p.traffic->add_recv(*m);

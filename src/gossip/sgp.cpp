@@ -129,6 +129,11 @@ class Sgp : public Method {
 
   // Push-sum can always use a message, whatever its round: a late share is still mass.
   bool absorbs_early() const override { return true; }
+  // Synchronous: only late messages early, so that over TCP the current round's arrive in one
+  // absorb whatever their timing, and fault-free runs add in the same order every time.
+  std::int64_t early_round_limit(std::int64_t round) const override {
+    return overlap_ ? std::numeric_limits<std::int64_t>::max() : round - 1;
+  }
 
   void absorb(std::int64_t round, int, std::vector<net::Message>& received) override {
     sort_by_sender(received);

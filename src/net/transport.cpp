@@ -53,7 +53,8 @@ std::vector<float> Payload::to_floats() const {
 }
 
 bool MessageFilter::matches(const Message& m) const {
-  return (sender == kAnySender || m.sender == sender) && (round == kAnyRound || m.round == round) &&
+  return (sender == kAnySender || m.sender == sender) &&
+         (round == kAnyRound ? m.round <= max_round : m.round == round) &&
          (kind == kAnyKind || m.kind == kind) && (!link || m.link == *link);
 }
 

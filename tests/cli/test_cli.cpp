@@ -126,6 +126,32 @@ TEST_SUITE("cli") {
     CHECK(runs == 1);
   }
 
+  TEST_CASE("launch: synchronous sgp over TCP computes the same models in every run") {
+    // Message timing must not change the arithmetic: two runs, identical metrics but time.
+    std::vector<std::vector<nlohmann::json>> runs;
+    for (const char* name : {"sgp-a", "sgp-b"}) {
+      const auto dir = scratch(name);
+      const auto r = rumor("launch " + small_config(dir) +
+                           " --no-progress --set method.name=sgp --set topology.gen=exponential"
+                           " --set topology.nodes=8");
+      INFO(r.out);
+      REQUIRE(r.code == 0);
+      std::vector<nlohmann::json> lines;
+      for (const auto& e : std::filesystem::directory_iterator(dir / "runs"))
+        for (int i = 0; i < 8; ++i) {
+          std::ifstream in(e.path() / ("node-" + std::to_string(i) + ".jsonl"));
+          for (std::string line; std::getline(in, line);) {
+            auto j = nlohmann::json::parse(line);
+            j.erase("time_s");
+            lines.push_back(j);
+          }
+        }
+      REQUIRE(lines.size() == 8 * 40);
+      runs.push_back(lines);
+    }
+    CHECK(runs[0] == runs[1]);
+  }
+
   TEST_CASE("launch: a peer killed mid-run stops the run and is named") {
     const auto dir = scratch("kill");
     const auto cfg = small_config(dir, R"(, "faults": {"kill_node": 2, "kill_round": 15})");

@@ -106,10 +106,13 @@ class Exchange {
   // `received` holds the expected messages (any order); implementations sort by sender so
   // results do not depend on arrival order.
   virtual void absorb(std::int64_t round, int stage, std::vector<net::Message>& received) = 0;
-  // True: before waiting, the driver also hands over every message of `early_kind()` that
-  // has already arrived, whatever its round (push-sum overlap); expect() then leaves out
-  // what was absorbed.
+  // True: before waiting, the driver also hands over every gossip message that has already
+  // arrived with a round up to early_round_limit(round) (push-sum: late and, with overlap,
+  // early messages); expect() then leaves out what was absorbed.
   virtual bool absorbs_early() const { return false; }
+  virtual std::int64_t early_round_limit(std::int64_t /*round*/) const {
+    return std::numeric_limits<std::int64_t>::max();
+  }
 };
 
 struct MethodStats {

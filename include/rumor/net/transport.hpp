@@ -117,6 +117,7 @@ struct MessageFilter {
   std::int64_t round = kAnyRound;
   std::uint32_t kind = kAnyKind;
   std::optional<LinkKind> link;
+  std::int64_t max_round = INT64_MAX;  // with round == kAnyRound: rounds up to this one
   bool matches(const Message& m) const;
 };
 
