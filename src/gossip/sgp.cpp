@@ -196,9 +196,13 @@ class Sgp : public Method {
     return out;
   }
 
-  // Rejoin: the request tells the neighbour what this node has pushed to it so far (robust:
-  // the neighbour's rho restarts there); the offer hands over half of (x, p) and the
-  // neighbour's running sum towards this node (this node's rho restarts there).
+  // Rejoin. Without a checkpoint the restarted peer starts from nothing: the offer hands
+  // over half of the neighbour's (x, p), and both ends restart the sums of their shared edges
+  // (the peer's old mass is lost). From a checkpoint the peer rebuilds the state it had when
+  // it died, so that no mass is counted twice or lost: per neighbour i it adds what i pushed
+  // after the checkpoint (sigma_i->j - its rho) and takes back what it pushed after it (i's
+  // rho - its sigma); the offer carries i's sigma towards it and i's rho from it, and i
+  // keeps its sums.
   net::Message rejoin_request(int peer, bool from_checkpoint) override {
     auto m = Method::rejoin_request(peer, from_checkpoint);
     if (auto it = out_.find(peer); robust_ && it != out_.end()) {
@@ -211,16 +215,20 @@ class Sgp : public Method {
   net::Message rejoin_offer(const net::Message& request, std::int64_t round) override {
     set_peer_up(request.sender, round);
     const int j = request.sender;
+    const bool fresh = wants_model(request);
     if (auto it = in_.find(j); robust_ && it != in_.end()) {
-      // Whatever the restarted peer pushes from now on is new mass on top of its sums.
+      // A fresh peer's sums start at zero; one from a checkpoint adopts this rho (below).
       EdgeSum& rho = it->second;
       const auto sums = as_doubles(request.payload);
-      if (sums.size() == rho.x.size()) {
+      const double w = request.scalars.size() > 1 ? request.scalars[1] : -1.0;
+      if (sums.size() != rho.x.size() || !std::isfinite(w) || w < 0)
+        throw ProtocolError("sgp rejoin: node " + std::to_string(ctx_.self) +
+                            " got a malformed request from peer " + std::to_string(j) +
+                            "; do all nodes use the same config (method.robust, model)?");
+      if (fresh) {
         std::copy(sums.begin(), sums.end(), rho.x.begin());
-      } else {
-        std::fill(rho.x.begin(), rho.x.end(), 0.0);
+        rho.w = w;
       }
-      rho.w = request.scalars.size() > 1 ? request.scalars[1] : 0.0;
       rho.round = round - 1;  // anything older is from before the restart
       std::erase_if(absorbed_, [j](const auto& a) { return a.first == j; });
     }
@@ -241,25 +249,35 @@ class Sgp : public Method {
       debias();
       append_bytes(bytes, share_.data(), share_.size() * sizeof(float));
     }
-    double sigma_w = 0.0;
+    double sigma_w = 0.0, rho_w = 0.0;
     if (auto it = out_.find(j); robust_ && it != out_.end()) {
       append_bytes(bytes, it->second.x.data(), it->second.x.size() * sizeof(double));
       sigma_w = it->second.w;
     }
-    m.scalars = {p_given, sigma_w, wants_model(request) ? 1.0 : 0.0};
+    if (auto it = in_.find(j); robust_ && !fresh && it != in_.end()) {
+      append_bytes(bytes, it->second.x.data(), it->second.x.size() * sizeof(double));
+      rho_w = it->second.w;
+    }
+    m.scalars = {p_given, sigma_w, fresh ? 1.0 : 0.0, rho_w};
     m.payload = net::Payload::take(std::move(bytes));
     return m;
   }
 
   void rejoin_accept(const net::Message& offer) override {
     const std::size_t d = x_.size();
-    const bool has_model = offer.scalars.size() == 3 && offer.scalars[2] != 0.0;
-    // Running sums come along when the neighbour pushes to this node (an in-edge here).
+    const bool has_model = offer.scalars.size() == 4 && offer.scalars[2] != 0.0;
+    // The neighbour's sigma comes along when it pushes to this node (an in-edge here), its
+    // rho when this node pushes to it and rebuilds from a checkpoint.
     const auto in = in_.find(offer.sender);
     const bool has_sums = robust_ && in != in_.end();
-    const std::size_t want =
-        (has_model ? d * sizeof(float) : 0) + (has_sums ? d * sizeof(double) : 0);
-    if (offer.scalars.size() != 3 || offer.payload.size() != want)
+    const auto out = out_.find(offer.sender);
+    const bool has_rho = robust_ && !has_model && out != out_.end();
+    const std::size_t want = (has_model ? d * sizeof(float) : 0) +
+                             (has_sums ? d * sizeof(double) : 0) +
+                             (has_rho ? d * sizeof(double) : 0);
+    bool finite = true;
+    for (double v : offer.scalars) finite = finite && std::isfinite(v) && v >= 0;
+    if (offer.scalars.size() != 4 || !finite || offer.payload.size() != want)
       throw ProtocolError("sgp rejoin: node " + std::to_string(ctx_.self) +
                           " got a malformed offer from peer " + std::to_string(offer.sender) +
                           "; do all nodes use the same config (method.robust)?");
@@ -277,11 +295,26 @@ class Sgp : public Method {
       ++offers_accepted_;
     }
     if (has_sums) {
-      std::memcpy(in->second.x.data(), at, d * sizeof(double));
-      in->second.w = offer.scalars[1];
+      EdgeSum& rho = in->second;
+      if (!has_model) {  // what the neighbour pushed after the checkpoint
+        const double* sigma = reinterpret_cast<const double*>(at);
+        for (std::size_t k = 0; k < d; ++k) x_[k] += static_cast<float>(sigma[k] - rho.x[k]);
+        p_ += offer.scalars[1] - rho.w;
+      }
+      std::memcpy(rho.x.data(), at, d * sizeof(double));
+      at += d * sizeof(double);
+      rho.w = offer.scalars[1];
       // Messages the neighbour pushed before it let this node back in (still queued on a
       // link that went down) are older than the offer: ignored.
-      in->second.round = offer.round - 1;
+      rho.round = offer.round - 1;
+    }
+    if (has_rho) {  // what this node pushed to the neighbour after the checkpoint
+      EdgeSum& sigma = out->second;
+      const double* applied = reinterpret_cast<const double*>(at);
+      for (std::size_t k = 0; k < d; ++k) x_[k] -= static_cast<float>(applied[k] - sigma.x[k]);
+      p_ -= offer.scalars[3] - sigma.w;
+      std::memcpy(sigma.x.data(), at, d * sizeof(double));
+      sigma.w = offer.scalars[3];
     }
     if (p_ > 0) debias();
   }
