@@ -33,6 +33,9 @@ namespace {
 // Running sums of one edge (fp64: they grow without bound).
 struct EdgeSum {
   std::vector<double> x;
+  // Out-edges: the last copy of x put on the wire, reused once the transport lets go of it
+  // so that steady-state rounds allocate nothing.
+  std::shared_ptr<std::vector<double>> wire;
   double w = 0.0;
   std::int64_t round = -1;  // in-edges: round of the last message applied
 };
@@ -83,7 +86,10 @@ class Sgp : public Method {
     decoder_ = ctx_.codec->make_decoder(model.size());
     p_ = 1.0;
     for (auto* edges : {&out_, &in_})
-      for (auto& [j, e] : *edges) e = EdgeSum{std::vector<double>(robust_ ? model.size() : 0)};
+      for (auto& [j, e] : *edges) {
+        e = EdgeSum{};
+        e.x.assign(robust_ ? model.size() : 0, 0.0);
+      }
   }
 
   LocalWork::Stats local(std::int64_t, LocalWork& work) override {
@@ -327,7 +333,12 @@ class Sgp : public Method {
       EdgeSum& e = edge(out_, j, "out-neighbour");
       for (std::size_t k = 0; k < share_.size(); ++k) e.x[k] += share_[k];
       e.w += p_share;
-      out.push_back({j, gossip_message(ctx_, round, doubles_payload(e.x), {e.w})});
+      if (!e.wire || e.wire.use_count() > 1) e.wire = std::make_shared<std::vector<double>>();
+      *e.wire = e.x;
+      out.push_back(
+          {j, gossip_message(
+                  ctx_, round,
+                  net::Payload::share(std::shared_ptr<const std::vector<double>>(e.wire)), {e.w})});
     }
     const float df = static_cast<float>(outs.size());
     for (std::size_t k = 0; k < x_.size(); ++k) x_[k] -= df * share_[k];

@@ -101,6 +101,16 @@ struct Net {
       for (float v : models[i]) s += methods[i]->weight() * v;
     return s;
   }
+  // The rejoin hand-shake of node `node` with `peers` at `round` (messages passed directly).
+  void rejoin(int node, const std::vector<int>& peers, bool from_checkpoint, std::int64_t round) {
+    for (int j : peers) {
+      auto req = methods[node]->rejoin_request(j, from_checkpoint);
+      req.sender = node;
+      auto offer = methods[j]->rejoin_offer(req, round);
+      offer.sender = j;
+      methods[node]->rejoin_accept(offer);
+    }
+  }
   double total_weight() const {
     double s = 0;
     for (std::size_t i = 0; i < methods.size(); ++i)
@@ -323,13 +333,7 @@ TEST_SUITE("gossip") {
     // Restored, node 3 still holds what it pushed after the save and lacks what it got.
     CHECK(std::abs(net.total_mass() - mass0) > 1e-3);
     const double before = 8.0;
-    for (int j : {2, 4}) {
-      auto req = net.methods[3]->rejoin_request(j, true);
-      req.sender = 3;
-      auto offer = net.methods[j]->rejoin_offer(req, 12);
-      offer.sender = j;
-      net.methods[3]->rejoin_accept(offer);
-    }
+    net.rejoin(3, {2, 4}, true, 12);
     net.alive[3] = true;
     CHECK(std::abs(net.total_weight() - before) < 1e-9);
     CHECK(std::abs(net.total_mass() - mass0) < 1e-4);
@@ -421,13 +425,7 @@ TEST_SUITE("gossip") {
     for (int r = 9; r < 18; ++r) REQUIRE(net.round(r) == 0);
     const double w = net.total_weight();
     net.methods[3] = net.make(3);
-    for (int j : peers) {
-      auto req = net.methods[3]->rejoin_request(j, false);
-      req.sender = 3;
-      auto offer = net.methods[j]->rejoin_offer(req, 18);
-      offer.sender = j;
-      net.methods[3]->rejoin_accept(offer);
-    }
+    net.rejoin(3, peers, false, 18);
     net.alive[3] = true;
     CHECK(std::abs(net.total_weight() - w) < 1e-9);
     for (int r = 18; r < 200; ++r) REQUIRE(net.round(r) == 0);
