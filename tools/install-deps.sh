@@ -43,6 +43,13 @@ if [[ $(id -u) -ne 0 ]]; then
   fi
 fi
 export DEBIAN_FRONTEND=noninteractive
+# A dpkg run that was interrupted (power loss, a killed apt) blocks every later install until
+# `dpkg --configure -a` finishes it: detect that and recover, saying so.
+if [[ -n "$(dpkg --audit 2>/dev/null)" ]] || compgen -G '/var/lib/dpkg/updates/[0-9]*' >/dev/null; then
+  echo "install-deps: dpkg was left interrupted; running 'dpkg --configure -a' to finish it"
+  "${SUDO[@]}" dpkg --configure -a ||
+    { echo "install-deps: error: 'dpkg --configure -a' failed; fix dpkg by hand, then rerun $0" >&2; exit 1; }
+fi
 "${SUDO[@]}" apt-get update -qq || { echo "install-deps: error: apt-get update failed (network? apt sources?)" >&2; exit 1; }
 "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" ||
   { echo "install-deps: error: apt-get install failed for: ${missing[*]}" >&2; exit 1; }
