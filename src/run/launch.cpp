@@ -178,7 +178,7 @@ int launch(const LaunchOptions& o) {
         (fs::path(run_dir) / ("node-" + std::to_string(i) + ".log")).string();
     std::vector<std::string> args = {"rumor",
                                      "node",
-                                     o.config_path,
+                                     config_path,
                                      "--id",
                                      std::to_string(i),
                                      "--log-level",
