@@ -241,6 +241,12 @@ const std::vector<KeyInfo>& keys() {
        "(msgs_late, msgs_missed)"},
       {"network.deadline_factor", "number", 3.0, "adaptive deadline: multiple of the median round"},
       {"network.deadline_min_s", "number", 0.5, "adaptive deadline: lower bound in seconds"},
+      {"network.max_rejects", "int", 10,
+       "messages from one peer refused by the gate (bad size, codec error, non-finite or "
+       "out-of-range values) before that peer is left out of the mixing as if it were down"},
+      {"network.max_abs_value", "number", 1e6,
+       "largest magnitude accepted in a received value (push-sum running sums: times n and "
+       "the round); messages with larger or non-finite values are refused"},
       {"network.base_port", "int|null", nullptr,
        "move every node to base_port + id (launch picks one)"},
       {"on_peer_failure", "string", "stop",
@@ -260,6 +266,13 @@ const std::vector<KeyInfo>& keys() {
        "node ids that compute faults.slowdown times slower (in-process: simulated time; TCP: "
        "the node sleeps after its local steps)"},
       {"faults.slowdown", "number", 4.0, "compute slowdown factor of faults.slow_nodes"},
+      {"faults.bad_node", "int|null", nullptr,
+       "fault injection: this node corrupts the gossip messages it sends (faults.bad_payload) "
+       "in rounds faults.bad_rounds; its neighbours must refuse them and go on"},
+      {"faults.bad_payload", "string", "nan",
+       "what bad_node sends: nan, huge, truncate, extend, garbage, codec_tag or weight"},
+      {"faults.bad_rounds", "list", json::array({0, -1}),
+       "[first, last] rounds in which bad_node corrupts its messages (last -1: to the end)"},
       {"links.latency_s", "number", 0.0,
        "in-process: one-way latency of every link (simulated seconds)"},
       {"links.bandwidth_MBps", "number", 0.0,

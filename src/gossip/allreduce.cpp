@@ -1,12 +1,13 @@
 #include "rumor/gossip/allreduce.hpp"
 
+#include <cmath>
 #include <cstring>
 
 #include "rumor/common/error.hpp"
 
 namespace rumor::gossip {
 
-RingAllreduce::RingAllreduce(int self, int n, std::uint32_t kind, net::LinkKind link)
+RingAllreduce::RingAllreduce(int self, int n, net::MessageKind kind, net::LinkKind link)
     : self_(self), n_(n), kind_(kind), link_(link) {}
 
 void RingAllreduce::begin(std::span<float> data) {
@@ -28,7 +29,8 @@ std::vector<Outgoing> RingAllreduce::produce(std::int64_t round, int stage) {
   const int c = stage < n_ - 1 ? ((self_ - s) % n_ + n_) % n_ : ((self_ + 1 - s) % n_ + n_) % n_;
   const auto part = chunk(c);
   net::Message m;
-  m.kind = kind_ + static_cast<std::uint32_t>(stage);
+  m.kind = kind_;
+  m.stage = static_cast<std::uint32_t>(stage);
   m.round = round;
   m.link = link_;
   m.payload = net::Payload::copy_of(
@@ -37,7 +39,24 @@ std::vector<Outgoing> RingAllreduce::produce(std::int64_t round, int stage) {
 }
 
 std::vector<Expected> RingAllreduce::expect(std::int64_t round, int stage) const {
-  return {{(self_ + n_ - 1) % n_, kind_ + static_cast<std::uint32_t>(stage), link_, round}};
+  return {{(self_ + n_ - 1) % n_, kind_, link_, round, static_cast<std::uint32_t>(stage), false}};
+}
+
+Refusal RingAllreduce::check(const net::Message& m) {
+  if (m.kind != kind_ || m.link != link_ || m.stage >= static_cast<std::uint32_t>(stages(0)))
+    return {"unexpected kind", net::to_string(m.kind) + " stage " + std::to_string(m.stage) +
+                                   " where " + net::to_string(kind_) + " was expected"};
+  const int stage = static_cast<int>(m.stage);
+  const int s = stage < n_ - 1 ? stage : stage - (n_ - 1);
+  const int c = stage < n_ - 1 ? ((self_ - s - 1) % n_ + n_) % n_ : ((self_ - s) % n_ + n_) % n_;
+  const auto part = chunk(c);
+  if (m.payload.size() != part.size_bytes())
+    return {"wrong size", std::to_string(m.payload.size()) + " bytes for a chunk of " +
+                              std::to_string(part.size_bytes())};
+  const float* in = reinterpret_cast<const float*>(m.payload.data());
+  for (std::size_t k = 0; k < part.size(); ++k)
+    if (!std::isfinite(in[k])) return {"non-finite values", "a chunk holds non-finite values"};
+  return {};
 }
 
 void RingAllreduce::absorb(std::int64_t round, int stage, std::vector<net::Message>& received) {

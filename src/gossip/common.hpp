@@ -50,7 +50,7 @@ class PayloadEncoder {
 inline net::Message gossip_message(const MethodContext& ctx, std::int64_t round,
                                    net::Payload payload, std::vector<double> scalars = {}) {
   net::Message m;
-  m.kind = net::kind::kGossip;
+  m.kind = net::MessageKind::kGossip;
   m.round = round;
   m.codec = ctx.codec_id;
   m.payload = std::move(payload);
@@ -69,7 +69,7 @@ inline std::vector<Expected> expect_from_in_neighbors(const MethodContext& ctx,
                                                       std::int64_t round) {
   std::vector<Expected> out;
   for (int j : ctx.topology->in_neighbors(ctx.self, round))
-    out.push_back({j, net::kind::kGossip, net::LinkKind::kData, round});
+    out.push_back({j, net::MessageKind::kGossip, net::LinkKind::kData, round});
   return out;
 }
 

@@ -4,6 +4,7 @@
 #include <tuple>
 
 #include "rumor/common/error.hpp"
+#include "rumor/common/log.hpp"
 
 namespace rumor::gossip {
 
@@ -17,13 +18,43 @@ void Traffic::add_recv(const net::Message& m) {
   ++msgs_recv;
 }
 
+void Traffic::add_rejected(const net::Message& m, const Refusal& why) {
+  ++msgs_rejected;
+  if (rejected[m.sender][why.reason]++ == 0)
+    log::warn("refused a ", net::to_string(m.kind), " message from peer ", m.sender,
+                     " for round ", m.round + 1, ": ", why.reason, " (", why.detail,
+                     "); later ones for the same reason are counted, not logged");
+}
+
+std::uint64_t Traffic::rejected_from(int sender) const {
+  std::uint64_t n = 0;
+  if (auto it = rejected.find(sender); it != rejected.end())
+    for (const auto& [reason, count] : it->second) n += count;
+  return n;
+}
+
 namespace {
+
+// The gate between the transport and an exchange: true when `m` may be absorbed; a refused
+// message is counted and dropped.
+bool admit(const PeerIo& p, const net::Message& m) {
+  Refusal why;
+  try {
+    why = p.exchange->check(m);
+  } catch (const std::exception& e) {
+    why = {"check failed", e.what()};
+  }
+  if (!why) return true;
+  p.traffic->add_rejected(m, why);
+  return false;
+}
 
 net::MessageFilter filter_of(const Expected& e) {
   net::MessageFilter f;
   f.sender = e.sender;
   f.round = e.round;
   f.kind = e.kind;
+  if (!e.any_stage) f.stage = e.stage;
   f.link = e.link;
   return f;
 }
@@ -41,7 +72,7 @@ void send_all(const PeerIo& p, std::int64_t round, int stage) {
 void take_early(const PeerIo& p, std::int64_t round, int stage, LateMessages* late = nullptr) {
   if (!p.exchange->absorbs_early()) return;
   net::MessageFilter f;
-  f.kind = net::kind::kGossip;
+  f.kind = net::MessageKind::kGossip;
   f.link = net::LinkKind::kData;
   f.max_round = p.exchange->early_round_limit(round);
   std::vector<net::Message> early;
@@ -49,7 +80,7 @@ void take_early(const PeerIo& p, std::int64_t round, int stage, LateMessages* la
     p.traffic->add_recv(*m);
     if (late && std::erase(late->missed, LateMessages::Key{m->sender, m->round, m->kind}) > 0)
       ++p.traffic->msgs_late;
-    early.push_back(std::move(*m));
+    if (admit(p, *m)) early.push_back(std::move(*m));
   }
   if (!early.empty()) p.exchange->absorb(round, stage, early);
 }
@@ -64,12 +95,12 @@ void take_expected(const PeerIo& p, std::int64_t round, int stage,
       throw ProtocolError(
           "node " + std::to_string(p.transport->self()) + ": no message from peer " +
           std::to_string(e.sender) + " for round " + std::to_string(e.round) + " (" +
-          (e.link == net::LinkKind::kData ? "data" : "control") + " link, kind " +
-          std::to_string(e.kind) + ") within " + std::to_string(timeout.count() / 1000.0) +
+          (e.link == net::LinkKind::kData ? "data" : "control") + " link, " +
+          net::to_string(e.kind) + ") within " + std::to_string(timeout.count() / 1000.0) +
           " s; is that peer alive? raise network.round_timeout_s if it is slow");
     }
     p.traffic->add_recv(*m);
-    got.push_back(std::move(*m));
+    if (admit(p, *m)) got.push_back(std::move(*m));
   }
   p.exchange->absorb(round, stage, got);
 }
@@ -92,9 +123,10 @@ void pull_inbox(const PeerIo& p) {
 std::vector<net::Message> take_arrived(const PeerIo& p, double until_s) {
   std::vector<net::Message> out, keep;
   for (auto& m : p.sim->inbox) {
-    if (m.kind == net::kind::kGossip && m.link == net::LinkKind::kData && m.sim_time_s <= until_s) {
+    if (m.kind == net::MessageKind::kGossip && m.link == net::LinkKind::kData &&
+        m.sim_time_s <= until_s) {
       p.traffic->add_recv(m);
-      out.push_back(std::move(m));
+      if (admit(p, m)) out.push_back(std::move(m));
     } else {
       keep.push_back(std::move(m));
     }
@@ -135,7 +167,7 @@ void sim_stage(const PeerIo& p, std::int64_t round, int stage) {
     }
     until = std::max(until, it->sim_time_s);
     p.traffic->add_recv(*it);
-    got.push_back(std::move(*it));
+    if (admit(p, *it)) got.push_back(std::move(*it));
     c.inbox.erase(it);
   }
   c.now_s = waited_out ? limit : until;
@@ -214,7 +246,7 @@ void take_late(const PeerIo& p, std::int64_t round, LateMessages& late) {
     if (!m) return k.round + 1000 < round;  // bounded: a dead peer's never come
     p.traffic->add_recv(*m);
     ++p.traffic->msgs_late;
-    if (p.exchange->absorbs_early()) got.push_back(std::move(*m));
+    if (p.exchange->absorbs_early() && admit(p, *m)) got.push_back(std::move(*m));
     return true;
   });
   if (!got.empty()) p.exchange->absorb(round, 0, got);
@@ -238,7 +270,7 @@ void take_expected_until(const PeerIo& p, std::int64_t round, int stage, const W
       continue;
     }
     p.traffic->add_recv(*m);
-    got.push_back(std::move(*m));
+    if (admit(p, *m)) got.push_back(std::move(*m));
   }
   p.exchange->absorb(round, stage, got);
 }

@@ -11,7 +11,8 @@ class Allreduce : public Method {
  public:
   explicit Allreduce(MethodContext ctx)
       : Method(std::move(ctx)),
-        ring_(ctx_.self, ctx_.topology->size(), kAllreduceKind, net::LinkKind::kControl) {}
+        ring_(ctx_.self, ctx_.topology->size(), net::MessageKind::kAllreduce,
+              net::LinkKind::kControl) {}
   std::string name() const override { return "allreduce"; }
   void init(std::span<float> model) override { model_ = model; }
   // The ring needs every node in every round: there is nothing to continue with.
@@ -29,6 +30,7 @@ class Allreduce : public Method {
   std::vector<Expected> expect(std::int64_t round, int stage) const override {
     return ring_.expect(round, stage);
   }
+  Refusal check(const net::Message& m) override { return ring_.check(m); }
   void absorb(std::int64_t round, int stage, std::vector<net::Message>& received) override {
     ring_.absorb(round, stage, received);
     if (ring_.done()) {

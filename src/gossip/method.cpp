@@ -1,5 +1,8 @@
 #include "rumor/gossip/method.hpp"
 
+#include <cmath>
+
+#include "common.hpp"
 #include "methods.hpp"
 #include "rumor/common/error.hpp"
 #include "rumor/common/strings.hpp"
@@ -18,6 +21,61 @@ LocalWork::Stats Method::local(std::int64_t round, LocalWork& work) {
   sum.loss /= ctx_.local_steps;
   sum.accuracy /= ctx_.local_steps;
   return sum;
+}
+
+Refusal Method::check(const net::Message& m) {
+  if (auto r = check_header(m)) return r;
+  return check_payload(m);
+}
+
+Refusal Method::check_header(const net::Message& m) const {
+  if (m.kind != net::MessageKind::kGossip || m.link != net::LinkKind::kData)
+    return {"unexpected kind", net::to_string(m.kind) + " where a gossip message was expected"};
+  if (m.codec != ctx_.codec_id)
+    return {"codec tag mismatch", "codec tag " + std::to_string(m.codec) + ", this run's codec " +
+                                      ctx_.codec->name() + " has tag " +
+                                      std::to_string(ctx_.codec_id) + "; same config everywhere?"};
+  for (double s : m.scalars)
+    if (!std::isfinite(s))
+      return {"non-finite values", "a side value (push-sum weight) is not finite"};
+  return {};
+}
+
+Refusal Method::check_payload(const net::Message& m) {
+  if (m.not_triggered && m.payload.empty()) return {};
+  if (!check_decoder_) {
+    check_decoder_ = ctx_.codec->make_decoder(model_.size());
+    check_buffer_.resize(model_.size());
+  }
+  try {
+    check_decoder_->decode(m.payload.bytes(), codec_ctx(ctx_, m.round, m.sender), check_buffer_);
+  } catch (const std::exception& e) {
+    return {"codec error", e.what()};
+  }
+  return check_values(check_buffer_);
+}
+
+namespace {
+template <typename T>
+Refusal check_finite(std::span<const T> v, double bound) {
+  for (std::size_t k = 0; k < v.size(); ++k) {
+    const double x = static_cast<double>(v[k]);
+    if (!std::isfinite(x))
+      return {"non-finite values", "value " + std::to_string(k) + " is " + std::to_string(x)};
+    if (std::abs(x) > bound)
+      return {"value out of range", "value " + std::to_string(k) + " is " + std::to_string(x) +
+                                        ", above network.max_abs_value " + std::to_string(bound)};
+  }
+  return {};
+}
+}  // namespace
+
+Refusal Method::check_values(std::span<const float> v) const {
+  return check_finite(v, ctx_.max_abs_value);
+}
+
+Refusal Method::check_values(std::span<const double> v, double bound) const {
+  return check_finite(v, bound);
 }
 
 void Method::set_peer_down(int peer, std::int64_t) {
@@ -41,7 +99,7 @@ std::vector<int> Method::live(std::vector<int> peers) const {
 
 net::Message Method::rejoin_request(int, bool from_checkpoint) {
   net::Message m;
-  m.kind = kRejoinKind;
+  m.kind = net::MessageKind::kRejoinRequest;
   m.round = -1;
   m.scalars = {from_checkpoint ? 1.0 : 0.0};
   return m;
@@ -51,7 +109,7 @@ net::Message Method::rejoin_request(int, bool from_checkpoint) {
 net::Message Method::rejoin_offer(const net::Message& request, std::int64_t round) {
   set_peer_up(request.sender, round);
   net::Message m;
-  m.kind = kRejoinOfferKind;
+  m.kind = net::MessageKind::kRejoinOffer;
   m.round = round;
   if (wants_model(request)) {
     auto copy = std::make_shared<std::vector<float>>(model_.begin(), model_.end());

@@ -139,8 +139,35 @@ class Qdata : public Method {
   std::vector<Expected> expect(std::int64_t round, int) const override {
     std::vector<Expected> out;
     for (int j : ctx_.topology->in_neighbors(ctx_.self, round))
-      if (!peer_is_down(j)) out.push_back({j, net::kind::kGossip, net::LinkKind::kData, round});
+      if (!peer_is_down(j))
+        out.push_back({j, net::MessageKind::kGossip, net::LinkKind::kData, round});
     return out;
+  }
+
+  Refusal check(const net::Message& m) override {
+    if (auto r = check_header(m)) return r;
+    const bool gossip = gossip_round(m.round);
+    qdata::Limits limits{bits_, buffer_.dim(), classes_, static_cast<std::size_t>(budget_)};
+    try {
+      qdata::decode_frame(m.payload.bytes(), limits, "qdata", check_frame_);
+      if (check_frame_.has_model != gossip || check_frame_.has_refine != bool(refine_codec_) ||
+          (check_frame_.has_refine && check_frame_.count == 0 && !check_frame_.refine.empty()))
+        return {"wrong frame", "model or refinement present where the config says otherwise"};
+      if (auto r = check_values(check_frame_.features)) return r;
+      check_buffer_.resize(model_.size());
+      const auto cc = codec_ctx(ctx_, m.round, m.sender);
+      if (check_frame_.has_refine && check_frame_.count > 0) {
+        refine_dec_->decode(check_frame_.refine, cc, check_buffer_);
+        if (auto r = check_values(check_buffer_)) return r;
+      }
+      if (gossip) {
+        decoder_->decode(check_frame_.model, cc, check_buffer_);
+        if (auto r = check_values(check_buffer_)) return r;
+      }
+    } catch (const std::exception& e) {
+      return {"malformed frame", e.what()};
+    }
+    return {};
   }
 
   void absorb(std::int64_t round, int, std::vector<net::Message>& received) override {
@@ -312,6 +339,7 @@ class Qdata : public Method {
   PayloadEncoder encoder_;
   codec::Bytes model_bytes_;
   std::unique_ptr<codec::Decoder> decoder_;
+  qdata::Frame check_frame_;  // check() decodes here, absorb() into frame_
   std::uint64_t sent_ = 0, received_ = 0;
   std::uint64_t bytes_samples_ = 0, bytes_refine_ = 0, bytes_model_ = 0;
 };

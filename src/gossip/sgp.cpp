@@ -141,14 +141,29 @@ class Sgp : public Method {
     return overlap_ ? std::numeric_limits<std::int64_t>::max() : round - 1;
   }
 
+  Refusal check(const net::Message& m) override {
+    if (auto r = check_header(m)) return r;
+    // Running sums grow by at most one share a round.
+    const double n = ctx_.topology->size();
+    const double rounds = robust_ ? static_cast<double>(std::max<std::int64_t>(m.round, 0) + 2) : 1;
+    const double bound = ctx_.max_abs_value * n * rounds;
+    if (m.scalars.size() != 1 || (robust_ ? m.scalars[0] < 0 : m.scalars[0] <= 0) ||
+        m.scalars[0] > n * rounds)
+      return {"bad push-sum weight",
+              "push-sum weight " +
+                  (m.scalars.empty() ? std::string("missing") : std::to_string(m.scalars[0]))};
+    if (!robust_) return check_payload(m);
+    if (!in_.count(m.sender))
+      return {"not an in-neighbour", "running sums from a peer that is not an in-neighbour"};
+    if (m.payload.size() != x_.size() * sizeof(double))
+      return {"wrong size", std::to_string(m.payload.size()) + " bytes of running sums, expected " +
+                                std::to_string(x_.size() * sizeof(double))};
+    return check_values(as_doubles(m.payload), bound);
+  }
+
   void absorb(std::int64_t round, int, std::vector<net::Message>& received) override {
     sort_by_sender(received);
     for (const auto& m : received) {
-      if (m.scalars.size() != 1 || !std::isfinite(m.scalars[0]) ||
-          (robust_ ? m.scalars[0] < 0 : m.scalars[0] <= 0)) {
-        throw ProtocolError("sgp: node " + std::to_string(ctx_.self) + " got a message from peer " +
-                            std::to_string(m.sender) + " without a valid push-sum weight");
-      }
       absorbed_.insert({m.sender, m.round});
       if (robust_) {
         apply_running_sum(m);
@@ -239,7 +254,7 @@ class Sgp : public Method {
       std::erase_if(absorbed_, [j](const auto& a) { return a.first == j; });
     }
     net::Message m;
-    m.kind = kRejoinOfferKind;
+    m.kind = net::MessageKind::kRejoinOffer;
     m.round = round;
     // Payload: half of x as fp32 (empty when the peer has its own state), then (robust)
     // the running sum towards the peer as fp64. Scalars: weight handed over, sigma weight.

@@ -131,14 +131,14 @@ Payload as_payload(const std::shared_ptr<std::vector<float>>& v) {
 void ring_barrier(Transport& t, int n, std::int64_t id) {
   const int me = t.self();
   const int right = (me + 1) % n, left = (me + n - 1) % n;
-  auto send = [&](int to, std::uint32_t k) {
+  auto send = [&](int to, MessageKind k) {
     Message m;
     m.kind = k;
     m.round = id;
     m.link = LinkKind::kControl;
     if (!t.send(to, std::move(m))) throw Error("barrier: send failed");
   };
-  auto wait = [&](int from, std::uint32_t k) {
+  auto wait = [&](int from, MessageKind k) {
     MessageFilter f;
     f.sender = from;
     f.round = id;
@@ -148,7 +148,7 @@ void ring_barrier(Transport& t, int n, std::int64_t id) {
       throw Error("barrier " + std::to_string(id) + ": node " + std::to_string(me) +
                   " timed out waiting for node " + std::to_string(from));
   };
-  constexpr std::uint32_t kArrive = kind::kBarrier, kRelease = kind::kUserKind + 1;
+  constexpr MessageKind kArrive = MessageKind::kBarrier, kRelease = MessageKind::kBenchRelease;
   if (me == 0) {
     send(right, kArrive);
     wait(left, kArrive);
@@ -172,7 +172,7 @@ void ring_barrier(Transport& t, int n, std::int64_t id) {
 // 1, 2, 4, ... < n, which the push-sum graph has when n <= 2^round(log2 n).
 void dissemination_barrier(Transport& t, int n, std::int64_t id) {
   const int me = t.self();
-  constexpr std::uint32_t kStep = kind::kUserKind + 2;
+  constexpr MessageKind kStep = MessageKind::kBenchStep;
   for (int d = 1; d < n; d *= 2) {
     Message m;
     m.kind = kStep;

@@ -43,7 +43,8 @@ wire::Header message_header(const Message& m, int sender, std::uint64_t seq) {
   wire::Header h;
   h.set_type(wire::FRAME_MESSAGE);
   h.set_version(kProtocolVersion);
-  h.set_kind(m.kind);
+  h.set_kind(static_cast<std::uint32_t>(m.kind));
+  h.set_stage(m.stage);
   h.set_sender(sender);
   h.set_round(m.round);
   h.set_seq(seq);
@@ -55,7 +56,8 @@ wire::Header message_header(const Message& m, int sender, std::uint64_t seq) {
 
 Message message_from_header(const wire::Header& h, Payload payload) {
   Message m;
-  m.kind = h.kind();
+  m.kind = static_cast<MessageKind>(h.kind());
+  m.stage = h.stage();
   m.sender = h.sender();
   m.round = h.round();
   m.seq = h.seq();

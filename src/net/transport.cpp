@@ -55,7 +55,7 @@ std::vector<float> Payload::to_floats() const {
 bool MessageFilter::matches(const Message& m) const {
   return (sender == kAnySender || m.sender == sender) &&
          (round == kAnyRound ? m.round <= max_round : m.round == round) &&
-         (kind == kAnyKind || m.kind == kind) && (!link || m.link == *link);
+         (!kind || m.kind == *kind) && (!stage || m.stage == *stage) && (!link || m.link == *link);
 }
 
 const LinkStats* TransportStats::find(int peer, LinkKind link) const {

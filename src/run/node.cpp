@@ -55,11 +55,8 @@
 namespace rumor::run {
 namespace {
 
+using net::MessageKind;
 using std::chrono::milliseconds;
-constexpr std::uint32_t kRejoinConfirmKind = gossip::kRejoinKind + 2;
-// Control ring: "no exact average any more" (a node is gone), passed on around the ring so
-// that nodes waiting in the all-reduce stop at once instead of at the round timeout.
-constexpr std::uint32_t kNoAverageKind = gossip::kRejoinKind + 10;
 
 milliseconds seconds_ms(double s) {
   return milliseconds(static_cast<std::int64_t>(s * 1000));
@@ -79,7 +76,7 @@ gossip::RoundDeadline round_deadline(const config::Config& cfg) {
                                seconds_ms(cfg.get<double>("network.deadline_min_s")));
 }
 
-net::MessageFilter data_filter(int sender, std::uint32_t kind) {
+net::MessageFilter data_filter(int sender, MessageKind kind) {
   net::MessageFilter f;
   f.sender = sender;
   f.kind = kind;
@@ -101,14 +98,14 @@ void serve_rejoins(Peer& peer, net::Transport& t, std::int64_t r, milliseconds t
   gossip::Method& method = peer.method();
   std::optional<net::Message> held;
   if (hold) {
-    held = t.take(data_filter(hold->first, gossip::kRejoinKind), hold->second);
+    held = t.take(data_filter(hold->first, MessageKind::kRejoinRequest), hold->second);
     if (!held)
       log::warn("peer ", hold->first, " did not ask to rejoin before round ", r + 1, " within ",
                 hold->second.count() / 1000.0, " s; going on without it");
   }
   auto next = [&]() -> std::optional<net::Message> {
     if (held) return std::exchange(held, std::nullopt);
-    return t.take(data_filter(net::MessageFilter::kAnySender, gossip::kRejoinKind),
+    return t.take(data_filter(net::MessageFilter::kAnySender, MessageKind::kRejoinRequest),
                   milliseconds(0));
   };
   while (auto req = next()) {
@@ -119,7 +116,7 @@ void serve_rejoins(Peer& peer, net::Transport& t, std::int64_t r, milliseconds t
     peer.traffic().add_recv(*req);
     peer.traffic().add_sent(offer);
     t.send(j, std::move(offer));
-    auto confirm = take_from(t, data_filter(j, kRejoinConfirmKind), 2 * timeout);
+    auto confirm = take_from(t, data_filter(j, MessageKind::kRejoinConfirm), 2 * timeout);
     if (!confirm) {
       log::warn("peer ", j, " asked to rejoin before round ", r + 1,
                 " but did not confirm; it stays out of the mixing");
@@ -153,7 +150,7 @@ std::int64_t rejoin_run(Peer& peer, net::Transport& t, const Topology& topology,
   std::vector<net::Message> offers;
   for (int j : asked) {
     // A neighbour answers at its next round boundary; it may itself wait a deadline first.
-    if (auto m = take_from(t, data_filter(j, gossip::kRejoinOfferKind), 2 * timeout)) {
+    if (auto m = take_from(t, data_filter(j, MessageKind::kRejoinOffer), 2 * timeout)) {
       peer.traffic().add_recv(*m);
       offers.push_back(std::move(*m));
     } else {
@@ -171,7 +168,7 @@ std::int64_t rejoin_run(Peer& peer, net::Transport& t, const Topology& topology,
     method.rejoin_accept(o);
     offered.push_back(o.sender);
     net::Message confirm;
-    confirm.kind = kRejoinConfirmKind;
+    confirm.kind = MessageKind::kRejoinConfirm;
     confirm.round = start;
     t.send(o.sender, std::move(confirm));
   }
@@ -186,7 +183,7 @@ std::int64_t rejoin_run(Peer& peer, net::Transport& t, const Topology& topology,
 void announce_no_average(net::Transport& t, std::int64_t round) {
   for (int j : t.peers(net::LinkKind::kControl)) {
     net::Message m;
-    m.kind = kNoAverageKind;
+    m.kind = MessageKind::kNoAverage;
     m.round = round;
     m.link = net::LinkKind::kControl;
     t.send(j, std::move(m));
@@ -202,12 +199,12 @@ void neighbour_stop(Peer& peer, net::Transport& t, const Topology& topology, int
     if (!peer.method().peer_is_down(j) && t.link_up(j, net::LinkKind::kData)) live.push_back(j);
   for (int j : live) {
     net::Message m;
-    m.kind = net::kind::kStop;
+    m.kind = MessageKind::kStop;
     m.round = rounds;
     t.send(j, std::move(m));
   }
   for (int j : live)
-    if (!take_from(t, data_filter(j, net::kind::kStop), timeout))
+    if (!take_from(t, data_filter(j, MessageKind::kStop), timeout))
       log::warn("peer ", j, " sent no stop notice (gone, or much slower)");
 }
 
@@ -346,7 +343,7 @@ RunResult run_node(const config::Config& cfg, int id, const RunOptions& options)
         hold = std::make_pair(hold_for, seconds_ms(cfg.get<double>("network.connect_timeout_s")));
       serve_rejoins(peer, transport, r, timeout, up_at, hold);
       net::MessageFilter f;
-      f.kind = kNoAverageKind;
+      f.kind = MessageKind::kNoAverage;
       f.link = net::LinkKind::kControl;
       if (exact_average && transport.take(f, milliseconds(0))) no_average(r);
       // A neighbour this node only sends to is never missed at a deadline (directed and
@@ -400,7 +397,7 @@ RunResult run_node(const config::Config& cfg, int id, const RunOptions& options)
             bool told = false;  // sticky: the notice is taken from the mailbox once
             w.give_up = [&] {
               net::MessageFilter f;
-              f.kind = kNoAverageKind;
+              f.kind = MessageKind::kNoAverage;
               f.link = net::LinkKind::kControl;
               told = told || transport.take(f, milliseconds(0)).has_value();
               return told;
@@ -437,7 +434,7 @@ RunResult run_node(const config::Config& cfg, int id, const RunOptions& options)
     // Stop barrier on the control ring: once it completes, every node has finished its
     // last round, so closing links loses nothing anyone still waits for.
     std::vector<float> token(1, 0.0f);
-    gossip::RingAllreduce barrier(id, topology.size(), gossip::kAllreduceKind + 2000);
+    gossip::RingAllreduce barrier(id, topology.size(), MessageKind::kStopBarrier);
     barrier.begin(token);
     gossip::Traffic ignored;
     gossip::run_blocking({&barrier, &transport, &ignored}, rounds, timeout);

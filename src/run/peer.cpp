@@ -9,6 +9,8 @@
 #include <functional>
 #include <thread>
 
+#include "bad_sender.hpp"
+#include "fault_policy.hpp"
 #include "rumor/codec/codec.hpp"
 #include "rumor/common/error.hpp"
 #include "rumor/common/log.hpp"
@@ -112,6 +114,8 @@ struct Peer::Impl {
   std::unique_ptr<gossip::LocalWork> work;
   std::span<float> model_span;
   std::unique_ptr<gossip::Method> method;
+  std::unique_ptr<BadSender> bad;  // faults.bad_node: wraps the method
+  std::uint64_t max_rejects = 10;
 
   gossip::Traffic method_traffic, ctrl_traffic;
   gossip::RingAllreduce eval_ring;
@@ -139,7 +143,8 @@ struct Peer::Impl {
         id(s.id),
         transport(s.transport),
         dataset(s.dataset),
-        eval_ring(s.id, s.topology->size(), gossip::kAllreduceKind + 1000, net::LinkKind::kControl),
+        eval_ring(s.id, s.topology->size(), net::MessageKind::kEvalAverage,
+                  net::LinkKind::kControl),
         simulated(s.simulated) {}
 };
 
@@ -215,6 +220,17 @@ Peer::Peer(const PeerSetup& s) : impl_(std::make_unique<Impl>(s)) {
   ctx.params = c.at("method");
   p.method = gossip::make_method(method_name, ctx);
   p.method->init(p.model_span);
+  p.max_rejects = c.get<std::uint64_t>("network.max_rejects");
+  if (const auto& bad = c.at("faults.bad_node");
+      bad.is_number_integer() && bad.get<int>() == p.id) {
+    const auto& window = c.at("faults.bad_rounds");
+    if (!window.is_array() || window.size() != 2 || !window[0].is_number_integer() ||
+        !window[1].is_number_integer())
+      throw ConfigError(c.origin() + ": faults.bad_rounds must be [first, last] (two integers)");
+    p.bad = std::make_unique<BadSender>(
+        *p.method, BadSender::parse(c.get<std::string>("faults.bad_payload"), c.origin()),
+        window[0].get<std::int64_t>(), window[1].get<std::int64_t>(), seed);
+  }
   p.average.assign(p.model_span.size(), 0.0f);
   p.run_dir = s.run_dir;
   if (s.resume_round >= 0) load_checkpoint(s.resume_round);
@@ -253,8 +269,9 @@ void Peer::local(std::int64_t round) {
 }
 
 gossip::PeerIo Peer::method_io() {
-  return {impl_->method.get(), impl_->transport, &impl_->method_traffic,
-          impl_->simulated ? &impl_->sim : nullptr};
+  gossip::Exchange* x = impl_->bad ? static_cast<gossip::Exchange*>(impl_->bad.get())
+                                   : static_cast<gossip::Exchange*>(impl_->method.get());
+  return {x, impl_->transport, &impl_->method_traffic, impl_->simulated ? &impl_->sim : nullptr};
 }
 
 bool Peer::eval_round(std::int64_t round) const {
@@ -284,6 +301,7 @@ gossip::PeerIo Peer::eval_io() {
 
 void Peer::finish_round(std::int64_t round) {
   Impl& p = *impl_;
+  leave_out_refused(*p.method, p.method_traffic, p.topology.peers(p.id), round, p.max_rejects);
   const auto elapsed =
       p.time_offset +
       std::chrono::duration<double>(std::chrono::steady_clock::now() - p.start).count();
@@ -470,8 +488,13 @@ void Peer::load_checkpoint(std::int64_t round) {
     p.trainer->skip_batches(meta.at("optimizer_steps").get<std::size_t>());
   }
   const auto& t = meta.at("traffic");
-  p.method_traffic = {t[0], t[1], t[2], t[3]};
-  p.ctrl_traffic = {t[4], t[5], t[6], t[7]};
+  for (auto [traffic, k] : {std::pair{&p.method_traffic, 0}, std::pair{&p.ctrl_traffic, 4}}) {
+    *traffic = {};
+    traffic->bytes_sent = t[k];
+    traffic->bytes_recv = t[k + 1];
+    traffic->msgs_sent = t[k + 2];
+    traffic->msgs_recv = t[k + 3];
+  }
   p.time_offset = meta.at("time_s").get<double>();
   p.sim.now_s = meta.value("sim_time_s", 0.0);
   log("resumed from the checkpoint of round " + std::to_string(round + 1));

@@ -281,13 +281,13 @@ TEST_SUITE("gossip") {
       for (int j : {2, 4}) {
         auto req = net.methods[3]->rejoin_request(j, false);
         req.sender = 3;
-        CHECK(req.kind == kRejoinKind);
+        CHECK(req.kind == net::MessageKind::kRejoinRequest);
         if (method != "sgp")
           for (std::size_t k = 0; k < expect_model.size(); ++k)
             expect_model[k] += net.models[j][k] / 2;
         auto offer = net.methods[j]->rejoin_offer(req, 20);
         offer.sender = j;
-        CHECK(offer.kind == kRejoinOfferKind);
+        CHECK(offer.kind == net::MessageKind::kRejoinOffer);
         CHECK(offer.round == 20);
         CHECK_FALSE(net.methods[j]->peer_is_down(3));
         net.methods[3]->rejoin_accept(offer);

@@ -137,7 +137,7 @@ TEST_SUITE("net") {
       for (int i = 0; i < 4; ++i) {
         for (int j : c.node(i).peers(LinkKind::kControl)) {
           Message m;
-          m.kind = kind::kBarrier;
+          m.kind = MessageKind::kBarrier;
           m.link = LinkKind::kControl;
           m.round = 7;
           m.payload = Payload::copy_of(std::vector<std::uint8_t>{1, 2, 3});
@@ -149,7 +149,7 @@ TEST_SUITE("net") {
           MessageFilter f;
           f.sender = j;
           f.link = LinkKind::kControl;
-          f.kind = kind::kBarrier;
+          f.kind = MessageKind::kBarrier;
           auto m = c.node(i).take(f, kWait);
           REQUIRE(m.has_value());
           CHECK(m->round == 7);

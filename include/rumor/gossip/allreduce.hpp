@@ -12,7 +12,7 @@ namespace rumor::gossip {
 
 class RingAllreduce : public Exchange {
  public:
-  RingAllreduce(int self, int n, std::uint32_t kind = kAllreduceKind,
+  RingAllreduce(int self, int n, net::MessageKind kind = net::MessageKind::kAllreduce,
                 net::LinkKind link = net::LinkKind::kControl);
   // Starts a sum over `data` (in place; the span must stay valid until done()).
   void begin(std::span<float> data);
@@ -21,12 +21,14 @@ class RingAllreduce : public Exchange {
   int stages(std::int64_t) const override { return n_ > 1 ? 2 * (n_ - 1) : 0; }
   std::vector<Outgoing> produce(std::int64_t round, int stage) override;
   std::vector<Expected> expect(std::int64_t round, int stage) const override;
+  // The chunk a message brings must have the size the stage expects, in finite floats.
+  Refusal check(const net::Message& m) override;
   void absorb(std::int64_t round, int stage, std::vector<net::Message>& received) override;
 
  private:
   std::span<float> chunk(int c) const;
   int self_, n_;
-  std::uint32_t kind_;
+  net::MessageKind kind_;
   net::LinkKind link_;
   std::span<float> data_;
   int stage_done_ = 0;

@@ -7,7 +7,9 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "rumor/common/thread_pool.hpp"
@@ -22,8 +24,14 @@ struct Traffic {
   // Expected messages not waited for: arrived after the round's deadline (msgs_late), or
   // never within it (msgs_missed: lost, or the sender is gone).
   std::uint64_t msgs_late = 0, msgs_missed = 0;
+  // Messages refused by the gate (Exchange::check), per sender and reason.
+  std::uint64_t msgs_rejected = 0;
+  std::map<int, std::map<std::string, std::uint64_t>> rejected;
   void add_sent(const net::Message& m);
   void add_recv(const net::Message& m);
+  // Counts a refused message; logs the first of each (sender, reason) with its detail.
+  void add_rejected(const net::Message& m, const Refusal& why);
+  std::uint64_t rejected_from(int sender) const;
 };
 
 // Simulated time of one in-process peer (run_phased). The peer's clock advances by its
@@ -89,7 +97,7 @@ struct LateMessages {
   struct Key {
     int sender;
     std::int64_t round;
-    std::uint32_t kind;
+    net::MessageKind kind;
     auto operator<=>(const Key&) const = default;
   };
   std::vector<Key> missed;

@@ -71,6 +71,9 @@ class NoLocalWork : public LocalWork {
 struct MethodContext {
   int self = 0;
   const Topology* topology = nullptr;  // outlives the method
+  // Largest magnitude accepted in a received value (network.max_abs_value); larger ones
+  // (and non-finite ones) make the message refused.
+  double max_abs_value = 1e6;
   std::uint64_t seed = 1;
   int local_steps = 1;
   std::shared_ptr<const codec::Codec> codec;  // payload codec
@@ -89,9 +92,19 @@ struct Outgoing {
 // A message the method waits for in a stage.
 struct Expected {
   int sender = 0;
-  std::uint32_t kind = net::kind::kGossip;
+  net::MessageKind kind = net::MessageKind::kGossip;
   net::LinkKind link = net::LinkKind::kData;
   std::int64_t round = 0;
+  std::uint32_t stage = 0;  // checked for multi-stage exchanges only (see RingAllreduce)
+  bool any_stage = true;
+};
+
+// Why a received message is refused (empty reason: accepted). `reason` is a short category
+// counted per sender ("non-finite values", "codec error", ...); `detail` says more, once.
+struct Refusal {
+  std::string reason;
+  std::string detail;
+  explicit operator bool() const { return !reason.empty(); }
 };
 
 // A multi-stage message exchange driven by a driver (see the top of this file). Methods
@@ -99,6 +112,10 @@ struct Expected {
 class Exchange {
  public:
   virtual ~Exchange() = default;
+  // The gate: every message a driver takes passes check() before absorb() sees it, and a
+  // refused one is dropped (counted per sender, see Traffic). check() changes no state the
+  // results depend on; absorb() may then trust sizes, tags and values.
+  virtual Refusal check(const net::Message& m) = 0;
   // Communication stages of a round (0: no communication).
   virtual int stages(std::int64_t round) const = 0;
   virtual std::vector<Outgoing> produce(std::int64_t round, int stage) = 0;
@@ -133,6 +150,9 @@ class Method : public Exchange {
   virtual LocalWork::Stats local(std::int64_t round, LocalWork& work);
 
   int stages(std::int64_t round) const override { return 1; }
+  // Default gate of a gossip method: kind, codec tag, finite scalars, and a payload that the
+  // codec decodes into finite values within max_abs_value.
+  Refusal check(const net::Message& m) override;
 
   // Push-sum weight (NaN for methods without one).
   virtual double weight() const { return std::numeric_limits<double>::quiet_NaN(); }
@@ -180,11 +200,20 @@ class Method : public Exchange {
     return request.scalars.empty() || request.scalars[0] == 0.0;
   }
   int offers_accepted_ = 0;
+  // check() in two parts: kind, codec tag and finite scalars; then the payload decoded by
+  // the codec (model-sized) into finite values within max_abs_value.
+  Refusal check_header(const net::Message& m) const;
+  Refusal check_payload(const net::Message& m);
+  // check() helpers for methods with payloads of their own.
+  Refusal check_values(std::span<const float> v) const;
+  Refusal check_values(std::span<const double> v, double bound) const;
 
   explicit Method(MethodContext ctx) : ctx_(std::move(ctx)) {}
   MethodContext ctx_;
   std::span<float> model_;
   std::vector<char> down_;  // per node id: 1 while marked down
+  std::unique_ptr<codec::Decoder> check_decoder_;
+  std::vector<float> check_buffer_;
 };
 
 // What a method needs from the run; checked before a run starts.
@@ -205,11 +234,5 @@ const std::vector<MethodInfo>& methods();
 // Creates a method after checking its requirements against the topology and codec;
 // throws ConfigError saying which requirement failed and what to change.
 std::unique_ptr<Method> make_method(const std::string& name, MethodContext ctx);
-
-// Kinds used by methods for multi-stage exchanges (the ring all-reduce).
-inline constexpr std::uint32_t kAllreduceKind = net::kind::kUserKind + 100;
-// Kinds of the rejoin hand-over (Method::rejoin_request, rejoin_offer), on the data link.
-inline constexpr std::uint32_t kRejoinKind = net::kind::kUserKind + 200;
-inline constexpr std::uint32_t kRejoinOfferKind = kRejoinKind + 1;
 
 }  // namespace rumor::gossip

@@ -28,6 +28,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "rumor/net/message_kind.hpp"
+
 namespace rumor {
 class Topology;
 }
@@ -39,16 +41,6 @@ inline constexpr std::uint32_t kProtocolVersion = 1;
 
 enum class LinkKind : std::uint8_t { kData = 0, kControl = 1 };
 const char* to_string(LinkKind kind);
-
-// Message kinds. The transport does not interpret them; the layers above may use any value
-// >= kUserKind for their own purposes.
-namespace kind {
-inline constexpr std::uint32_t kGossip = 1;   // a method's payload (model, compressed update)
-inline constexpr std::uint32_t kBarrier = 2;  // control ring: start/stop barrier token
-inline constexpr std::uint32_t kAverage = 3;  // control ring: exact-average traffic
-inline constexpr std::uint32_t kStop = 4;     // control ring: clean stop
-inline constexpr std::uint32_t kUserKind = 16;
-}  // namespace kind
 
 // Immutable bytes with shared ownership: one encoded buffer can go to several neighbours,
 // and the transport writes it to the socket straight from this memory (scatter/gather, no
@@ -90,7 +82,8 @@ class Payload {
 
 // One message: the header fields of the wire format plus the payload bytes.
 struct Message {
-  std::uint32_t kind = kind::kGossip;
+  MessageKind kind = MessageKind::kGossip;
+  std::uint32_t stage = 0;          // multi-stage exchanges (ring all-reduce): the stage
   int sender = -1;                  // set by the transport on receive (ignored on send)
   std::int64_t round = 0;           // the sender's round
   std::uint64_t seq = 0;            // set by the transport: per (link, direction), from 1
@@ -112,10 +105,10 @@ std::uint64_t wire_size(const Message& m);
 struct MessageFilter {
   static constexpr int kAnySender = -1;
   static constexpr std::int64_t kAnyRound = INT64_MIN;
-  static constexpr std::uint32_t kAnyKind = 0;
   int sender = kAnySender;
   std::int64_t round = kAnyRound;
-  std::uint32_t kind = kAnyKind;
+  std::optional<MessageKind> kind;     // any kind when empty
+  std::optional<std::uint32_t> stage;  // any stage when empty
   std::optional<LinkKind> link;
   std::int64_t max_round = INT64_MAX;  // with round == kAnyRound: rounds up to this one
   bool matches(const Message& m) const;
