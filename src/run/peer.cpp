@@ -89,6 +89,18 @@ void cut_metrics(const fs::path& path, std::int64_t round) {
   fs::rename(tmp, path);
 }
 
+// Refused messages by sender and reason, method and control traffic together.
+nlohmann::json rejected_by_peer(const gossip::Traffic& a, const gossip::Traffic& b) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto* t : {&a, &b})
+    for (const auto& [peer, reasons] : t->rejected)
+      for (const auto& [reason, n] : reasons) {
+        auto& slot = out[std::to_string(peer)][reason];
+        slot = slot.is_null() ? n : slot.get<std::uint64_t>() + n;
+      }
+  return out;
+}
+
 std::uint32_t codec_tag(const std::string& name) {
   std::uint32_t h = 2166136261u;  // FNV-1a: a stable tag both sides derive from the spec
   for (unsigned char ch : name) h = (h ^ ch) * 16777619u;
@@ -217,6 +229,7 @@ Peer::Peer(const PeerSetup& s) : impl_(std::make_unique<Impl>(s)) {
   ctx.codec = codec::make_codec(c.at("codec"));
   ctx.codec_id = codec_tag(ctx.codec->name());
   ctx.identical_init = p.train;
+  ctx.max_abs_value = c.get<double>("network.max_abs_value");
   ctx.params = c.at("method");
   p.method = gossip::make_method(method_name, ctx);
   p.method->init(p.model_span);
@@ -352,6 +365,9 @@ void Peer::finish_round(std::int64_t round) {
   line["msgs_late"] = p.method_traffic.msgs_late;
   line["msgs_missed"] = p.method_traffic.msgs_missed;
   line["ctrl_bytes"] = p.ctrl_traffic.bytes_sent;
+  line["msgs_rejected"] = p.method_traffic.msgs_rejected + p.ctrl_traffic.msgs_rejected;
+  if (line["msgs_rejected"] != 0)
+    line["rejected"] = rejected_by_peer(p.method_traffic, p.ctrl_traffic);
   if (const double w = p.method->weight(); !std::isnan(w)) line["ps_weight"] = w;
   line.update(p.method->round_metrics());
   if (p.train) line["lr"] = p.work->lr();
