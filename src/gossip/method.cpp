@@ -137,67 +137,82 @@ const std::vector<MethodInfo>& methods() {
       {"dpsgd",
        "D-PSGD: local step, then gossip averaging with Metropolis weights",
        {true, true, false},
-       make_dpsgd},
+       make_dpsgd,
+       LocalMomentum::kOptimizer},
       {"sgp",
        "Stochastic Gradient Push: push-sum on directed / time-varying graphs",
        {false, false, false},
-       make_sgp},
+       make_sgp,
+       LocalMomentum::kOptimizer},
       {"choco",
        "CHOCO-SGD: compressed gossip with public copies (contractive codec)",
        {true, true, true},
-       make_choco},
+       make_choco,
+       LocalMomentum::kOptimizer},
       {"squarm",
        "SQuARM-SGD: local Nesterov steps, triggered compressed updates",
        {true, true, true},
-       make_squarm},
+       make_squarm,
+       LocalMomentum::kNesterov},
       {"qgm",
        "quasi-global momentum on D-PSGD mixing (non-IID data)",
        {true, true, false},
-       make_qgm},
+       make_qgm,
+       LocalMomentum::kOwn},
       {"allreduce",
        "exact averaging by ring all-reduce over the control ring",
        {false, false, false},
-       make_allreduce},
-      {"local", "no communication: the lower baseline", {false, false, false}, make_local},
+       make_allreduce,
+       LocalMomentum::kOptimizer},
+      {"local",
+       "no communication: the lower baseline",
+       {false, false, false},
+       make_local,
+       LocalMomentum::kOptimizer},
       {"qdata",
        "quantized data: sends important training samples (data leaves the node), averages "
        "models every gossip_every rounds",
        {true, true, false},
-       make_qdata},
+       make_qdata,
+       LocalMomentum::kOptimizer},
   };
   return m;
 }
 
-std::unique_ptr<Method> make_method(const std::string& name, MethodContext ctx) {
+const MethodInfo& method_info(const std::string& name) {
   std::vector<std::string> names;
   for (const auto& info : methods()) {
+    if (info.name == name) return info;
     names.push_back(info.name);
-    if (info.name != name) continue;
-    const Topology& t = *ctx.topology;
-    const auto& req = info.needs;
-    if (req.undirected && t.directed()) {
-      throw ConfigError("method " + name +
-                        " needs an undirected graph (symmetric mixing), but "
-                        "topology '" +
-                        t.name() + "' is directed; use sgp for directed graphs");
-    }
-    if (req.static_schedule && t.time_varying()) {
-      throw ConfigError("method " + name + " needs a static schedule, but topology '" + t.name() +
-                        "' is time-varying (" + to_string(t.schedule()) +
-                        "); use sgp, or a static topology");
-    }
-    // method.allow_noncontractive: run anyway (e.g. Count-Sketch with error feedback, whose
-    // guarantee is empirical); the experiment then shows whether it works.
-    if (req.contractive_codec && !ctx.codec->contractive() &&
-        !ctx.params.value("allow_noncontractive", false)) {
-      throw ConfigError("method " + name + " needs a contractive codec, but '" + ctx.codec->name() +
-                        "' is not; use topk:R, sign, qsgd:B:biased or a chain such as "
-                        "topk:0.01|sign (or set method.allow_noncontractive to try it anyway)");
-    }
-    return info.make(std::move(ctx));
   }
   throw ConfigError("unknown method \"" + name + "\"; did you mean \"" + nearest(name, names) +
                     "\"? valid: " + join(names));
+}
+
+std::unique_ptr<Method> make_method(const std::string& name, MethodContext ctx) {
+  const MethodInfo& info = method_info(name);
+  const Topology& t = *ctx.topology;
+  const auto& req = info.needs;
+  if (req.undirected && t.directed()) {
+    throw ConfigError("method " + name +
+                      " needs an undirected graph (symmetric mixing), but "
+                      "topology '" +
+                      t.name() + "' is directed; use sgp for directed graphs");
+  }
+  if (req.static_schedule && t.time_varying()) {
+    throw ConfigError("method " + name + " needs a static schedule, but topology '" + t.name() +
+                      "' is time-varying (" + to_string(t.schedule()) +
+                      "); use sgp, or a static topology");
+  }
+  // method.allow_noncontractive: run anyway (e.g. Count-Sketch with error feedback, whose
+  // guarantee is empirical); the experiment then shows whether it works.
+  if (req.contractive_codec && !ctx.codec->contractive() &&
+      !ctx.params.value("allow_noncontractive", false)) {
+    throw ConfigError("method " + name + " needs a contractive codec, but '" + ctx.codec->name() +
+                      "' is not; use topk:R, sign, qsgd:B:biased or a chain such as "
+                      "topk:0.01|sign (or set method.allow_noncontractive to try it anyway)");
+  }
+  return info.make(std::move(ctx));
 }
 
 }  // namespace rumor::gossip

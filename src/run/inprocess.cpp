@@ -23,7 +23,9 @@
 #include <limits>
 #include <set>
 
+#include "fault_options.hpp"
 #include "progress.hpp"
+#include "round.hpp"
 #include "rumor/common/error.hpp"
 #include "rumor/common/log.hpp"
 #include "rumor/common/thread_pool.hpp"
@@ -154,189 +156,233 @@ bool deliver_in_flight(std::int64_t rounds, const Topology& topology,
   return true;
 }
 
+// The phased driver: the steps of round.hpp, each for every live peer at once.
+class InProcRun {
+ public:
+  InProcRun(const config::Config& cfg, const RunOptions& options)
+      : cfg_(cfg),
+        options_(options),
+        topology_(topology_of(cfg)),
+        n_(topology_.size()),
+        faults_(FaultOptions::parse(cfg, n_)),
+        run_dir_(cfg.run_dir()),
+        links_(link_model(cfg, topology_)),  // checked before the slow part
+        network_(links_),
+        pool_(options.threads > 0 ? static_cast<std::size_t>(options.threads) : 0),
+        alive_(n_, 1),
+        progress_(cfg.get<std::int64_t>("rounds"), options.progress) {
+    if (options.resume) resume_round_ = resume_point(run_dir_, n_);
+    if (options.write_files && !options.resume) {
+      std::filesystem::create_directories(run_dir_);
+      write_config_record(cfg, run_dir_);
+    }
+    if (faults_.adaptive_deadline)
+      log::warn(
+          "network.round_deadline adaptive applies to TCP runs; in-process nodes wait "
+          "network.round_timeout_s simulated seconds for a message");
+    train::set_compute_threads(1);  // peers share the cores: one compute thread each
+    start_peers();
+  }
+
+  std::int64_t first_round() const { return resume_round_ + 1; }
+  void boundary(std::int64_t) {}
+  void local(std::int64_t r) {
+    pool_.parallel_for(n_, [&](std::size_t i) {
+      if (alive_[i]) peers_[i]->local(r);
+    });
+  }
+  void exchange(std::int64_t r) {
+    gossip::run_phased(method_io(), r, pool_, faults_.round_timeout);
+  }
+  bool eval_round(std::int64_t r) const { return peers_[0]->eval_round(r); }
+  void evaluate(std::int64_t r);
+  void record(std::int64_t r);
+  void checkpoint(std::int64_t r) {
+    pool_.parallel_for(n_, [&](std::size_t i) {
+      if (alive_[i] && peers_[i]->checkpoint_due(r)) peers_[i]->save_checkpoint(r);
+    });
+  }
+  bool after(std::int64_t r);
+  RunResult finish(std::int64_t end, double seconds);
+
+ private:
+  void start_peers();
+  std::vector<gossip::PeerIo> method_io() {
+    std::vector<gossip::PeerIo> io;
+    for (int i = 0; i < n_; ++i)
+      io.push_back(alive_[i] ? peers_[i]->method_io() : gossip::PeerIo{});
+    return io;
+  }
+  void write_in_flight();
+
+  const config::Config& cfg_;
+  const RunOptions& options_;
+  const Topology topology_;
+  const int n_;
+  const FaultOptions faults_;
+  const std::string run_dir_;
+  std::int64_t resume_round_ = -1;
+  const net::LinkModel links_;
+  net::InProcNetwork network_;
+  std::vector<std::unique_ptr<net::Transport>> transports_;
+  ThreadPool pool_;
+  std::vector<std::unique_ptr<Peer>> peers_;
+  std::vector<char> alive_;
+  Progress progress_;
+  double last_acc_ = -1;
+};
+
+void InProcRun::start_peers() {
+  const auto dataset = load_data(cfg_);
+  data::Partition partition;
+  if (dataset) partition = partition_of(cfg_, *dataset, n_);
+  const auto topts = transport_options(cfg_);
+  for (int i = 0; i < n_; ++i) transports_.push_back(network_.make_transport(topts));
+  for (int i = 0; i < n_; ++i) transports_[i]->start(topology_, i);
+  for (int i = 0; i < n_; ++i) transports_[i]->wait_connected();
+  peers_.resize(n_);
+  pool_.parallel_for(n_, [&](std::size_t i) {
+    PeerSetup s;
+    s.config = &cfg_;
+    s.faults = &faults_;
+    s.topology = &topology_;
+    s.id = static_cast<int>(i);
+    s.dataset = dataset;
+    if (dataset) s.shard = partition.nodes[i];
+    s.transport = transports_[i].get();
+    s.run_dir = run_dir_;
+    s.write_files = options_.write_files;
+    s.resume_round = resume_round_;
+    s.simulated = true;
+    peers_[i] = std::make_unique<Peer>(s);
+  });
+}
+
+void InProcRun::evaluate(std::int64_t r) {
+  if (std::all_of(alive_.begin(), alive_.end(), [](char a) { return a; })) {
+    std::vector<gossip::PeerIo> io;
+    for (auto& p : peers_) {
+      p->prepare_eval(r);
+      io.push_back(p->eval_io());
+    }
+    gossip::run_phased(io, r, pool_, faults_.round_timeout);
+    return;
+  }
+  const auto mean = live_average(peers_, alive_);
+  for (int i = 0; i < n_; ++i)
+    if (alive_[i]) peers_[i]->set_average(mean);
+}
+
+// Metrics lines, then the mean over live peers for the progress line and on_round.
+void InProcRun::record(std::int64_t r) {
+  pool_.parallel_for(n_, [&](std::size_t i) {
+    if (alive_[i]) peers_[i]->finish_round(r);
+  });
+  nlohmann::json mean = {{"round", r}};
+  double loss = 0, acc = 0, bytes = 0, sim = 0;
+  int accs = 0, live = 0;
+  for (int i = 0; i < n_; ++i) {
+    if (!alive_[i]) continue;
+    const auto& l = peers_[i]->last_metrics();
+    ++live;
+    loss += l.value("loss", 0.0);
+    bytes += l.value("bytes_sent", 0.0);
+    sim = std::max(sim, l.value("sim_time_s", 0.0));
+    if (l.contains("test_acc")) {
+      acc += l["test_acc"].get<double>();
+      ++accs;
+    }
+  }
+  mean["loss"] = loss / live;
+  mean["mb_sent"] = bytes / 1e6;
+  mean["sim_time_s"] = sim;
+  if (accs) {
+    last_acc_ = acc / accs;
+    mean["test_acc"] = last_acc_;
+  }
+  if (options_.on_round) options_.on_round(r, mean);
+  progress_.update(r + 1, loss / live, last_acc_, bytes / 1e6);
+}
+
+// The fault schedule: faults.kill_node stops after kill_round, comes back after
+// restart_round.
+bool InProcRun::after(std::int64_t r) {
+  if (r == options_.stop_after) return false;
+  const auto& f = faults_;
+  if (f.kill_node && r == f.kill_round) {
+    const int k = *f.kill_node;
+    if (!f.keep_going)
+      throw Error("node " + std::to_string(k) + " died after round " + std::to_string(r + 1) +
+                  " (faults.kill_node) and on_peer_failure is stop; set on_peer_failure to "
+                  "continue to keep the other nodes training");
+    alive_[k] = 0;
+    peers_[k]->log("fault injection: stopped after round " + std::to_string(r + 1));
+    log::warn("node ", k, " stopped after round ", r + 1,
+              " (fault injection); its neighbours continue without it");
+    for (int j : topology_.peers(k))
+      if (alive_[j]) peers_[j]->method().set_peer_down(k, r + 1);
+  }
+  if (f.kill_node && f.restart_round && r == *f.restart_round) {
+    alive_[*f.kill_node] = 1;
+    rejoin(peers_, alive_, topology_, *f.kill_node, r + 1, *transports_[*f.kill_node]);
+    log::info("node ", *f.kill_node, " rejoined after round ", r + 1);
+  }
+  return true;
+}
+
+// After a lossy run, what is in flight is delivered and push-sum's total weight written.
+void InProcRun::write_in_flight() {
+  double sum = 0;
+  int live = 0;
+  for (int i = 0; i < n_; ++i) {
+    if (!alive_[i]) continue;
+    sum += peers_[i]->method().weight();
+    ++live;
+  }
+  if (!std::isnan(sum))
+    std::ofstream(std::filesystem::path(run_dir_) / "in_flight.json")
+        << nlohmann::json{{"nodes", live},
+                          {"exchanges", topology_.period()},
+                          {"ps_weight_sum", sum}}
+               .dump(2)
+        << "\n";
+}
+
+RunResult InProcRun::finish(std::int64_t end, double seconds) {
+  progress_.finish();
+  const std::int64_t rounds = cfg_.get<std::int64_t>("rounds");
+  bool lossy = links_.loss > 0;
+  for (const auto& [k, v] : links_.overrides) lossy = lossy || v.loss > 0;
+  std::uint64_t late = 0;
+  for (auto& p : peers_) late += p->traffic().msgs_late;
+  if (end >= rounds && (lossy || late > 0) &&
+      deliver_in_flight(rounds, topology_, method_io(), network_, pool_, faults_.round_timeout) &&
+      options_.write_files)
+    write_in_flight();
+  if (options_.write_files && end >= rounds) {
+    for (int i = 0; i < n_; ++i) {
+      if (!alive_[i]) continue;
+      peers_[i]->save_average_model((std::filesystem::path(run_dir_) / "model.pt").string());
+      break;
+    }
+  }
+  for (auto& t : transports_) t->stop();
+  RunResult result;
+  result.run_dir = run_dir_;
+  result.seconds = seconds;
+  for (auto& p : peers_) result.last_lines.push_back(p->last_metrics());
+  if (options_.write_files) result.summary = summarize(run_dir_);
+  return result;
+}
+
 }  // namespace
 
 RunResult run_inprocess(const config::Config& cfg, const RunOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
-  const Topology topology = topology_of(cfg);
-  const int n = topology.size();
-  const std::string run_dir = cfg.run_dir();
-  const std::int64_t resume_round = options.resume ? resume_point(run_dir, n) : -1;
-  if (options.write_files && !options.resume) {
-    std::filesystem::create_directories(run_dir);
-    write_config_record(cfg, run_dir);
-  }
-  train::set_compute_threads(1);  // peers share the cores: one compute thread each
-
-  const net::LinkModel model = link_model(cfg, topology);  // checked before the slow part
-  const auto dataset = load_data(cfg);
-  data::Partition partition;
-  if (dataset) partition = partition_of(cfg, *dataset, n);
-
-  net::InProcNetwork network(model);
-  std::vector<std::unique_ptr<net::Transport>> transports;
-  auto topts = transport_options(cfg);
-  for (int i = 0; i < n; ++i) transports.push_back(network.make_transport(topts));
-  for (int i = 0; i < n; ++i) transports[i]->start(topology, i);
-  for (int i = 0; i < n; ++i) transports[i]->wait_connected();
-
-  ThreadPool pool(options.threads > 0 ? static_cast<std::size_t>(options.threads) : 0);
-  std::vector<std::unique_ptr<Peer>> peers(n);
-  pool.parallel_for(n, [&](std::size_t i) {
-    PeerSetup s;
-    s.config = &cfg;
-    s.topology = &topology;
-    s.id = static_cast<int>(i);
-    s.dataset = dataset;
-    if (dataset) s.shard = partition.nodes[i];
-    s.transport = transports[i].get();
-    s.run_dir = run_dir;
-    s.write_files = options.write_files;
-    s.resume_round = resume_round;
-    s.simulated = true;
-    peers[i] = std::make_unique<Peer>(s);
-  });
-
-  // Fault schedule.
-  const auto& kill = cfg.at("faults.kill_node");
-  const int kill_node = kill.is_null() ? -1 : kill.get<int>();
-  const std::int64_t kill_round = cfg.get<std::int64_t>("faults.kill_round");
-  const auto& restart = cfg.at("faults.restart_round");
-  const std::int64_t restart_round = restart.is_null() ? -1 : restart.get<std::int64_t>();
-  const bool keep_going = cfg.get<std::string>("on_peer_failure") == "continue";
-  if (kill_node >= n)
-    throw ConfigError(cfg.origin() + ": faults.kill_node " + std::to_string(kill_node) +
-                      " is not a node of topology '" + topology.name() + "'");
-  if (kill_node >= 0 && restart_round >= 0 && restart_round <= kill_round)
-    throw ConfigError(cfg.origin() + ": faults.restart_round must come after faults.kill_round");
-  std::vector<char> alive(n, 1);
-  if (cfg.get<std::string>("network.round_deadline") != "fixed")
-    log::warn("network.round_deadline ", cfg.get<std::string>("network.round_deadline"),
-              " applies to TCP runs; in-process nodes wait network.round_timeout_s simulated "
-              "seconds for a message");
-
-  const std::int64_t rounds = cfg.get<std::int64_t>("rounds");
-  const auto timeout = std::chrono::milliseconds(
-      static_cast<std::int64_t>(cfg.get<double>("network.round_timeout_s") * 1000));
-  bool lossy = model.loss > 0;
-  for (const auto& [k, v] : model.overrides) lossy = lossy || v.loss > 0;
-  Progress progress(rounds, options.progress);
-  double last_acc = -1;
-  std::int64_t r = resume_round + 1;
-  auto method_io = [&] {
-    std::vector<gossip::PeerIo> io;
-    for (int i = 0; i < n; ++i) io.push_back(alive[i] ? peers[i]->method_io() : gossip::PeerIo{});
-    return io;
-  };
-  for (; r < rounds; ++r) {
-    pool.parallel_for(n, [&](std::size_t i) {
-      if (alive[i]) peers[i]->local(r);
-    });
-    auto io = method_io();
-    gossip::run_phased(io, r, pool, timeout);
-    const bool all_alive = std::all_of(alive.begin(), alive.end(), [](char a) { return a; });
-    if (peers[0]->eval_round(r)) {
-      if (all_alive) {
-        io.clear();
-        for (auto& p : peers) {
-          p->prepare_eval(r);
-          io.push_back(p->eval_io());
-        }
-        gossip::run_phased(io, r, pool, timeout);
-      } else {
-        const auto mean = live_average(peers, alive);
-        for (int i = 0; i < n; ++i)
-          if (alive[i]) peers[i]->set_average(mean);
-      }
-    }
-    pool.parallel_for(n, [&](std::size_t i) {
-      if (!alive[i]) return;
-      peers[i]->finish_round(r);
-      if (peers[i]->checkpoint_due(r)) peers[i]->save_checkpoint(r);
-    });
-
-    nlohmann::json mean = {{"round", r}};
-    double loss = 0, acc = 0, bytes = 0, sim = 0;
-    int accs = 0, live = 0;
-    for (int i = 0; i < n; ++i) {
-      if (!alive[i]) continue;
-      const auto& l = peers[i]->last_metrics();
-      ++live;
-      loss += l.value("loss", 0.0);
-      bytes += l.value("bytes_sent", 0.0);
-      sim = std::max(sim, l.value("sim_time_s", 0.0));
-      if (l.contains("test_acc")) {
-        acc += l["test_acc"].get<double>();
-        ++accs;
-      }
-    }
-    mean["loss"] = loss / live;
-    mean["mb_sent"] = bytes / 1e6;
-    mean["sim_time_s"] = sim;
-    if (accs) {
-      last_acc = acc / accs;
-      mean["test_acc"] = last_acc;
-    }
-    if (options.on_round) options.on_round(r, mean);
-    progress.update(r + 1, loss / live, last_acc, bytes / 1e6);
-    if (r == options.stop_after) break;
-
-    if (kill_node >= 0 && r == kill_round) {
-      if (!keep_going)
-        throw Error("node " + std::to_string(kill_node) + " died after round " +
-                    std::to_string(r + 1) +
-                    " (faults.kill_node) and on_peer_failure is stop; set on_peer_failure to "
-                    "continue to keep the other nodes training");
-      alive[kill_node] = 0;
-      peers[kill_node]->log("fault injection: stopped after round " + std::to_string(r + 1));
-      log::warn("node ", kill_node, " stopped after round ", r + 1,
-                " (fault injection); its neighbours continue without it");
-      for (int j : topology.peers(kill_node))
-        if (alive[j]) peers[j]->method().set_peer_down(kill_node, r + 1);
-    }
-    if (kill_node >= 0 && r == restart_round) {
-      alive[kill_node] = 1;
-      rejoin(peers, alive, topology, kill_node, r + 1, *transports[kill_node]);
-      log::info("node ", kill_node, " rejoined after round ", r + 1);
-    }
-  }
-  progress.finish();
-  std::uint64_t late = 0;
-  for (auto& p : peers) late += p->traffic().msgs_late;
-  if (r >= rounds && (lossy || late > 0) &&
-      deliver_in_flight(rounds, topology, method_io(), network, pool, timeout) &&
-      options.write_files) {
-    // The total push-sum weight once delivered, for the summary (ps_weight_sum_delivered_dev).
-    double sum = 0;
-    int live = 0;
-    for (int i = 0; i < n; ++i) {
-      if (!alive[i]) continue;
-      sum += peers[i]->method().weight();
-      ++live;
-    }
-    if (!std::isnan(sum))
-      std::ofstream(std::filesystem::path(run_dir) / "in_flight.json")
-          << nlohmann::json{{"nodes", live},
-                            {"exchanges", topology.period()},
-                            {"ps_weight_sum", sum}}
-                 .dump(2)
-          << "\n";
-  }
-  if (options.write_files && r >= rounds) {
-    for (int i = 0; i < n; ++i) {
-      if (!alive[i]) continue;
-      peers[i]->save_average_model((std::filesystem::path(run_dir) / "model.pt").string());
-      break;
-    }
-  }
-  for (auto& t : transports) t->stop();
-
-  RunResult result;
-  result.run_dir = run_dir;
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  for (auto& p : peers) result.last_lines.push_back(p->last_metrics());
-  if (options.write_files) result.summary = summarize(run_dir);
-  return result;
+  InProcRun run(cfg, options);
+  const std::int64_t end = run_rounds(run, run.first_round(), cfg.get<std::int64_t>("rounds"));
+  return run.finish(end,
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 }
 
 }  // namespace rumor::run

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "bad_sender.hpp"
+#include "fault_options.hpp"
 #include "fault_policy.hpp"
 #include "rumor/codec/codec.hpp"
 #include "rumor/common/error.hpp"
@@ -127,7 +128,8 @@ struct Peer::Impl {
   std::span<float> model_span;
   std::unique_ptr<gossip::Method> method;
   std::unique_ptr<BadSender> bad;  // faults.bad_node: wraps the method
-  std::uint64_t max_rejects = 10;
+  const FaultOptions& faults;
+  std::int64_t local_steps = 1, checkpoint_every = 0;
 
   gossip::Traffic method_traffic, ctrl_traffic;
   gossip::RingAllreduce eval_ring;
@@ -155,100 +157,106 @@ struct Peer::Impl {
         id(s.id),
         transport(s.transport),
         dataset(s.dataset),
+        faults(*s.faults),
         eval_ring(s.id, s.topology->size(), net::MessageKind::kEvalAverage,
                   net::LinkKind::kControl),
         simulated(s.simulated) {}
 };
 
-Peer::Peer(const PeerSetup& s) : impl_(std::make_unique<Impl>(s)) {
-  Impl& p = *impl_;
-  const auto& c = p.cfg;
-  p.rounds = c.get<std::int64_t>("rounds");
-  p.eval_every = c.get<std::int64_t>("eval.every");
-  for (const auto& v : c.at("faults.slow_nodes"))
-    if (v.is_number_integer() && v.get<int>() == p.id)
-      p.slowdown = c.get<double>("faults.slowdown");
-  if (p.slowdown < 1.0)
-    throw ConfigError(c.origin() + ": faults.slowdown must be >= 1 (a slowdown factor)");
-  p.step_s = c.get<double>("sim.step_s");
-  p.sim.deadline_s = c.get<double>("network.round_timeout_s");
-  if (!p.simulated && p.id == 0 &&
-      (c.get<double>("links.latency_s") > 0 || c.get<double>("links.bandwidth_MBps") > 0 ||
-       c.get<double>("links.loss") > 0 || !c.at("links.overrides").empty()))
-    log::warn(
-        "links.* model in-process links only; over TCP the real network decides (emulate "
-        "one with tc netem in a network namespace)");
-  p.train = c.get<std::string>("task") == "train";
-  if (s.write_files) {
-    std::filesystem::create_directories(s.run_dir);
-    const auto base = std::filesystem::path(s.run_dir);
-    const auto metrics_path = base / ("node-" + std::to_string(p.id) + ".jsonl");
-    if (s.resume_round >= 0) cut_metrics(metrics_path, s.resume_round);
-    p.metrics_file.open(metrics_path,
-                        s.resume_round >= 0 || s.rejoin ? std::ios::app : std::ios::trunc);
-    p.log_file.open(base / ("node-" + std::to_string(p.id) + ".log"), std::ios::app);
-    if (!p.metrics_file || !p.log_file)
-      throw Error("node " + std::to_string(p.id) + ": cannot write to run directory " + s.run_dir);
-  }
+namespace {
 
-  const std::string method_name = c.get<std::string>("method.name");
-  const std::uint64_t seed = c.get<std::uint64_t>("seed");
-  if (p.train) {
-    if (!p.dataset) throw Error("node " + std::to_string(p.id) + ": no dataset for task train");
-    auto opt = optimizer_options(c);
-    if (method_name == "squarm" && opt.momentum == 0.0) {
-      // SQuARM's local steps are Nesterov steps with the method's beta.
-      opt.momentum = c.get<double>("method.beta");
-      opt.nesterov = true;
-    }
-    if (method_name == "qgm" && opt.momentum != 0.0)
-      throw ConfigError(c.origin() +
-                        ": method qgm carries its own momentum (method.beta, method.mu); set "
-                        "optimizer.momentum to 0");
-    p.model = train::Model::create(model_spec(c), {p.dataset->shape, p.dataset->num_classes}, seed);
-    p.optimizer = std::make_unique<train::LocalOptimizer>(p.model->num_params(), opt);
-    p.trainer = std::make_unique<train::LocalTrainer>(*p.model, *p.dataset, s.shard, *p.optimizer,
-                                                      c.get<std::size_t>("batch_size"), seed,
-                                                      static_cast<std::uint64_t>(p.id));
-    p.work = std::make_unique<TorchWork>(*p.model, *p.optimizer, *p.trainer);
-    p.model_span = p.model->params();
-  } else {
+// node-<i>.jsonl (cut back to the resume round, or appended to by a rejoining peer) and
+// node-<i>.log in the run directory.
+void open_files(Peer::Impl& p, const PeerSetup& s) {
+  std::filesystem::create_directories(s.run_dir);
+  const auto base = std::filesystem::path(s.run_dir);
+  const auto metrics_path = base / ("node-" + std::to_string(p.id) + ".jsonl");
+  if (s.resume_round >= 0) cut_metrics(metrics_path, s.resume_round);
+  p.metrics_file.open(metrics_path,
+                      s.resume_round >= 0 || s.rejoin ? std::ios::app : std::ios::trunc);
+  p.log_file.open(base / ("node-" + std::to_string(p.id) + ".log"), std::ios::app);
+  if (!p.metrics_file || !p.log_file)
+    throw Error("node " + std::to_string(p.id) + ": cannot write to run directory " + s.run_dir);
+}
+
+// The model, optimizer and trainer of task train (the optimizer's momentum as the method's
+// registry entry says), or the vector of task average.
+void make_local_work(Peer::Impl& p, const PeerSetup& s, const gossip::MethodInfo& info,
+                     std::uint64_t seed) {
+  const auto& c = p.cfg;
+  if (!p.train) {
     // Task average: node i starts from a vector drawn from (seed, i).
     p.vector.resize(c.get<std::size_t>("average.dim"));
     Rng rng = Rng::derive(seed, 0xa7e, static_cast<std::uint64_t>(p.id));
     for (auto& v : p.vector) v = static_cast<float>(rng.uniform() * 2.0 - 1.0);
     p.work = std::make_unique<gossip::NoLocalWork>();
     p.model_span = p.vector;
+    return;
   }
+  if (!p.dataset) throw Error("node " + std::to_string(p.id) + ": no dataset for task train");
+  auto opt = optimizer_options(c);
+  if (info.momentum == gossip::LocalMomentum::kNesterov && opt.momentum == 0.0) {
+    opt.momentum = c.get<double>("method.beta");
+    opt.nesterov = true;
+  }
+  if (info.momentum == gossip::LocalMomentum::kOwn && opt.momentum != 0.0)
+    throw ConfigError(c.origin() + ": method " + info.name +
+                      " carries its own momentum (method.beta, method.mu); set "
+                      "optimizer.momentum to 0");
+  p.model = train::Model::create(model_spec(c), {p.dataset->shape, p.dataset->num_classes}, seed);
+  p.optimizer = std::make_unique<train::LocalOptimizer>(p.model->num_params(), opt);
+  p.trainer = std::make_unique<train::LocalTrainer>(*p.model, *p.dataset, s.shard, *p.optimizer,
+                                                    c.get<std::size_t>("batch_size"), seed,
+                                                    static_cast<std::uint64_t>(p.id));
+  p.work = std::make_unique<TorchWork>(*p.model, *p.optimizer, *p.trainer);
+  p.model_span = p.model->params();
+}
 
+// The method from its registry entry, wrapped by the bad sender on faults.bad_node.
+// Returns the codec's name.
+std::string make_method(Peer::Impl& p, const gossip::MethodInfo& info, std::uint64_t seed) {
+  const auto& c = p.cfg;
   gossip::MethodContext ctx;
   ctx.self = p.id;
   ctx.topology = &p.topology;
   ctx.seed = seed;
-  ctx.local_steps = c.get<int>("local_steps");
+  ctx.local_steps = static_cast<int>(p.local_steps);
   ctx.codec = codec::make_codec(c.at("codec"));
   ctx.codec_id = codec_tag(ctx.codec->name());
   ctx.identical_init = p.train;
-  ctx.max_abs_value = c.get<double>("network.max_abs_value");
+  ctx.max_abs_value = p.faults.max_abs_value;
   ctx.params = c.at("method");
-  p.method = gossip::make_method(method_name, ctx);
+  p.method = gossip::make_method(info.name, ctx);
   p.method->init(p.model_span);
-  p.max_rejects = c.get<std::uint64_t>("network.max_rejects");
-  if (const auto& bad = c.at("faults.bad_node");
-      bad.is_number_integer() && bad.get<int>() == p.id) {
-    const auto& window = c.at("faults.bad_rounds");
-    if (!window.is_array() || window.size() != 2 || !window[0].is_number_integer() ||
-        !window[1].is_number_integer())
-      throw ConfigError(c.origin() + ": faults.bad_rounds must be [first, last] (two integers)");
-    p.bad = std::make_unique<BadSender>(
-        *p.method, BadSender::parse(c.get<std::string>("faults.bad_payload"), c.origin()),
-        window[0].get<std::int64_t>(), window[1].get<std::int64_t>(), seed);
-  }
+  if (p.faults.bad_node == p.id)
+    p.bad = std::make_unique<BadSender>(*p.method, p.faults.bad_payload, p.faults.bad_first,
+                                        p.faults.bad_last, seed);
+  return ctx.codec->name();
+}
+
+}  // namespace
+
+Peer::Peer(const PeerSetup& s) : impl_(std::make_unique<Impl>(s)) {
+  Impl& p = *impl_;
+  const auto& c = p.cfg;
+  p.rounds = c.get<std::int64_t>("rounds");
+  p.eval_every = c.get<std::int64_t>("eval.every");
+  p.local_steps = c.get<std::int64_t>("local_steps");
+  p.checkpoint_every = c.get<std::int64_t>("checkpoint.every");
+  p.slowdown = p.faults.slowdown_of(p.id);
+  p.step_s = c.get<double>("sim.step_s");
+  p.sim.deadline_s = c.get<double>("network.round_timeout_s");
+  p.train = c.get<std::string>("task") == "train";
+  if (s.write_files) open_files(p, s);
+  const auto& info = gossip::method_info(c.get<std::string>("method.name"));
+  const std::uint64_t seed = c.get<std::uint64_t>("seed");
+  make_local_work(p, s, info, seed);
+  const std::string codec = make_method(p, info, seed);
   p.average.assign(p.model_span.size(), 0.0f);
   p.run_dir = s.run_dir;
   if (s.resume_round >= 0) load_checkpoint(s.resume_round);
-  log("node " + std::to_string(p.id) + " ready: method " + method_name + ", codec " +
-      ctx.codec->name() + ", " + std::to_string(p.model_span.size()) + " parameters" +
+  log("node " + std::to_string(p.id) + " ready: method " + info.name + ", codec " + codec + ", " +
+      std::to_string(p.model_span.size()) + " parameters" +
       (p.train ? ", " + std::to_string(s.shard.size()) + " training samples" : std::string()));
 }
 
@@ -256,6 +264,9 @@ Peer::~Peer() = default;
 
 int Peer::id() const {
   return impl_->id;
+}
+const Topology& Peer::topology() const {
+  return impl_->topology;
 }
 std::int64_t Peer::rounds() const {
   return impl_->rounds;
@@ -266,7 +277,7 @@ void Peer::local(std::int64_t round) {
   const auto t0 = std::chrono::steady_clock::now();
   const auto s = p.method->local(round, *p.work);
   if (p.simulated) {
-    if (p.train) p.sim.now_s += p.step_s * p.slowdown * p.cfg.get<double>("local_steps");
+    if (p.train) p.sim.now_s += p.step_s * p.slowdown * static_cast<double>(p.local_steps);
   } else if (p.slowdown > 1.0) {
     // A straggler over TCP: its steps take `slowdown` times as long as they did.
     std::this_thread::sleep_for((std::chrono::steady_clock::now() - t0) * (p.slowdown - 1.0));
@@ -278,7 +289,7 @@ void Peer::local(std::int64_t round) {
                 "compressed methods");
   p.round_loss = s.loss;
   p.round_acc = s.accuracy;
-  if (p.train) p.steps += p.cfg.get<std::int64_t>("local_steps");
+  if (p.train) p.steps += p.local_steps;
 }
 
 gossip::PeerIo Peer::method_io() {
@@ -314,7 +325,8 @@ gossip::PeerIo Peer::eval_io() {
 
 void Peer::finish_round(std::int64_t round) {
   Impl& p = *impl_;
-  leave_out_refused(*p.method, p.method_traffic, p.topology.peers(p.id), round, p.max_rejects);
+  leave_out_refused(*p.method, p.method_traffic, p.topology.peers(p.id), round,
+                    p.faults.max_rejects);
   const auto elapsed =
       p.time_offset +
       std::chrono::duration<double>(std::chrono::steady_clock::now() - p.start).count();
@@ -394,7 +406,7 @@ void Peer::save_average_model(const std::string& path) const {
 }
 
 bool Peer::checkpoint_due(std::int64_t round) const {
-  const auto every = impl_->cfg.get<std::int64_t>("checkpoint.every");
+  const auto every = impl_->checkpoint_every;
   return every > 0 && (round + 1) % every == 0 && impl_->metrics_file.is_open();
 }
 

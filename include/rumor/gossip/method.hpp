@@ -223,14 +223,24 @@ struct Requirements {
   bool contractive_codec = false;  // choco, squarm
 };
 
+// How a method's local steps use the optimizer's momentum.
+enum class LocalMomentum {
+  kOptimizer,  // optimizer.momentum as configured
+  kNesterov,   // with optimizer.momentum 0: Nesterov steps with the method's beta (SQuARM)
+  kOwn,        // the method keeps its own momentum: optimizer.momentum must be 0 (QGM)
+};
+
 struct MethodInfo {
   std::string name;
   std::string description;
   Requirements needs;
   std::function<std::unique_ptr<Method>(MethodContext)> make;
+  LocalMomentum momentum;
 };
 
 const std::vector<MethodInfo>& methods();
+// The registry entry of `name`; throws ConfigError naming the nearest valid method.
+const MethodInfo& method_info(const std::string& name);
 // Creates a method after checking its requirements against the topology and codec;
 // throws ConfigError saying which requirement failed and what to change.
 std::unique_ptr<Method> make_method(const std::string& name, MethodContext ctx);

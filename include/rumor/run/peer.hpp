@@ -19,8 +19,11 @@
 
 namespace rumor::run {
 
+struct FaultOptions;  // fault_options.hpp (run module)
+
 struct PeerSetup {
   const config::Config* config = nullptr;
+  const FaultOptions* faults = nullptr;  // parsed once by the driver, outlives the peer
   const Topology* topology = nullptr;
   int id = 0;
   std::shared_ptr<const data::Dataset> dataset;  // null for task average
@@ -52,6 +55,7 @@ class Peer {
   Peer& operator=(const Peer&) = delete;
 
   int id() const;
+  const Topology& topology() const;
   std::int64_t rounds() const;
   void local(std::int64_t round);
   gossip::PeerIo method_io();

@@ -1,0 +1,105 @@
+#include "fault_options.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "rumor/common/error.hpp"
+
+namespace rumor::run {
+namespace {
+
+using std::chrono::milliseconds;
+
+milliseconds seconds_ms(const config::Config& cfg, const std::string& key) {
+  const double s = cfg.get<double>(key);
+  if (!(s >= 0) || s > 1e7)
+    throw ConfigError(cfg.origin() + ": " + key + " must be between 0 and 1e7 seconds, got " +
+                      std::to_string(s));
+  return milliseconds(static_cast<std::int64_t>(s * 1000));
+}
+
+std::optional<int> node_of(const config::Config& cfg, const std::string& key, int nodes) {
+  const auto& v = cfg.at(key);
+  if (v.is_null()) return std::nullopt;
+  const int id = v.get<int>();
+  if (id < 0 || id >= nodes)
+    throw ConfigError(cfg.origin() + ": " + key + " " + std::to_string(id) +
+                      " is not a node of the topology (ids 0.." + std::to_string(nodes - 1) + ")");
+  return id;
+}
+
+void parse_deadline(const config::Config& cfg, FaultOptions& f) {
+  const auto policy = cfg.get<std::string>("on_peer_failure");
+  if (policy != "stop" && policy != "continue")
+    throw ConfigError(cfg.origin() + ": on_peer_failure must be stop or continue, got \"" + policy +
+                      "\"");
+  f.keep_going = policy == "continue";
+  if (f.keep_going && cfg.get<std::string>("method.name") == "allreduce")
+    throw ConfigError(cfg.origin() +
+                      ": method allreduce cannot continue without a peer (the ring needs every "
+                      "node); use on_peer_failure stop, or a gossip method such as dpsgd or sgp");
+  const auto kind = cfg.get<std::string>("network.round_deadline");
+  if (kind != "fixed" && kind != "adaptive")
+    throw ConfigError(cfg.origin() + ": network.round_deadline must be fixed or adaptive, got \"" +
+                      kind + "\"");
+  f.adaptive_deadline = kind == "adaptive";
+  f.deadline_factor = cfg.get<double>("network.deadline_factor");
+  if (!(f.deadline_factor > 0) || !std::isfinite(f.deadline_factor))
+    throw ConfigError(cfg.origin() + ": network.deadline_factor must be > 0");
+  f.round_timeout = seconds_ms(cfg, "network.round_timeout_s");
+  f.deadline_min = seconds_ms(cfg, "network.deadline_min_s");
+  f.connect_timeout = seconds_ms(cfg, "network.connect_timeout_s");
+  const auto max_rejects = cfg.get<std::int64_t>("network.max_rejects");
+  if (max_rejects < 1)
+    throw ConfigError(cfg.origin() + ": network.max_rejects must be >= 1, got " +
+                      std::to_string(max_rejects));
+  f.max_rejects = static_cast<std::uint64_t>(max_rejects);
+  f.max_abs_value = cfg.get<double>("network.max_abs_value");
+  if (!(f.max_abs_value > 0) || !std::isfinite(f.max_abs_value))
+    throw ConfigError(cfg.origin() + ": network.max_abs_value must be a positive number");
+}
+
+void parse_injection(const config::Config& cfg, int nodes, FaultOptions& f) {
+  f.kill_node = node_of(cfg, "faults.kill_node", nodes);
+  f.kill_round = cfg.get<std::int64_t>("faults.kill_round");
+  if (const auto& r = cfg.at("faults.restart_round"); !r.is_null())
+    f.restart_round = r.get<std::int64_t>();
+  if (f.kill_node && f.restart_round && *f.restart_round <= f.kill_round)
+    throw ConfigError(cfg.origin() + ": faults.restart_round must come after faults.kill_round");
+  if (const auto& r = cfg.at("faults.restart_after_s"); !r.is_null()) {
+    f.restart_after_s = r.get<double>();
+    if (!(*f.restart_after_s >= 0))
+      throw ConfigError(cfg.origin() + ": faults.restart_after_s must be >= 0");
+  }
+  for (const auto& v : cfg.at("faults.slow_nodes")) {
+    if (!v.is_number_integer() || v.get<int>() < 0 || v.get<int>() >= nodes)
+      throw ConfigError(cfg.origin() + ": faults.slow_nodes holds " + v.dump() +
+                        ", not a node id (0.." + std::to_string(nodes - 1) + ")");
+    f.slow_nodes.push_back(v.get<int>());
+  }
+  f.slowdown = cfg.get<double>("faults.slowdown");
+  if (!(f.slowdown >= 1.0))
+    throw ConfigError(cfg.origin() + ": faults.slowdown must be >= 1 (a slowdown factor)");
+  f.bad_node = node_of(cfg, "faults.bad_node", nodes);
+  f.bad_payload = BadSender::parse(cfg.get<std::string>("faults.bad_payload"), cfg.origin());
+  const auto& window = cfg.at("faults.bad_rounds");
+  if (window.size() != 2 || !window[0].is_number_integer() || !window[1].is_number_integer())
+    throw ConfigError(cfg.origin() + ": faults.bad_rounds must be [first, last] (two integers)");
+  f.bad_first = window[0].get<std::int64_t>();
+  f.bad_last = window[1].get<std::int64_t>();
+}
+
+}  // namespace
+
+FaultOptions FaultOptions::parse(const config::Config& cfg, int nodes) {
+  FaultOptions f;
+  parse_deadline(cfg, f);
+  parse_injection(cfg, nodes, f);
+  return f;
+}
+
+double FaultOptions::slowdown_of(int id) const {
+  return std::find(slow_nodes.begin(), slow_nodes.end(), id) != slow_nodes.end() ? slowdown : 1.0;
+}
+
+}  // namespace rumor::run

@@ -1,0 +1,50 @@
+#pragma once
+// The fault options of a run (on_peer_failure, deadlines, the gate's limits, fault
+// injection), read from the config and validated once, before round 0, for every driver.
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "bad_sender.hpp"
+#include "rumor/config/config.hpp"
+#include "rumor/gossip/driver.hpp"
+
+namespace rumor::run {
+
+struct FaultOptions {
+  bool keep_going = false;  // on_peer_failure: continue (else stop)
+  // network.round_timeout_s / round_deadline / deadline_factor / deadline_min_s
+  std::chrono::milliseconds round_timeout{60000};
+  bool adaptive_deadline = false;
+  double deadline_factor = 3.0;
+  std::chrono::milliseconds deadline_min{500};
+  std::chrono::milliseconds connect_timeout{30000};
+  // The gate (network.max_rejects, network.max_abs_value).
+  std::uint64_t max_rejects = 10;
+  double max_abs_value = 1e6;
+  // Injection: a node that dies after kill_round (and, with restart_round, comes back).
+  std::optional<int> kill_node;
+  std::int64_t kill_round = 0;
+  std::optional<std::int64_t> restart_round;
+  std::optional<double> restart_after_s;  // launch: restart a dead peer after this long
+  std::vector<int> slow_nodes;
+  double slowdown = 4.0;
+  std::optional<int> bad_node;
+  BadSender::Corruption bad_payload = BadSender::Corruption::kNan;
+  std::int64_t bad_first = 0, bad_last = -1;
+
+  // Throws ConfigError naming the config, the key and what to change. `nodes`: the
+  // topology's size; `method`: method.name (allreduce cannot go on without a node).
+  static FaultOptions parse(const config::Config& cfg, int nodes);
+
+  gossip::RoundDeadline deadline() const {
+    return gossip::RoundDeadline(round_timeout, adaptive_deadline, deadline_factor, deadline_min);
+  }
+  bool killed(int id, std::int64_t round) const {
+    return kill_node && *kill_node == id && kill_round == round;
+  }
+  double slowdown_of(int id) const;
+};
+
+}  // namespace rumor::run
