@@ -2,7 +2,7 @@
 // reference) and `local` (no communication at all).
 #include "methods.hpp"
 #include "rumor/common/error.hpp"
-#include "rumor/gossip/allreduce.hpp"
+#include "rumor/gossip/ring_allreduce.hpp"
 
 namespace rumor::gossip {
 namespace {

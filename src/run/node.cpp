@@ -45,7 +45,7 @@
 #include "progress.hpp"
 #include "rumor/common/error.hpp"
 #include "rumor/common/log.hpp"
-#include "rumor/gossip/allreduce.hpp"
+#include "rumor/gossip/ring_allreduce.hpp"
 #include "rumor/net/tcp.hpp"
 #include "rumor/run/peer.hpp"
 #include "rumor/run/run.hpp"

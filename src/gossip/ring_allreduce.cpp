@@ -1,4 +1,4 @@
-#include "rumor/gossip/allreduce.hpp"
+#include "rumor/gossip/ring_allreduce.hpp"
 
 #include <cstring>
 
