@@ -1,5 +1,5 @@
-// The two baselines: `allreduce` (exact averaging after every round, the centralized
-// reference) and `local` (no communication at all).
+// `allreduce`: exact averaging after every round by a ring all-reduce, the centralized
+// reference among the consensus methods.
 #include "methods.hpp"
 #include "rumor/common/error.hpp"
 #include "rumor/gossip/ring_allreduce.hpp"
@@ -41,24 +41,10 @@ class Allreduce : public Method {
   RingAllreduce ring_;
 };
 
-class Local : public Method {
- public:
-  explicit Local(MethodContext ctx) : Method(std::move(ctx)) {}
-  std::string name() const override { return "local"; }
-  void init(std::span<float> model) override { model_ = model; }
-  int stages(std::int64_t) const override { return 0; }
-  std::vector<Outgoing> produce(std::int64_t, int) override { return {}; }
-  std::vector<Expected> expect(std::int64_t, int) const override { return {}; }
-  void absorb(std::int64_t, int, std::vector<net::Message>&) override {}
-};
-
 }  // namespace
 
 std::unique_ptr<Method> make_allreduce(MethodContext ctx) {
   return std::make_unique<Allreduce>(std::move(ctx));
-}
-std::unique_ptr<Method> make_local(MethodContext ctx) {
-  return std::make_unique<Local>(std::move(ctx));
 }
 
 }  // namespace rumor::gossip
