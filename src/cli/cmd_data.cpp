@@ -1,4 +1,5 @@
-// rumor data partition | rumor train CONFIG.json | rumor bench step
+// rumor data partition: how a dataset is divided over nodes (and the table launch --dry-run
+// prints).
 #include <algorithm>
 #include <iomanip>
 #include <iostream>
@@ -6,15 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
-#include "rumor/common/error.hpp"
-#include "rumor/common/log.hpp"
-#include "rumor/config/config.hpp"
 #include "rumor/data/dataset.hpp"
 #include "rumor/data/partition.hpp"
-#include "rumor/run/setup.hpp"
-#include "rumor/train/bench.hpp"
-#include "rumor/train/centralized.hpp"
-#include "rumor/train/model.hpp"
 
 namespace rumor::cli {
 void print_partition_table(const data::Dataset& ds, const data::Partition& p,
@@ -85,81 +79,6 @@ void run_partition(const PartitionArgs& a) {
   std::cout << doc.dump() << "\n";
 }
 
-// The centralized baseline reads the same config as `rumor node` / `rumor launch` (same
-// keys, defaults, run id and run directory); keys that only concern gossip (topology,
-// method, codec, network, data.partition) are ignored.
-void run_train(const std::string& path, const std::vector<std::string>& overrides) {
-  const config::Config c = config::Config::load(path, overrides);
-  if (c.get<std::string>("task") != "train") {
-    throw ConfigError(path + ": rumor train runs task \"train\" only (this config has task \"" +
-                      c.get<std::string>("task") + "\")");
-  }
-  train::CentralizedOptions o;
-  o.name = c.get<std::string>("name");
-  o.seed = c.get<std::uint64_t>("seed");
-  o.dataset = c.get<std::string>("data.dataset");
-  o.data = run::dataset_options(c);
-  o.model = run::model_spec(c);
-  o.optimizer = run::optimizer_options(c);
-  o.batch_size = c.get<std::size_t>("batch_size");
-  o.local_steps = c.get<std::size_t>("local_steps");
-  o.rounds = c.get<std::size_t>("rounds");
-  o.eval_every = c.get<std::size_t>("eval.every");
-  o.output_dir = c.get<std::string>("output.dir");
-  // Own directory: the same config run by `rumor launch` writes node-0.jsonl too.
-  o.run_id = c.run_id() + "-centralized";
-  o.resolved_config_json = run::config_record(c).dump(2);
-  train::set_compute_threads(globals().threads);
-  const auto r = train::train_centralized(o, [](const std::string& line) {
-    std::cout << line << "\n" << std::flush;
-  });
-  log::info("done: ", r.rounds, " rounds, ", r.steps, " steps (", r.epochs, " epochs) in ",
-            r.seconds, " s; test_acc ", r.test_accuracy, ", test_loss ", r.test_loss,
-            "; run directory ", r.run_dir);
-}
-
-struct BenchArgs {
-  std::vector<std::string> models{"logreg", "mlp", "cnn", "resnet8"};
-  std::size_t batch = 32;
-  double seconds = 1.0;
-  bool json = false;
-};
-
-void run_bench_step(const BenchArgs& a) {
-  train::set_compute_threads(globals().threads);
-  // Fashion-MNIST-shaped inputs: 1 x 28 x 28, 10 classes (mlp is 784-128-10).
-  const train::ModelInput input{{1, 28, 28}, 10};
-  const std::string blas = train::loaded_blas();
-  nlohmann::json models = nlohmann::json::array();
-  if (!a.json)
-    std::cout << "BLAS: " << blas << "\nthreads: " << globals().threads << ", batch " << a.batch
-              << "\n";
-  for (const auto& name : a.models) {
-    train::ModelSpec spec;
-    spec.name = name;
-    const auto r = train::bench_step(spec, input, a.batch, a.seconds);
-    models.push_back({{"model", name},
-                      {"params", r.params},
-                      {"steps_per_s", r.steps_per_s},
-                      {"steps", r.steps},
-                      {"seconds", r.seconds}});
-    if (!a.json) {
-      std::cout << std::left << std::setw(9) << name << std::right << std::setw(10) << r.params
-                << " params  " << std::fixed << std::setprecision(1) << std::setw(9)
-                << r.steps_per_s << " steps/s\n"
-                << std::defaultfloat;
-    }
-  }
-  if (a.json) {
-    std::cout << nlohmann::json{{"blas", blas},
-                                {"threads", globals().threads},
-                                {"batch", a.batch},
-                                {"models", models}}
-                     .dump()
-              << "\n";
-  }
-}
-
 }  // namespace
 
 void add_data_commands(CLI::App& app) {
@@ -194,39 +113,6 @@ void add_data_commands(CLI::App& app) {
   part->add_flag("--json", pa.json,
                  "print one JSON document: {nodes: [{id, size, counts}], stats: {...}}");
   part->callback([] { run_partition(pa); });
-}
-
-void add_train_commands(CLI::App& app) {
-  static std::string path;
-  static std::vector<std::string> overrides;
-  auto* train_cmd = app.add_subcommand(
-      "train",
-      "the centralized baseline: one process trains on all the data\n\n"
-      "Reads the same config as `rumor launch` (topology, method and partition are ignored) and\n"
-      "writes metrics lines (node 0) to stdout and to output.dir/<run id>-centralized/.\n\n"
-      "Example:\n  rumor train experiments/quickstart.json --set optimizer.lr=0.05");
-  train_cmd->add_option("config", path, "experiment config (JSON)")->required();
-  train_cmd->add_option(
-      "--set", overrides,
-      "override a key, e.g. --set rounds=5000 (value parsed as JSON, else string)");
-  train_cmd->callback([] { run_train(path, overrides); });
-}
-
-void add_bench_step(CLI::App& bench) {
-  static BenchArgs ba;
-  auto* step = bench.add_subcommand(
-      "step",
-      "local training steps per second per model (random Fashion-MNIST-shaped batches)\n"
-      "Example: rumor bench step --json --threads 1");
-  step->add_option("--models", ba.models, "models to time")->capture_default_str();
-  step->add_option("--batch", ba.batch, "batch size")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 65536));
-  step->add_option("--seconds", ba.seconds, "time per model")
-      ->capture_default_str()
-      ->check(CLI::Range(0.01, 600.0));
-  step->add_flag("--json", ba.json, "print {\"blas\", \"models\": [{\"model\", \"steps_per_s\"}]}");
-  step->callback([] { run_bench_step(ba); });
 }
 
 }  // namespace rumor::cli

@@ -22,17 +22,23 @@ const Globals& globals();
 // footer of the subcommand's own --help.
 void one_line_help(CLI::App& app, const std::map<std::string, std::string>& examples);
 
-void add_topology_commands(CLI::App& app);
-void add_data_commands(CLI::App& app);   // rumor data partition
-void add_train_commands(CLI::App& app);  // rumor train CONFIG.json
-void add_run_commands(CLI::App& app);
+// One file per subcommand, named after it: cmd_<subcommand>.cpp.
+void add_topology_commands(CLI::App& app);  // rumor topology gen | check
+void add_data_commands(CLI::App& app);      // rumor data partition
+void add_train_command(CLI::App& app);      // rumor train CONFIG.json
+void add_node_command(CLI::App& app);       // rumor node CONFIG.json --id N
+void add_launch_command(CLI::App& app);     // rumor launch CONFIG.json
+void add_summarize_command(CLI::App& app);  // rumor summarize RUNDIR
+void add_compare_command(CLI::App& app);    // rumor compare GRID.json
+void add_config_commands(CLI::App& app);    // rumor config keys
 
-// A node per line: size, a bar, per-class counts; then sizes and label skew.
+// A node per line: size, a bar, per-class counts; then sizes and label skew
+// (rumor data partition, launch --dry-run).
 void print_partition_table(const data::Dataset& ds, const data::Partition& p,
                            const data::PartitionStats& st, const data::PartitionOptions& opt,
-                           std::ostream& out);  // rumor node | launch | summarize | config keys
+                           std::ostream& out);
 
-// `rumor bench ...`: each module adds its own benchmark under the bench subcommand.
+// `rumor bench ...`: each benchmark is its own subcommand and file, cmd_bench_<name>.cpp.
 void add_bench_step(CLI::App& bench);    // rumor bench step
 void add_bench_codecs(CLI::App& bench);  // rumor bench codecs
 void add_bench_net(CLI::App& bench);     // rumor bench net

@@ -79,8 +79,12 @@ int main(int argc, char** argv) {
 
   cli::add_topology_commands(app);
   cli::add_data_commands(app);
-  cli::add_train_commands(app);
-  cli::add_run_commands(app);
+  cli::add_train_command(app);
+  cli::add_node_command(app);
+  cli::add_launch_command(app);
+  cli::add_summarize_command(app);
+  cli::add_compare_command(app);
+  cli::add_config_commands(app);
   auto* bench = app.add_subcommand("bench", "benchmarks: rumor bench net|codecs|step [--json]");
   bench->require_subcommand(1);
   cli::add_bench_step(*bench);

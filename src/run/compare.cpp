@@ -287,16 +287,169 @@ std::string compare_table(const json& compare) {
   return out.str();
 }
 
+namespace {
+
+// --full: the grid's paper-sized overrides go first, so a cell's own settings win.
+void apply_full_overrides(Grid& grid, const std::string& grid_path) {
+  if (grid.full_overrides.empty())
+    throw ConfigError(grid_path + ": --full, but the grid has no \"full\" overrides");
+  for (auto& cell : grid.cells)
+    cell.overrides.insert(cell.overrides.begin(), grid.full_overrides.begin(),
+                          grid.full_overrides.end());
+}
+
+// A cell's --set assignments: its overrides, with its run written below the comparison folder.
+std::vector<std::string> cell_sets(const GridCell& cell, const fs::path& out_dir) {
+  std::vector<std::string> sets = cell.overrides;
+  sets.push_back("output.dir=" + (out_dir / "runs").string());
+  return sets;
+}
+
+config::Config cell_config(const Grid& grid, const std::string& grid_path,
+                           const std::vector<std::string>& sets) {
+  return config::Config::from_json(grid.base, grid_path, grid.base_dir, sets);
+}
+
+// Runs one cell: over TCP as `rumor launch` would, or in this process.
+void run_cell(const Grid& grid, const GridCell& cell, const config::Config& cfg,
+              const std::vector<std::string>& sets, const fs::path& base_path,
+              const CompareOptions& options) {
+  const std::string run_dir = cfg.run_dir();
+  if (options.tcp) {
+    // Cells over TCP: the base config file (with paths already resolved) plus the cell's
+    // overrides, exactly as `rumor launch` would run them.
+    json resolved_base = grid.base;
+    if (resolved_base.contains("topology")) resolved_base["topology"] = cfg.at("topology");
+    std::ofstream(base_path) << resolved_base.dump(2) << "\n";
+    LaunchOptions lo;
+    lo.config_path = base_path.string();
+    lo.overrides = sets;
+    lo.progress = options.progress;
+    if (launch(lo) != 0) throw Error("compare: cell '" + cell.label + "' failed; see " + run_dir);
+    return;
+  }
+  RunOptions ro;
+  ro.progress = options.progress;
+  try {
+    run_inprocess(cfg, ro);
+  } catch (const Error& e) {
+    // A cell that fails (diverges, say) is a result too: recorded, the grid goes on.
+    std::cerr << "compare: cell '" << cell.label << "' failed: " << e.what() << "\n";
+    fs::create_directories(run_dir);
+    std::ofstream(fs::path(run_dir) / "failed.txt") << e.what() << "\n";
+  }
+}
+
+struct CellResults {
+  std::vector<json> summaries;
+  json failed = json::array();
+};
+
+// Runs every unfinished cell, then collects each cell's summary (or why it failed).
+CellResults run_cells(const Grid& grid, const std::string& grid_path, const fs::path& out_dir,
+                      const fs::path& base_path, const CompareOptions& options) {
+  CellResults out;
+  std::size_t index = 0, ran = 0;
+  for (const auto& cell : grid.cells) {
+    ++index;
+    const std::vector<std::string> sets = cell_sets(cell, out_dir);
+    const auto cfg = cell_config(grid, grid_path, sets);
+    const std::string run_dir = cfg.run_dir();
+    if (!cell_done(run_dir)) {
+      std::cerr << "compare: cell " << index << "/" << grid.cells.size() << ": " << cell.label
+                << "\n";
+      run_cell(grid, cell, cfg, sets, base_path, options);
+      ++ran;
+    }
+    if (fs::exists(fs::path(run_dir) / "failed.txt")) {
+      std::ifstream in(fs::path(run_dir) / "failed.txt");
+      std::string why((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      while (!why.empty() && why.back() == '\n') why.pop_back();
+      out.failed.push_back({{"cell", cell.label}, {"group", cell.group}, {"error", why}});
+      continue;
+    }
+    json s = summarize(run_dir);
+    s["cell"] = cell.label;
+    s["group"] = cell.group;
+    s["seed"] = cell.seed;
+    out.summaries.push_back(s);
+  }
+  if (ran == 0) std::cerr << "compare: all " << grid.cells.size() << " cells already done\n";
+  return out;
+}
+
+// The partitions the cells trained on, once per distinct data setting (for the histogram).
+json cell_partitions(const Grid& grid, const std::string& grid_path, const fs::path& out_dir) {
+  json partitions = json::array();
+  std::map<std::string, bool> seen;
+  for (const auto& cell : grid.cells) {
+    const auto cfg = cell_config(grid, grid_path, cell_sets(cell, out_dir));
+    if (cfg.get<std::string>("task") != "train") break;
+    const std::string key = cfg.at("data").dump() + "/" +
+                            std::to_string(cfg.get<std::int64_t>("seed")) + "/" +
+                            std::to_string(cfg.at("topology")["nodes"].size());
+    if (seen[key]) continue;
+    seen[key] = true;
+    const auto data = load_data(cfg);
+    const auto part =
+        partition_of(cfg, *data, static_cast<int>(cfg.at("topology")["nodes"].size()));
+    const auto st = data::partition_stats(part, data->train.labels, data->num_classes);
+    partitions.push_back({{"cell", cell.label},
+                          {"seed", cfg.get<std::int64_t>("seed")},
+                          {"partition", cfg.at("data")["partition"]},
+                          {"label_skew", st.label_skew},
+                          {"counts", st.counts}});
+    if (partitions.size() >= 4) break;  // enough to show the skew
+  }
+  return partitions;
+}
+
+void write_compare_csv(const fs::path& path, const json& rows) {
+  std::ofstream csv(path);
+  const std::vector<std::string> cols = {"group",
+                                         "seeds",
+                                         "final_acc_mean",
+                                         "final_acc_std",
+                                         "best_acc_mean",
+                                         "best_acc_std",
+                                         "avg_model_acc_mean",
+                                         "mb_sent_mean",
+                                         "trigger_rate_mean",
+                                         "consensus_dist_mean",
+                                         "reached_target",
+                                         "rounds_to_target",
+                                         "time_to_target_s",
+                                         "mb_to_target",
+                                         "sim_time_to_target_s"};
+  for (std::size_t i = 0; i < cols.size(); ++i) csv << (i ? "," : "") << cols[i];
+  csv << "\n";
+  for (const auto& r : rows) {
+    for (std::size_t i = 0; i < cols.size(); ++i) {
+      csv << (i ? "," : "");
+      if (!r.contains(cols[i]) || r[cols[i]].is_null()) continue;
+      csv << (r[cols[i]].is_string() ? r[cols[i]].get<std::string>() : r[cols[i]].dump());
+    }
+    csv << "\n";
+  }
+}
+
+// Plots need Python and matplotlib (Debian's python3-matplotlib); skip quietly otherwise.
+void draw_plots(const fs::path& compare_json) {
+  const fs::path script = fs::path(RUMOR_TOOLS_DIR) / "plot_compare.py";
+  if (!fs::exists(script) || !fs::exists("/usr/bin/python3")) return;
+  const std::string cmd =
+      "/usr/bin/python3 '" + script.string() + "' '" + compare_json.string() + "' 1>&2";
+  if (std::system(cmd.c_str()) != 0)
+    log::warn(
+        "compare: plotting failed (is python3-matplotlib installed?); the tables "
+        "are written");
+}
+
+}  // namespace
+
 json run_compare(const std::string& grid_path, const CompareOptions& options) {
   Grid grid = load_grid(grid_path);
-  if (options.full) {
-    if (grid.full_overrides.empty())
-      throw ConfigError(grid_path + ": --full, but the grid has no \"full\" overrides");
-    // The cell's own settings win over the full budget (applied after it).
-    for (auto& cell : grid.cells)
-      cell.overrides.insert(cell.overrides.begin(), grid.full_overrides.begin(),
-                            grid.full_overrides.end());
-  }
+  if (options.full) apply_full_overrides(grid, grid_path);
   const fs::path out_dir = options.output_dir.empty()
                                ? fs::path("compare") / (grid.name + (options.full ? "-full" : ""))
                                : fs::path(options.output_dir);
@@ -305,133 +458,20 @@ json run_compare(const std::string& grid_path, const CompareOptions& options) {
   // so that TCP cells (separate processes) read the same document.
   const fs::path base_path = out_dir / "base.json";
   std::ofstream(base_path) << grid.base.dump(2) << "\n";
-  std::vector<json> summaries;
-  json failed_cells = json::array();
-  std::size_t index = 0, ran = 0;
-  for (const auto& cell : grid.cells) {
-    ++index;
-    std::vector<std::string> sets = cell.overrides;
-    sets.push_back("output.dir=" + (out_dir / "runs").string());
-    const auto cfg = config::Config::from_json(grid.base, grid_path, grid.base_dir, sets);
-    const std::string run_dir = cfg.run_dir();
-    if (!cell_done(run_dir)) {
-      std::cerr << "compare: cell " << index << "/" << grid.cells.size() << ": " << cell.label
-                << "\n";
-      if (options.tcp) {
-        // Cells over TCP: the base config file (with paths already resolved) plus the cell's
-        // overrides, exactly as `rumor launch` would run them.
-        json resolved_base = grid.base;
-        if (resolved_base.contains("topology")) resolved_base["topology"] = cfg.at("topology");
-        std::ofstream(base_path) << resolved_base.dump(2) << "\n";
-        LaunchOptions lo;
-        lo.config_path = base_path.string();
-        lo.overrides = sets;
-        lo.progress = options.progress;
-        if (launch(lo) != 0)
-          throw Error("compare: cell '" + cell.label + "' failed; see " + run_dir);
-      } else {
-        RunOptions ro;
-        ro.progress = options.progress;
-        try {
-          run_inprocess(cfg, ro);
-        } catch (const Error& e) {
-          // A cell that fails (diverges, say) is a result too: recorded, the grid goes on.
-          std::cerr << "compare: cell '" << cell.label << "' failed: " << e.what() << "\n";
-          fs::create_directories(run_dir);
-          std::ofstream(fs::path(run_dir) / "failed.txt") << e.what() << "\n";
-        }
-      }
-      ++ran;
-    }
-    if (fs::exists(fs::path(run_dir) / "failed.txt")) {
-      std::ifstream in(fs::path(run_dir) / "failed.txt");
-      std::string why((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      while (!why.empty() && why.back() == '\n') why.pop_back();
-      failed_cells.push_back({{"cell", cell.label}, {"group", cell.group}, {"error", why}});
-      continue;
-    }
-    json s = summarize(run_dir);
-    s["cell"] = cell.label;
-    s["group"] = cell.group;
-    s["seed"] = cell.seed;
-    summaries.push_back(s);
-  }
-  if (ran == 0) std::cerr << "compare: all " << grid.cells.size() << " cells already done\n";
-  // The partitions the cells trained on, once per distinct data setting (for the histogram).
-  json partitions = json::array();
-  {
-    std::map<std::string, bool> seen;
-    for (const auto& cell : grid.cells) {
-      std::vector<std::string> sets = cell.overrides;
-      sets.push_back("output.dir=" + (out_dir / "runs").string());
-      const auto cfg = config::Config::from_json(grid.base, grid_path, grid.base_dir, sets);
-      if (cfg.get<std::string>("task") != "train") break;
-      const std::string key = cfg.at("data").dump() + "/" +
-                              std::to_string(cfg.get<std::int64_t>("seed")) + "/" +
-                              std::to_string(cfg.at("topology")["nodes"].size());
-      if (seen[key]) continue;
-      seen[key] = true;
-      const auto data = load_data(cfg);
-      const auto part =
-          partition_of(cfg, *data, static_cast<int>(cfg.at("topology")["nodes"].size()));
-      const auto st = data::partition_stats(part, data->train.labels, data->num_classes);
-      partitions.push_back({{"cell", cell.label},
-                            {"seed", cfg.get<std::int64_t>("seed")},
-                            {"partition", cfg.at("data")["partition"]},
-                            {"label_skew", st.label_skew},
-                            {"counts", st.counts}});
-      if (partitions.size() >= 4) break;  // enough to show the skew
-    }
-  }
-  json doc = {{"grid", grid.name},        {"grid_file", grid_path},
-              {"axes", grid.axes},        {"target_acc", grid.target_acc},
-              {"cells", summaries},       {"failed", failed_cells},
-              {"partitions", partitions}, {"rows", aggregate(summaries, grid.target_acc)}};
+  const CellResults results = run_cells(grid, grid_path, out_dir, base_path, options);
+  const json partitions = cell_partitions(grid, grid_path, out_dir);
+  json doc = {
+      {"grid", grid.name},          {"grid_file", grid_path},
+      {"axes", grid.axes},          {"target_acc", grid.target_acc},
+      {"cells", results.summaries}, {"failed", results.failed},
+      {"partitions", partitions},   {"rows", aggregate(results.summaries, grid.target_acc)}};
   std::ofstream(out_dir / "compare.json") << doc.dump(2) << "\n";
-  {
-    std::ofstream csv(out_dir / "compare.csv");
-    const std::vector<std::string> cols = {"group",
-                                           "seeds",
-                                           "final_acc_mean",
-                                           "final_acc_std",
-                                           "best_acc_mean",
-                                           "best_acc_std",
-                                           "avg_model_acc_mean",
-                                           "mb_sent_mean",
-                                           "trigger_rate_mean",
-                                           "consensus_dist_mean",
-                                           "reached_target",
-                                           "rounds_to_target",
-                                           "time_to_target_s",
-                                           "mb_to_target",
-                                           "sim_time_to_target_s"};
-    for (std::size_t i = 0; i < cols.size(); ++i) csv << (i ? "," : "") << cols[i];
-    csv << "\n";
-    for (const auto& r : doc["rows"]) {
-      for (std::size_t i = 0; i < cols.size(); ++i) {
-        csv << (i ? "," : "");
-        if (!r.contains(cols[i]) || r[cols[i]].is_null()) continue;
-        csv << (r[cols[i]].is_string() ? r[cols[i]].get<std::string>() : r[cols[i]].dump());
-      }
-      csv << "\n";
-    }
-  }
+  write_compare_csv(out_dir / "compare.csv", doc["rows"]);
   std::cout << compare_table(doc);
-  for (const auto& f : failed_cells)
+  for (const auto& f : results.failed)
     std::cout << "failed: " << f["cell"].get<std::string>() << ": " << f["error"].get<std::string>()
               << "\n";
-  if (options.plots) {
-    // Plots need Python and matplotlib (Debian's python3-matplotlib); skip quietly otherwise.
-    const fs::path script = fs::path(RUMOR_TOOLS_DIR) / "plot_compare.py";
-    if (fs::exists(script) && fs::exists("/usr/bin/python3")) {
-      const std::string cmd = "/usr/bin/python3 '" + script.string() + "' '" +
-                              (out_dir / "compare.json").string() + "' 1>&2";
-      if (std::system(cmd.c_str()) != 0)
-        log::warn(
-            "compare: plotting failed (is python3-matplotlib installed?); the tables "
-            "are written");
-    }
-  }
+  if (options.plots) draw_plots(out_dir / "compare.json");
   std::cerr << "compare: results in " << out_dir.string() << "\n";
   return doc;
 }

@@ -117,230 +117,320 @@ void stop_children(const std::vector<pid_t>& pids, const std::vector<bool>& aliv
   }
 }
 
-}  // namespace
+fs::path node_file(const std::string& run_dir, int i, const std::string& ext) {
+  return fs::path(run_dir) / ("node-" + std::to_string(i) + ext);
+}
 
-int launch(const LaunchOptions& o) {
-  std::vector<std::string> overrides = o.overrides;
-  std::string config_path = o.config_path;
-  const bool resume = !o.resume_dir.empty();
-  if (resume) {
-    // Continue a recorded run: its own config.json, results where they are.
-    config_path = (fs::path(o.resume_dir) / "config.json").string();
-    overrides = {"output.dir=" + recorded_config(o.resume_dir).get<std::string>("output.dir")};
-  }
-  config::Config cfg = config::Config::load(config_path, overrides);
-  Topology topology = topology_of(cfg);
-  if (!topology.ports_explicit()) {
-    // The file leaves ports to us: keep the default range when it is free, else find one.
-    int base = 29500;
-    Rng rng = Rng::derive(static_cast<std::uint64_t>(::getpid()), 0x9047);
-    int attempts = 0;
-    while (!range_free(topology, base)) {
-      if (++attempts > 100)
-        throw Error("launch: no free range of " + std::to_string(topology.size()) +
-                    " ports found on this machine; set base_port in the topology file");
-      base = 30000 + static_cast<int>(rng.below(30000));
-    }
-    overrides.push_back("network.base_port=" + std::to_string(base));
-    cfg = config::Config::load(config_path, overrides);
-    topology = topology_of(cfg);
-  }
-  const int n = topology.size();
-  const std::string run_dir = cfg.run_dir();
-  fs::create_directories(run_dir);
-  if (resume) {
-    std::cerr << "launch: resuming after round " << resume_point(run_dir, n) + 1 << "\n";
-  } else {
-    write_config_record(cfg, run_dir);
-  }
-  const bool keep_going = cfg.get<std::string>("on_peer_failure") == "continue";
+// What every peer process is started with.
+struct PeerCommand {
+  std::string exe;
+  std::string config_path;  // the recorded config.json when resuming
+  std::vector<std::string> overrides;
+  std::string run_dir;
+  bool resume = false;
+};
 
+// The config file and overrides of a launch: as given, or a recorded run's own config.json
+// with its results left where they are.
+PeerCommand peer_command(const LaunchOptions& o) {
+  PeerCommand c;
+  c.overrides = o.overrides;
+  c.config_path = o.config_path;
+  c.resume = !o.resume_dir.empty();
+  if (c.resume) {
+    c.config_path = (fs::path(o.resume_dir) / "config.json").string();
+    c.overrides = {"output.dir=" + recorded_config(o.resume_dir).get<std::string>("output.dir")};
+  }
+  return c;
+}
+
+// When the topology file leaves ports to us: keep the default range when it is free, else
+// find one. Returns the network.base_port override; nothing when the file sets the ports.
+std::optional<std::string> base_port_override(const Topology& topology) {
+  if (topology.ports_explicit()) return std::nullopt;
+  int base = 29500;
+  Rng rng = Rng::derive(static_cast<std::uint64_t>(::getpid()), 0x9047);
+  int attempts = 0;
+  while (!range_free(topology, base)) {
+    if (++attempts > 100)
+      throw Error("launch: no free range of " + std::to_string(topology.size()) +
+                  " ports found on this machine; set base_port in the topology file");
+    base = 30000 + static_cast<int>(rng.below(30000));
+  }
+  return "network.base_port=" + std::to_string(base);
+}
+
+std::string self_exe() {
   char exe[4096];
   const ssize_t len = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (len <= 0) throw Error("launch: cannot find the rumor executable (/proc/self/exe)");
   exe[len] = '\0';
+  return exe;
+}
 
-  std::cerr << "launch: run " << cfg.run_id() << ", " << n << " peers on this machine, results in "
-            << run_dir << "\n";
-  struct sigaction sa {};
-  sa.sa_handler = on_sigint;
-  sigemptyset(&sa.sa_mask);
-  struct sigaction old_int {
-  }, old_term{};
-  ::sigaction(SIGINT, &sa, &old_int);
-  ::sigaction(SIGTERM, &sa, &old_term);
+// Starts peer i as `rumor node`; `rejoin`: a restart of a peer that died (on_peer_failure
+// continue).
+pid_t spawn_peer(const PeerCommand& c, int i, bool rejoin) {
+  const std::string log_path = node_file(c.run_dir, i, ".log").string();
+  std::vector<std::string> args = {"rumor",
+                                   "node",
+                                   c.config_path,
+                                   "--id",
+                                   std::to_string(i),
+                                   "--log-level",
+                                   log::level() == log::Level::kDebug ? "debug" : "info"};
+  for (const auto& s : c.overrides) {
+    args.push_back("--set");
+    args.push_back(s);
+  }
+  if (c.resume && !rejoin) args.push_back("--resume");
+  if (rejoin) args.push_back("--rejoin");
+  const pid_t pid = ::fork();
+  if (pid < 0) throw Error("launch: fork failed: " + std::string(std::strerror(errno)));
+  if (pid == 0) {
+    ::setpgid(0, 0);  // Ctrl-C reaches the launcher only; it stops the peers itself
+    const int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    const int null_fd = ::open("/dev/null", O_RDWR);
+    if (log_fd >= 0) ::dup2(log_fd, STDERR_FILENO);
+    if (null_fd >= 0) {
+      ::dup2(null_fd, STDOUT_FILENO);
+      ::dup2(null_fd, STDIN_FILENO);
+    }
+    ::setenv("RUMOR_LAUNCHED", "1", 1);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(c.exe.c_str(), argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
 
-  std::vector<pid_t> pids(n, -1);
-  std::vector<bool> alive(n, false);
-  // Starts peer i; `rejoin`: a restart of a peer that died (on_peer_failure continue).
-  auto spawn = [&](int i, bool rejoin) {
-    const std::string log_path =
-        (fs::path(run_dir) / ("node-" + std::to_string(i) + ".log")).string();
-    std::vector<std::string> args = {"rumor",
-                                     "node",
-                                     config_path,
-                                     "--id",
-                                     std::to_string(i),
-                                     "--log-level",
-                                     log::level() == log::Level::kDebug ? "debug" : "info"};
-    for (const auto& s : overrides) {
-      args.push_back("--set");
-      args.push_back(s);
-    }
-    if (resume && !rejoin) args.push_back("--resume");
-    if (rejoin) args.push_back("--rejoin");
-    const pid_t pid = ::fork();
-    if (pid < 0) throw Error("launch: fork failed: " + std::string(std::strerror(errno)));
-    if (pid == 0) {
-      ::setpgid(0, 0);  // Ctrl-C reaches the launcher only; it stops the peers itself
-      const int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      const int null_fd = ::open("/dev/null", O_RDWR);
-      if (log_fd >= 0) ::dup2(log_fd, STDERR_FILENO);
-      if (null_fd >= 0) {
-        ::dup2(null_fd, STDOUT_FILENO);
-        ::dup2(null_fd, STDIN_FILENO);
-      }
-      ::setenv("RUMOR_LAUNCHED", "1", 1);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(exe, argv.data());
-      ::_exit(127);
-    }
-    pids[i] = pid;
+// Ctrl-C and SIGTERM set g_interrupted while the peers run; restore() puts the old handlers back.
+class InterruptFlag {
+ public:
+  InterruptFlag() {
+    struct sigaction sa {};
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGINT, &sa, &old_int_);
+    ::sigaction(SIGTERM, &sa, &old_term_);
+  }
+  void restore() {
+    ::sigaction(SIGINT, &old_int_, nullptr);
+    ::sigaction(SIGTERM, &old_term_, nullptr);
+  }
+
+ private:
+  struct sigaction old_int_ = {};
+  struct sigaction old_term_ = {};
+};
+
+using Clock = std::chrono::steady_clock;
+
+// The peer processes of a launch and what became of them.
+struct PeerSet {
+  explicit PeerSet(int n)
+      : pids(n, -1), alive(n, false), lost(n, false), restarts(n, 0), restart_at(n) {}
+  void start(const PeerCommand& c, int i, bool rejoin) {
+    pids[i] = spawn_peer(c, i, rejoin);
     alive[i] = true;
-  };
-  for (int i = 0; i < n; ++i) spawn(i, false);
+  }
+  std::vector<pid_t> pids;
+  std::vector<bool> alive;
+  std::vector<bool> lost;  // died (on_peer_failure continue), not finished
+  std::vector<int> restarts;
+  std::vector<std::optional<Clock::time_point>> restart_at;
+  int running = 0;
+  int failed = -1, failed_status = 0;  // the first peer that failed (on_peer_failure stop)
+};
 
-  const std::int64_t rounds = cfg.get<std::int64_t>("rounds");
-  const auto& restart_cfg = cfg.at("faults.restart_after_s");
-  const double restart_after = restart_cfg.is_null() ? -1.0 : restart_cfg.get<double>();
-  using clock = std::chrono::steady_clock;
-  std::vector<std::optional<clock::time_point>> restart_at(n);
-  std::vector<int> restarts(n, 0);
-  std::vector<bool> lost(n, false);  // died (on_peer_failure continue), not finished
-  Progress progress(rounds, o.progress);
-  int failed = -1, failed_status = 0;
-  int running = n;
-  double last_acc = -1;
-  while (running > 0) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    for (int i = 0; i < n; ++i) {
-      if (!alive[i]) continue;
-      int status = 0;
-      if (::waitpid(pids[i], &status, WNOHANG) != pids[i]) continue;
-      alive[i] = false;
-      --running;
-      const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-      lost[i] = !ok;
-      if (ok) continue;
-      if (keep_going) {
-        // The others go on; the launcher reports the loss (and restarts the peer if asked).
-        if (o.progress) std::cerr << "\n";
-        std::cerr << "launch: peer " << i << " (pid " << pids[i]
-                  << ") died: " << describe_status(status)
-                  << "; on_peer_failure continue: the others go on without it\n";
-        if (restart_after >= 0 && restarts[i] < 3)
-          restart_at[i] = clock::now() + std::chrono::milliseconds(
-                                             static_cast<std::int64_t>(restart_after * 1000));
-      } else if (failed < 0) {
-        failed = i;
-        failed_status = status;
-      }
-    }
-    for (int i = 0; i < n; ++i) {
-      if (!restart_at[i] || clock::now() < *restart_at[i]) continue;
-      restart_at[i].reset();
-      if (running == 0) break;  // nobody left to rejoin
-      ++restarts[i];
-      spawn(i, true);
-      ++running;
-      lost[i] = false;
-      if (o.progress) std::cerr << "\n";
-      std::cerr << "launch: restarted peer " << i << " (pid " << pids[i] << "); it rejoins\n";
-    }
-    if (g_interrupted || (failed >= 0 && !keep_going)) break;
-    // Progress from the newest metrics line of every node (peers that died left out).
-    std::int64_t done = rounds;
-    double loss = 0, mb = 0, acc = 0;
-    int accs = 0, seen = 0, counted = 0;
-    for (int i = 0; i < n; ++i) {
-      if (lost[i]) continue;
-      ++counted;
-      const std::string line =
-          last_line(fs::path(run_dir) / ("node-" + std::to_string(i) + ".jsonl"));
-      if (line.empty()) {
-        done = 0;
-        continue;
-      }
-      try {
-        const auto j = nlohmann::json::parse(line);
-        done = std::min(done, j.value("round", std::int64_t{-1}) + 1);
-        loss += j.value("loss", 0.0);
-        mb += j.value("bytes_sent", 0.0) / 1e6;
-        if (j.contains("test_acc")) {
-          acc += j["test_acc"].get<double>();
-          ++accs;
-        }
-        ++seen;
-      } catch (const nlohmann::json::exception&) {
-        // A line being written right now: skip this poll.
-      }
-    }
-    if (accs == counted && counted > 0) last_acc = acc / counted;
-    if (seen > 0) progress.update(done, loss / seen, last_acc, mb);
-  }
-  progress.finish();
-  ::sigaction(SIGINT, &old_int, nullptr);
-  ::sigaction(SIGTERM, &old_term, nullptr);
+// How the launcher reacts to a peer that dies.
+struct FailurePolicy {
+  bool keep_going = false;      // on_peer_failure continue
+  double restart_after = -1.0;  // faults.restart_after_s; < 0: no restart
+  bool progress = false;        // a progress line is shown: start messages on a new line
+};
 
-  if (g_interrupted) {
-    stop_children(pids, alive);
-    std::cerr << "launch: interrupted; stopped all peers. What was written is kept in " << run_dir
-              << "\n";
-    try {
-      std::cerr << summary_text(summarize(run_dir));
-    } catch (const Error&) {
+// Reaps the peers that exited since the last poll.
+void reap_exited(PeerSet& p, const FailurePolicy& policy) {
+  for (std::size_t i = 0; i < p.pids.size(); ++i) {
+    if (!p.alive[i]) continue;
+    int status = 0;
+    if (::waitpid(p.pids[i], &status, WNOHANG) != p.pids[i]) continue;
+    p.alive[i] = false;
+    --p.running;
+    const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    p.lost[i] = !ok;
+    if (ok) continue;
+    if (policy.keep_going) {
+      // The others go on; the launcher reports the loss (and restarts the peer if asked).
+      if (policy.progress) std::cerr << "\n";
+      std::cerr << "launch: peer " << i << " (pid " << p.pids[i]
+                << ") died: " << describe_status(status)
+                << "; on_peer_failure continue: the others go on without it\n";
+      if (policy.restart_after >= 0 && p.restarts[i] < 3)
+        p.restart_at[i] =
+            Clock::now() +
+            std::chrono::milliseconds(static_cast<std::int64_t>(policy.restart_after * 1000));
+    } else if (p.failed < 0) {
+      p.failed = static_cast<int>(i);
+      p.failed_status = status;
     }
-    return 130;
   }
-  if (failed >= 0) {
-    stop_children(pids, alive);
-    const auto log_path = fs::path(run_dir) / ("node-" + std::to_string(failed) + ".log");
-    std::cerr << "launch: peer " << failed << " (pid " << pids[failed]
-              << ") failed: " << describe_status(failed_status) << "; stopped the other peers.\n"
-              << "  last lines of " << log_path.string() << ":\n"
-              << tail_lines(log_path, 12);
-    try {
-      summarize(run_dir);
-    } catch (const Error&) {
+}
+
+// Restarts the dead peers whose restart time has come; they rejoin the running peers.
+void restart_due(PeerSet& p, const PeerCommand& c, const FailurePolicy& policy) {
+  for (std::size_t i = 0; i < p.pids.size(); ++i) {
+    if (!p.restart_at[i] || Clock::now() < *p.restart_at[i]) continue;
+    p.restart_at[i].reset();
+    if (p.running == 0) break;  // nobody left to rejoin
+    ++p.restarts[i];
+    p.start(c, static_cast<int>(i), true);
+    ++p.running;
+    p.lost[i] = false;
+    if (policy.progress) std::cerr << "\n";
+    std::cerr << "launch: restarted peer " << i << " (pid " << p.pids[i] << "); it rejoins\n";
+  }
+}
+
+// Progress from the newest metrics line of every node (peers that died left out).
+// `last_acc`: the last mean test accuracy every counted node reported, kept between polls.
+void show_progress(Progress& progress, const std::string& run_dir, const std::vector<bool>& lost,
+                   std::int64_t rounds, double& last_acc) {
+  std::int64_t done = rounds;
+  double loss = 0, mb = 0, acc = 0;
+  int accs = 0, seen = 0, counted = 0;
+  for (std::size_t i = 0; i < lost.size(); ++i) {
+    if (lost[i]) continue;
+    ++counted;
+    const std::string line = last_line(node_file(run_dir, static_cast<int>(i), ".jsonl"));
+    if (line.empty()) {
+      done = 0;
+      continue;
     }
-    return 1;
+    try {
+      const auto j = nlohmann::json::parse(line);
+      done = std::min(done, j.value("round", std::int64_t{-1}) + 1);
+      loss += j.value("loss", 0.0);
+      mb += j.value("bytes_sent", 0.0) / 1e6;
+      if (j.contains("test_acc")) {
+        acc += j["test_acc"].get<double>();
+        ++accs;
+      }
+      ++seen;
+    } catch (const nlohmann::json::exception&) {
+      // A line being written right now: skip this poll.
+    }
   }
+  if (accs == counted && counted > 0) last_acc = acc / counted;
+  if (seen > 0) progress.update(done, loss / seen, last_acc, mb);
+}
+
+// Ctrl-C: stop every peer and summarize what was written.
+int finish_interrupted(const PeerSet& p, const std::string& run_dir) {
+  stop_children(p.pids, p.alive);
+  std::cerr << "launch: interrupted; stopped all peers. What was written is kept in " << run_dir
+            << "\n";
+  try {
+    std::cerr << summary_text(summarize(run_dir));
+  } catch (const Error&) {
+  }
+  return 130;
+}
+
+// A peer failed (on_peer_failure stop): stop the others and show the end of its log.
+int finish_failed(const PeerSet& p, const std::string& run_dir) {
+  stop_children(p.pids, p.alive);
+  const auto log_path = node_file(run_dir, p.failed, ".log");
+  std::cerr << "launch: peer " << p.failed << " (pid " << p.pids[p.failed]
+            << ") failed: " << describe_status(p.failed_status) << "; stopped the other peers.\n"
+            << "  last lines of " << log_path.string() << ":\n"
+            << tail_lines(log_path, 12);
+  try {
+    summarize(run_dir);
+  } catch (const Error&) {
+  }
+  return 1;
+}
+
+// Every peer ended: print the summary and name the peers that died and did not finish.
+int finish_completed(const std::string& run_dir, const std::vector<bool>& lost,
+                     std::int64_t rounds) {
   const auto summary = summarize(run_dir);
   std::cout << summary_text(summary);
   // A peer that died may have been restarted by hand (rumor node --rejoin) and finished.
   std::vector<int> gone;
-  for (int i = 0; i < n; ++i) {
+  for (std::size_t i = 0; i < lost.size(); ++i) {
     if (!lost[i]) continue;
-    const std::string line =
-        last_line(fs::path(run_dir) / ("node-" + std::to_string(i) + ".jsonl"));
+    const std::string line = last_line(node_file(run_dir, static_cast<int>(i), ".jsonl"));
     try {
       if (!line.empty() &&
           nlohmann::json::parse(line).value("round", std::int64_t{-1}) + 1 == rounds)
         continue;
     } catch (const nlohmann::json::exception&) {
     }
-    gone.push_back(i);
+    gone.push_back(static_cast<int>(i));
   }
-  if (!gone.empty()) {
-    std::cerr << "launch: " << gone.size() << " peer(s) died and did not finish:";
-    for (int i : gone) std::cerr << " " << i;
-    std::cerr << " (see their node-<i>.log); the figures above are over the " << n - gone.size()
-              << " that did\n";
-    if (gone.size() == static_cast<std::size_t>(n)) return 1;
+  if (gone.empty()) return 0;
+  const std::size_t n = lost.size();
+  std::cerr << "launch: " << gone.size() << " peer(s) died and did not finish:";
+  for (int i : gone) std::cerr << " " << i;
+  std::cerr << " (see their node-<i>.log); the figures above are over the " << n - gone.size()
+            << " that did\n";
+  return gone.size() == n ? 1 : 0;
+}
+
+}  // namespace
+
+int launch(const LaunchOptions& o) {
+  PeerCommand cmd = peer_command(o);
+  config::Config cfg = config::Config::load(cmd.config_path, cmd.overrides);
+  Topology topology = topology_of(cfg);
+  if (auto port = base_port_override(topology)) {
+    cmd.overrides.push_back(*port);
+    cfg = config::Config::load(cmd.config_path, cmd.overrides);
+    topology = topology_of(cfg);
   }
-  return 0;
+  const int n = topology.size();
+  cmd.run_dir = cfg.run_dir();
+  fs::create_directories(cmd.run_dir);
+  if (cmd.resume) {
+    std::cerr << "launch: resuming after round " << resume_point(cmd.run_dir, n) + 1 << "\n";
+  } else {
+    write_config_record(cfg, cmd.run_dir);
+  }
+  FailurePolicy policy;
+  policy.keep_going = cfg.get<std::string>("on_peer_failure") == "continue";
+  const auto& restart_cfg = cfg.at("faults.restart_after_s");
+  policy.restart_after = restart_cfg.is_null() ? -1.0 : restart_cfg.get<double>();
+  policy.progress = o.progress;
+  cmd.exe = self_exe();
+
+  std::cerr << "launch: run " << cfg.run_id() << ", " << n << " peers on this machine, results in "
+            << cmd.run_dir << "\n";
+  InterruptFlag interrupt;
+  PeerSet peers(n);
+  for (int i = 0; i < n; ++i) peers.start(cmd, i, false);
+  peers.running = n;
+
+  const std::int64_t rounds = cfg.get<std::int64_t>("rounds");
+  Progress progress(rounds, o.progress);
+  double last_acc = -1;
+  while (peers.running > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    reap_exited(peers, policy);
+    restart_due(peers, cmd, policy);
+    if (g_interrupted || (peers.failed >= 0 && !policy.keep_going)) break;
+    show_progress(progress, cmd.run_dir, peers.lost, rounds, last_acc);
+  }
+  progress.finish();
+  interrupt.restore();
+
+  if (g_interrupted) return finish_interrupted(peers, cmd.run_dir);
+  if (peers.failed >= 0) return finish_failed(peers, cmd.run_dir);
+  return finish_completed(cmd.run_dir, peers.lost, rounds);
 }
 
 }  // namespace rumor::run

@@ -31,7 +31,7 @@
 #include "round.hpp"
 #include "rumor/common/error.hpp"
 #include "rumor/common/log.hpp"
-#include "rumor/gossip/allreduce.hpp"
+#include "rumor/gossip/ring_allreduce.hpp"
 #include "rumor/net/tcp.hpp"
 #include "rumor/run/peer.hpp"
 #include "rumor/run/run.hpp"

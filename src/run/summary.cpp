@@ -57,12 +57,15 @@ json number_or_null(double v) {
   return std::isfinite(v) ? json(v) : json(nullptr);
 }
 
-}  // namespace
+// Each node's metrics lines, by node id.
+using NodeLines = std::map<int, std::vector<json>>;
+// Per round, per column: the figures over the nodes that logged it.
+using RoundColumns = std::map<std::int64_t, std::map<std::string, Agg>>;
 
-json summarize(const std::string& run_dir) {
+NodeLines read_metrics(const std::string& run_dir) {
   if (!fs::is_directory(run_dir))
     throw Error(run_dir + ": not a run directory (it does not exist)");
-  std::map<int, std::vector<json>> nodes;
+  NodeLines nodes;
   for (const auto& entry : fs::directory_iterator(run_dir)) {
     const int id = metrics_file_node(entry.path().filename().string());
     if (id < 0) continue;
@@ -84,56 +87,60 @@ json summarize(const std::string& run_dir) {
     }
   }
   if (nodes.empty()) throw Error(run_dir + ": no node-<i>.jsonl metrics files");
+  return nodes;
+}
 
-  // Node files gathered from several hosts may come without node 0's config.json.
-  json cfg = json::object();
-  if (std::ifstream in(fs::path(run_dir) / "config.json"); in) in >> cfg;
-  const int n = cfg.contains("topology") ? static_cast<int>(cfg["topology"]["nodes"].size())
-                                         : static_cast<int>(nodes.size());
-  const std::int64_t planned = cfg.value("rounds", std::int64_t{0});
-
-  // Per round, per column.
-  std::map<std::int64_t, std::map<std::string, Agg>> rounds;
+struct Columns {
+  RoundColumns rounds;
   std::map<int, std::vector<double>> node_round_times;  // each node's round durations
-  for (auto& [id, lines] : nodes) {
+};
+
+Columns gather_columns(const NodeLines& nodes) {
+  Columns out;
+  for (const auto& [id, lines] : nodes) {
     double prev_t = 0;
     bool first = true;
     for (const auto& l : lines) {
       const std::int64_t r = l.value("round", std::int64_t{-1});
       for (const char* c : kColumns)
-        if (l.contains(c) && l[c].is_number()) rounds[r][c].add(l[c].get<double>());
+        if (l.contains(c) && l[c].is_number()) out.rounds[r][c].add(l[c].get<double>());
       const double t = l.value("time_s", 0.0);
       // Evaluation rounds are slower, and the first round includes start-up: left out.
       if (!first && !l.contains("test_acc") && !l.contains("consensus_dist"))
-        node_round_times[id].push_back(t - prev_t);
+        out.node_round_times[id].push_back(t - prev_t);
       prev_t = t;
       first = false;
     }
   }
+  return out;
+}
 
-  // summary.csv: one row per round, mean/min/max over nodes.
-  {
-    std::ofstream csv(fs::path(run_dir) / "summary.csv");
-    csv << "round,nodes";
-    for (const char* c : kColumns) csv << "," << c << "_mean," << c << "_min," << c << "_max";
-    csv << "\n";
-    for (const auto& [r, cols] : rounds) {
-      int reporting = 0;
-      for (const auto& [c, a] : cols) reporting = std::max(reporting, a.count);
-      csv << r << "," << reporting;
-      for (const char* c : kColumns) {
-        auto it = cols.find(c);
-        if (it == cols.end()) {
-          csv << ",,,";
-        } else {
-          csv << "," << it->second.mean() << "," << it->second.min << "," << it->second.max;
-        }
+// summary.csv: one row per round, mean/min/max over nodes.
+void write_summary_csv(const fs::path& path, const RoundColumns& rounds) {
+  std::ofstream csv(path);
+  csv << "round,nodes";
+  for (const char* c : kColumns) csv << "," << c << "_mean," << c << "_min," << c << "_max";
+  csv << "\n";
+  for (const auto& [r, cols] : rounds) {
+    int reporting = 0;
+    for (const auto& [c, a] : cols) reporting = std::max(reporting, a.count);
+    csv << r << "," << reporting;
+    for (const char* c : kColumns) {
+      auto it = cols.find(c);
+      if (it == cols.end()) {
+        csv << ",,,";
+      } else {
+        csv << "," << it->second.mean() << "," << it->second.min << "," << it->second.max;
       }
-      csv << "\n";
     }
+    csv << "\n";
   }
+}
 
-  json s;
+// What ran and how far: method, topology, rounds, and which nodes finished.
+void add_run_facts(json& s, const std::string& run_dir, const json& cfg, const NodeLines& nodes,
+                   int n, std::int64_t last_round) {
+  const std::int64_t planned = cfg.value("rounds", std::int64_t{0});
   s["run_dir"] = run_dir;
   s["run_id"] = cfg.contains("rumor") ? cfg["rumor"].value("run_id", "") : "";
   s["method"] = cfg.contains("method") ? cfg["method"].value("name", "") : "";
@@ -142,11 +149,10 @@ json summarize(const std::string& run_dir) {
   s["task"] = cfg.value("task", "train");
   s["nodes"] = n;
   s["nodes_reporting"] = nodes.size();
-  const std::int64_t last_round = rounds.empty() ? -1 : rounds.rbegin()->first;
   s["rounds"] = last_round + 1;
   s["rounds_planned"] = planned;
   bool complete = static_cast<int>(nodes.size()) == n && planned > 0;
-  for (auto& [id, lines] : nodes)
+  for (const auto& [id, lines] : nodes)
     if (lines.empty() || lines.back().value("round", std::int64_t{-1}) + 1 != planned)
       complete = false;
   s["complete"] = complete;
@@ -154,7 +160,7 @@ json summarize(const std::string& run_dir) {
   // node that died stops early; a rejoined one is compared with the others through this).
   int finished = 0;
   json by_node = json::object();
-  for (auto& [id, lines] : nodes) {
+  for (const auto& [id, lines] : nodes) {
     if (!lines.empty() && lines.back().value("round", std::int64_t{-1}) + 1 == planned) ++finished;
     for (auto it = lines.rbegin(); it != lines.rend(); ++it)
       if (it->contains("test_acc") && (*it)["test_acc"].is_number()) {
@@ -164,7 +170,10 @@ json summarize(const std::string& run_dir) {
   }
   s["nodes_finished"] = finished;
   if (!by_node.empty()) s["last_test_acc_by_node"] = by_node;
+}
 
+// "final" (the last evaluation, consensus and loss), best_test_acc_mean and best_round.
+void add_final_figures(json& s, const RoundColumns& rounds, const NodeLines& nodes) {
   double best = NAN;
   std::int64_t best_round = -1, final_eval = -1;
   for (const auto& [r, cols] : rounds) {
@@ -178,7 +187,7 @@ json summarize(const std::string& run_dir) {
   }
   json fin;
   if (final_eval >= 0) {
-    const auto& cols = rounds[final_eval];
+    const auto& cols = rounds.at(final_eval);
     fin["round"] = final_eval;
     fin["test_acc_mean"] = number_or_null(cols.at("test_acc").mean());
     fin["test_acc_min"] = number_or_null(cols.at("test_acc").min);
@@ -196,7 +205,16 @@ json summarize(const std::string& run_dir) {
     const auto& cols = rounds.rbegin()->second;
     if (auto it = cols.find("loss"); it != cols.end()) fin["loss_mean"] = it->second.mean();
   }
-  // The evaluation rounds as a curve: what plots and time-to-target need.
+  if (auto it = nodes.find(0);
+      it != nodes.end() && !it->second.empty() && it->second.back().contains("avg_model_acc"))
+    fin["avg_model_acc"] = it->second.back()["avg_model_acc"];
+  s["final"] = fin;
+  s["best_test_acc_mean"] = number_or_null(best);
+  s["best_round"] = best_round;
+}
+
+// The evaluation rounds as a curve: what plots and time-to-target need.
+json eval_curve(const RoundColumns& rounds) {
   json curve = json::array();
   for (const auto& [r, cols] : rounds) {
     auto acc = cols.find("test_acc");
@@ -211,30 +229,29 @@ json summarize(const std::string& run_dir) {
     if (auto l = cols.find("loss"); l != cols.end()) point["loss"] = l->second.mean();
     curve.push_back(point);
   }
-  s["curve"] = curve;
-  // Time to the target accuracy: the first evaluation whose mean reaches it. The time is
-  // the slowest node's clock at that round (simulated in-process).
-  if (cfg.contains("eval") && cfg["eval"].value("target_acc", json()).is_number()) {
-    const double target = cfg["eval"]["target_acc"].get<double>();
-    json reached = {{"target_acc", target}, {"round", nullptr}, {"time_s", nullptr}};
-    for (const auto& p : curve) {
-      if (!p.contains("test_acc") || p["test_acc"].get<double>() < target) continue;
-      reached["round"] = p["round"];
-      if (p.contains("time_s")) reached["time_s"] = p["time_s"];
-      if (p.contains("sim_time_s")) reached["sim_time_s"] = p["sim_time_s"];
-      break;
-    }
-    s["time_to_target"] = reached;
-  }
-  if (auto it = nodes.find(0);
-      it != nodes.end() && !it->second.empty() && it->second.back().contains("avg_model_acc"))
-    fin["avg_model_acc"] = it->second.back()["avg_model_acc"];
-  s["final"] = fin;
-  s["best_test_acc_mean"] = number_or_null(best);
-  s["best_round"] = best_round;
+  return curve;
+}
 
+// Time to the target accuracy: the first evaluation whose mean reaches it. The time is
+// the slowest node's clock at that round (simulated in-process).
+void add_time_to_target(json& s, const json& cfg, const json& curve) {
+  if (!cfg.contains("eval") || !cfg["eval"].value("target_acc", json()).is_number()) return;
+  const double target = cfg["eval"]["target_acc"].get<double>();
+  json reached = {{"target_acc", target}, {"round", nullptr}, {"time_s", nullptr}};
+  for (const auto& p : curve) {
+    if (!p.contains("test_acc") || p["test_acc"].get<double>() < target) continue;
+    reached["round"] = p["round"];
+    if (p.contains("time_s")) reached["time_s"] = p["time_s"];
+    if (p.contains("sim_time_s")) reached["sim_time_s"] = p["sim_time_s"];
+    break;
+  }
+  s["time_to_target"] = reached;
+}
+
+// Traffic and clocks from each node's last line: its counters are cumulative.
+void add_traffic(json& s, const NodeLines& nodes, std::int64_t last_round) {
   double bytes = 0, ctrl = 0, msgs = 0, skipped = 0, wall = 0, late = 0, missed = 0, sim = -1;
-  for (auto& [id, lines] : nodes) {
+  for (const auto& [id, lines] : nodes) {
     if (lines.empty()) continue;
     const auto& l = lines.back();
     bytes += l.value("bytes_sent", 0.0);
@@ -251,7 +268,7 @@ json summarize(const std::string& run_dir) {
   if (auto it = nodes.begin();
       it != nodes.end() && !it->second.empty() && it->second.back().contains("qd_bytes_samples")) {
     double split[3] = {0, 0, 0};
-    for (auto& [id, lines] : nodes) {
+    for (const auto& [id, lines] : nodes) {
       if (lines.empty()) continue;
       split[0] += lines.back().value("qd_bytes_samples", 0.0);
       split[1] += lines.back().value("qd_bytes_refine", 0.0);
@@ -271,12 +288,15 @@ json summarize(const std::string& run_dir) {
   if (sim >= 0) s["sim_time_s"] = sim;
   s["msgs_late"] = late;
   s["msgs_missed"] = missed;
-  // Nodes run free (no barrier per round), so a node's round is the time between two of its
-  // metrics lines; the run's figure is the slowest node's median. (The maximum over nodes of
-  // each round's durations would count every node's jitter: their clocks are not aligned.)
+}
+
+// Nodes run free (no barrier per round), so a node's round is the time between two of its
+// metrics lines; the run's figure is the slowest node's median. (The maximum over nodes of
+// each round's durations would count every node's jitter: their clocks are not aligned.)
+void add_round_times(json& s, const std::map<int, std::vector<double>>& node_round_times) {
   double slowest = NAN, mean_sum = 0;
   int mean_count = 0;
-  for (auto& [id, v] : node_round_times) {
+  for (const auto& [id, v] : node_round_times) {
     if (v.empty()) continue;
     const double m = median(v);
     if (!(slowest >= m)) slowest = m;
@@ -285,7 +305,11 @@ json summarize(const std::string& run_dir) {
   }
   s["round_ms_median"] = number_or_null(1000.0 * slowest);
   s["round_ms_mean"] = number_or_null(mean_count ? 1000.0 * mean_sum / mean_count : NAN);
-  // Push-sum: how far the total weight strayed from n over all logged rounds.
+}
+
+// Push-sum: how far the total weight strayed from n over all logged rounds ...
+void add_push_sum_weight(json& s, const std::string& run_dir, const RoundColumns& rounds, int n,
+                         std::int64_t last_round) {
   double dev = 0;
   bool has_weight = false;
   for (const auto& [r, cols] : rounds) {
@@ -310,6 +334,31 @@ json summarize(const std::string& run_dir) {
       throw Error(run_dir + "/in_flight.json: " + e.what());
     }
   }
+}
+
+}  // namespace
+
+json summarize(const std::string& run_dir) {
+  const NodeLines nodes = read_metrics(run_dir);
+  // Node files gathered from several hosts may come without node 0's config.json.
+  json cfg = json::object();
+  if (std::ifstream in(fs::path(run_dir) / "config.json"); in) in >> cfg;
+  const int n = cfg.contains("topology") ? static_cast<int>(cfg["topology"]["nodes"].size())
+                                         : static_cast<int>(nodes.size());
+  const Columns columns = gather_columns(nodes);
+  const RoundColumns& rounds = columns.rounds;
+  write_summary_csv(fs::path(run_dir) / "summary.csv", rounds);
+
+  const std::int64_t last_round = rounds.empty() ? -1 : rounds.rbegin()->first;
+  json s;
+  add_run_facts(s, run_dir, cfg, nodes, n, last_round);
+  add_final_figures(s, rounds, nodes);
+  const json curve = eval_curve(rounds);
+  s["curve"] = curve;
+  add_time_to_target(s, cfg, curve);
+  add_traffic(s, nodes, last_round);
+  add_round_times(s, columns.node_round_times);
+  add_push_sum_weight(s, run_dir, rounds, n, last_round);
 
   std::ofstream(fs::path(run_dir) / "summary.json") << s.dump(2) << "\n";
   return s;

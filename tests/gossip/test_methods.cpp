@@ -5,7 +5,7 @@
 
 #include "harness.hpp"
 #include "rumor/common/error.hpp"
-#include "rumor/gossip/allreduce.hpp"
+#include "rumor/gossip/ring_allreduce.hpp"
 
 using namespace rumor;
 using namespace rumor::gossip;

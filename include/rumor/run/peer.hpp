@@ -12,9 +12,9 @@
 
 #include "rumor/config/config.hpp"
 #include "rumor/data/dataset.hpp"
-#include "rumor/gossip/allreduce.hpp"
 #include "rumor/gossip/driver.hpp"
 #include "rumor/gossip/method.hpp"
+#include "rumor/gossip/ring_allreduce.hpp"
 #include "rumor/net/transport.hpp"
 
 namespace rumor::run {

@@ -1,7 +1,7 @@
 #pragma once
 // The centralized baseline: one process trains on all the data. A plain options struct:
 // `rumor train CONFIG.json` fills it from config::Config through the run::setup helpers
-// (src/cli/cmd_data.cpp), so it shares keys, run id and run directory with gossip runs.
+// (src/cli/cmd_train.cpp), so it shares keys, run id and run directory with gossip runs.
 #include <cstddef>
 #include <cstdint>
 #include <functional>

@@ -1,0 +1,57 @@
+#pragma once
+// CHOCO-SGD (Koloskova et al. 2019), internal: squarm.cpp extends it with local momentum and
+// a send trigger. Every node keeps public copies hat x_j of itself and of each neighbour;
+// only compressed differences q = C(x - hat x_i) travel, and everyone applies the same
+// decoded q, so all copies of hat x_i agree bit for bit.
+// Consensus step: x += gamma sum_j w_ij (hat x_j - hat x_i).
+#include <map>
+
+#include "methods.hpp"
+
+namespace rumor::gossip {
+
+class Choco : public Method {
+ public:
+  explicit Choco(MethodContext ctx);
+  std::string name() const override { return "choco"; }
+
+  void init(std::span<float> model) override;
+  std::vector<Outgoing> produce(std::int64_t round, int stage) override;
+  std::vector<Expected> expect(std::int64_t round, int stage) const override;
+  void absorb(std::int64_t round, int stage, std::vector<net::Message>& received) override;
+
+  MethodStats stats() const override { return {skipped_, triggered_}; }
+  nlohmann::json save_state() const override {
+    return {{"skipped", skipped_}, {"triggered", triggered_}};
+  }
+  void load_state(const nlohmann::json& s) override {
+    skipped_ = s.value("skipped", std::uint64_t{0});
+    triggered_ = s.value("triggered", std::uint64_t{0});
+  }
+  std::vector<StateBuffer> state_buffers() override;
+
+  // Rejoin: the offer carries this node's public copy and its copy of the peer's, so both
+  // ends agree again on every hat x they share (sends to a down peer were skipped, so its
+  // copies are stale). Payload: [model if wanted] [hat_self] [hat of the peer], fp32.
+  net::Message rejoin_offer(const net::Message& request, std::int64_t round) override;
+  void rejoin_accept(const net::Message& offer) override;
+
+  // Test access: the public copy this node keeps of node j (itself included).
+  const std::vector<float>& public_copy(int j) const {
+    return j == ctx_.self ? hat_self_ : hats_.at(j);
+  }
+
+ protected:
+  // Whether to send this round, given ||x - hat x_i||^2; CHOCO always sends.
+  virtual bool should_send(double) { return true; }
+
+  double gamma_ = 0.4;
+  bool hat_synced_ = false;
+  std::uint64_t skipped_ = 0, triggered_ = 0;
+  PayloadEncoder encoder_;
+  std::unique_ptr<codec::Decoder> decoder_;
+  std::vector<float> diff_, sent_, hat_self_;
+  std::map<int, std::vector<float>> hats_;
+};
+
+}  // namespace rumor::gossip
