@@ -149,7 +149,8 @@ int launch(const LaunchOptions& o) {
   const std::string run_dir = cfg.run_dir();
   fs::create_directories(run_dir);
   if (resume) {
-    std::cerr << "launch: resuming after round " << resume_point(run_dir, n) + 1 << "\n";
+    const std::int64_t after = resume_point(run_dir, n);  // warns first if it falls back
+    std::cerr << "launch: resuming after round " << after + 1 << "\n";
   } else {
     write_config_record(cfg, run_dir);
   }

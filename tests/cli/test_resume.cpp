@@ -43,13 +43,14 @@ std::vector<std::vector<json>> node_lines(const fs::path& run_dir, int n) {
 }
 
 // Leaves a finished run as a crash after round `last` + 1 would have: checkpoints after it
-// gone, metrics lines after it gone, no summary or model.
-void interrupt_after(const fs::path& run_dir, int n, int last, int dropped_checkpoint) {
+// gone (unless `keep_checkpoints`), metrics lines after it gone, no summary or model.
+void interrupt_after(const fs::path& run_dir, int n, int last, int dropped_checkpoint,
+                     bool keep_checkpoints) {
   for (int i = 0; i < n; ++i) {
     const auto ckpt =
         run_dir / "checkpoints" /
         ("node-" + std::to_string(i) + "-r" + std::to_string(dropped_checkpoint) + ".ckpt");
-    REQUIRE(fs::remove(ckpt));
+    if (!keep_checkpoints) REQUIRE(fs::remove(ckpt));
     const auto path = run_dir / ("node-" + std::to_string(i) + ".jsonl");
     std::ifstream in(path);
     std::string kept;
@@ -62,8 +63,10 @@ void interrupt_after(const fs::path& run_dir, int n, int last, int dropped_check
 }
 
 // An uninterrupted run and a run interrupted after round 34, resumed with `flags` from
-// another working directory: the metrics lines must be the same, line for line.
-void check_resume_matches(const std::string& name, const std::string& flags) {
+// another working directory: the metrics lines must be the same, line for line. With
+// `corrupt`, the newest checkpoints stay but node 2's is damaged: the run falls back to
+// the round before.
+void check_resume_matches(const std::string& name, const std::string& flags, bool corrupt) {
   // Synchronous sgp computes the same models over TCP whatever the message timing.
   const std::string sets =
       " --no-progress --set method.name=sgp --set topology.gen=exponential"
@@ -79,7 +82,15 @@ void check_resume_matches(const std::string& name, const std::string& flags) {
   const auto cut_dir = scratch(name + "-cut");
   REQUIRE(rumor("launch " + small_config(cut_dir) + sets).code == 0);
   const auto run_dir = only_run(cut_dir / "runs");
-  interrupt_after(run_dir, 4, 33, 39);
+  interrupt_after(run_dir, 4, 33, 39, corrupt);
+  const auto damaged = run_dir / "checkpoints" / "node-2-r39.ckpt";
+  if (corrupt) {
+    std::fstream f(damaged, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(200);
+    const char c = static_cast<char>(f.get());
+    f.seekp(200);
+    f.put(static_cast<char>(c ^ 0x01));
+  }
 
   fs::create_directories(cut_dir / "elsewhere");
   const auto again =
@@ -88,6 +99,13 @@ void check_resume_matches(const std::string& name, const std::string& flags) {
   INFO(again.out);
   REQUIRE(again.code == 0);
   if (flags.empty()) CHECK(again.out.find("resuming after round 30") != std::string::npos);
+  if (corrupt) {
+    CHECK(again.out.find("checkpoint " + damaged.string() + ": checksum mismatch") !=
+          std::string::npos);
+    CHECK(again.out.find("resuming from round 30 instead") != std::string::npos);
+  } else {
+    CHECK(again.out.find("instead") == std::string::npos);
+  }
   CHECK(fs::exists(run_dir / "summary.json"));
   CHECK_FALSE(fs::exists(cut_dir / "elsewhere" / "runs"));
   const auto got = node_lines(run_dir, 4);
@@ -105,11 +123,15 @@ void check_resume_matches(const std::string& name, const std::string& flags) {
 
 TEST_SUITE("cli") {
   TEST_CASE("launch --resume over TCP continues an interrupted run as if it had not stopped") {
-    check_resume_matches("resume-tcp", "");
+    check_resume_matches("resume-tcp", "", false);
+  }
+
+  TEST_CASE("launch --resume over TCP: a corrupt newest checkpoint falls back to the one before") {
+    check_resume_matches("resume-tcp-fallback", "", true);
   }
 
   TEST_CASE("launch --resume --inprocess continues an interrupted run line for line") {
-    check_resume_matches("resume-inproc", " --inprocess");
+    check_resume_matches("resume-inproc", " --inprocess", false);
   }
 
   TEST_CASE("config paths: relative to the config's folder, --set ones to the working dir") {
