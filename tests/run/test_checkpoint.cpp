@@ -203,6 +203,20 @@ TEST_SUITE("run") {
     check_refused(path, "not found");
   }
 
+  TEST_CASE("every flipped byte and every truncation of a checkpoint is refused") {
+    const auto path = sample(fresh_dir("every-byte"));
+    const std::string good = slurp(path);
+    for (std::size_t i = 0; i < good.size(); ++i) {
+      CAPTURE(i);
+      std::string bad = good;
+      bad[i] = static_cast<char>(bad[i] ^ 0x04);
+      spit(path, bad);
+      CHECK_THROWS_AS(run::read_checkpoint(path.string()), run::CheckpointError);
+      spit(path, good.substr(0, i));
+      CHECK_THROWS_AS(run::read_checkpoint(path.string()), run::CheckpointError);
+    }
+  }
+
   TEST_CASE("sizes in a checkpoint are not trusted, even with a valid checksum") {
     const auto dir = fresh_dir("sizes");
     const auto path = sample(dir);
