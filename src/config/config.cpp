@@ -147,7 +147,14 @@ json anchor_paths(json& resolved, const std::string& base_dir,
 
 json resolve_topology(const json& t, const std::string& base_dir, const std::string& origin) {
   try {
-    if (t.is_string()) return load_topology(t.get<std::string>()).to_json();
+    if (t.is_string()) {
+      const std::string path = t.get<std::string>();
+      if (!fs::exists(path))
+        throw ConfigError(origin + ": topology file " + path +
+                          " not found (a relative path in a config file is relative to the "
+                          "file's folder, one given with --set to the working directory)");
+      return load_topology(path).to_json();
+    }
     if (t.contains("gen")) {
       GenOptions o;
       for (const auto& [k, v] : t.items()) {
@@ -473,7 +480,10 @@ std::vector<std::string> anchor_overrides(const std::vector<std::string>& overri
   std::vector<std::string> out;
   for (const auto& o : overrides) {
     const std::string key = override_key(o);
-    const std::string value = o.size() > key.size() ? o.substr(key.size() + 1) : "";
+    std::string value = o.size() > key.size() ? o.substr(key.size() + 1) : "";
+    // A value may be written as a JSON string ("\"m.pt\""), as apply_override reads it.
+    const json parsed = json::parse(value, nullptr, false);
+    if (parsed.is_string()) value = parsed.get<std::string>();
     const bool is_path = key == "topology" ? !value.empty() && value.front() != '{'
                                            : std::find(path_keys().begin(), path_keys().end(),
                                                        key) != path_keys().end();

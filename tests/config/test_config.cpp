@@ -137,17 +137,18 @@ TEST_SUITE("config") {
     // A missing topology file is named with the folder it was looked for in.
     std::ofstream(root / "a" / "bad.json") << R"({"topology": "none.json"})";
     CHECK_THROWS_WITH_AS(config::Config::load((root / "a" / "bad.json").string()),
-                         doctest::Contains((dir_a + "/none.json").c_str()), Error);
+                         doctest::Contains((dir_a + "/none.json not found").c_str()), ConfigError);
   }
 
   TEST_CASE("anchor_overrides: a grid's path values become absolute against its folder") {
-    const auto out = config::anchor_overrides(
-        {"topology=../t.json", "topology={\"gen\": \"ring\"}", "model.path=m.pt",
-         "data.dataset=csv:x.csv", "data.dataset=blobs", "optimizer.lr=0.1", "model.path=/m.pt"},
-        "/g/h");
+    const auto out =
+        config::anchor_overrides({"topology=../t.json", "topology={\"gen\": \"ring\"}",
+                                  "model.path=m.pt", "data.dataset=csv:x.csv", "data.dataset=blobs",
+                                  "optimizer.lr=0.1", "model.path=/m.pt", "model.path=\"q.pt\""},
+                                 "/g/h");
     CHECK(out == std::vector<std::string>{"topology=/g/t.json", "topology={\"gen\": \"ring\"}",
                                           "model.path=/g/h/m.pt", "data.dataset=csv:/g/h/x.csv",
                                           "data.dataset=blobs", "optimizer.lr=0.1",
-                                          "model.path=/m.pt"});
+                                          "model.path=/m.pt", "model.path=/g/h/q.pt"});
   }
 }
