@@ -87,15 +87,74 @@ void validate(const json& doc, const std::string& prefix, const std::string& ori
   }
 }
 
-std::string resolve_path(const std::string& p, const std::string& base_dir) {
-  if (p.empty() || fs::path(p).is_absolute() || fs::exists(p)) return p;
-  const fs::path alt = fs::path(base_dir) / p;
-  return fs::exists(alt) ? alt.string() : p;
+// A path as the run uses it: absolute, a relative one taken from `dir`.
+std::string absolute_from(const std::string& p, const std::string& dir) {
+  if (p.empty()) return p;
+  fs::path x(p);
+  if (x.is_relative()) x = fs::absolute(fs::path(dir)) / x;
+  return x.lexically_normal().string();
+}
+
+// The prefix of a dataset spec that names a file or folder ("csv:", "idx:"); "" for others.
+std::string dataset_path_prefix(const std::string& spec) {
+  for (const char* p : {"csv:", "idx:"})
+    if (spec.rfind(p, 0) == 0 && spec.size() > 4) return p;
+  return "";
+}
+
+// The key an override assigns ("a.b" of "a.b=value").
+std::string override_key(const std::string& assignment) {
+  return assignment.substr(0, assignment.find('='));
+}
+
+// Whether an override assigns `key` or an object holding it.
+bool overridden(const std::vector<std::string>& overrides, const std::string& key) {
+  for (const auto& o : overrides) {
+    const std::string k = override_key(o);
+    if (k == key || key.rfind(k + ".", 0) == 0) return true;
+  }
+  return false;
+}
+
+// Makes every path-valued key of `resolved` absolute: values from the config file against
+// its folder, values from overrides against the working directory. Returns each path as
+// written (its identity in the run id), so the id does not depend on where files live.
+json anchor_paths(json& resolved, const std::string& base_dir,
+                  const std::vector<std::string>& overrides, const json& recorded) {
+  json written = json::object();
+  for (const auto& key : path_keys()) {
+    const auto ptr = pointer_of(key);
+    if (!resolved.contains(ptr) || !resolved[ptr].is_string()) continue;
+    const std::string value = resolved[ptr].get<std::string>();
+    const std::string prefix = key == "data.dataset" ? dataset_path_prefix(value) : "";
+    if (key == "data.dataset" && prefix.empty()) continue;
+    const bool from_override = overridden(overrides, key);
+    const std::string dir = from_override ? fs::current_path().string() : base_dir;
+    const std::string path = value.substr(prefix.size());
+    resolved[ptr] = prefix + absolute_from(path, dir);
+    // A recorded run's config.json holds absolute paths and, beside them, the paths as
+    // first written: the id stays the one the run was started with.
+    written[key] = !from_override && recorded.contains(key) ? recorded[key] : json(value);
+  }
+  // A topology file is read in here; its contents, not its path, count for the run id.
+  if (resolved["topology"].is_string()) {
+    const bool from_override = overridden(overrides, "topology");
+    resolved["topology"] = absolute_from(resolved["topology"].get<std::string>(),
+                                         from_override ? fs::current_path().string() : base_dir);
+  }
+  return written;
 }
 
 json resolve_topology(const json& t, const std::string& base_dir, const std::string& origin) {
   try {
-    if (t.is_string()) return load_topology(resolve_path(t.get<std::string>(), base_dir)).to_json();
+    if (t.is_string()) {
+      const std::string path = t.get<std::string>();
+      if (!fs::exists(path))
+        throw ConfigError(origin + ": topology file " + path +
+                          " not found (a relative path in a config file is relative to the "
+                          "file's folder, one given with --set to the working directory)");
+      return load_topology(path).to_json();
+    }
     if (t.contains("gen")) {
       GenOptions o;
       for (const auto& [k, v] : t.items()) {
@@ -367,6 +426,10 @@ Config Config::from_json(const nlohmann::json& user_in, const std::string& origi
     throw ConfigError(origin + ": a config must be a JSON object");
   nlohmann::json user = user_in.is_null() ? nlohmann::json::object() : user_in;
   // A run's config.json carries provenance under "rumor"; it is not part of the config.
+  nlohmann::json recorded_paths = nlohmann::json::object();
+  if (user.contains("rumor") && user["rumor"].is_object() &&
+      user["rumor"].value("paths_as_written", nlohmann::json()).is_object())
+    recorded_paths = user["rumor"]["paths_as_written"];
   user.erase("rumor");
   for (const auto& o : overrides) apply_override(user, o);
   validate(user, "", origin);
@@ -380,6 +443,8 @@ Config Config::from_json(const nlohmann::json& user_in, const std::string& origi
 
   Config c;
   c.origin_ = origin;
+  // Relative paths are resolved now so that every node agrees (and --resume works anywhere).
+  c.paths_as_written_ = anchor_paths(resolved, base_dir, overrides, recorded_paths);
   nlohmann::json topo = resolve_topology(resolved["topology"], base_dir, origin);
   if (!resolved["network"]["base_port"].is_null()) {
     // Rebase: a launcher moved the run to a free port range (only for files without ports).
@@ -388,13 +453,6 @@ Config Config::from_json(const nlohmann::json& user_in, const std::string& origi
       if (!node.contains("port")) node["port"] = base + node["id"].get<int>();
   }
   resolved["topology"] = topo;
-  // Relative paths inside the config are resolved now so that every node agrees.
-  for (const char* key :
-       {"/data/data_dir", "/data/test_file", "/model/path", "/network/secret_file"}) {
-    const auto ptr = nlohmann::json::json_pointer(key);
-    if (resolved[ptr].is_string())
-      resolved[ptr] = resolve_path(resolved[ptr].get<std::string>(), base_dir);
-  }
   const std::string task = resolved["task"].get<std::string>();
   if (task != "train" && task != "average")
     throw ConfigError(origin + ": unknown task \"" + task + "\"; valid: train, average");
@@ -412,6 +470,8 @@ Config Config::from_json(const nlohmann::json& user_in, const std::string& origi
   // Where results go is not part of what the run is: hosts may mount it differently.
   nlohmann::json identity = resolved;
   identity.erase("output");
+  // Paths count as written, not where they point on this machine.
+  for (const auto& [key, value] : c.paths_as_written_.items()) identity[pointer_of(key)] = value;
   // Nor is the port range a launcher picked for it: nodes take ports from the topology.
   identity["network"].erase("base_port");
   for (auto& node : identity["topology"]["nodes"])
@@ -420,6 +480,34 @@ Config Config::from_json(const nlohmann::json& user_in, const std::string& origi
               std::to_string(resolved["seed"].get<std::int64_t>()) + "-" +
               sha256_hex(identity.dump()).substr(0, 8);
   return c;
+}
+
+const std::vector<std::string>& path_keys() {
+  static const std::vector<std::string> k = {"data.dataset", "data.data_dir", "data.test_file",
+                                             "model.path", "network.secret_file"};
+  return k;
+}
+
+std::vector<std::string> anchor_overrides(const std::vector<std::string>& overrides,
+                                          const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& o : overrides) {
+    const std::string key = override_key(o);
+    std::string value = o.size() > key.size() ? o.substr(key.size() + 1) : "";
+    // A value may be written as a JSON string ("\"m.pt\""), as apply_override reads it.
+    const json parsed = json::parse(value, nullptr, false);
+    if (parsed.is_string()) value = parsed.get<std::string>();
+    const bool is_path = key == "topology" ? !value.empty() && value.front() != '{'
+                                           : std::find(path_keys().begin(), path_keys().end(),
+                                                       key) != path_keys().end();
+    const std::string prefix = key == "data.dataset" ? dataset_path_prefix(value) : "";
+    if (!is_path || (key == "data.dataset" && prefix.empty()) || value == "null") {
+      out.push_back(o);
+      continue;
+    }
+    out.push_back(key + "=" + prefix + absolute_from(value.substr(prefix.size()), dir));
+  }
+  return out;
 }
 
 const nlohmann::json& Config::at(const std::string& path) const {

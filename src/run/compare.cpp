@@ -1,5 +1,6 @@
 #include "rumor/run/compare.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -103,6 +104,8 @@ Grid parse_grid(const json& j, const std::string& origin, const std::string& bas
       throw ConfigError(origin + ": \"full\" must be an object of config keys to values");
     for (const auto& [k, v] : j["full"].items())
       g.full_overrides.push_back(k + "=" + (v.is_string() ? v.get<std::string>() : v.dump()));
+    // Paths in the grid file are relative to its folder, wherever compare runs.
+    g.full_overrides = config::anchor_overrides(g.full_overrides, base_dir);
   }
   if (!j.contains("base"))
     throw ConfigError(origin + ": missing \"base\" (a config path or object)");
@@ -141,6 +144,7 @@ Grid parse_grid(const json& j, const std::string& origin, const std::string& bas
       for (const auto& v : values) {
         GridCell d = c;
         auto [sets, label] = axis_value(axis, v);
+        sets = config::anchor_overrides(sets, base_dir);
         d.overrides.insert(d.overrides.end(), sets.begin(), sets.end());
         d.label += (d.label.empty() ? "" : " ") + axis + "=" + label;
         if (axis == "seed") {
@@ -320,6 +324,13 @@ void run_cell(const Grid& grid, const GridCell& cell, const config::Config& cfg,
     // overrides, exactly as `rumor launch` would run them.
     json resolved_base = grid.base;
     if (resolved_base.contains("topology")) resolved_base["topology"] = cfg.at("topology");
+    for (const auto& key : config::path_keys()) {
+      std::string ptr = "/" + key;
+      std::replace(ptr.begin(), ptr.end(), '.', '/');
+      if (resolved_base.contains(json::json_pointer(ptr)))
+        resolved_base[json::json_pointer(ptr)] = cfg.at(key);
+    }
+    resolved_base["rumor"]["paths_as_written"] = cfg.paths_as_written();
     std::ofstream(base_path) << resolved_base.dump(2) << "\n";
     LaunchOptions lo;
     lo.config_path = base_path.string();

@@ -397,7 +397,8 @@ int launch(const LaunchOptions& o) {
   cmd.run_dir = cfg.run_dir();
   fs::create_directories(cmd.run_dir);
   if (cmd.resume) {
-    std::cerr << "launch: resuming after round " << resume_point(cmd.run_dir, n) + 1 << "\n";
+    const std::int64_t after = resume_point(cmd.run_dir, n);  // warns first if it falls back
+    std::cerr << "launch: resuming after round " << after + 1 << "\n";
   } else {
     write_config_record(cfg, cmd.run_dir);
   }

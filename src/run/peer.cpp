@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -65,12 +64,6 @@ class TorchWork : public gossip::LocalWork, public gossip::SampleWork {
 };
 
 namespace fs = std::filesystem;
-constexpr char kCheckpointMagic[8] = {'R', 'U', 'M', 'O', 'R', 'C', 'K', '1'};
-
-fs::path checkpoint_path(const std::string& run_dir, int id, std::int64_t round) {
-  return fs::path(run_dir) / "checkpoints" /
-         ("node-" + std::to_string(id) + "-r" + std::to_string(round) + ".ckpt");
-}
 
 // Keeps the metrics lines up to `round` (a resumed run rewrites what came after).
 void cut_metrics(const fs::path& path, std::int64_t round) {
@@ -433,12 +426,45 @@ std::vector<NamedSpan> checkpoint_buffers(Peer::Impl& p) {
 }
 }  // namespace
 
+namespace {
+nlohmann::json traffic_fields(const gossip::Traffic& t) {
+  return {{"bytes_sent", t.bytes_sent},       {"bytes_recv", t.bytes_recv},
+          {"msgs_sent", t.msgs_sent},         {"msgs_recv", t.msgs_recv},
+          {"msgs_late", t.msgs_late},         {"msgs_missed", t.msgs_missed},
+          {"msgs_rejected", t.msgs_rejected}, {"rejected", nlohmann::json(t.rejected)}};
+}
+gossip::Traffic traffic_from(const nlohmann::json& j) {
+  gossip::Traffic t;
+  t.bytes_sent = j.at("bytes_sent").get<std::uint64_t>();
+  t.bytes_recv = j.at("bytes_recv").get<std::uint64_t>();
+  t.msgs_sent = j.at("msgs_sent").get<std::uint64_t>();
+  t.msgs_recv = j.at("msgs_recv").get<std::uint64_t>();
+  t.msgs_late = j.at("msgs_late").get<std::uint64_t>();
+  t.msgs_missed = j.at("msgs_missed").get<std::uint64_t>();
+  t.msgs_rejected = j.at("msgs_rejected").get<std::uint64_t>();
+  t.rejected = j.at("rejected").get<decltype(t.rejected)>();
+  return t;
+}
+
+// The checkpoint's buffers must be this run's, by name and size, in order.
+void check_buffers(const Checkpoint& ck, const std::vector<NamedSpan>& mine,
+                   const std::string& where) {
+  if (ck.buffers.size() != mine.size())
+    throw CheckpointError(where + " holds " + std::to_string(ck.buffers.size()) +
+                          " buffers, this run needs " + std::to_string(mine.size()) +
+                          "; was the config changed?");
+  for (std::size_t i = 0; i < mine.size(); ++i)
+    if (ck.buffers[i].name != mine[i].name || ck.buffers[i].data.size() != mine[i].data.size())
+      throw CheckpointError(where + ": buffer " + ck.buffers[i].name + " (" +
+                            std::to_string(ck.buffers[i].data.size()) +
+                            " floats) does not match this run's " + mine[i].name + " (" +
+                            std::to_string(mine[i].data.size()) + "); was the config changed?");
+}
+}  // namespace
+
 void Peer::save_checkpoint(std::int64_t round) {
   Impl& p = *impl_;
-  const auto path = checkpoint_path(p.run_dir, p.id, round);
-  fs::create_directories(path.parent_path());
-  const auto buffers = checkpoint_buffers(p);
-  nlohmann::json meta = {
+  const nlohmann::json fields = {
       {"node", p.id},
       {"round", round},
       {"steps", p.steps},
@@ -448,114 +474,46 @@ void Peer::save_checkpoint(std::int64_t round) {
       {"method", p.method->name()},
       {"method_state", p.method->save_state()},
       {"traffic",
-       {p.method_traffic.bytes_sent, p.method_traffic.bytes_recv, p.method_traffic.msgs_sent,
-        p.method_traffic.msgs_recv, p.ctrl_traffic.bytes_sent, p.ctrl_traffic.bytes_recv,
-        p.ctrl_traffic.msgs_sent, p.ctrl_traffic.msgs_recv}},
-      {"buffers", nlohmann::json::array()}};
-  for (const auto& b : buffers)
-    meta["buffers"].push_back({{"name", b.name}, {"size", b.data.size()}});
-  const std::string header = meta.dump();
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    const std::uint64_t len = header.size();
-    out.write(kCheckpointMagic, sizeof kCheckpointMagic);
-    out.write(reinterpret_cast<const char*>(&len), sizeof len);
-    out.write(header.data(), static_cast<std::streamsize>(header.size()));
-    for (const auto& b : buffers)
-      out.write(reinterpret_cast<const char*>(b.data.data()),
-                static_cast<std::streamsize>(b.data.size_bytes()));
-    out.flush();
-    if (!out)
-      throw Error("node " + std::to_string(p.id) + ": cannot write checkpoint " + tmp.string());
-  }
-  fs::rename(tmp, path);  // atomic: a crash leaves the old checkpoint or the new one
+       {{"method", traffic_fields(p.method_traffic)}, {"ctrl", traffic_fields(p.ctrl_traffic)}}}};
+  std::vector<CheckpointBufferView> views;
+  for (const auto& b : checkpoint_buffers(p)) views.push_back({b.name, b.data});
+  write_checkpoint(checkpoint_path(p.run_dir, p.id, round), fields, views);
   const auto rounds = checkpoint_rounds(p.run_dir, p.id);
   for (std::size_t i = 0; i + 2 < rounds.size(); ++i)
-    fs::remove(checkpoint_path(p.run_dir, p.id, rounds[i]));
+    std::filesystem::remove(checkpoint_path(p.run_dir, p.id, rounds[i]));
 }
 
 void Peer::load_checkpoint(std::int64_t round) {
   Impl& p = *impl_;
   const auto path = checkpoint_path(p.run_dir, p.id, round);
-  std::ifstream in(path, std::ios::binary);
-  const std::string where = "node " + std::to_string(p.id) + ": checkpoint " + path.string();
-  if (!in) throw Error(where + " not found; resume from a round every node has saved");
-  char magic[8];
-  std::uint64_t len = 0;
-  in.read(magic, 8);
-  in.read(reinterpret_cast<char*>(&len), sizeof len);
-  if (!in || std::memcmp(magic, kCheckpointMagic, 8) != 0 || len > (1u << 26))
-    throw Error(where + " is not a rumor checkpoint");
-  std::string header(len, '\0');
-  in.read(header.data(), static_cast<std::streamsize>(len));
-  const auto meta = nlohmann::json::parse(header);
-  if (meta.at("method") != p.method->name())
-    throw Error(where + " was written by method " + meta.at("method").get<std::string>() +
-                ", not " + p.method->name());
-  auto buffers = checkpoint_buffers(p);
-  const auto& listed = meta.at("buffers");
-  if (listed.size() != buffers.size())
-    throw Error(where + " holds " + std::to_string(listed.size()) + " buffers, this run needs " +
-                std::to_string(buffers.size()) + "; was the config changed?");
-  std::vector<float> tmp;
-  for (std::size_t i = 0; i < buffers.size(); ++i) {
-    if (listed[i].at("name") != buffers[i].name || listed[i].at("size") != buffers[i].data.size())
-      throw Error(where + ": buffer " + listed[i].at("name").get<std::string>() +
-                  " does not match this run's " + buffers[i].name + "; was the config changed?");
-    tmp.resize(buffers[i].data.size());
-    in.read(reinterpret_cast<char*>(tmp.data()),
-            static_cast<std::streamsize>(tmp.size() * sizeof(float)));
-    if (!in) throw Error(where + " is truncated");
-    buffers[i].restore(tmp);
-  }
-  p.method->load_state(meta.at("method_state"));
-  p.steps = meta.at("steps").get<std::int64_t>();
-  if (p.optimizer) {
-    p.optimizer->restore_steps(meta.at("optimizer_steps").get<std::size_t>());
-    p.trainer->skip_batches(meta.at("optimizer_steps").get<std::size_t>());
-  }
-  const auto& t = meta.at("traffic");
-  for (auto [traffic, k] : {std::pair{&p.method_traffic, 0}, std::pair{&p.ctrl_traffic, 4}}) {
-    *traffic = {};
-    traffic->bytes_sent = t[k];
-    traffic->bytes_recv = t[k + 1];
-    traffic->msgs_sent = t[k + 2];
-    traffic->msgs_recv = t[k + 3];
-  }
-  p.time_offset = meta.at("time_s").get<double>();
-  p.sim.now_s = meta.value("sim_time_s", 0.0);
-  log("resumed from the checkpoint of round " + std::to_string(round + 1));
-}
-
-std::vector<std::int64_t> checkpoint_rounds(const std::string& run_dir, int id) {
-  std::vector<std::int64_t> rounds;
-  const fs::path dir = fs::path(run_dir) / "checkpoints";
-  if (!fs::is_directory(dir)) return rounds;
-  const std::string prefix = "node-" + std::to_string(id) + "-r";
-  for (const auto& e : fs::directory_iterator(dir)) {
-    const std::string f = e.path().filename().string();
-    if (f.rfind(prefix, 0) != 0 || e.path().extension() != ".ckpt") continue;
-    try {
-      rounds.push_back(std::stoll(f.substr(prefix.size())));
-    } catch (const std::exception&) {
-      // not one of ours
+  const Checkpoint ck = read_checkpoint(path);
+  const std::string where = "node " + std::to_string(p.id) + ": checkpoint " + path;
+  try {
+    const auto& f = ck.fields;
+    if (f.at("node") != p.id || f.at("round") != round)
+      throw CheckpointError(where + " holds round " + f.at("round").dump() + " of node " +
+                            f.at("node").dump() + "; was it renamed or copied?");
+    if (f.at("method") != p.method->name())
+      throw CheckpointError(where + " was written by method " + f.at("method").get<std::string>() +
+                            ", not " + p.method->name());
+    auto buffers = checkpoint_buffers(p);
+    check_buffers(ck, buffers, where);
+    for (std::size_t i = 0; i < buffers.size(); ++i) buffers[i].restore(ck.buffers[i].data);
+    p.method->load_state(f.at("method_state"));
+    p.steps = f.at("steps").get<std::int64_t>();
+    if (p.optimizer) {
+      p.optimizer->restore_steps(f.at("optimizer_steps").get<std::size_t>());
+      p.trainer->skip_batches(f.at("optimizer_steps").get<std::size_t>());
     }
+    p.method_traffic = traffic_from(f.at("traffic").at("method"));
+    p.ctrl_traffic = traffic_from(f.at("traffic").at("ctrl"));
+    p.time_offset = f.at("time_s").get<double>();
+    p.sim.now_s = f.at("sim_time_s").get<double>();
+  } catch (const nlohmann::json::exception& e) {
+    throw CheckpointError(where + ": a field is missing or has the wrong type (" +
+                          std::string(e.what()) + ")");
   }
-  std::sort(rounds.begin(), rounds.end());
-  return rounds;
-}
-
-std::int64_t common_checkpoint(const std::string& run_dir, int n) {
-  std::vector<std::int64_t> common = checkpoint_rounds(run_dir, 0);
-  for (int i = 1; i < n && !common.empty(); ++i) {
-    const auto mine = checkpoint_rounds(run_dir, i);
-    std::vector<std::int64_t> both;
-    std::set_intersection(common.begin(), common.end(), mine.begin(), mine.end(),
-                          std::back_inserter(both));
-    common = both;
-  }
-  return common.empty() ? -1 : common.back();
+  log("resumed from the checkpoint of round " + std::to_string(round + 1));
 }
 
 std::span<const float> Peer::model() const {

@@ -122,7 +122,10 @@ data::Partition partition_of(const config::Config& c, const data::Dataset& d, in
 
 nlohmann::json config_record(const config::Config& c) {
   nlohmann::json j = c.json();
-  j["rumor"] = {{"version", kVersion}, {"git_revision", kGitRevision}, {"run_id", c.run_id()}};
+  j["rumor"] = {{"version", kVersion},
+                {"git_revision", kGitRevision},
+                {"run_id", c.run_id()},
+                {"paths_as_written", c.paths_as_written()}};
   return j;
 }
 

@@ -412,14 +412,6 @@ std::string summary_text(const json& s) {
   return out.str();
 }
 
-std::int64_t resume_point(const std::string& run_dir, int n) {
-  const std::int64_t r = common_checkpoint(run_dir, n);
-  if (r < 0)
-    throw Error(run_dir + ": no checkpoint that every one of the " + std::to_string(n) +
-                " nodes has saved; was checkpoint.every set? (checkpoints/ holds them)");
-  return r;
-}
-
 config::Config recorded_config(const std::string& run_dir) {
   const auto path = (fs::path(run_dir) / "config.json").string();
   if (!fs::exists(path)) throw Error(run_dir + ": no config.json; is this a run directory?");

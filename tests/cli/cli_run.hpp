@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 namespace cli_test {
@@ -48,6 +49,18 @@ inline std::filesystem::path scratch(const std::string& name) {
   std::filesystem::remove_all(d);
   std::filesystem::create_directories(d);
   return d;
+}
+
+// A TCP run small enough for a test: 4 peers, synthetic data, logistic regression.
+inline std::string small_config(const std::filesystem::path& dir, const std::string& extra = "") {
+  const auto path = dir / "small.json";
+  std::ofstream(path) << R"({"name": "cli", "topology": {"gen": "ring", "nodes": 4},
+    "method": {"name": "dpsgd"}, "model": {"name": "logreg"},
+    "data": {"dataset": "blobs", "train_size": 800, "test_size": 200},
+    "rounds": 40, "eval": {"every": 10}, "network": {"connect_timeout_s": 20, "round_timeout_s": 20},
+    "output": {"dir": ")" + (dir / "runs").string() +
+                             "\"}" + extra + "}";
+  return path.string();
 }
 
 }  // namespace cli_test

@@ -22,19 +22,8 @@ namespace {
 
 using cli_test::rumor;
 using cli_test::scratch;
+using cli_test::small_config;
 using cli_test::src;
-
-// A TCP run small enough for a test: 4 peers, synthetic data, logistic regression.
-std::string small_config(const std::filesystem::path& dir, const std::string& extra = "") {
-  const auto path = dir / "small.json";
-  std::ofstream(path) << R"({"name": "cli", "topology": {"gen": "ring", "nodes": 4},
-    "method": {"name": "dpsgd"}, "model": {"name": "logreg"},
-    "data": {"dataset": "blobs", "train_size": 800, "test_size": 200},
-    "rounds": 40, "eval": {"every": 10}, "network": {"connect_timeout_s": 20, "round_timeout_s": 20},
-    "output": {"dir": ")" + (dir / "runs").string() +
-                             "\"}" + extra + "}";
-  return path.string();
-}
 
 }  // namespace
 
@@ -170,54 +159,6 @@ TEST_SUITE("cli") {
     CHECK(r.out.find("\"run_id\"") != std::string::npos);
     CHECK(r.out.find("spectral gap") != std::string::npos);
     CHECK_FALSE(std::filesystem::exists(dir / "runs"));
-  }
-
-  TEST_CASE("launch --resume over TCP continues a cut run and matches the uninterrupted one") {
-    namespace fs = std::filesystem;
-    const auto dir = scratch("resume");
-    const auto r =
-        rumor("launch " + small_config(dir, R"(, "checkpoint": {"every": 10})") + " --no-progress");
-    INFO(r.out);
-    REQUIRE(r.code == 0);
-    fs::path full;
-    for (const auto& e : fs::directory_iterator(dir / "runs")) full = e.path();
-    // The cut: as if every peer died at round 34, after the checkpoints of round 29.
-    const fs::path cut = dir / "cut" / full.filename();
-    fs::create_directories(cut.parent_path());
-    fs::copy(full, cut, fs::copy_options::recursive);
-    fs::remove(cut / "summary.json");
-    for (int i = 0; i < 4; ++i) {
-      REQUIRE(fs::remove(cut / "checkpoints" / ("node-" + std::to_string(i) + "-r39.ckpt")));
-      const auto file = cut / ("node-" + std::to_string(i) + ".jsonl");
-      std::ifstream in(file);
-      std::string kept, line;
-      for (int k = 0; k < 35 && std::getline(in, line); ++k) kept += line + "\n";
-      in.close();
-      std::ofstream(file) << kept;
-    }
-    const auto again = rumor("launch --resume " + cut.string() + " --no-progress");
-    INFO(again.out);
-    REQUIRE(again.code == 0);
-    CHECK(again.out.find("resuming after round 30") != std::string::npos);
-    auto lines = [](const fs::path& file) {
-      std::vector<nlohmann::json> out;
-      std::ifstream in(file);
-      for (std::string line; std::getline(in, line);) {
-        auto j = nlohmann::json::parse(line);
-        j.erase("time_s");
-        out.push_back(j);
-      }
-      return out;
-    };
-    for (int i = 0; i < 4; ++i) {
-      const std::string name = "node-" + std::to_string(i) + ".jsonl";
-      const auto a = lines(full / name), b = lines(cut / name);
-      CHECK(a.size() == 40);
-      CHECK(a == b);
-    }
-    nlohmann::json s;
-    std::ifstream(cut / "summary.json") >> s;
-    CHECK(s["complete"] == true);
   }
 
   TEST_CASE("launch: Ctrl-C stops every peer and keeps what was written") {

@@ -61,7 +61,8 @@ TEST_SUITE("config") {
     CHECK(a.run_id().size() == std::string("exp-s3-").size() + 8);
     CHECK(from(base, {"rounds=11"}).run_id() != a.run_id());
     // The topology is part of the hash, not just its file name.
-    CHECK(from(base, {"topology=topologies/ring16.json"}).run_id() != a.run_id());
+    CHECK(from(base, {"topology=" + std::string(RUMOR_SOURCE_DIR) + "/topologies/ring16.json"})
+              .run_id() != a.run_id());
     CHECK(a.run_dir() == "runs/" + a.run_id());
   }
 
@@ -85,5 +86,69 @@ TEST_SUITE("config") {
     // A launcher's choice of ports does not make it another run.
     CHECK(c.run_id() == from({}).run_id());
     CHECK(from({}, {"seed=2"}).run_id() != from({}).run_id());
+  }
+
+  TEST_CASE("paths: a config file's relative to its folder, --set ones to the working directory") {
+    namespace fs = std::filesystem;
+    const auto root = fs::temp_directory_path() / "rumor_config_paths";
+    fs::remove_all(root);
+    const std::string text = R"({"topology": "t.json", "model": {"path": "m.pt"},
+      "data": {"dataset": "csv:d.csv", "test_file": "sub/../test.csv"}})";
+    for (const char* d : {"a", "b/deeper"}) {
+      fs::create_directories(root / d);
+      std::ofstream(root / d / "t.json") << R"({"nodes": [0, 1, 2], "edges": [[0, 1], [1, 2]]})";
+      std::ofstream(root / d / "c.json") << text;
+    }
+    const auto a = config::Config::load((root / "a" / "c.json").string());
+    const std::string dir_a = (root / "a").string();
+    CHECK(a.at("topology")["nodes"].size() == 3);
+    CHECK(a.get<std::string>("data.dataset") == "csv:" + dir_a + "/d.csv");
+    CHECK(a.get<std::string>("data.test_file") == dir_a + "/test.csv");
+    CHECK(a.get<std::string>("model.path") == dir_a + "/m.pt");
+    CHECK(a.at("network.secret_file").is_null());
+    CHECK(a.paths_as_written()["model.path"] == "m.pt");
+
+    // The same file in another folder is the same run.
+    const auto b = config::Config::load((root / "b/deeper/c.json").string());
+    CHECK(b.get<std::string>("model.path") == (root / "b/deeper/m.pt").string());
+    CHECK(b.run_id() == a.run_id());
+    // Where a path points counts, as written: another file name is another run.
+    const auto c = config::Config::load((root / "a" / "c.json").string(), {"model.path=n.pt"});
+    CHECK(c.run_id() != a.run_id());
+    CHECK(c.get<std::string>("model.path") == (fs::current_path() / "n.pt").string());
+    const auto d =
+        config::Config::load((root / "a" / "c.json").string(),
+                             {"data.test_file=/srv/t.csv", "topology=" + dir_a + "/t.json"});
+    CHECK(d.get<std::string>("data.test_file") == "/srv/t.csv");
+    CHECK(d.get<std::string>("data.dataset") == "csv:" + dir_a + "/d.csv");
+
+    // A recorded config (absolute paths and the paths as written) keeps the run id anywhere.
+    json record = a.json();
+    record["rumor"] = {{"paths_as_written", a.paths_as_written()}};
+    fs::create_directories(root / "record");
+    std::ofstream(root / "record" / "config.json") << record.dump();
+    const auto again = config::Config::load((root / "record" / "config.json").string());
+    CHECK(again.run_id() == a.run_id());
+    CHECK(again.get<std::string>("model.path") == dir_a + "/m.pt");
+    record.erase("rumor");
+    std::ofstream(root / "record" / "config.json") << record.dump();
+    CHECK(config::Config::load((root / "record" / "config.json").string()).run_id() != a.run_id());
+
+    // A missing topology file is named with the folder it was looked for in.
+    std::ofstream(root / "a" / "bad.json") << R"({"topology": "none.json"})";
+    CHECK_THROWS_WITH_AS(config::Config::load((root / "a" / "bad.json").string()),
+                         doctest::Contains((dir_a + "/none.json not found").c_str()), ConfigError);
+  }
+
+  TEST_CASE("anchor_overrides: a grid's path values become absolute against its folder") {
+    const auto out =
+        config::anchor_overrides({"topology=../t.json", "topology={\"gen\": \"ring\"}",
+                                  "model.path=m.pt", "data.dataset=csv:x.csv", "data.dataset=blobs",
+                                  "optimizer.lr=0.1", "model.path=/m.pt", "model.path=\"q.pt\""},
+                                 "/g/h");
+    CHECK(out == std::vector<std::string>{"topology=/g/t.json", "topology={\"gen\": \"ring\"}",
+                                          "model.path=/g/h/m.pt", "data.dataset=csv:/g/h/x.csv",
+                                          "data.dataset=blobs", "optimizer.lr=0.1",
+                                          "model.path=/m.pt", "model.path=/g/h/q.pt"});
   }
 }

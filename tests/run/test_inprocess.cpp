@@ -13,31 +13,6 @@ using namespace rumor;
 using nlohmann::json;
 using namespace rumor::run_test;
 
-namespace {
-
-// A small run on synthetic data: no files needed, a few seconds at most.
-config::Config small(const std::string& method, json topology, std::vector<std::string> sets = {}) {
-  const auto dir = std::filesystem::temp_directory_path() / "rumor_run_tests";
-  json c = {{"name", "t-" + method},
-            {"seed", 5},
-            {"topology", topology},
-            {"method", {{"name", method}}},
-            {"data",
-             {{"dataset", "blobs"},
-              {"train_size", 1600},
-              {"test_size", 400},
-              {"partition", {{"kind", "dirichlet"}, {"alpha", 1.0}}}}},
-            {"model", {{"name", "logreg"}}},
-            {"optimizer", {{"lr", 0.1}}},
-            {"batch_size", 16},
-            {"rounds", 100},
-            {"eval", {{"every", 25}}},
-            {"output", {{"dir", dir.string()}}}};
-  return config::Config::from_json(c, "test", RUMOR_SOURCE_DIR, sets);
-}
-
-}  // namespace
-
 TEST_SUITE("run") {
   TEST_CASE("every method trains in-process and learns the blobs") {
     for (const std::string m : {"dpsgd", "sgp", "choco", "squarm", "qgm", "allreduce", "local"}) {

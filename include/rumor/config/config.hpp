@@ -29,8 +29,8 @@ class Config {
   // as a string) and validates. Throws ConfigError naming the file, the key and, for an
   // unknown key, the nearest valid one.
   static Config load(const std::string& path, const std::vector<std::string>& overrides = {});
-  // Same from a JSON value (`origin` names it in messages; relative paths resolve
-  // against `base_dir`).
+  // Same from a JSON value (`origin` names it in messages; relative paths in it resolve
+  // against `base_dir`, relative paths in overrides against the working directory).
   static Config from_json(const nlohmann::json& user, const std::string& origin,
                           const std::string& base_dir = ".",
                           const std::vector<std::string>& overrides = {});
@@ -49,12 +49,26 @@ class Config {
   // output.dir/<run id>
   std::string run_dir() const;
   const std::string& origin() const { return origin_; }
+  // Each path-valued key (path_keys()) as first written, before it was made absolute; a
+  // run's config.json records them so that its run id does not depend on where files are.
+  const nlohmann::json& paths_as_written() const { return paths_as_written_; }
 
  private:
   nlohmann::json resolved_;
   std::string run_id_;
   std::string origin_;
+  nlohmann::json paths_as_written_ = nlohmann::json::object();
 };
+
+// Keys whose string values name files or folders (data.dataset only as csv:FILE or
+// idx:DIR). Relative ones in a config file resolve against the file's folder, ones given
+// as overrides (--set) against the working directory; the resolved config holds them
+// absolute. The topology, when a file name, follows the same rule.
+const std::vector<std::string>& path_keys();
+// Overrides written in a file rather than typed (a comparison grid's axes): their relative
+// paths made absolute against `dir`, the file's folder. Others are returned unchanged.
+std::vector<std::string> anchor_overrides(const std::vector<std::string>& overrides,
+                                          const std::string& dir);
 
 // Applies one "a.b=value" override to a JSON document (creating objects on the way).
 // Throws ConfigError on a malformed override.

@@ -16,6 +16,7 @@
 #include "rumor/gossip/method.hpp"
 #include "rumor/gossip/ring_allreduce.hpp"
 #include "rumor/net/transport.hpp"
+#include "rumor/run/checkpoint.hpp"
 
 namespace rumor::run {
 
@@ -41,11 +42,6 @@ struct PeerSetup {
   // appended to, not rewritten.
   bool rejoin = false;
 };
-
-// Rounds for which node `id` has a checkpoint in run_dir, ascending.
-std::vector<std::int64_t> checkpoint_rounds(const std::string& run_dir, int id);
-// The last round every one of n nodes has a checkpoint for; -1 when there is none.
-std::int64_t common_checkpoint(const std::string& run_dir, int n);
 
 class Peer {
  public:

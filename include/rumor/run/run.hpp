@@ -58,8 +58,9 @@ nlohmann::json summarize(const std::string& run_dir);
 // A short human-readable report of a summary.
 std::string summary_text(const nlohmann::json& summary);
 
-// The round a resumed run continues after: the last one all n nodes have checkpointed.
-// Throws Error naming the directory when there is none.
+// The round a resumed run continues after: the last one all n nodes have a good
+// checkpoint for (checkpoint.hpp, find_resume_point). Warns for each newer round passed
+// over because a file is bad; throws Error naming the directory when there is none.
 std::int64_t resume_point(const std::string& run_dir, int n);
 // The config recorded in a run directory (its config.json), for --resume.
 config::Config recorded_config(const std::string& run_dir);
