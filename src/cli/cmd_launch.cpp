@@ -22,6 +22,7 @@ struct LaunchArgs {
 
 void dry_run(const LaunchArgs& a) {
   const auto cfg = config::Config::load(a.config, a.sets);
+  run::check_run_config(cfg);
   std::cout << run::config_record(cfg).dump(2) << "\n\n";
   const Topology t = run::topology_of(cfg);
   const auto s = t.summary();

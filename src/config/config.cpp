@@ -3,6 +3,8 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -53,6 +55,13 @@ json::json_pointer pointer_of(const std::string& dotted) {
   return json::json_pointer(p);
 }
 
+// 1 and 1e12 rather than 1.0 and 1000000000000.0.
+std::string number_text(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.10g", x);
+  return buf;
+}
+
 bool type_matches(const KeyInfo& key, const json& v) {
   if (v.is_null()) return key.default_value.is_null() || key.type.find("null") != std::string::npos;
   const std::string& t = key.type;
@@ -74,6 +83,10 @@ void validate(const json& doc, const std::string& prefix, const std::string& ori
         throw ConfigError(origin + ": key \"" + path + "\" must be " + key->type + ", got " +
                           v.dump() + " (" + key->help + ")");
       }
+      if (v.is_number() && !(v.get<double>() >= key->min && v.get<double>() <= key->max))
+        throw ConfigError(origin + ": key \"" + path + "\" must be between " +
+                          number_text(key->min) + " and " + number_text(key->max) + ", got " +
+                          v.dump() + " (" + key->help + ")");
       continue;
     }
     if (is_prefix_of_key(path)) {
@@ -196,47 +209,51 @@ json resolve_topology(const json& t, const std::string& base_dir, const std::str
 const std::vector<KeyInfo>& keys() {
   static const std::vector<KeyInfo> k = {
       {"name", "string", "rumor", "experiment name; the run id starts with it"},
-      {"seed", "int", 1, "shared seed: initial model, partition, data order, codec randomness"},
+      {"seed", "int", 1, "shared seed: initial model, partition, data order, codec randomness", 0,
+       9.007199254740992e15},
       {"topology", "string|object", "topologies/ring8.json",
        "topology file path, inline topology, or generator {\"gen\": \"ring\", \"nodes\": 8}"},
       {"task", "string", "train",
        "train | average (no training: gossip vectors drawn from (seed, node))"},
-      {"average.dim", "int", 1000, "task average: length of each node's vector"},
+      {"average.dim", "int", 1000, "task average: length of each node's vector", 1, 1e9},
       {"method.name", "string", "dpsgd",
        "consensus method: dpsgd, sgp, choco, squarm, qgm, allreduce, local, qdata (qdata sends "
        "training samples to neighbours: data leaves the node)"},
       {"method.variant", "string", "atc",
        "dpsgd/qgm: atc (adapt then combine) or cta (combine then adapt)"},
-      {"method.gamma", "number", 0.4, "choco, squarm: consensus step size"},
+      {"method.gamma", "number", 0.4, "choco, squarm: consensus step size", 0, 10},
       {"method.allow_noncontractive", "bool", false,
        "choco, squarm: accept a codec that is not contractive (e.g. ef|sketch), at your risk"},
-      {"method.c0", "number", 2.0, "squarm: initial trigger threshold c_0"},
-      {"method.c_growth", "number", 1.0, "squarm: c_t grows by this every c_every_epochs epochs"},
-      {"method.c_every_epochs", "number", 10.0, "squarm: epochs between threshold increases"},
-      {"method.beta", "number", 0.9, "squarm, qgm: Nesterov momentum factor"},
-      {"method.mu", "number", 0.9, "qgm: quasi-global momentum averaging factor"},
+      {"method.c0", "number", 2.0, "squarm: initial trigger threshold c_0", 0, 1e9},
+      {"method.c_growth", "number", 1.0, "squarm: c_t grows by this every c_every_epochs epochs", 0,
+       1e3},
+      {"method.c_every_epochs", "number", 10.0, "squarm: epochs between threshold increases", 0,
+       1e9},
+      {"method.beta", "number", 0.9, "squarm, qgm: Nesterov momentum factor", 0, 1},
+      {"method.mu", "number", 0.9, "qgm: quasi-global momentum averaging factor", 0, 1},
       {"method.overlap", "bool", false,
        "sgp: absorb messages up to tau rounds late instead of waiting"},
-      {"method.tau", "int", 1, "sgp overlap: bounded staleness in rounds"},
+      {"method.tau", "int", 1, "sgp overlap: bounded staleness in rounds", 0, 1000},
       {"method.robust", "bool", true,
        "sgp: robust push-sum (running sums in fp64, codec fp32 only): a lost or late message "
        "is repaired by the next one; false: plain shares, any codec"},
-      {"method.budget", "int", 4, "qdata: samples sent to each neighbour per round"},
-      {"method.bits", "int", 4, "qdata: bits per input value (1..8; per-sample scale, offset)"},
+      {"method.budget", "int", 4, "qdata: samples sent to each neighbour per round", 0, 1e6},
+      {"method.bits", "int", 4, "qdata: bits per input value (1..8; per-sample scale, offset)", 1,
+       8},
       {"method.importance", "string", "top",
        "qdata: top (highest-loss candidates) or quantile (loss above a running quantile)"},
-      {"method.quantile", "number", 0.8, "qdata importance quantile: send losses above it"},
-      {"method.quantile_step", "number", 0.01, "qdata importance quantile: tracking step"},
-      {"method.candidates", "int", 64, "qdata: candidates ranked by loss each round"},
+      {"method.quantile", "number", 0.8, "qdata importance quantile: send losses above it", 0, 1},
+      {"method.quantile_step", "number", 0.01, "qdata importance quantile: tracking step", 0, 1},
+      {"method.candidates", "int", 64, "qdata: candidates ranked by loss each round", 1, 1e6},
       {"method.relay", "number", 0.0,
-       "qdata: share of the candidates drawn from the replay buffer (samples travel on)"},
-      {"method.buffer", "int", 1024, "qdata: replay buffer capacity (received samples)"},
-      {"method.mix", "number", 0.5, "qdata: weight of the replay gradient in each step"},
-      {"method.replay_batch", "int", 32, "qdata: replayed samples per local step"},
+       "qdata: share of the candidates drawn from the replay buffer (samples travel on)", 0, 1},
+      {"method.buffer", "int", 1024, "qdata: replay buffer capacity (received samples)", 1, 1e8},
+      {"method.mix", "number", 0.5, "qdata: weight of the replay gradient in each step", 0, 1},
+      {"method.replay_batch", "int", 32, "qdata: replayed samples per local step", 1, 1e6},
       {"method.refine", "string", "none",
        "qdata: codec of the gradient refinement g(x) - g(Q(x)) (none, sign, qsgd:2, ...)"},
       {"method.gossip_every", "int", 10,
-       "qdata: average models (run's codec) every N rounds (0: never)"},
+       "qdata: average models (run's codec) every N rounds (0: never)", 1, 1e12},
       {"codec", "string|object", "fp32",
        "payload codec spec (fp32, fp16, topk:0.01|sign, ef|..., sketch...) or {\"chain\": [...]}"},
       {"data.dataset", "string", "auto",
@@ -244,106 +261,125 @@ const std::vector<KeyInfo>& keys() {
        "Debian's dataset-fashion-mnist is installed, else blobs"},
       {"data.data_dir", "string|null", nullptr, "fashion-mnist: directory of the IDX files"},
       {"data.normalize", "bool", true, "normalize inputs"},
-      {"data.train_size", "int", 10000, "synthetic data: training samples"},
-      {"data.test_size", "int", 2000, "synthetic data: test samples"},
-      {"data.dim", "int", 0, "synthetic data: input dimension (0: the generator's default)"},
-      {"data.classes", "int", 10, "blobs: number of classes"},
-      {"data.separation", "number", 3.0, "blobs: distance between class means"},
-      {"data.leaf_alpha", "number", 1.0, "leaf-synthetic: how much the users' models differ"},
-      {"data.leaf_beta", "number", 1.0, "leaf-synthetic: how much the users' inputs differ"},
-      {"data.users", "int", 30, "leaf-synthetic: number of users (natural groups)"},
+      {"data.train_size", "int", 10000, "synthetic data: training samples", 1, 1e9},
+      {"data.test_size", "int", 2000, "synthetic data: test samples", 0, 1e9},
+      {"data.dim", "int", 0, "synthetic data: input dimension (0: the generator's default)", 0,
+       1e7},
+      {"data.classes", "int", 10, "blobs: number of classes", 2, 1e5},
+      {"data.separation", "number", 3.0, "blobs: distance between class means", 0, 1e6},
+      {"data.leaf_alpha", "number", 1.0, "leaf-synthetic: how much the users' models differ", 0,
+       1e6},
+      {"data.leaf_beta", "number", 1.0, "leaf-synthetic: how much the users' inputs differ", 0,
+       1e6},
+      {"data.users", "int", 30, "leaf-synthetic: number of users (natural groups)", 1, 1e7},
       {"data.test_file", "string|null", nullptr, "csv: a separate test file"},
-      {"data.test_fraction", "number", 0.2, "csv without test_file: share held out for testing"},
+      {"data.test_fraction", "number", 0.2, "csv without test_file: share held out for testing", 0,
+       1},
       {"data.partition.kind", "string", "dirichlet",
        "iid, dirichlet, shards, quantity, natural (the dataset's own groups)"},
-      {"data.partition.alpha", "number", 0.5,
-       "dirichlet: concentration (0.1 skewed, 100 near IID)"},
-      {"data.partition.min_size", "int", 10, "dirichlet, quantity: minimum samples per node"},
-      {"data.partition.shards", "int", 2, "shards: shards per node"},
-      {"data.partition.power", "number", 1.5, "quantity: power-law exponent of node sizes"},
+      {"data.partition.alpha", "number", 0.5, "dirichlet: concentration (0.1 skewed, 100 near IID)",
+       1e-9, 1e9},
+      {"data.partition.min_size", "int", 10, "dirichlet, quantity: minimum samples per node", 0,
+       1e9},
+      {"data.partition.shards", "int", 2, "shards: shards per node", 1, 1e6},
+      {"data.partition.power", "number", 1.5, "quantity: power-law exponent of node sizes", 0, 100},
       {"model.name", "string", "mlp", "logreg, mlp, cnn, resnet8, torchscript"},
       {"model.hidden", "list", json::array({128}), "mlp: hidden layer sizes"},
       {"model.norm", "string", "group", "cnn: group or none"},
-      {"model.channels", "int", 32, "cnn/resnet8: channels of the first layer"},
+      {"model.channels", "int", 32, "cnn/resnet8: channels of the first layer", 1, 1e5},
       {"model.path", "string|null", nullptr, "torchscript: path of the saved module"},
       {"optimizer.name", "string", "sgd", "local optimizer (sgd)"},
-      {"optimizer.lr", "number", 0.1, "learning rate"},
-      {"optimizer.momentum", "number", 0.0, "momentum"},
+      {"optimizer.lr", "number", 0.1, "learning rate", 0, 1e3},
+      {"optimizer.momentum", "number", 0.0, "momentum", 0, 1},
       {"optimizer.nesterov", "bool", false, "Nesterov momentum"},
-      {"optimizer.weight_decay", "number", 0.0, "L2 weight decay"},
+      {"optimizer.weight_decay", "number", 0.0, "L2 weight decay", 0, 10},
       {"optimizer.schedule.kind", "string", "constant", "constant, step, cosine"},
-      {"optimizer.schedule.step_size", "int", 1000, "step: local steps between decays"},
-      {"optimizer.schedule.gamma", "number", 0.1, "step: decay factor"},
-      {"optimizer.schedule.min_lr", "number", 0.0, "cosine: final learning rate"},
-      {"optimizer.schedule.warmup_steps", "int", 0, "linear warm-up steps"},
-      {"batch_size", "int", 32, "minibatch size of a local step"},
-      {"local_steps", "int", 1, "local steps per round (SQuARM's H)"},
-      {"rounds", "int", 1000, "rounds to run"},
+      {"optimizer.schedule.step_size", "int", 1000, "step: local steps between decays", 1, 1e12},
+      {"optimizer.schedule.gamma", "number", 0.1, "step: decay factor", 0, 10},
+      {"optimizer.schedule.min_lr", "number", 0.0, "cosine: final learning rate", 0, 1e3},
+      {"optimizer.schedule.warmup_steps", "int", 0, "linear warm-up steps", 0, 1e12},
+      {"batch_size", "int", 32, "minibatch size of a local step", 1, 1e6},
+      {"local_steps", "int", 1, "local steps per round (SQuARM's H)", 1, 1e6},
+      {"rounds", "int", 1000, "rounds to run", 1, 1e12},
       {"eval.every", "int", 50,
-       "evaluate test accuracy and consensus distance every N rounds (and at the end)"},
+       "evaluate test accuracy and consensus distance every N rounds (and at the end)", 1, 1e12},
       {"eval.test_samples", "int", 0,
-       "evaluate on the first N test samples (0: the whole test set)"},
+       "evaluate on the first N test samples (0: the whole test set)", 0, 1e9},
       {"eval.target_acc", "number|null", nullptr,
        "reports give the round and time (simulated in-process) when the mean test accuracy "
-       "first reaches this"},
-      {"checkpoint.every", "int", 0, "write a checkpoint every N rounds (0: never)"},
+       "first reaches this",
+       0, 1},
+      {"checkpoint.every", "int", 0, "write a checkpoint every N rounds (0: never)", 0, 1e12},
       {"network.secret_file", "string|null", nullptr, "file with a shared secret: HMAC handshakes"},
-      {"network.connect_timeout_s", "number", 30.0, "seconds to wait for every link at start"},
-      {"network.max_frame_mb", "number", 1024.0, "largest accepted frame in MiB"},
+      {"network.connect_timeout_s", "number", 30.0, "seconds to wait for every link at start", 0,
+       1e6},
+      {"network.max_frame_mb", "number", 1024.0, "largest accepted frame in MiB", 0.001, 1e6},
       {"network.round_timeout_s", "number", 60.0,
        "seconds to wait for a neighbour's message; then, with on_peer_failure stop, the "
-       "run fails naming the peer, with continue the node goes on without it"},
+       "run fails naming the peer, with continue the node goes on without it",
+       0, 1e6},
       {"network.round_deadline", "string", "fixed",
        "TCP: fixed (wait up to round_timeout_s) or adaptive (deadline_factor x the median of "
        "the last 16 rounds, within [deadline_min_s, round_timeout_s]); past the deadline a "
        "node goes on: late messages are absorbed by push-sum, dropped by other methods "
        "(msgs_late, msgs_missed)"},
-      {"network.deadline_factor", "number", 3.0, "adaptive deadline: multiple of the median round"},
-      {"network.deadline_min_s", "number", 0.5, "adaptive deadline: lower bound in seconds"},
+      {"network.deadline_factor", "number", 3.0, "adaptive deadline: multiple of the median round",
+       0.01, 1e3},
+      {"network.deadline_min_s", "number", 0.5, "adaptive deadline: lower bound in seconds", 0,
+       1e6},
       {"network.max_rejects", "int", 10,
        "messages from one peer refused by the gate (bad size, codec error, non-finite or "
-       "out-of-range values) before that peer is left out of the mixing as if it were down"},
+       "out-of-range values) before that peer is left out of the mixing as if it were down",
+       1, 1e12},
       {"network.max_abs_value", "number", 1e6,
        "largest magnitude accepted in a received value (push-sum running sums: times n and "
-       "the round); messages with larger or non-finite values are refused"},
+       "the round); messages with larger or non-finite values are refused",
+       1e-30, 1e300},
       {"network.base_port", "int|null", nullptr,
-       "move every node to base_port + id (launch picks one)"},
+       "move every node to base_port + id (launch picks one)", 1, 65535},
       {"on_peer_failure", "string", "stop",
        "stop: a dead peer stops the run; continue: its neighbours drop it from the mixing and "
        "the others go on (TCP: a restarted peer rejoins, see rumor node --rejoin)"},
       {"faults.kill_node", "int|null", nullptr,
-       "fault injection: this node kills itself (SIGKILL) after round faults.kill_round"},
-      {"faults.kill_round", "int", 0, "fault injection: the round after which kill_node dies"},
+       "fault injection: this node kills itself (SIGKILL) after round faults.kill_round", 0, 1e6},
+      {"faults.kill_round", "int", 0, "fault injection: the round after which kill_node dies", 0,
+       1e12},
       {"faults.restart_round", "int|null", nullptr,
        "kill_node rejoins after this round (in-process: takes a live neighbour's model; TCP "
        "with faults.restart_after_s: its neighbours wait there, at most "
-       "network.connect_timeout_s, for its rejoin request, so the rejoin round is fixed)"},
+       "network.connect_timeout_s, for its rejoin request, so the rejoin round is fixed)",
+       0, 1e12},
       {"faults.restart_after_s", "number|null", nullptr,
        "launch, on_peer_failure continue: restart a peer that died after this many seconds; it "
-       "rejoins from its checkpoint or a neighbour's model"},
+       "rejoins from its checkpoint or a neighbour's model",
+       0, 1e6},
       {"faults.slow_nodes", "list", json::array(),
        "node ids that compute faults.slowdown times slower (in-process: simulated time; TCP: "
        "the node sleeps after its local steps)"},
-      {"faults.slowdown", "number", 4.0, "compute slowdown factor of faults.slow_nodes"},
+      {"faults.slowdown", "number", 4.0, "compute slowdown factor of faults.slow_nodes", 1, 1e6},
       {"faults.bad_node", "int|null", nullptr,
        "fault injection: this node corrupts the gossip messages it sends (faults.bad_payload) "
-       "in rounds faults.bad_rounds; its neighbours must refuse them and go on"},
+       "in rounds faults.bad_rounds; its neighbours must refuse them and go on",
+       0, 1e6},
       {"faults.bad_payload", "string", "nan",
        "what bad_node sends: nan, huge, truncate, extend, garbage, codec_tag or weight"},
       {"faults.bad_rounds", "list", json::array({0, -1}),
        "[first, last] rounds in which bad_node corrupts its messages (last -1: to the end)"},
       {"links.latency_s", "number", 0.0,
-       "in-process: one-way latency of every link (simulated seconds)"},
+       "in-process: one-way latency of every link (simulated seconds)", 0, 1e6},
       {"links.bandwidth_MBps", "number", 0.0,
        "in-process: bandwidth of every link in MB/s (0: unlimited; a link sends one message "
-       "at a time)"},
-      {"links.loss", "number", 0.0, "in-process: probability that a data message is lost"},
+       "at a time)",
+       0, 1e12},
+      {"links.loss", "number", 0.0, "in-process: probability that a data message is lost", 0,
+       0.999999},
       {"links.overrides", "list", json::array(),
        "in-process: per-link values, e.g. [{\"from\": 0, \"to\": 1, \"latency_s\": 0.05, "
        "\"bandwidth_MBps\": 1, \"loss\": 0.1, \"directed\": false}]"},
       {"sim.step_s", "number", 0.01,
        "in-process: simulated seconds of one local step (times the node's slowdown); runs "
-       "report sim_time_s, the clock of each node"},
+       "report sim_time_s, the clock of each node",
+       0, 1e6},
       {"output.dir", "string", "runs", "runs are written to output.dir/<run id>/"},
   };
   return k;
@@ -352,8 +388,9 @@ const std::vector<KeyInfo>& keys() {
 std::string keys_help() {
   std::ostringstream out;
   for (const auto& k : keys()) {
-    out << k.path << "  (" << k.type << ", default " << k.default_value.dump() << ")\n    "
-        << k.help << "\n";
+    out << k.path << "  (" << k.type << ", default " << k.default_value.dump();
+    if (std::isfinite(k.min)) out << ", " << number_text(k.min) << ".." << number_text(k.max);
+    out << ")\n    " << k.help << "\n";
   }
   return out.str();
 }

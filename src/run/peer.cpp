@@ -187,15 +187,7 @@ void make_local_work(Peer::Impl& p, const PeerSetup& s, const gossip::MethodInfo
     return;
   }
   if (!p.dataset) throw Error("node " + std::to_string(p.id) + ": no dataset for task train");
-  auto opt = optimizer_options(c);
-  if (info.momentum == gossip::LocalMomentum::kNesterov && opt.momentum == 0.0) {
-    opt.momentum = c.get<double>("method.beta");
-    opt.nesterov = true;
-  }
-  if (info.momentum == gossip::LocalMomentum::kOwn && opt.momentum != 0.0)
-    throw ConfigError(c.origin() + ": method " + info.name +
-                      " carries its own momentum (method.beta, method.mu); set "
-                      "optimizer.momentum to 0");
+  const auto opt = local_optimizer_options(c, info);
   p.model = train::Model::create(model_spec(c), {p.dataset->shape, p.dataset->num_classes}, seed);
   p.optimizer = std::make_unique<train::LocalOptimizer>(p.model->num_params(), opt);
   p.trainer = std::make_unique<train::LocalTrainer>(*p.model, *p.dataset, s.shard, *p.optimizer,

@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "fault_options.hpp"
+#include "rumor/codec/codec.hpp"
 #include "rumor/common/error.hpp"
 #include "rumor/common/log.hpp"
 #include "rumor/version.hpp"
@@ -66,6 +68,37 @@ train::OptimizerOptions optimizer_options(const config::Config& c) {
   o.schedule.warmup_steps = c.get<std::size_t>("optimizer.schedule.warmup_steps");
   o.schedule.total_steps = c.get<std::size_t>("rounds") * c.get<std::size_t>("local_steps");
   return o;
+}
+
+train::OptimizerOptions local_optimizer_options(const config::Config& c,
+                                                const gossip::MethodInfo& method) {
+  auto opt = optimizer_options(c);
+  if (method.momentum == gossip::LocalMomentum::kNesterov && opt.momentum == 0.0) {
+    opt.momentum = c.get<double>("method.beta");
+    opt.nesterov = true;
+  }
+  if (method.momentum == gossip::LocalMomentum::kOwn && opt.momentum != 0.0)
+    throw ConfigError(c.origin() + ": method " + method.name +
+                      " carries its own momentum (method.beta, method.mu); set "
+                      "optimizer.momentum to 0");
+  return opt;
+}
+
+void check_run_config(const config::Config& c) {
+  const Topology topology = topology_of(c);
+  FaultOptions::parse(c, topology.size());
+  const auto& info = gossip::method_info(c.get<std::string>("method.name"));
+  gossip::MethodContext ctx;
+  ctx.topology = &topology;
+  ctx.codec = codec::make_codec(c.at("codec"));
+  ctx.local_steps = c.get<int>("local_steps");
+  ctx.params = c.at("method");
+  gossip::make_method(info.name, ctx);  // requirements, then the method's own options
+  if (c.get<std::string>("task") == "train") {
+    local_optimizer_options(c, info);
+    model_spec(c);
+  }
+  transport_options(c);
 }
 
 net::TransportOptions transport_options(const config::Config& c) {

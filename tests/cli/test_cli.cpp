@@ -161,6 +161,24 @@ TEST_SUITE("cli") {
     CHECK_FALSE(std::filesystem::exists(dir / "runs"));
   }
 
+  TEST_CASE("launch --dry-run refuses what a real run refuses") {
+    const auto dir = scratch("dry-bad");
+    const auto cfg = small_config(dir);
+    for (const auto& [set, says] : std::vector<std::pair<std::string, std::string>>{
+             {"method.name=dpsgdx", "unknown method \"dpsgdx\""},
+             {"codec=fp33", "fp33"},
+             {"method.variant=xyz", "method.variant must be atc or cta"},
+             {"on_peer_failure=maybe", "on_peer_failure must be stop or continue"},
+             {"faults.kill_node=99", "faults.kill_node 99 is not a node"},
+             {"method.name=qgm --set optimizer.momentum=0.9", "carries its own momentum"}}) {
+      CAPTURE(set);
+      const auto r = rumor("launch " + cfg + " --dry-run --set " + set);
+      CHECK(r.code != 0);
+      CHECK(r.out.find(says) != std::string::npos);
+    }
+    CHECK_FALSE(std::filesystem::exists(dir / "runs"));
+  }
+
   TEST_CASE("launch: Ctrl-C stops every peer and keeps what was written") {
     const auto dir = scratch("sigint");
     const auto cfg = small_config(dir, R"(, "rounds": 100000)");

@@ -39,6 +39,33 @@ TEST_SUITE("config") {
                          ConfigError);
   }
 
+  TEST_CASE(
+      "numeric keys are range-checked: no negative counts or timeouts, no wrap, no zero size") {
+    for (const auto& [key, bad] :
+         std::vector<std::pair<std::string, json>>{{"rounds", 0},
+                                                   {"rounds", -5},
+                                                   {"seed", json(18446744073709551615ull)},
+                                                   {"network.max_frame_mb", 0},
+                                                   {"network.round_timeout_s", -1},
+                                                   {"links.loss", 1.0},
+                                                   {"batch_size", 0},
+                                                   {"optimizer.momentum", 1.5},
+                                                   {"network.max_rejects", 0}}) {
+      CAPTURE(key);
+      CHECK_THROWS_WITH_AS(from({}, {key + "=" + bad.dump()}),
+                           doctest::Contains(("key \"" + key + "\" must be between").c_str()),
+                           ConfigError);
+    }
+    // Every default is inside its own range, and `rumor config keys` shows the range.
+    for (const auto& k : config::keys()) {
+      CAPTURE(k.path);
+      if (k.default_value.is_number())
+        CHECK((k.default_value.get<double>() >= k.min && k.default_value.get<double>() <= k.max));
+    }
+    CHECK(config::keys_help().find("rounds  (int, default 1000, 1..1e+12)") != std::string::npos);
+    CHECK_NOTHROW(from({}, {"rounds=1", "links.loss=0.5", "network.round_timeout_s=0"}));
+  }
+
   TEST_CASE("--set overrides any key, parsed as JSON or else as a string") {
     const auto c = from({{"optimizer", {{"lr", 0.1}}}},
                         {"optimizer.lr=0.05", "method.name=sgp", "model.hidden=[64,32]",

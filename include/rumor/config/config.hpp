@@ -4,6 +4,7 @@
 // applied and the topology read in; nodes started independently resolve the same document
 // and so compute the same run id. Thread safety: immutable after construction.
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,10 @@ struct KeyInfo {
   std::string type;  // "int", "number", "string", "bool", "list", "string|object", ...
   nlohmann::json default_value;
   std::string help;
+  // Numeric keys: the accepted range, inclusive (checked with the type, so that no count
+  // wraps and no size or timeout is negative).
+  double min = -std::numeric_limits<double>::infinity();
+  double max = std::numeric_limits<double>::infinity();
 };
 // Every key, in documentation order.
 const std::vector<KeyInfo>& keys();
