@@ -1,4 +1,4 @@
-#include "rumor/net/bench.hpp"
+#include "rumor/bench/net_bench.hpp"
 
 #include <signal.h>
 #include <spawn.h>
@@ -13,7 +13,6 @@
 #include <fstream>
 #include <thread>
 
-#include "asio.hpp"
 #include "rumor/common/error.hpp"
 #include "rumor/common/log.hpp"
 #include "rumor/net/tcp.hpp"
@@ -21,7 +20,18 @@
 
 extern char** environ;
 
-namespace rumor::net {
+namespace rumor::bench {
+
+using net::LinkKind;
+using net::Message;
+using net::MessageFilter;
+using net::Payload;
+using net::TcpTransport;
+using net::Transport;
+using net::TransportOptions;
+using net::kind::kBarrier;
+using net::kind::kUserKind;
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -88,14 +98,11 @@ TransportOptions bench_options() {
 
 // Free loopback ports: bound together (so they differ), then released for the workers.
 std::vector<int> free_ports(int n) {
-  asio::io_context io;
-  std::vector<std::unique_ptr<tcp::acceptor>> held;
+  std::vector<std::unique_ptr<TcpTransport>> held;
   std::vector<int> ports;
   for (int i = 0; i < n; ++i) {
-    auto a =
-        std::make_unique<tcp::acceptor>(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-    ports.push_back(a->local_endpoint().port());
-    held.push_back(std::move(a));
+    held.push_back(std::make_unique<TcpTransport>());
+    ports.push_back(held.back()->bind("127.0.0.1", 0));
   }
   return ports;
 }
@@ -148,7 +155,7 @@ void ring_barrier(Transport& t, int n, std::int64_t id) {
       throw Error("barrier " + std::to_string(id) + ": node " + std::to_string(me) +
                   " timed out waiting for node " + std::to_string(from));
   };
-  constexpr std::uint32_t kArrive = kind::kBarrier, kRelease = kind::kUserKind + 1;
+  constexpr std::uint32_t kArrive = kBarrier, kRelease = kUserKind + 1;
   if (me == 0) {
     send(right, kArrive);
     wait(left, kArrive);
@@ -172,7 +179,7 @@ void ring_barrier(Transport& t, int n, std::int64_t id) {
 // 1, 2, 4, ... < n, which the push-sum graph has when n <= 2^round(log2 n).
 void dissemination_barrier(Transport& t, int n, std::int64_t id) {
   const int me = t.self();
-  constexpr std::uint32_t kStep = kind::kUserKind + 2;
+  constexpr std::uint32_t kStep = kUserKind + 2;
   for (int d = 1; d < n; d *= 2) {
     Message m;
     m.kind = kStep;
@@ -504,4 +511,4 @@ nlohmann::json run_net_bench(const NetBenchOptions& o) {
   return out;
 }
 
-}  // namespace rumor::net
+}  // namespace rumor::bench
