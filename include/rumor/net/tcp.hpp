@@ -6,7 +6,9 @@
 // down, so a restarted neighbour is found again. Every connection starts with a handshake
 // (magic, version, run id, node ids, link kind; HMAC-SHA256 challenge-response both ways when
 // options.secret is set); a failed handshake is refused, logged and counted, and the node's
-// other links carry on. Bytes that do not parse close that connection and bump `malformed`.
+// other links carry on. Bytes that do not parse close that connection and bump `malformed`;
+// a handler that throws on the network thread (e.g. the event handler) closes that connection
+// and bumps `handler_errors`. Either way the link goes down and is redialled.
 #include <memory>
 
 #include "rumor/net/transport.hpp"

@@ -146,6 +146,9 @@ struct LinkStats {
   std::uint64_t reconnects = 0;  // times the link came up again after being up once
   std::uint64_t refused = 0;     // handshakes refused that claimed to be this peer
   std::uint64_t malformed = 0;   // connections closed because of bad input from this peer
+  // Connections closed because a network-thread handler threw while serving this peer (e.g.
+  // out of memory, or the event handler threw); the link redials like after any other close.
+  std::uint64_t handler_errors = 0;
 };
 
 struct TransportStats {
@@ -157,6 +160,7 @@ struct TransportStats {
   std::uint64_t drops = 0;
   std::uint64_t refused_handshakes = 0;  // all refused handshakes, incl. unknown senders
   std::uint64_t malformed = 0;           // all connections closed for bad input
+  std::uint64_t handler_errors = 0;      // all connections closed because a handler threw
   const LinkStats* find(int peer, LinkKind link) const;
   // Appends one link's counters and adds them to the totals.
   void add(const LinkStats& link);
@@ -212,6 +216,7 @@ class Transport {
   Transport& operator=(const Transport&) = delete;
 
   // Called (on the network thread) for link ups, downs and refusals. Set before start().
+  // TCP: an exception it throws closes the connection the event was about (handler_errors).
   void set_event_handler(EventHandler handler) { handler_ = std::move(handler); }
 
   // Begins listening and connecting to every link of node `self`; returns at once. The
