@@ -92,7 +92,8 @@ void TcpTransport::Impl::wake(Link& link) {
     std::lock_guard lock(link.mu);
     link.wake_posted = false;
   }
-  if (link.session && link.session->state() == Session::State::kEstablished) link.session->kick();
+  if (link.session && link.session->state() == Session::State::kEstablished)
+    link.session->kick_guarded();
 }
 
 void TcpTransport::Impl::refused(int peer, LinkKind kind, const std::string& reason) {

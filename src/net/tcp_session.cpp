@@ -105,6 +105,10 @@ void Session::kick() {
   if (!inflight_.empty()) write_inflight();
 }
 
+void Session::kick_guarded() noexcept {
+  guarded("write", [&] { kick(); });
+}
+
 // Moves the link's queued messages into the next write (bounded).
 void Session::take_queued() {
   impl_.net_thread.assert_on_net_thread();
@@ -178,17 +182,18 @@ void Session::fail(const std::string& reason, bool malformed) {
 
 // A session in the middle of a (possibly large) write is closed at once so stop() never
 // waits on a slow peer.
-void Session::say_bye() {
-  impl_.net_thread.assert_on_net_thread();
-  if (state_ != State::kEstablished || writing_) {
-    fail("transport stopped", false);
-    return;
-  }
-  wire::Header h;
-  h.set_type(wire::FRAME_BYE);
-  close_after_write_ = true;
-  close_reason_ = "transport stopped";
-  push_internal(h);
+void Session::say_bye() noexcept {
+  guarded("stop", [&] {
+    if (state_ != State::kEstablished || writing_) {
+      fail("transport stopped", false);
+      return;
+    }
+    wire::Header h;
+    h.set_type(wire::FRAME_BYE);
+    close_after_write_ = true;
+    close_reason_ = "transport stopped";
+    push_internal(h);
+  });
 }
 
 void Session::arm_heartbeat() {

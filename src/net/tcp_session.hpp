@@ -42,10 +42,13 @@ class Session : public std::enable_shared_from_this<Session> {
   void start();
   // Writes whatever is queued (handshake frames first, then the link queue).
   void kick();
+  // kick() as a handler of its own (posted by send()): an exception closes this session.
+  void kick_guarded() noexcept;
   // Closes the connection. `malformed`: bad input from the remote side (counted).
   void fail(const std::string& reason, bool malformed);
-  // Clean stop: tell the peer, then close once that is written.
-  void say_bye();
+  // Clean stop: tell the peer, then close once that is written. Never throws: stop() waits
+  // for every session to close.
+  void say_bye() noexcept;
   bool peer_bye() const { return peer_bye_; }
 
  private:
