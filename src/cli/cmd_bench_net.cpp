@@ -1,4 +1,4 @@
-// rumor bench net: transport benchmarks (pair / ring / pushsum), see rumor/net/bench.hpp.
+// rumor bench net: transport benchmarks (pair / ring / pushsum), see rumor/bench/net_bench.hpp.
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -7,14 +7,14 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "rumor/bench/net_bench.hpp"
 #include "rumor/common/error.hpp"
-#include "rumor/net/bench.hpp"
 
 namespace rumor::cli {
 
 void add_bench_net(CLI::App& bench) {
   struct Args {
-    net::NetBenchOptions o;
+    bench::NetBenchOptions o;
     double floats = 1e7;
     bool json = false;
     bool worker = false;
@@ -57,7 +57,7 @@ void add_bench_net(CLI::App& bench) {
   cmd->callback([args] {
     args->o.floats = static_cast<std::size_t>(std::llround(args->floats));
     if (args->worker) {
-      net::NetBenchWorker w;
+      bench::NetBenchWorker w;
       w.mode = args->o.mode;
       w.id = args->id;
       w.nodes = args->o.nodes;
@@ -68,12 +68,12 @@ void add_bench_net(CLI::App& bench) {
       if (static_cast<int>(w.ports.size()) != w.nodes)
         throw ConfigError("bench net --worker: --ports must list --nodes ports");
       w.out = args->out;
-      const int rc = net::run_net_bench_worker(w);
+      const int rc = bench::run_net_bench_worker(w);
       if (rc != 0) throw Error("bench net worker " + std::to_string(w.id) + " failed");
       return;
     }
     args->o.exe = std::filesystem::read_symlink("/proc/self/exe").string();
-    const auto j = net::run_net_bench(args->o);
+    const auto j = bench::run_net_bench(args->o);
     if (args->json) {
       std::cout << j.dump() << "\n";
       return;

@@ -353,8 +353,10 @@ RunResult run_node(const config::Config& cfg, int id, const RunOptions& options)
   const std::int64_t rounds = cfg.get<std::int64_t>("rounds");
   run_rounds(node, node.first_round(), rounds);
   node.finish(rounds);
-  // Our last messages may still sit in a send queue: give them time to leave.
-  std::this_thread::sleep_for(milliseconds(300));
+  // Our last messages may still sit in a send queue: they leave before the close.
+  if (!transport.flush(s.faults.round_timeout))
+    log::warn("some messages were still queued ", s.faults.round_timeout.count() / 1000.0,
+              " s after the last round; closing anyway");
   transport.stop();
   log::info("finished ", rounds, " rounds");
 

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include <doctest/doctest.h>
+
 #include "rumor/net/inproc.hpp"
 #include "rumor/net/tcp.hpp"
 #include "rumor/topology/topology.hpp"
@@ -125,5 +127,21 @@ class Cluster {
   std::vector<std::unique_ptr<Transport>> nodes_;
   std::vector<int> ports_;
 };
+
+// Sends one data message from a to b and checks it arrives.
+inline void check_link(Transport& a, Transport& b, std::int64_t round) {
+  Message m;
+  m.round = round;
+  m.payload = Payload::copy_of(std::vector<std::uint8_t>{9, 8, 7});
+  REQUIRE(a.send(b.self(), std::move(m)));
+  auto got = b.take(a.self(), round, kWait);
+  REQUIRE_MESSAGE(got.has_value(), "node ", b.self(), " got nothing from ", a.self());
+  CHECK(got->payload.size() == 3);
+}
+
+inline void check_ring_works(Cluster& c, std::int64_t round) {
+  const int n = c.size();
+  for (int i = 0; i < n; ++i) check_link(c.node(i), c.node((i + 1) % n), round);
+}
 
 }  // namespace rumor::net::testing

@@ -1,14 +1,10 @@
 // Handshake refusals, malformed input from a raw socket, restarts, queues and stop().
 #include <doctest/doctest.h>
 
-#include <sys/socket.h>
-#include <sys/time.h>
-
 #include <thread>
 
-#include "asio.hpp"
-#include "frame.hpp"
 #include "net_fixture.hpp"
+#include "raw_peer.hpp"
 #include "rumor/common/error.hpp"
 
 using namespace rumor;
@@ -16,85 +12,6 @@ using namespace rumor::net;
 using namespace rumor::net::testing;
 
 namespace {
-
-// A raw TCP client with blocking reads that give up after 10 s.
-class Raw {
- public:
-  explicit Raw(int port) {
-    socket_.connect(
-        tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
-    timeval tv{10, 0};
-    ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  }
-  void write(const std::vector<std::uint8_t>& bytes) { asio::write(socket_, asio::buffer(bytes)); }
-  void write_frame(wire::Header h, const std::vector<std::uint8_t>& payload = {}) {
-    auto head = encode_frame_head(h, payload.size());
-    head.insert(head.end(), payload.begin(), payload.end());
-    write(head);
-  }
-  // Next frame's header; nullopt when the node closed the connection (or on timeout).
-  std::optional<wire::Header> read_frame() {
-    boost::system::error_code ec;
-    std::array<std::uint8_t, kPrefixBytes> prefix{};
-    asio::read(socket_, asio::buffer(prefix), ec);
-    if (ec) return std::nullopt;
-    Prefix p;
-    if (!parse_prefix(prefix.data(), 1u << 30, p).empty()) return std::nullopt;
-    std::vector<std::uint8_t> rest(p.frame_length - 4);
-    asio::read(socket_, asio::buffer(rest), ec);
-    if (ec) return std::nullopt;
-    wire::Header h;
-    if (!h.ParseFromArray(rest.data(), static_cast<int>(p.header_length))) return std::nullopt;
-    return h;
-  }
-  // True when the node closes the connection (reads until EOF or reset).
-  bool closed_by_node() {
-    std::array<std::uint8_t, 4096> buf{};
-    for (int i = 0; i < 1000; ++i) {
-      boost::system::error_code ec;
-      socket_.read_some(asio::buffer(buf), ec);
-      if (ec == asio::error::eof || ec == asio::error::connection_reset) return true;
-      if (ec) return false;  // timeout
-    }
-    return false;
-  }
-  void shutdown_send() { socket_.shutdown(tcp::socket::shutdown_send); }
-
- private:
-  asio::io_context io_;
-  tcp::socket socket_{io_};
-};
-
-wire::Header hello(int node, int target, const std::string& run_id, LinkKind link,
-                   std::uint32_t version = kProtocolVersion) {
-  wire::Header h;
-  h.set_type(wire::FRAME_HELLO);
-  auto* m = h.mutable_hello();
-  m->set_magic(kMagic);
-  m->set_version(version);
-  m->set_run_id(run_id);
-  m->set_node_id(node);
-  m->set_target_id(target);
-  m->set_link(link == LinkKind::kData ? wire::LINK_DATA : wire::LINK_CONTROL);
-  m->set_nonce(std::string(kNonceBytes, 'n'));
-  return h;
-}
-
-// Sends one data message from a to b and checks it arrives.
-void check_link(Transport& a, Transport& b, std::int64_t round) {
-  Message m;
-  m.round = round;
-  m.payload = Payload::copy_of(std::vector<std::uint8_t>{9, 8, 7});
-  REQUIRE(a.send(b.self(), std::move(m)));
-  auto got = b.take(a.self(), round, kWait);
-  REQUIRE_MESSAGE(got.has_value(), "node ", b.self(), " got nothing from ", a.self());
-  CHECK(got->payload.size() == 3);
-}
-
-void check_ring_works(Cluster& c, std::int64_t round) {
-  const int n = c.size();
-  for (int i = 0; i < n; ++i) check_link(c.node(i), c.node((i + 1) % n), round);
-}
 
 // Expects node `at` to answer a raw hello with a refusal and count it.
 void expect_refused(Cluster& c, int at, const wire::Header& h, const std::string& why) {
@@ -248,18 +165,7 @@ TEST_SUITE("net") {
       });
     }
     SUBCASE("after a completed handshake") {
-      auto handshake = [](Raw& r) {
-        r.write_frame(hello(0, 1, "test-run", LinkKind::kData));
-        auto h = r.read_frame();
-        REQUIRE(h.has_value());
-        REQUIRE(h->type() == wire::FRAME_HELLO);
-        wire::Header auth;
-        auth.set_type(wire::FRAME_AUTH);
-        r.write_frame(auth);
-        auto v = r.read_frame();
-        REQUIRE(v.has_value());
-        REQUIRE(v->verdict().accepted());
-      };
+      auto handshake = [](Raw& r) { raw_handshake(r, 0, 1); };
       // Payload length mismatch.
       expect_malformed([&](Raw& r) {
         handshake(r);
@@ -306,6 +212,7 @@ TEST_SUITE("net") {
       handshake(raw);
       wire::Header m;
       m.set_type(wire::FRAME_MESSAGE);
+      m.set_kind(static_cast<std::uint32_t>(MessageKind::kGossip));
       m.set_sender(0);
       m.set_round(42);
       raw.write_frame(m, {1, 2, 3, 4});

@@ -6,7 +6,9 @@
 // down, so a restarted neighbour is found again. Every connection starts with a handshake
 // (magic, version, run id, node ids, link kind; HMAC-SHA256 challenge-response both ways when
 // options.secret is set); a failed handshake is refused, logged and counted, and the node's
-// other links carry on. Bytes that do not parse close that connection and bump `malformed`.
+// other links carry on. Bytes that do not parse close that connection and bump `malformed`;
+// a handler that throws on the network thread (e.g. the event handler) closes that connection
+// and bumps `handler_errors`. Either way the link goes down and is redialled.
 #include <memory>
 
 #include "rumor/net/transport.hpp"
@@ -28,6 +30,7 @@ class TcpTransport final : public Transport {
   void start(const Topology& topology, int self) override;
   void wait_connected(std::optional<std::chrono::milliseconds> timeout = {}) override;
   bool send(int to, Message message) override;
+  bool flush(std::chrono::milliseconds deadline) override;
   void stop() override;
   TransportStats stats() const override;
   bool link_up(int peer, LinkKind link) const override;

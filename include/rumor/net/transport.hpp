@@ -139,6 +139,9 @@ struct LinkStats {
   std::uint64_t reconnects = 0;  // times the link came up again after being up once
   std::uint64_t refused = 0;     // handshakes refused that claimed to be this peer
   std::uint64_t malformed = 0;   // connections closed because of bad input from this peer
+  // Connections closed because a network-thread handler threw while serving this peer (e.g.
+  // out of memory, or the event handler threw); the link redials like after any other close.
+  std::uint64_t handler_errors = 0;
 };
 
 struct TransportStats {
@@ -150,6 +153,7 @@ struct TransportStats {
   std::uint64_t drops = 0;
   std::uint64_t refused_handshakes = 0;  // all refused handshakes, incl. unknown senders
   std::uint64_t malformed = 0;           // all connections closed for bad input
+  std::uint64_t handler_errors = 0;      // all connections closed because a handler threw
   const LinkStats* find(int peer, LinkKind link) const;
   // Appends one link's counters and adds them to the totals.
   void add(const LinkStats& link);
@@ -205,6 +209,7 @@ class Transport {
   Transport& operator=(const Transport&) = delete;
 
   // Called (on the network thread) for link ups, downs and refusals. Set before start().
+  // TCP: an exception it throws closes the connection the event was about (handler_errors).
   void set_event_handler(EventHandler handler) { handler_ = std::move(handler); }
 
   // Begins listening and connecting to every link of node `self`; returns at once. The
@@ -217,6 +222,10 @@ class Transport {
   // payload is shared, not copied. Returns false when the message was dropped (queue full,
   // stopped); throws ProtocolError when `to` is not a neighbour on that plane.
   virtual bool send(int to, Message message) = 0;
+  // Waits until every queued message has been handed to the network (TCP: written to its
+  // socket), at most `deadline`; false when something is still queued then (links that are
+  // down do not count). The in-process transport delivers at send(): nothing to wait for.
+  virtual bool flush(std::chrono::milliseconds deadline) { return true; }
   // Stops: closes every socket, joins the network thread. Idempotent.
   virtual void stop() = 0;
   virtual TransportStats stats() const = 0;

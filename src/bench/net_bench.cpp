@@ -1,4 +1,4 @@
-#include "rumor/net/bench.hpp"
+#include "rumor/bench/net_bench.hpp"
 
 #include <signal.h>
 #include <spawn.h>
@@ -13,7 +13,6 @@
 #include <fstream>
 #include <thread>
 
-#include "asio.hpp"
 #include "rumor/common/error.hpp"
 #include "rumor/common/log.hpp"
 #include "rumor/net/tcp.hpp"
@@ -21,7 +20,17 @@
 
 extern char** environ;
 
-namespace rumor::net {
+namespace rumor::bench {
+
+using net::LinkKind;
+using net::Message;
+using net::MessageFilter;
+using net::MessageKind;
+using net::Payload;
+using net::TcpTransport;
+using net::Transport;
+using net::TransportOptions;
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -88,14 +97,11 @@ TransportOptions bench_options() {
 
 // Free loopback ports: bound together (so they differ), then released for the workers.
 std::vector<int> free_ports(int n) {
-  asio::io_context io;
-  std::vector<std::unique_ptr<tcp::acceptor>> held;
+  std::vector<std::unique_ptr<TcpTransport>> held;
   std::vector<int> ports;
   for (int i = 0; i < n; ++i) {
-    auto a =
-        std::make_unique<tcp::acceptor>(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-    ports.push_back(a->local_endpoint().port());
-    held.push_back(std::move(a));
+    held.push_back(std::make_unique<TcpTransport>());
+    ports.push_back(held.back()->bind("127.0.0.1", 0));
   }
   return ports;
 }
@@ -255,123 +261,295 @@ nlohmann::json run_pair(const NetBenchOptions& o) {
            "2*4D bytes / round-trip time"}};
 }
 
-}  // namespace
-
-int run_net_bench_worker(const NetBenchWorker& w) {
-  try {
-    const int n = w.nodes;
-    const Topology topo = bench_topology(w.mode, n, w.ports);
-    TcpTransport t(bench_options());
-    t.start(topo, w.id);
-    t.wait_connected();
-    const std::size_t d = w.floats;
-    VectorPool pool(d);
-    auto x = pool.get();
-    std::fill(x->begin(), x->end(), static_cast<float>(w.id));
-    double weight = 1.0;
+// One peer process of ring/pushsum mode: its state and its rounds.
+class Worker {
+ public:
+  Worker(const NetBenchWorker& w, Transport& t)
+      : w_(w),
+        t_(t),
+        n_(w.nodes),
+        d_(w.floats),
+        pool_(w.floats),
+        left_((w.id + n_ - 1) % n_),
+        right_((w.id + 1) % n_),
+        logn_(log2_nodes(n_)),
+        disseminate_(w.mode == "pushsum" && (1 << logn_) >= n_) {
+    x_ = pool_.get();
+    std::fill(x_->begin(), x_->end(), static_cast<float>(w.id));
     // Push-sum keeps its state halved, h = x/2 (and w/2): the half a round sends is then
     // ready, and x/2 + received (gloo's mul_ then add_) becomes one pass over memory,
     // h' = (h + received) / 2. The bytes sent and the sums are the same; x = 2h.
     if (w.mode == "pushsum") {
-      for (float& v : *x) v *= 0.5f;
-      weight *= 0.5;
+      for (float& v : *x_) v *= 0.5f;
+      weight_ *= 0.5;
     }
-    const int left = (w.id + n - 1) % n, right = (w.id + 1) % n;
-    const int logn = log2_nodes(n);
-    std::int64_t step = 0;
-    auto one_round = [&](std::int64_t r) {
-      if (w.mode == "ring") {
-        for (int to : {right, left}) {
-          if (to == w.id) continue;
-          Message m;
-          m.round = r;
-          m.payload = as_payload(x);
-          t.send(to, std::move(m));
-          if (left == right) break;
-        }
-        Message ml = take_or_throw(t, left, r, d);
-        const float* l = reinterpret_cast<const float*>(ml.payload.data());
-        auto next = pool.get();
-        // Raw restrict pointers: through the vectors the compiler cannot rule out aliasing
-        // with the received buffer and would not vectorize these loops.
-        float* __restrict out = next->data();
-        const float* __restrict xs = x->data();
-        if (left == right) {
-          for (std::size_t k = 0; k < d; ++k) out[k] = (xs[k] + 2 * l[k]) / 3.0f;
-        } else {
-          Message mr = take_or_throw(t, right, r, d);
-          const float* __restrict rr = reinterpret_cast<const float*>(mr.payload.data());
-          for (std::size_t k = 0; k < d; ++k) out[k] = (xs[k] + l[k] + rr[k]) / 3.0f;
-        }
-        x = next;
-      } else {
-        const int hop = 1 << (step % logn);
-        const int dst = (w.id + hop) % n, src = (w.id - hop % n + n) % n;
-        Message m;
-        m.round = r;
-        m.scalars = {weight};
-        m.payload = as_payload(x);  // x/2: push-sum's outgoing half
-        t.send(dst, std::move(m));
-        Message in = take_or_throw(t, src, r, d);
-        const float* __restrict v = reinterpret_cast<const float*>(in.payload.data());
-        // The half still being sent stays untouched: the new state goes to a free buffer.
-        auto next = pool.get();
-        {
-          float* __restrict out = next->data();
-          const float* __restrict h = x->data();
-          for (std::size_t k = 0; k < d; ++k) out[k] = (h[k] + v[k]) * 0.5f;
-        }
-        weight = (weight + (in.scalars.empty() ? 0.0 : in.scalars[0])) * 0.5;
-        x = next;
-      }
-      ++step;
-    };
-    std::int64_t r = 0;
-    std::int64_t barrier_id = 0;
-    const bool disseminate = w.mode == "pushsum" && (1 << logn) >= n;
-    auto barrier = [&] {
-      if (disseminate)
-        dissemination_barrier(t, n, barrier_id++);
-      else
-        ring_barrier(t, n, barrier_id++);
-    };
+  }
+
+  // Barrier, warm-up, the measured rounds, a final barrier; this worker's figures.
+  nlohmann::json run();
+
+ private:
+  void round(std::int64_t r) {
+    if (w_.mode == "ring") {
+      ring_round(r);
+    } else {
+      pushsum_round(r);
+    }
+    ++step_;
+  }
+  void ring_round(std::int64_t r);
+  void pushsum_round(std::int64_t r);
+  void barrier() {
+    if (disseminate_) {
+      dissemination_barrier(t_, n_, barrier_id_++);
+    } else {
+      ring_barrier(t_, n_, barrier_id_++);
+    }
+  }
+  // Push-sum's check, as gloo_gossip.py's: x / w is the exact average of the ranks once
+  // every node has heard from all (log2 n rounds of the exponential graph).
+  double avg_err() const {
+    double err = 0;
+    if (w_.mode == "pushsum")
+      for (float v : *x_)
+        err = std::max(err, std::abs(v / weight_ - (n_ - 1) / 2.0));  // h/w_h = x/w
+    return err;
+  }
+
+  const NetBenchWorker& w_;
+  Transport& t_;
+  const int n_;
+  const std::size_t d_;
+  VectorPool pool_;
+  std::shared_ptr<std::vector<float>> x_;
+  double weight_ = 1.0;
+  const int left_, right_, logn_;
+  const bool disseminate_;
+  std::int64_t step_ = 0;
+  std::int64_t barrier_id_ = 0;
+};
+
+void Worker::ring_round(std::int64_t r) {
+  for (int to : {right_, left_}) {
+    if (to == w_.id) continue;
+    Message m;
+    m.round = r;
+    m.payload = as_payload(x_);
+    t_.send(to, std::move(m));
+    if (left_ == right_) break;
+  }
+  Message ml = take_or_throw(t_, left_, r, d_);
+  const float* l = reinterpret_cast<const float*>(ml.payload.data());
+  auto next = pool_.get();
+  // Raw restrict pointers: through the vectors the compiler cannot rule out aliasing
+  // with the received buffer and would not vectorize these loops.
+  float* __restrict out = next->data();
+  const float* __restrict xs = x_->data();
+  if (left_ == right_) {
+    for (std::size_t k = 0; k < d_; ++k) out[k] = (xs[k] + 2 * l[k]) / 3.0f;
+  } else {
+    Message mr = take_or_throw(t_, right_, r, d_);
+    const float* __restrict rr = reinterpret_cast<const float*>(mr.payload.data());
+    for (std::size_t k = 0; k < d_; ++k) out[k] = (xs[k] + l[k] + rr[k]) / 3.0f;
+  }
+  x_ = next;
+}
+
+void Worker::pushsum_round(std::int64_t r) {
+  const int hop = 1 << (step_ % logn_);
+  const int dst = (w_.id + hop) % n_, src = (w_.id - hop % n_ + n_) % n_;
+  Message m;
+  m.round = r;
+  m.scalars = {weight_};
+  m.payload = as_payload(x_);  // x/2: push-sum's outgoing half
+  t_.send(dst, std::move(m));
+  Message in = take_or_throw(t_, src, r, d_);
+  const float* __restrict v = reinterpret_cast<const float*>(in.payload.data());
+  // The half still being sent stays untouched: the new state goes to a free buffer.
+  auto next = pool_.get();
+  {
+    float* __restrict out = next->data();
+    const float* __restrict h = x_->data();
+    for (std::size_t k = 0; k < d_; ++k) out[k] = (h[k] + v[k]) * 0.5f;
+  }
+  weight_ = (weight_ + (in.scalars.empty() ? 0.0 : in.scalars[0])) * 0.5;
+  x_ = next;
+}
+
+nlohmann::json Worker::run() {
+  std::int64_t r = 0;
+  barrier();
+  for (int k = 0; k < 2; ++k) round(r++);  // warm-up
+  // Per round: this node's own time (gloo's definition) and its start and end on the
+  // monotonic clock all workers share, for the span from the first start to the last end.
+  std::vector<double> times, starts, ends;
+  const auto epoch = [](Clock::time_point tp) {
+    return std::chrono::duration<double>(tp.time_since_epoch()).count();
+  };
+  for (int k = 0; k < w_.rounds; ++k) {
     barrier();
-    for (int k = 0; k < 2; ++k) one_round(r++);  // warm-up
-    // Per round: this node's own time (gloo's definition) and its start and end on the
-    // monotonic clock all workers share, for the span from the first start to the last end.
-    std::vector<double> times, starts, ends;
-    const auto epoch = [](Clock::time_point tp) {
-      return std::chrono::duration<double>(tp.time_since_epoch()).count();
-    };
-    for (int k = 0; k < w.rounds; ++k) {
-      barrier();
-      const auto t0 = Clock::now();
-      one_round(r++);
-      const auto t1 = Clock::now();
-      times.push_back(std::chrono::duration<double>(t1 - t0).count());
-      starts.push_back(epoch(t0));
-      ends.push_back(epoch(t1));
+    const auto t0 = Clock::now();
+    round(r++);
+    const auto t1 = Clock::now();
+    times.push_back(std::chrono::duration<double>(t1 - t0).count());
+    starts.push_back(epoch(t0));
+    ends.push_back(epoch(t1));
+  }
+  ring_barrier(t_, n_, barrier_id_++);  // nobody stops while others still wait on it
+  // Nodes leave that barrier one release hop apart: let the last releases go out before
+  // the links close (as the node runner does), so no peer sees a link reset.
+  std::this_thread::sleep_for(200ms);
+  const auto s = t_.stats();
+  return {{"id", w_.id},
+          {"times_s", times},
+          {"starts_s", starts},
+          {"ends_s", ends},
+          {"weight", w_.mode == "pushsum" ? 2 * weight_ : weight_},
+          {"avg_err", avg_err()},
+          {"data_bytes_sent", s.data_bytes_sent},
+          {"ctrl_bytes_sent", s.ctrl_bytes_sent},
+          {"drops", s.drops}};
+}
+
+// Starts one worker process per node; returns their pids.
+std::vector<pid_t> spawn_workers(const NetBenchOptions& o, const std::filesystem::path& dir,
+                                 const std::vector<int>& ports) {
+  std::string ports_csv;
+  for (int p : ports) ports_csv += (ports_csv.empty() ? "" : ",") + std::to_string(p);
+  std::vector<pid_t> pids;
+  for (int i = 0; i < o.nodes; ++i) {
+    std::vector<std::string> args = {
+        o.exe,      "--log-level",
+        "warn",     "bench",
+        "net",      "--worker",
+        "--mode",   o.mode,
+        "--id",     std::to_string(i),
+        "--nodes",  std::to_string(o.nodes),
+        "--floats", std::to_string(o.floats),
+        "--rounds", std::to_string(o.rounds),
+        "--ports",  ports_csv,
+        "--out",    (dir / ("worker-" + std::to_string(i) + ".json")).string()};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    if (posix_spawn(&pid, o.exe.c_str(), nullptr, nullptr, argv.data(), environ) != 0) {
+      for (pid_t p : pids) ::kill(p, SIGKILL);
+      for (pid_t p : pids) ::waitpid(p, nullptr, 0);
+      throw Error("bench net: cannot start worker " + o.exe);
     }
-    ring_barrier(t, n, barrier_id++);  // nobody stops while others still wait on it
-    // Nodes leave that barrier one release hop apart: let the last releases go out before
-    // the links close (as the node runner does), so no peer sees a link reset.
-    std::this_thread::sleep_for(200ms);
-    // Push-sum's check, as gloo_gossip.py's: x / w is the exact average of the ranks once
-    // every node has heard from all (log2 n rounds of the exponential graph).
-    double avg_err = 0;
-    if (w.mode == "pushsum")
-      for (float v : *x)
-        avg_err = std::max(avg_err, std::abs(v / weight - (n - 1) / 2.0));  // h/w_h = x/w
-    const auto s = t.stats();
-    nlohmann::json out = {{"id", w.id},
-                          {"times_s", times},
-                          {"starts_s", starts},
-                          {"ends_s", ends},
-                          {"weight", w.mode == "pushsum" ? 2 * weight : weight},
-                          {"avg_err", avg_err},
-                          {"data_bytes_sent", s.data_bytes_sent},
-                          {"ctrl_bytes_sent", s.ctrl_bytes_sent},
-                          {"drops", s.drops}};
+    pids.push_back(pid);
+  }
+  return pids;
+}
+
+// Waits for every worker; kills the ones we started if they overrun. True when all succeeded.
+bool wait_workers(const std::vector<pid_t>& pids, Clock::time_point t0, double timeout_s) {
+  bool all_ok = true;
+  for (std::size_t i = 0; i < pids.size(); ++i) {
+    const pid_t pid = pids[i];
+    int status = 0;
+    while (true) {
+      const pid_t r = ::waitpid(pid, &status, WNOHANG);
+      if (r == pid) break;
+      if (seconds_since(t0) > timeout_s) {
+        for (pid_t p : pids) ::kill(p, SIGKILL);
+        ::waitpid(pid, &status, 0);
+        all_ok = false;
+        break;
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      all_ok = false;
+      if (WIFSIGNALED(status))
+        log::error("bench net: worker ", i, " died of signal ", WTERMSIG(status));
+    }
+  }
+  if (!all_ok)
+    for (pid_t p : pids) ::waitpid(p, nullptr, WNOHANG);
+  return all_ok;
+}
+
+// The workers' figures, read back from their JSON files.
+struct WorkerResults {
+  std::vector<std::vector<double>> times, starts, ends;
+  std::uint64_t data_bytes = 0, ctrl_bytes = 0, drops = 0;
+  double weight_sum = 0, avg_err = 0;
+};
+
+WorkerResults read_results(int nodes, const std::filesystem::path& dir) {
+  WorkerResults res;
+  for (int i = 0; i < nodes; ++i) {
+    std::ifstream in(dir / ("worker-" + std::to_string(i) + ".json"));
+    const auto j = nlohmann::json::parse(in);
+    res.times.push_back(j.at("times_s").get<std::vector<double>>());
+    res.starts.push_back(j.at("starts_s").get<std::vector<double>>());
+    res.ends.push_back(j.at("ends_s").get<std::vector<double>>());
+    res.data_bytes += j.at("data_bytes_sent").get<std::uint64_t>();
+    res.ctrl_bytes += j.at("ctrl_bytes_sent").get<std::uint64_t>();
+    res.drops += j.at("drops").get<std::uint64_t>();
+    res.weight_sum += j.at("weight").get<double>();
+    res.avg_err = std::max(res.avg_err, j.at("avg_err").get<double>());
+  }
+  return res;
+}
+
+nlohmann::json summarize(const NetBenchOptions& o, const WorkerResults& res, Clock::time_point t0) {
+  std::vector<double> round_ms, span_ms;
+  for (std::size_t r = 0; r < static_cast<std::size_t>(o.rounds); ++r) {
+    double m = 0, first = INFINITY, last = -INFINITY;
+    for (int i = 0; i < o.nodes; ++i) {
+      const auto w = static_cast<std::size_t>(i);
+      m = std::max(m, res.times[w].at(r));
+      first = std::min(first, res.starts[w].at(r));
+      last = std::max(last, res.ends[w].at(r));
+    }
+    round_ms.push_back(m * 1e3);
+    span_ms.push_back((last - first) * 1e3);
+  }
+  const Figures f = figures(round_ms);
+  const Figures span = figures(span_ms);
+  const double bytes = 4.0 * static_cast<double>(o.floats);
+  const double per_rank = (o.mode == "ring" ? 2 * bytes : bytes) / (f.median / 1e3) / 1e9;
+  nlohmann::json out = {{"bench", "rumor-net"},
+                        {"mode", o.mode},
+                        {"nodes", o.nodes},
+                        {"floats", o.floats},
+                        {"rounds", o.rounds},
+                        {"median_ms", f.median},
+                        {"min_ms", f.min},
+                        {"max_ms", f.max},
+                        {"span_median_ms", span.median},
+                        {"span_max_ms", span.max},
+                        {"per_rank_sent_GBps", per_rank},
+                        {"data_bytes_sent", res.data_bytes},
+                        {"ctrl_bytes_sent", res.ctrl_bytes},
+                        {"drops", res.drops},
+                        {"wall_s", seconds_since(t0)},
+                        {"definition",
+                         "a barrier (not timed; push-sum: a dissemination barrier over its "
+                         "links, as gloo's; ring: over the control ring), then each node times "
+                         "its own round from leaving the barrier, as gloo_gossip.py's synced "
+                         "mode; a round's time is the slowest node's; span: first start to last "
+                         "end over nodes on the shared monotonic clock. Push-sum keeps its state "
+                         "halved, so keep-half and add are one pass (same bytes and sums)"}};
+  if (o.mode == "pushsum") {
+    out["pushsum_weight_sum"] = res.weight_sum;  // conserved: == nodes
+    out["pushsum_exact_avg_err"] = res.avg_err;  // max |x/w - mean of the ranks| at the end
+  }
+  return out;
+}
+
+}  // namespace
+
+int run_net_bench_worker(const NetBenchWorker& w) {
+  try {
+    const Topology topo = bench_topology(w.mode, w.nodes, w.ports);
+    TcpTransport t(bench_options());
+    t.start(topo, w.id);
+    t.wait_connected();
+    const nlohmann::json out = Worker(w, t).run();
     std::ofstream(w.out) << out.dump() << "\n";
     t.stop();
     return 0;
@@ -392,116 +570,15 @@ nlohmann::json run_net_bench(const NetBenchOptions& o) {
       std::filesystem::temp_directory_path() / ("rumor-bench-net-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   const std::vector<int> ports = free_ports(o.nodes);
-  std::string ports_csv;
-  for (int p : ports) ports_csv += (ports_csv.empty() ? "" : ",") + std::to_string(p);
-  std::vector<pid_t> pids;
   const auto t0 = Clock::now();
-  for (int i = 0; i < o.nodes; ++i) {
-    std::vector<std::string> args = {
-        o.exe,      "--log-level",
-        "warn",     "bench",
-        "net",      "--worker",
-        "--mode",   o.mode,
-        "--id",     std::to_string(i),
-        "--nodes",  std::to_string(o.nodes),
-        "--floats", std::to_string(o.floats),
-        "--rounds", std::to_string(o.rounds),
-        "--ports",  ports_csv,
-        "--out",    (dir / ("worker-" + std::to_string(i) + ".json")).string()};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid_t pid = 0;
-    if (posix_spawn(&pid, o.exe.c_str(), nullptr, nullptr, argv.data(), environ) != 0)
-      throw Error("bench net: cannot start worker " + o.exe);
-    pids.push_back(pid);
-  }
-  // Wait for every worker; kill the ones we started if they overrun.
-  bool all_ok = true;
-  for (std::size_t i = 0; i < pids.size(); ++i) {
-    const pid_t pid = pids[i];
-    int status = 0;
-    while (true) {
-      const pid_t r = ::waitpid(pid, &status, WNOHANG);
-      if (r == pid) break;
-      if (seconds_since(t0) > o.timeout_s) {
-        for (pid_t p : pids) ::kill(p, SIGKILL);
-        ::waitpid(pid, &status, 0);
-        all_ok = false;
-        break;
-      }
-      std::this_thread::sleep_for(20ms);
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      all_ok = false;
-      if (WIFSIGNALED(status))
-        log::error("bench net: worker ", i, " died of signal ", WTERMSIG(status));
-    }
-  }
-  if (!all_ok) {
-    for (pid_t p : pids) ::waitpid(p, nullptr, WNOHANG);
+  const std::vector<pid_t> pids = spawn_workers(o, dir, ports);
+  if (!wait_workers(pids, t0, o.timeout_s)) {
     std::filesystem::remove_all(dir);
     throw Error("bench net " + o.mode + ": a worker failed (see its log lines above)");
   }
-  std::vector<std::vector<double>> per_worker, starts, ends;
-  std::uint64_t data_bytes = 0, ctrl_bytes = 0, drops = 0;
-  double weight_sum = 0, avg_err = 0;
-  for (int i = 0; i < o.nodes; ++i) {
-    std::ifstream in(dir / ("worker-" + std::to_string(i) + ".json"));
-    const auto j = nlohmann::json::parse(in);
-    per_worker.push_back(j.at("times_s").get<std::vector<double>>());
-    starts.push_back(j.at("starts_s").get<std::vector<double>>());
-    ends.push_back(j.at("ends_s").get<std::vector<double>>());
-    data_bytes += j.at("data_bytes_sent").get<std::uint64_t>();
-    ctrl_bytes += j.at("ctrl_bytes_sent").get<std::uint64_t>();
-    drops += j.at("drops").get<std::uint64_t>();
-    weight_sum += j.at("weight").get<double>();
-    avg_err = std::max(avg_err, j.at("avg_err").get<double>());
-  }
+  const WorkerResults res = read_results(o.nodes, dir);
   std::filesystem::remove_all(dir);
-  std::vector<double> round_ms, span_ms;
-  for (std::size_t r = 0; r < static_cast<std::size_t>(o.rounds); ++r) {
-    double m = 0, first = INFINITY, last = -INFINITY;
-    for (int i = 0; i < o.nodes; ++i) {
-      const auto w = static_cast<std::size_t>(i);
-      m = std::max(m, per_worker[w].at(r));
-      first = std::min(first, starts[w].at(r));
-      last = std::max(last, ends[w].at(r));
-    }
-    round_ms.push_back(m * 1e3);
-    span_ms.push_back((last - first) * 1e3);
-  }
-  const Figures f = figures(round_ms);
-  const Figures span = figures(span_ms);
-  const double bytes = 4.0 * static_cast<double>(o.floats);
-  const double per_rank = (o.mode == "ring" ? 2 * bytes : bytes) / (f.median / 1e3) / 1e9;
-  nlohmann::json out = {{"bench", "rumor-net"},
-                        {"mode", o.mode},
-                        {"nodes", o.nodes},
-                        {"floats", o.floats},
-                        {"rounds", o.rounds},
-                        {"median_ms", f.median},
-                        {"min_ms", f.min},
-                        {"max_ms", f.max},
-                        {"span_median_ms", span.median},
-                        {"span_max_ms", span.max},
-                        {"per_rank_sent_GBps", per_rank},
-                        {"data_bytes_sent", data_bytes},
-                        {"ctrl_bytes_sent", ctrl_bytes},
-                        {"drops", drops},
-                        {"wall_s", seconds_since(t0)},
-                        {"definition",
-                         "a barrier (not timed; push-sum: a dissemination barrier over its "
-                         "links, as gloo's; ring: over the control ring), then each node times "
-                         "its own round from leaving the barrier, as gloo_gossip.py's synced "
-                         "mode; a round's time is the slowest node's; span: first start to last "
-                         "end over nodes on the shared monotonic clock. Push-sum keeps its state "
-                         "halved, so keep-half and add are one pass (same bytes and sums)"}};
-  if (o.mode == "pushsum") {
-    out["pushsum_weight_sum"] = weight_sum;  // conserved: == nodes
-    out["pushsum_exact_avg_err"] = avg_err;  // max |x/w - mean of the ranks| at the end
-  }
-  return out;
+  return summarize(o, res, t0);
 }
 
-}  // namespace rumor::net
+}  // namespace rumor::bench

@@ -18,7 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace rumor::net {
+namespace rumor::bench {
 
 struct NetBenchOptions {
   std::string mode = "pair";  // pair, ring, pushsum
@@ -45,4 +45,4 @@ struct NetBenchWorker {
 // One peer process of ring/pushsum mode. Returns the process exit code.
 int run_net_bench_worker(const NetBenchWorker& worker);
 
-}  // namespace rumor::net
+}  // namespace rumor::bench

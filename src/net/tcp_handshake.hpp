@@ -1,0 +1,77 @@
+#pragma once
+// The connection handshake of the TCP transport as a state machine (internal).
+//
+//   dialer:   writes HELLO                 -> kAwaitHello
+//             HELLO checked, writes AUTH   -> kAwaitVerdict
+//             VERDICT accepted             -> kDone
+//   acceptor:                                 kAwaitHello
+//             HELLO admitted, writes HELLO -> kAwaitAuth
+//             AUTH checked, writes VERDICT -> kDone
+// Each side's HELLO carries a fresh nonce; with a shared secret each side answers the other's
+// nonce with an HMAC (the acceptor in its HELLO, the dialer in its AUTH). A check that fails
+// is refused: a VERDICT with the reason, then the connection closes. The machine does no I/O;
+// the session writes the frames it returns and acts on the outcome.
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "rumor/net/transport.hpp"
+#include "tcp_link.hpp"
+#include "wire.pb.h"
+
+namespace rumor::net {
+
+enum class HandshakeStage { kAwaitHello, kAwaitAuth, kAwaitVerdict, kDone };
+
+// What the session does with one handshake frame: write `reply` (if any), then act.
+struct HandshakeStep {
+  enum class Action { kContinue, kEstablished, kRefuse, kFail };
+  Action action = Action::kContinue;
+  std::optional<wire::Header> reply;
+  std::string reason;      // kRefuse, kFail
+  bool malformed = false;  // kFail: bad input from the peer (counted)
+  bool warn = false;       // kFail: worth a warning (the peer refused this node)
+  int peer = -1;           // kRefuse: the node the connection claimed to be
+  LinkKind kind = LinkKind::kData;
+};
+
+// Acceptor side: the link a HELLO from `peer` asks for, or null with `error` saying why the
+// connection is refused (not a neighbour, wrong direction).
+using AdmitFn = std::function<Link*(int peer, LinkKind kind, std::string& error)>;
+
+// The HELLO frame of either side; `mac` is set only when non-empty (the acceptor's answer).
+wire::Header make_hello(const std::string& run_id, int self, int target, LinkKind kind,
+                        const std::string& nonce, const std::string& mac = {});
+
+class Handshake {
+ public:
+  // `link`: the dialer's link; null on the acceptor side (found from the peer's HELLO).
+  Handshake(const TransportOptions& options, int self, Link* link);
+
+  HandshakeStage stage() const { return stage_; }
+  // The link of this connection: the dialer's, or the acceptor's once the HELLO is admitted.
+  Link* link() const { return link_; }
+  // Dialer: the first frame on the connection.
+  wire::Header open() const;
+  // The next frame from the peer (parsed, before the handshake is done).
+  HandshakeStep on_frame(const wire::Header& h, const AdmitFn& admit);
+
+ private:
+  HandshakeStep acceptor_hello(const wire::Header& h, const AdmitFn& admit);
+  HandshakeStep acceptor_auth(const wire::Header& h);
+  HandshakeStep dialer_hello(const wire::Header& h);
+  HandshakeStep dialer_verdict(const wire::Header& h);
+  HandshakeStep refuse(std::string reason, int peer, LinkKind kind) const;
+  std::string mac(const char* role, int dialer, int acceptor, const std::string& challenge,
+                  const std::string& response) const;
+
+  const TransportOptions& options_;
+  const int self_;
+  const bool dialer_;
+  Link* link_;
+  HandshakeStage stage_ = HandshakeStage::kAwaitHello;
+  std::string nonce_;       // ours: the challenge the peer answers
+  std::string peer_nonce_;  // the peer's: the challenge this node answers
+};
+
+}  // namespace rumor::net

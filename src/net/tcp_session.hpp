@@ -1,0 +1,113 @@
+#pragma once
+// One TCP connection of a TcpTransport: handshake, then framing (internal).
+//
+// A session is enable_shared_from_this and kept alive only by its pending handlers and by
+// Link::session. After the handshake it runs one reader chain (prefix, header, payload in
+// pieces) and one writer chain: one write outstanding, and everything queued meanwhile goes
+// out in the next gather write (coalesced), handshake and heartbeat frames first. Every
+// handler runs on the network thread and is guarded: an exception thrown in it (or in a
+// handler it calls, such as the event handler) closes this session and nothing else.
+#include <array>
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "asio.hpp"
+#include "frame.hpp"
+#include "rumor/net/tcp.hpp"
+#include "tcp_handshake.hpp"
+#include "tcp_link.hpp"
+
+namespace rumor::net {
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  using Impl = TcpTransport::Impl;
+  using Clock = std::chrono::steady_clock;
+  enum class State { kHandshake, kEstablished, kClosed };
+
+  // `link`: the dialer's link; null for an accepted connection (known after its HELLO).
+  Session(Impl& impl, tcp::socket socket, Link* link);
+
+  State state() const { return state_; }
+  Link* link() const { return link_; }
+  tcp::socket& socket() { return socket_; }
+
+  void arm_handshake_timer();
+  // Dialer: connects the socket, then start()s.
+  void connect(const tcp::endpoint& endpoint);
+  // The connection is open: start the handshake.
+  void start();
+  // Writes whatever is queued (handshake frames first, then the link queue).
+  void kick();
+  // kick() as a handler of its own (posted by send()): an exception closes this session.
+  void kick_guarded() noexcept;
+  // Closes the connection. `malformed`: bad input from the remote side (counted).
+  void fail(const std::string& reason, bool malformed);
+  // Clean stop: tell the peer, then close once that is written. Never throws: stop() waits
+  // for every session to close.
+  void say_bye() noexcept;
+  bool peer_bye() const { return peer_bye_; }
+
+ private:
+  // Runs one handler body; an exception closes this session instead of escaping to the
+  // io_context (which would leave the session half-updated).
+  template <typename F>
+  void guarded(const char* where, F&& body) noexcept;
+  void on_handler_error(const char* where, const std::string& what) noexcept;
+
+  std::string endpoint_text() const;
+  void push_internal(wire::Header h);
+  void take_queued();
+  void write_inflight();
+  void on_written(boost::system::error_code ec, std::size_t n);
+  void arm_heartbeat();
+  void on_heartbeat_timer();
+
+  std::uint64_t frame_limit() const;
+  template <typename Next>
+  void read(asio::mutable_buffer buffer, const char* truncated, Next next);
+  void read_prefix();
+  void read_header();
+  void on_header();
+  void read_payload();
+  void on_frame(Payload payload);
+  void on_message(Payload payload, std::uint64_t frame_bytes);
+  void on_handshake_frame();
+  void established();
+  void refuse(const std::string& reason, int claimed_peer, LinkKind kind);
+
+  Impl& impl_;
+  tcp::socket socket_;
+  const bool dialer_;
+  Link* link_;
+  Handshake handshake_;
+  asio::steady_timer handshake_timer_;
+  asio::steady_timer heartbeat_timer_;
+  State state_ = State::kHandshake;
+  std::string remote_ = "?";
+
+  // Reader.
+  std::array<std::uint8_t, kPrefixBytes> prefix_buf_{};
+  Prefix prefix_;
+  std::vector<std::uint8_t> header_buf_;
+  wire::Header header_;
+  Payload payload_;
+  std::uint8_t* rx_ptr_ = nullptr;
+  std::size_t rx_done_ = 0;
+
+  // Writer.
+  std::deque<Outgoing> internal_;  // handshake and heartbeat frames
+  std::vector<Outgoing> inflight_;
+  std::vector<asio::const_buffer> buffers_;
+  bool writing_ = false;
+  bool close_after_write_ = false;
+  bool peer_bye_ = false;
+  std::string close_reason_;
+  Clock::time_point last_recv_;
+  Clock::time_point last_send_;
+};
+
+}  // namespace rumor::net
