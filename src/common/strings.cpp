@@ -24,7 +24,7 @@ std::string nearest(std::string_view word, const std::vector<std::string>& candi
   std::string longest_prefix;
   for (const auto& c : candidates)
     if (c.size() > longest_prefix.size() && c.size() >= 2 && word.substr(0, c.size()) == c &&
-        word.size() > c.size())
+        word.size() > c.size() && word[c.size()] != '.')  // "method.gammma" is no "method"
       longest_prefix = c;
   if (!longest_prefix.empty()) return longest_prefix;
   std::string best;

@@ -11,6 +11,7 @@
 
 #include "rumor/common/error.hpp"
 #include "rumor/common/strings.hpp"
+#include "rumor/gossip/method.hpp"
 #include "rumor/topology/generators.hpp"
 #include "rumor/topology/topology.hpp"
 
@@ -206,8 +207,10 @@ json resolve_topology(const json& t, const std::string& base_dir, const std::str
 
 }  // namespace
 
-const std::vector<KeyInfo>& keys() {
-  static const std::vector<KeyInfo> k = {
+namespace {
+// The run's own keys. method.name is followed by every method's declared options.
+std::vector<KeyInfo> run_keys() {
+  return {
       {"name", "string", "rumor", "experiment name; the run id starts with it"},
       {"seed", "int", 1, "shared seed: initial model, partition, data order, codec randomness", 0,
        9.007199254740992e15},
@@ -216,44 +219,7 @@ const std::vector<KeyInfo>& keys() {
       {"task", "string", "train",
        "train | average (no training: gossip vectors drawn from (seed, node))"},
       {"average.dim", "int", 1000, "task average: length of each node's vector", 1, 1e9},
-      {"method.name", "string", "dpsgd",
-       "consensus method: dpsgd, sgp, choco, squarm, qgm, allreduce, local, qdata (qdata sends "
-       "training samples to neighbours: data leaves the node)"},
-      {"method.variant", "string", "atc",
-       "dpsgd/qgm: atc (adapt then combine) or cta (combine then adapt)"},
-      {"method.gamma", "number", 0.4, "choco, squarm: consensus step size", 0, 10},
-      {"method.allow_noncontractive", "bool", false,
-       "choco, squarm: accept a codec that is not contractive (e.g. ef|sketch), at your risk"},
-      {"method.c0", "number", 2.0, "squarm: initial trigger threshold c_0", 0, 1e9},
-      {"method.c_growth", "number", 1.0, "squarm: c_t grows by this every c_every_epochs epochs", 0,
-       1e3},
-      {"method.c_every_epochs", "number", 10.0, "squarm: epochs between threshold increases", 0,
-       1e9},
-      {"method.beta", "number", 0.9, "squarm, qgm: Nesterov momentum factor", 0, 1},
-      {"method.mu", "number", 0.9, "qgm: quasi-global momentum averaging factor", 0, 1},
-      {"method.overlap", "bool", false,
-       "sgp: absorb messages up to tau rounds late instead of waiting"},
-      {"method.tau", "int", 1, "sgp overlap: bounded staleness in rounds", 0, 1000},
-      {"method.robust", "bool", true,
-       "sgp: robust push-sum (running sums in fp64, codec fp32 only): a lost or late message "
-       "is repaired by the next one; false: plain shares, any codec"},
-      {"method.budget", "int", 4, "qdata: samples sent to each neighbour per round", 0, 1e6},
-      {"method.bits", "int", 4, "qdata: bits per input value (1..8; per-sample scale, offset)", 1,
-       8},
-      {"method.importance", "string", "top",
-       "qdata: top (highest-loss candidates) or quantile (loss above a running quantile)"},
-      {"method.quantile", "number", 0.8, "qdata importance quantile: send losses above it", 0, 1},
-      {"method.quantile_step", "number", 0.01, "qdata importance quantile: tracking step", 0, 1},
-      {"method.candidates", "int", 64, "qdata: candidates ranked by loss each round", 1, 1e6},
-      {"method.relay", "number", 0.0,
-       "qdata: share of the candidates drawn from the replay buffer (samples travel on)", 0, 1},
-      {"method.buffer", "int", 1024, "qdata: replay buffer capacity (received samples)", 1, 1e8},
-      {"method.mix", "number", 0.5, "qdata: weight of the replay gradient in each step", 0, 1},
-      {"method.replay_batch", "int", 32, "qdata: replayed samples per local step", 1, 1e6},
-      {"method.refine", "string", "none",
-       "qdata: codec of the gradient refinement g(x) - g(Q(x)) (none, sign, qsgd:2, ...)"},
-      {"method.gossip_every", "int", 10,
-       "qdata: average models (run's codec) every N rounds (0: never)", 1, 1e12},
+      {"method.name", "string", "dpsgd", ""},  // help and the method.* keys: the registry
       {"codec", "string|object", "fp32",
        "payload codec spec (fp32, fp16, topk:0.01|sign, ef|..., sketch...) or {\"chain\": [...]}"},
       {"data.dataset", "string", "auto",
@@ -382,6 +348,41 @@ const std::vector<KeyInfo>& keys() {
        0, 1e6},
       {"output.dir", "string", "runs", "runs are written to output.dir/<run id>/"},
   };
+}
+
+// Options two methods both declare (method.beta) must agree; the first declaration is
+// documented.
+void add_method_options(std::vector<KeyInfo>& out) {
+  std::vector<std::string> names;
+  for (const auto& m : gossip::methods()) {
+    names.push_back(m.name);
+    for (const auto& o : m.options) {
+      const auto same =
+          std::find_if(out.begin(), out.end(), [&](const KeyInfo& k) { return k.path == o.path; });
+      if (same == out.end()) {
+        out.push_back(o);
+      } else if (same->type != o.type || same->default_value != o.default_value ||
+                 same->min != o.min || same->max != o.max) {
+        throw Error("methods declare option " + o.path + " differently (" + m.name + ")");
+      }
+    }
+  }
+  for (auto& k : out)
+    if (k.path == "method.name")
+      k.help = "consensus method: " + join(names) +
+               " (qdata sends training samples to neighbours: data leaves the node)";
+}
+}  // namespace
+
+const std::vector<KeyInfo>& keys() {
+  static const std::vector<KeyInfo> k = [] {
+    std::vector<KeyInfo> out;
+    for (auto& key : run_keys()) {
+      out.push_back(std::move(key));
+      if (out.back().path == "method.name") add_method_options(out);
+    }
+    return out;
+  }();
   return k;
 }
 

@@ -45,8 +45,15 @@ class Allreduce : public Method {
 
 }  // namespace
 
-std::unique_ptr<Method> make_allreduce(MethodContext ctx) {
-  return std::make_unique<Allreduce>(std::move(ctx));
+MethodInfo allreduce_method() {
+  return {"allreduce",
+          "exact averaging by ring all-reduce over the control ring",
+          {false, false, false},
+          [](MethodContext ctx) -> std::unique_ptr<Method> {
+            return std::make_unique<Allreduce>(std::move(ctx));
+          },
+          LocalMomentum::kOptimizer,
+          {}};
 }
 
 }  // namespace rumor::gossip

@@ -6,7 +6,7 @@
 namespace rumor::gossip {
 
 Choco::Choco(MethodContext ctx) : Method(std::move(ctx)) {
-  gamma_ = ctx_.params.value("gamma", 0.4);
+  gamma_ = param<double>("gamma");
   if (!(gamma_ > 0 && gamma_ <= 1))
     throw ConfigError("method.gamma must be in (0, 1], got " + std::to_string(gamma_));
 }
@@ -117,8 +117,21 @@ void Choco::rejoin_accept(const net::Message& offer) {
   hat_synced_ = true;
 }
 
-std::unique_ptr<Method> make_choco(MethodContext ctx) {
-  return std::make_unique<Choco>(std::move(ctx));
+std::vector<Option> choco_options() {
+  return {{"method.gamma", "number", 0.4, "choco, squarm: consensus step size", 0, 10},
+          {"method.allow_noncontractive", "bool", false,
+           "choco, squarm: accept a codec that is not contractive (e.g. ef|sketch), at your risk"}};
+}
+
+MethodInfo choco_method() {
+  return {"choco",
+          "CHOCO-SGD: compressed gossip with public copies (contractive codec)",
+          {true, true, true},
+          [](MethodContext ctx) -> std::unique_ptr<Method> {
+            return std::make_unique<Choco>(std::move(ctx));
+          },
+          LocalMomentum::kOptimizer,
+          choco_options()};
 }
 
 }  // namespace rumor::gossip

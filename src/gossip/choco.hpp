@@ -10,6 +10,9 @@
 
 namespace rumor::gossip {
 
+// CHOCO's options, which SQuARM extends.
+std::vector<Option> choco_options();
+
 class Choco : public Method {
  public:
   explicit Choco(MethodContext ctx);
@@ -45,7 +48,7 @@ class Choco : public Method {
   // Whether to send this round, given ||x - hat x_i||^2; CHOCO always sends.
   virtual bool should_send(double) { return true; }
 
-  double gamma_ = 0.4;
+  double gamma_ = 0;  // method.gamma (choco_options)
   bool hat_synced_ = false;
   std::uint64_t skipped_ = 0, triggered_ = 0;
   PayloadEncoder encoder_;

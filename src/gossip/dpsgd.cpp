@@ -8,7 +8,7 @@
 namespace rumor::gossip {
 
 Dpsgd::Dpsgd(MethodContext ctx) : Method(std::move(ctx)) {
-  const std::string variant = ctx_.params.value("variant", std::string("atc"));
+  const auto variant = param<std::string>("variant");
   if (variant == "cta") {
     combine_then_adapt_ = true;
   } else if (variant != "atc") {
@@ -61,8 +61,16 @@ void Dpsgd::absorb(std::int64_t round, int, std::vector<net::Message>& received)
   cta_work_ = nullptr;
 }
 
-std::unique_ptr<Method> make_dpsgd(MethodContext ctx) {
-  return std::make_unique<Dpsgd>(std::move(ctx));
+MethodInfo dpsgd_method() {
+  return {"dpsgd",
+          "D-PSGD: local step, then gossip averaging with Metropolis weights",
+          {true, true, false},
+          [](MethodContext ctx) -> std::unique_ptr<Method> {
+            return std::make_unique<Dpsgd>(std::move(ctx));
+          },
+          LocalMomentum::kOptimizer,
+          {{"method.variant", "string", "atc",
+            "dpsgd/qgm: atc (adapt then combine) or cta (combine then adapt)"}}};
 }
 
 }  // namespace rumor::gossip

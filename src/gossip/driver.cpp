@@ -21,9 +21,9 @@ void Traffic::add_recv(const net::Message& m) {
 void Traffic::add_rejected(const net::Message& m, const Refusal& why) {
   ++msgs_rejected;
   if (rejected[m.sender][why.reason]++ == 0)
-    log::warn("refused a ", net::to_string(m.kind), " message from peer ", m.sender,
-                     " for round ", m.round + 1, ": ", why.reason, " (", why.detail,
-                     "); later ones for the same reason are counted, not logged");
+    log::warn("refused a ", net::to_string(m.kind), " message from peer ", m.sender, " for round ",
+              m.round + 1, ": ", why.reason, " (", why.detail,
+              "); later ones for the same reason are counted, not logged");
 }
 
 std::uint64_t Traffic::rejected_from(int sender) const {

@@ -17,8 +17,15 @@ class Local : public Method {
 
 }  // namespace
 
-std::unique_ptr<Method> make_local(MethodContext ctx) {
-  return std::make_unique<Local>(std::move(ctx));
+MethodInfo local_method() {
+  return {"local",
+          "no communication: the lower baseline",
+          {false, false, false},
+          [](MethodContext ctx) -> std::unique_ptr<Method> {
+            return std::make_unique<Local>(std::move(ctx));
+          },
+          LocalMomentum::kOptimizer,
+          {}};
 }
 
 }  // namespace rumor::gossip

@@ -132,51 +132,33 @@ void Method::rejoin_accept(const net::Message& offer) {
   ++offers_accepted_;
 }
 
+// The registry: one line per method, in documentation order. Each entry is the function
+// MethodInfo <name>_method() in <name>.cpp (explicit: static self-registration would be
+// dropped by the linker from a static library).
+// clang-format off
+#define RUMOR_METHODS(X) X(dpsgd) X(sgp) X(choco) X(squarm) X(qgm) X(allreduce) X(local) X(qdata)
+// clang-format on
+#define RUMOR_DECLARE_METHOD(name) MethodInfo name##_method();
+RUMOR_METHODS(RUMOR_DECLARE_METHOD)
+
 const std::vector<MethodInfo>& methods() {
-  static const std::vector<MethodInfo> m = {
-      {"dpsgd",
-       "D-PSGD: local step, then gossip averaging with Metropolis weights",
-       {true, true, false},
-       make_dpsgd,
-       LocalMomentum::kOptimizer},
-      {"sgp",
-       "Stochastic Gradient Push: push-sum on directed / time-varying graphs",
-       {false, false, false},
-       make_sgp,
-       LocalMomentum::kOptimizer},
-      {"choco",
-       "CHOCO-SGD: compressed gossip with public copies (contractive codec)",
-       {true, true, true},
-       make_choco,
-       LocalMomentum::kOptimizer},
-      {"squarm",
-       "SQuARM-SGD: local Nesterov steps, triggered compressed updates",
-       {true, true, true},
-       make_squarm,
-       LocalMomentum::kNesterov},
-      {"qgm",
-       "quasi-global momentum on D-PSGD mixing (non-IID data)",
-       {true, true, false},
-       make_qgm,
-       LocalMomentum::kOwn},
-      {"allreduce",
-       "exact averaging by ring all-reduce over the control ring",
-       {false, false, false},
-       make_allreduce,
-       LocalMomentum::kOptimizer},
-      {"local",
-       "no communication: the lower baseline",
-       {false, false, false},
-       make_local,
-       LocalMomentum::kOptimizer},
-      {"qdata",
-       "quantized data: sends important training samples (data leaves the node), averages "
-       "models every gossip_every rounds",
-       {true, true, false},
-       make_qdata,
-       LocalMomentum::kOptimizer},
-  };
+#define RUMOR_METHOD_ENTRY(name) name##_method(),
+  static const std::vector<MethodInfo> m = {RUMOR_METHODS(RUMOR_METHOD_ENTRY)};
   return m;
+}
+
+const nlohmann::json& option_value(const MethodInfo& method, const nlohmann::json& params,
+                                   const std::string& key) {
+  if (params.contains(key)) return params.at(key);
+  for (const auto& o : method.options)
+    if (o.path == "method." + key) return o.default_value;
+  throw Error("method " + method.name + " reads option method." + key +
+              ", which its registry entry does not declare");
+}
+
+const nlohmann::json& Method::option(const std::string& key) const {
+  if (!ctx_.info) throw Error("method created without its registry entry (use make_method)");
+  return option_value(*ctx_.info, ctx_.params, key);
 }
 
 const MethodInfo& method_info(const std::string& name) {
@@ -207,11 +189,12 @@ std::unique_ptr<Method> make_method(const std::string& name, MethodContext ctx) 
   // method.allow_noncontractive: run anyway (e.g. Count-Sketch with error feedback, whose
   // guarantee is empirical); the experiment then shows whether it works.
   if (req.contractive_codec && !ctx.codec->contractive() &&
-      !ctx.params.value("allow_noncontractive", false)) {
+      !option_value(info, ctx.params, "allow_noncontractive").get<bool>()) {
     throw ConfigError("method " + name + " needs a contractive codec, but '" + ctx.codec->name() +
                       "' is not; use topk:R, sign, qsgd:B:biased or a chain such as "
                       "topk:0.01|sign (or set method.allow_noncontractive to try it anyway)");
   }
+  ctx.info = &info;
   return info.make(std::move(ctx));
 }
 

@@ -1,5 +1,5 @@
 #pragma once
-// Factories of the built-in methods (internal; the registry in method.cpp lists them).
+// D-PSGD mixing, shared by dpsgd and qgm (internal).
 #include <memory>
 
 #include "common.hpp"
@@ -8,14 +8,7 @@
 
 namespace rumor::gossip {
 
-std::unique_ptr<Method> make_dpsgd(MethodContext ctx);
-std::unique_ptr<Method> make_qgm(MethodContext ctx);
-std::unique_ptr<Method> make_sgp(MethodContext ctx);
-std::unique_ptr<Method> make_choco(MethodContext ctx);
-std::unique_ptr<Method> make_squarm(MethodContext ctx);
-std::unique_ptr<Method> make_allreduce(MethodContext ctx);
-std::unique_ptr<Method> make_local(MethodContext ctx);
-std::unique_ptr<Method> make_qdata(MethodContext ctx);
+MethodInfo dpsgd_method();  // qgm extends dpsgd's options
 
 // D-PSGD mixing, shared by dpsgd and qgm: x <- sum_j W(i, j) x_j over decoded neighbours.
 class Dpsgd : public Method {

@@ -35,19 +35,18 @@ enum : std::uint64_t { kStreamReplay = 0x7164617461, kStreamRelay = 0x72656c6179
 class Qdata : public Method {
  public:
   explicit Qdata(MethodContext ctx) : Method(std::move(ctx)), importance_(qdata::Rule::kTop, 0, 0) {
-    const auto& p = ctx_.params;
-    budget_ = p.value("budget", 4);
-    bits_ = p.value("bits", 4);
-    candidates_ = p.value("candidates", 64);
-    capacity_ = p.value("buffer", 1024);
-    mix_ = p.value("mix", 0.5);
-    replay_batch_ = p.value("replay_batch", 32);
-    relay_ = p.value("relay", 0.0);
-    gossip_every_ = p.value("gossip_every", 10);
-    const std::string refine = p.value("refine", std::string("none"));
-    const double q = p.value("quantile", 0.8);
-    importance_ = qdata::Importance(qdata::parse_rule(p.value("importance", std::string("top"))), q,
-                                    p.value("quantile_step", 0.01));
+    budget_ = param<int>("budget");
+    bits_ = param<int>("bits");
+    candidates_ = param<int>("candidates");
+    capacity_ = param<int>("buffer");
+    mix_ = param<double>("mix");
+    replay_batch_ = param<int>("replay_batch");
+    relay_ = param<double>("relay");
+    gossip_every_ = param<std::int64_t>("gossip_every");
+    const auto refine = param<std::string>("refine");
+    const auto q = param<double>("quantile");
+    importance_ = qdata::Importance(qdata::parse_rule(param<std::string>("importance")), q,
+                                    param<double>("quantile_step"));
     auto bad = [](const std::string& what) { throw ConfigError("method qdata: " + what); };
     if (budget_ < 0 || budget_ > 65535) bad("method.budget must be in 0..65535");
     if (bits_ < 1 || bits_ > 8) bad("method.bits must be in 1..8");
@@ -321,9 +320,10 @@ class Qdata : public Method {
     }
   }
 
-  int budget_ = 4, bits_ = 4, candidates_ = 64, capacity_ = 1024, replay_batch_ = 32;
-  double mix_ = 0.5, relay_ = 0.0;
-  std::int64_t gossip_every_ = 10;
+  // Options (defaults in qdata_options()).
+  int budget_ = 0, bits_ = 0, candidates_ = 0, capacity_ = 0, replay_batch_ = 0;
+  double mix_ = 0, relay_ = 0;
+  std::int64_t gossip_every_ = 0;
   int classes_ = 0;
   qdata::Importance importance_;
   qdata::ReplayBuffer buffer_;
@@ -346,8 +346,39 @@ class Qdata : public Method {
 
 }  // namespace
 
-std::unique_ptr<Method> make_qdata(MethodContext ctx) {
-  return std::make_unique<Qdata>(std::move(ctx));
+namespace {
+std::vector<Option> qdata_options() {
+  return {
+      {"method.budget", "int", 4, "qdata: samples sent to each neighbour per round", 0, 65535},
+      {"method.bits", "int", 4, "qdata: bits per input value (1..8; per-sample scale, offset)", 1,
+       8},
+      {"method.importance", "string", "top",
+       "qdata: top (highest-loss candidates) or quantile (loss above a running quantile)"},
+      {"method.quantile", "number", 0.8, "qdata importance quantile: send losses above it", 0, 1},
+      {"method.quantile_step", "number", 0.01, "qdata importance quantile: tracking step", 0, 1},
+      {"method.candidates", "int", 64, "qdata: candidates ranked by loss each round", 1, 1e6},
+      {"method.relay", "number", 0.0,
+       "qdata: share of the candidates drawn from the replay buffer (samples travel on)", 0, 1},
+      {"method.buffer", "int", 1024, "qdata: replay buffer capacity (received samples)", 1, 1e8},
+      {"method.mix", "number", 0.5, "qdata: weight of the replay gradient in each step", 0, 1},
+      {"method.replay_batch", "int", 32, "qdata: replayed samples per local step", 1, 1e6},
+      {"method.refine", "string", "none",
+       "qdata: codec of the gradient refinement g(x) - g(Q(x)) (none, sign, qsgd:2, ...)"},
+      {"method.gossip_every", "int", 10,
+       "qdata: average models (run's codec) every N rounds (0: never)", 0, 1e12}};
+}
+}  // namespace
+
+MethodInfo qdata_method() {
+  return {"qdata",
+          "quantized data: sends important training samples (data leaves the node), averages "
+          "models every gossip_every rounds",
+          {true, true, false},
+          [](MethodContext ctx) -> std::unique_ptr<Method> {
+            return std::make_unique<Qdata>(std::move(ctx));
+          },
+          LocalMomentum::kOptimizer,
+          qdata_options()};
 }
 
 }  // namespace rumor::gossip

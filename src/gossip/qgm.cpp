@@ -12,8 +12,8 @@ namespace {
 class Qgm : public Dpsgd {
  public:
   explicit Qgm(MethodContext ctx) : Dpsgd(std::move(ctx)) {
-    beta_ = ctx_.params.value("beta", 0.9);
-    mu_ = ctx_.params.value("mu", 0.9);
+    beta_ = param<double>("beta");
+    mu_ = param<double>("mu");
     if (combine_then_adapt_) throw ConfigError("method qgm supports method.variant atc only");
   }
   std::string name() const override { return "qgm"; }
@@ -60,14 +60,31 @@ class Qgm : public Dpsgd {
   }
 
  private:
-  double beta_ = 0.9, mu_ = 0.9, lr_ = 0.0;
+  double beta_ = 0, mu_ = 0, lr_ = 0;  // options: qgm_options()
   std::vector<float> m_, u_, start_;
 };
 
 }  // namespace
 
-std::unique_ptr<Method> make_qgm(MethodContext ctx) {
-  return std::make_unique<Qgm>(std::move(ctx));
+namespace {
+std::vector<Option> qgm_options() {
+  auto o = dpsgd_method().options;
+  o.insert(o.end(),
+           {{"method.beta", "number", 0.9, "squarm, qgm: Nesterov momentum factor", 0, 1},
+            {"method.mu", "number", 0.9, "qgm: quasi-global momentum averaging factor", 0, 1}});
+  return o;
+}
+}  // namespace
+
+MethodInfo qgm_method() {
+  return {"qgm",
+          "quasi-global momentum on D-PSGD mixing (non-IID data)",
+          {true, true, false},
+          [](MethodContext ctx) -> std::unique_ptr<Method> {
+            return std::make_unique<Qgm>(std::move(ctx));
+          },
+          LocalMomentum::kOwn,
+          qgm_options()};
 }
 
 }  // namespace rumor::gossip

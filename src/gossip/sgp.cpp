@@ -56,9 +56,9 @@ std::span<const double> as_doubles(const net::Payload& p) {
 class Sgp : public Method {
  public:
   explicit Sgp(MethodContext ctx) : Method(std::move(ctx)) {
-    overlap_ = ctx_.params.value("overlap", false);
-    tau_ = ctx_.params.value("tau", 1);
-    robust_ = ctx_.params.value("robust", true);
+    overlap_ = param<bool>("overlap");
+    tau_ = param<int>("tau");
+    robust_ = param<bool>("robust");
     if (overlap_ && tau_ < 0) throw ConfigError("method.tau must be >= 0");
     if (!overlap_) tau_ = 0;
     if (robust_ && ctx_.codec->name() != "fp32")
@@ -401,7 +401,7 @@ class Sgp : public Method {
     for (std::size_t k = 0; k < x_.size(); ++k) model_[k] = x_[k] * inv;
   }
 
-  bool overlap_ = false, robust_ = true;
+  bool overlap_ = false, robust_ = false;  // options: sgp_method()
   int tau_ = 0;
   double p_ = 1.0;
   std::vector<float> x_, share_, sent_;
@@ -420,8 +420,20 @@ class Sgp : public Method {
 
 }  // namespace
 
-std::unique_ptr<Method> make_sgp(MethodContext ctx) {
-  return std::make_unique<Sgp>(std::move(ctx));
+MethodInfo sgp_method() {
+  return {"sgp",
+          "Stochastic Gradient Push: push-sum on directed / time-varying graphs",
+          {false, false, false},
+          [](MethodContext ctx) -> std::unique_ptr<Method> {
+            return std::make_unique<Sgp>(std::move(ctx));
+          },
+          LocalMomentum::kOptimizer,
+          {{"method.overlap", "bool", false,
+            "sgp: absorb messages up to tau rounds late instead of waiting"},
+           {"method.tau", "int", 1, "sgp overlap: bounded staleness in rounds", 0, 1000},
+           {"method.robust", "bool", true,
+            "sgp: robust push-sum (running sums in fp64, codec fp32 only): a lost or late message "
+            "is repaired by the next one; false: plain shares, any codec"}}};
 }
 
 }  // namespace rumor::gossip

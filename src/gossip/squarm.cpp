@@ -12,9 +12,9 @@ namespace {
 class Squarm : public Choco {
  public:
   explicit Squarm(MethodContext ctx) : Choco(std::move(ctx)) {
-    c0_ = ctx_.params.value("c0", 2.0);
-    growth_ = ctx_.params.value("c_growth", 1.0);
-    every_ = ctx_.params.value("c_every_epochs", 10.0);
+    c0_ = param<double>("c0");
+    growth_ = param<double>("c_growth");
+    every_ = param<double>("c_every_epochs");
     if (c0_ < 0 || growth_ < 0 || every_ <= 0)
       throw ConfigError(
           "squarm: method.c0 and method.c_growth must be >= 0, "
@@ -39,13 +39,34 @@ class Squarm : public Choco {
   }
 
  private:
-  double c0_ = 2.0, growth_ = 1.0, every_ = 10.0, lr_ = 0.0, epochs_ = 0.0;
+  double c0_ = 0, growth_ = 0, every_ = 0, lr_ = 0, epochs_ = 0;  // options: squarm_options()
 };
 
 }  // namespace
 
-std::unique_ptr<Method> make_squarm(MethodContext ctx) {
-  return std::make_unique<Squarm>(std::move(ctx));
+namespace {
+std::vector<Option> squarm_options() {
+  auto o = choco_options();
+  o.insert(o.end(),
+           {{"method.c0", "number", 2.0, "squarm: initial trigger threshold c_0", 0, 1e9},
+            {"method.c_growth", "number", 1.0,
+             "squarm: c_t grows by this every c_every_epochs epochs", 0, 1e3},
+            {"method.c_every_epochs", "number", 10.0, "squarm: epochs between threshold increases",
+             0, 1e9},
+            {"method.beta", "number", 0.9, "squarm, qgm: Nesterov momentum factor", 0, 1}});
+  return o;
+}
+}  // namespace
+
+MethodInfo squarm_method() {
+  return {"squarm",
+          "SQuARM-SGD: local Nesterov steps, triggered compressed updates",
+          {true, true, true},
+          [](MethodContext ctx) -> std::unique_ptr<Method> {
+            return std::make_unique<Squarm>(std::move(ctx));
+          },
+          LocalMomentum::kNesterov,
+          squarm_options()};
 }
 
 }  // namespace rumor::gossip

@@ -1,10 +1,12 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
 #include "rumor/common/error.hpp"
 #include "rumor/config/config.hpp"
+#include "rumor/gossip/method.hpp"
 
 using namespace rumor;
 using nlohmann::json;
@@ -64,6 +66,31 @@ TEST_SUITE("config") {
     }
     CHECK(config::keys_help().find("rounds  (int, default 1000, 1..1e+12)") != std::string::npos);
     CHECK_NOTHROW(from({}, {"rounds=1", "links.loss=0.5", "network.round_timeout_s=0"}));
+  }
+
+  TEST_CASE("method options come from the methods' registry entries, declared once") {
+    const auto c = from(json::object());
+    for (const auto& m : gossip::methods()) {
+      CAPTURE(m.name);
+      CHECK(config::keys_help().find(m.name) != std::string::npos);
+      for (const auto& o : m.options) {
+        CAPTURE(o.path);
+        CHECK(o.path.rfind("method.", 0) == 0);
+        const auto k = std::find_if(config::keys().begin(), config::keys().end(),
+                                    [&](const config::KeyInfo& x) { return x.path == o.path; });
+        REQUIRE(k != config::keys().end());
+        CHECK(k->default_value == o.default_value);  // one default, wherever it is read
+        CHECK(c.at(o.path) == o.default_value);
+        CHECK(gossip::option_value(m, json::object(), o.path.substr(7)) == o.default_value);
+      }
+    }
+    // Ranges declared by a method are checked like any other key.
+    CHECK_THROWS_WITH_AS(from({}, {"method.bits=9"}), doctest::Contains("method.bits"),
+                         ConfigError);
+    CHECK_THROWS_WITH_AS(from({}, {"method.gammma=0.1"}), doctest::Contains("method.gamma"),
+                         ConfigError);
+    CHECK_THROWS_AS(gossip::option_value(gossip::method_info("sgp"), json::object(), "gamma"),
+                    Error);
   }
 
   TEST_CASE("--set overrides any key, parsed as JSON or else as a string") {

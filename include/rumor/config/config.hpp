@@ -10,19 +10,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "rumor/common/option.hpp"
+
 namespace rumor::config {
 
-// One documented key: a JSON path like "optimizer.lr", its type, default and meaning.
-struct KeyInfo {
-  std::string path;
-  std::string type;  // "int", "number", "string", "bool", "list", "string|object", ...
-  nlohmann::json default_value;
-  std::string help;
-  // Numeric keys: the accepted range, inclusive (checked with the type, so that no count
-  // wraps and no size or timeout is negative).
-  double min = -std::numeric_limits<double>::infinity();
-  double max = std::numeric_limits<double>::infinity();
-};
+// One documented key: a declared option (rumor/common/option.hpp). The run's own keys
+// are declared in config.cpp, each plug-in's in its registry entry.
+using KeyInfo = Option;
 // Every key, in documentation order.
 const std::vector<KeyInfo>& keys();
 // `rumor config keys`: one block per key.

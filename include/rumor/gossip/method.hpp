@@ -20,12 +20,14 @@
 #include <nlohmann/json.hpp>
 
 #include "rumor/codec/codec.hpp"
+#include "rumor/common/option.hpp"
 #include "rumor/net/transport.hpp"
 #include "rumor/topology/topology.hpp"
 
 namespace rumor::gossip {
 
-class SampleWork;  // rumor/gossip/qdata.hpp: sample access for data-sharing methods
+class SampleWork;   // rumor/gossip/qdata.hpp: sample access for data-sharing methods
+struct MethodInfo;  // the registry entry (below)
 
 // Local training seen from a method: gradients at the model vector, optimizer steps on any
 // vector. Implemented with LibTorch by the runtime, and with simple objectives in tests.
@@ -82,6 +84,7 @@ struct MethodContext {
   bool identical_init = true;
   std::uint32_t codec_id = 0;                        // tag sent in message headers
   nlohmann::json params = nlohmann::json::object();  // the config's "method" object
+  const MethodInfo* info = nullptr;                  // set by make_method: the declared options
 };
 
 struct Outgoing {
@@ -209,6 +212,13 @@ class Method : public Exchange {
   Refusal check_values(std::span<const double> v, double bound) const;
 
   explicit Method(MethodContext ctx) : ctx_(std::move(ctx)) {}
+  // The method's option `key` (method.<key> in a config): the config's value, else the
+  // default its registry entry declares.
+  template <typename T>
+  T param(const std::string& key) const {
+    return option(key).get<T>();
+  }
+  const nlohmann::json& option(const std::string& key) const;
   MethodContext ctx_;
   std::span<float> model_;
   std::vector<char> down_;  // per node id: 1 while marked down
@@ -230,13 +240,21 @@ enum class LocalMomentum {
   kOwn,        // the method keeps its own momentum: optimizer.momentum must be 0 (QGM)
 };
 
+// A method's registry entry is its whole integration: everything the runtime needs to know
+// about it is here, defined in the method's own file (MethodInfo <name>_method()) and
+// listed on one line in method.cpp.
 struct MethodInfo {
   std::string name;
   std::string description;
   Requirements needs;
   std::function<std::unique_ptr<Method>(MethodContext)> make;
-  LocalMomentum momentum;
+  LocalMomentum momentum = LocalMomentum::kOptimizer;
+  std::vector<Option> options;  // its keys (method.<key>): type, default, range, help
 };
+// The value of option `key` of `method`: params[key], else the declared default. Throws
+// Error for a key the method does not declare.
+const nlohmann::json& option_value(const MethodInfo& method, const nlohmann::json& params,
+                                   const std::string& key);
 
 const std::vector<MethodInfo>& methods();
 // The registry entry of `name`; throws ConfigError naming the nearest valid method.
