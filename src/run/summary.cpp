@@ -290,6 +290,20 @@ void add_traffic(json& s, const NodeLines& nodes, std::int64_t last_round) {
   s["msgs_missed"] = missed;
 }
 
+// Messages the gate refused, from each node's last line: how many, and from whom and why
+// (only when there were any).
+void add_rejections(json& s, const NodeLines& nodes) {
+  double total = 0;
+  json by_node = json::object();
+  for (const auto& [id, lines] : nodes) {
+    if (lines.empty()) continue;
+    total += lines.back().value("msgs_rejected", 0.0);
+    if (lines.back().contains("rejected")) by_node[std::to_string(id)] = lines.back()["rejected"];
+  }
+  s["msgs_rejected"] = total;
+  if (!by_node.empty()) s["rejected_by_node"] = by_node;
+}
+
 // Nodes run free (no barrier per round), so a node's round is the time between two of its
 // metrics lines; the run's figure is the slowest node's median. (The maximum over nodes of
 // each round's durations would count every node's jitter: their clocks are not aligned.)
@@ -357,6 +371,7 @@ json summarize(const std::string& run_dir) {
   s["curve"] = curve;
   add_time_to_target(s, cfg, curve);
   add_traffic(s, nodes, last_round);
+  add_rejections(s, nodes);
   add_round_times(s, columns.node_round_times);
   add_push_sum_weight(s, run_dir, rounds, n, last_round);
 
@@ -395,6 +410,10 @@ std::string summary_text(const json& s) {
   if (s.value("msgs_late", 0.0) + s.value("msgs_missed", 0.0) > 0)
     out << "\n  not waited for       " << s.value("msgs_late", 0.0) << " late, "
         << s.value("msgs_missed", 0.0) << " missed messages";
+  if (s.value("msgs_rejected", 0.0) > 0)
+    out << "\n  refused              " << s.value("msgs_rejected", 0.0)
+        << " messages from peers (bad size, codec or values; see rejected_by_node in "
+           "summary.json)";
   if (s.contains("time_to_target")) {
     const auto& t = s["time_to_target"];
     out << "\n  target accuracy      " << t["target_acc"].get<double>();

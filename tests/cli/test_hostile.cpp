@@ -71,6 +71,11 @@ Outcome run(const std::string& config, const std::string& sets, bool inprocess) 
     o.rejected += j.value("msgs_rejected", std::uint64_t{0});
     if (i == kBad - 1) o.reasons = j.value("rejected", json::object());
   }
+  // summary.json adds them up and says who refused whom.
+  std::ifstream in(run_dir / "summary.json");
+  const auto summary = json::parse(in);
+  CHECK(summary["msgs_rejected"].get<std::uint64_t>() == o.rejected);
+  CHECK(summary.contains("rejected_by_node") == (o.rejected > 0));
   return o;
 }
 
