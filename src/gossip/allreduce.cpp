@@ -46,14 +46,9 @@ class Allreduce : public Method {
 }  // namespace
 
 MethodInfo allreduce_method() {
-  return {"allreduce",
-          "exact averaging by ring all-reduce over the control ring",
-          {false, false, false},
-          [](MethodContext ctx) -> std::unique_ptr<Method> {
-            return std::make_unique<Allreduce>(std::move(ctx));
-          },
-          LocalMomentum::kOptimizer,
-          {}};
+  return method_entry<Allreduce>("allreduce",
+                                 "exact averaging by ring all-reduce over the control ring",
+                                 {false, false, false}, LocalMomentum::kOptimizer, {});
 }
 
 }  // namespace rumor::gossip

@@ -124,14 +124,9 @@ std::vector<Option> choco_options() {
 }
 
 MethodInfo choco_method() {
-  return {"choco",
-          "CHOCO-SGD: compressed gossip with public copies (contractive codec)",
-          {true, true, true},
-          [](MethodContext ctx) -> std::unique_ptr<Method> {
-            return std::make_unique<Choco>(std::move(ctx));
-          },
-          LocalMomentum::kOptimizer,
-          choco_options()};
+  return method_entry<Choco>("choco",
+                             "CHOCO-SGD: compressed gossip with public copies (contractive codec)",
+                             {true, true, true}, LocalMomentum::kOptimizer, choco_options());
 }
 
 }  // namespace rumor::gossip

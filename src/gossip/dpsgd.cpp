@@ -62,15 +62,11 @@ void Dpsgd::absorb(std::int64_t round, int, std::vector<net::Message>& received)
 }
 
 MethodInfo dpsgd_method() {
-  return {"dpsgd",
-          "D-PSGD: local step, then gossip averaging with Metropolis weights",
-          {true, true, false},
-          [](MethodContext ctx) -> std::unique_ptr<Method> {
-            return std::make_unique<Dpsgd>(std::move(ctx));
-          },
-          LocalMomentum::kOptimizer,
-          {{"method.variant", "string", "atc",
-            "dpsgd/qgm: atc (adapt then combine) or cta (combine then adapt)"}}};
+  return method_entry<Dpsgd>("dpsgd",
+                             "D-PSGD: local step, then gossip averaging with Metropolis weights",
+                             {true, true, false}, LocalMomentum::kOptimizer,
+                             {{"method.variant", "string", "atc",
+                               "dpsgd/qgm: atc (adapt then combine) or cta (combine then adapt)"}});
 }
 
 }  // namespace rumor::gossip

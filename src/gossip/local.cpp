@@ -18,14 +18,8 @@ class Local : public Method {
 }  // namespace
 
 MethodInfo local_method() {
-  return {"local",
-          "no communication: the lower baseline",
-          {false, false, false},
-          [](MethodContext ctx) -> std::unique_ptr<Method> {
-            return std::make_unique<Local>(std::move(ctx));
-          },
-          LocalMomentum::kOptimizer,
-          {}};
+  return method_entry<Local>("local", "no communication: the lower baseline", {false, false, false},
+                             LocalMomentum::kOptimizer, {});
 }
 
 }  // namespace rumor::gossip

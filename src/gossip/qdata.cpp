@@ -370,15 +370,11 @@ std::vector<Option> qdata_options() {
 }  // namespace
 
 MethodInfo qdata_method() {
-  return {"qdata",
-          "quantized data: sends important training samples (data leaves the node), averages "
-          "models every gossip_every rounds",
-          {true, true, false},
-          [](MethodContext ctx) -> std::unique_ptr<Method> {
-            return std::make_unique<Qdata>(std::move(ctx));
-          },
-          LocalMomentum::kOptimizer,
-          qdata_options()};
+  return method_entry<Qdata>(
+      "qdata",
+      "quantized data: sends important training samples (data leaves the node), averages "
+      "models every gossip_every rounds",
+      {true, true, false}, LocalMomentum::kOptimizer, qdata_options());
 }
 
 }  // namespace rumor::gossip

@@ -77,14 +77,8 @@ std::vector<Option> qgm_options() {
 }  // namespace
 
 MethodInfo qgm_method() {
-  return {"qgm",
-          "quasi-global momentum on D-PSGD mixing (non-IID data)",
-          {true, true, false},
-          [](MethodContext ctx) -> std::unique_ptr<Method> {
-            return std::make_unique<Qgm>(std::move(ctx));
-          },
-          LocalMomentum::kOwn,
-          qgm_options()};
+  return method_entry<Qgm>("qgm", "quasi-global momentum on D-PSGD mixing (non-IID data)",
+                           {true, true, false}, LocalMomentum::kOwn, qgm_options());
 }
 
 }  // namespace rumor::gossip

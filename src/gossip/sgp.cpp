@@ -421,19 +421,15 @@ class Sgp : public Method {
 }  // namespace
 
 MethodInfo sgp_method() {
-  return {"sgp",
-          "Stochastic Gradient Push: push-sum on directed / time-varying graphs",
-          {false, false, false},
-          [](MethodContext ctx) -> std::unique_ptr<Method> {
-            return std::make_unique<Sgp>(std::move(ctx));
-          },
-          LocalMomentum::kOptimizer,
-          {{"method.overlap", "bool", false,
-            "sgp: absorb messages up to tau rounds late instead of waiting"},
-           {"method.tau", "int", 1, "sgp overlap: bounded staleness in rounds", 0, 1000},
-           {"method.robust", "bool", true,
-            "sgp: robust push-sum (running sums in fp64, codec fp32 only): a lost or late message "
-            "is repaired by the next one; false: plain shares, any codec"}}};
+  return method_entry<Sgp>(
+      "sgp", "Stochastic Gradient Push: push-sum on directed / time-varying graphs",
+      {false, false, false}, LocalMomentum::kOptimizer,
+      {{"method.overlap", "bool", false,
+        "sgp: absorb messages up to tau rounds late instead of waiting"},
+       {"method.tau", "int", 1, "sgp overlap: bounded staleness in rounds", 0, 1000},
+       {"method.robust", "bool", true,
+        "sgp: robust push-sum (running sums in fp64, codec fp32 only): a lost or late message "
+        "is repaired by the next one; false: plain shares, any codec"}});
 }
 
 }  // namespace rumor::gossip

@@ -59,14 +59,9 @@ std::vector<Option> squarm_options() {
 }  // namespace
 
 MethodInfo squarm_method() {
-  return {"squarm",
-          "SQuARM-SGD: local Nesterov steps, triggered compressed updates",
-          {true, true, true},
-          [](MethodContext ctx) -> std::unique_ptr<Method> {
-            return std::make_unique<Squarm>(std::move(ctx));
-          },
-          LocalMomentum::kNesterov,
-          squarm_options()};
+  return method_entry<Squarm>("squarm",
+                              "SQuARM-SGD: local Nesterov steps, triggered compressed updates",
+                              {true, true, true}, LocalMomentum::kNesterov, squarm_options());
 }
 
 }  // namespace rumor::gossip

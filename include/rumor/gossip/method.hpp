@@ -251,6 +251,20 @@ struct MethodInfo {
   LocalMomentum momentum = LocalMomentum::kOptimizer;
   std::vector<Option> options;  // its keys (method.<key>): type, default, range, help
 };
+// The registry entry of method class M, built from its MethodContext.
+template <typename M>
+MethodInfo method_entry(std::string name, std::string description, Requirements needs,
+                        LocalMomentum momentum, std::vector<Option> options) {
+  return {std::move(name),
+          std::move(description),
+          needs,
+          [](MethodContext ctx) -> std::unique_ptr<Method> {
+            return std::make_unique<M>(std::move(ctx));
+          },
+          momentum,
+          std::move(options)};
+}
+
 // The value of option `key` of `method`: params[key], else the declared default. Throws
 // Error for a key the method does not declare.
 const nlohmann::json& option_value(const MethodInfo& method, const nlohmann::json& params,
