@@ -33,6 +33,7 @@
 #include "rumor/common/log.hpp"
 #include "rumor/gossip/ring_allreduce.hpp"
 #include "rumor/net/tcp.hpp"
+#include "rumor/run/checkpoint.hpp"
 #include "rumor/run/peer.hpp"
 #include "rumor/run/run.hpp"
 #include "rumor/run/setup.hpp"
@@ -49,6 +50,18 @@ net::MessageFilter no_average_filter() {
   f.kind = MessageKind::kNoAverage;
   f.link = net::LinkKind::kControl;
   return f;
+}
+
+// The newest of this node's checkpoints that reads back whole (-1: none); a bad one is
+// passed over, saying why.
+std::int64_t last_good_checkpoint(const std::string& run_dir, int id) {
+  const auto mine = checkpoint_rounds(run_dir, id);
+  for (auto r = mine.rbegin(); r != mine.rend(); ++r) {
+    const auto problem = checkpoint_problem(checkpoint_path(run_dir, id, *r));
+    if (problem.empty()) return *r;
+    log::warn("rejoin: passing over checkpoint ", checkpoint_path(run_dir, id, *r), ": ", problem);
+  }
+  return -1;
 }
 
 // Everything a node needs before its peer exists: checked config, run directory, data.
@@ -76,9 +89,7 @@ struct NodeSetup {
     run_dir = cfg.run_dir();
     std::filesystem::create_directories(run_dir);
     if (options.resume) resume_round = resume_point(run_dir, topology.size());
-    if (options.rejoin)
-      if (const auto mine = checkpoint_rounds(run_dir, id); !mine.empty())
-        own_checkpoint = mine.back();
+    if (options.rejoin) own_checkpoint = last_good_checkpoint(run_dir, id);
     if (id == 0 && !options.resume && !options.rejoin) write_config_record(cfg, run_dir);
   }
 };
