@@ -11,6 +11,7 @@
 #include "bad_sender.hpp"
 #include "fault_options.hpp"
 #include "fault_policy.hpp"
+#include "node_files.hpp"
 #include "rumor/codec/codec.hpp"
 #include "rumor/common/error.hpp"
 #include "rumor/common/log.hpp"
@@ -64,24 +65,6 @@ class TorchWork : public gossip::LocalWork, public gossip::SampleWork {
 };
 
 namespace fs = std::filesystem;
-
-// Keeps the metrics lines up to `round` (a resumed run rewrites what came after).
-void cut_metrics(const fs::path& path, std::int64_t round) {
-  std::ifstream in(path);
-  std::string kept, line;
-  while (std::getline(in, line)) {
-    try {
-      if (nlohmann::json::parse(line).value("round", std::int64_t{-1}) > round) break;
-    } catch (const nlohmann::json::exception&) {
-      break;  // a line cut short by the crash
-    }
-    kept += line + "\n";
-  }
-  in.close();
-  const fs::path tmp = path.string() + ".tmp";
-  std::ofstream(tmp, std::ios::trunc) << kept;
-  fs::rename(tmp, path);
-}
 
 // Refused messages by sender and reason, method and control traffic together.
 nlohmann::json rejected_by_peer(const gossip::Traffic& a, const gossip::Traffic& b) {
@@ -139,7 +122,7 @@ struct Peer::Impl {
   double round_loss = 0, round_acc = 0;
   std::int64_t steps = 0;
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
-  std::ofstream metrics_file, log_file;
+  NodeFiles files;
   std::string run_dir;
   double time_offset = 0;  // seconds already run before a resume
   nlohmann::json last;
@@ -157,20 +140,6 @@ struct Peer::Impl {
 };
 
 namespace {
-
-// node-<i>.jsonl (cut back to the resume round, or appended to by a rejoining peer) and
-// node-<i>.log in the run directory.
-void open_files(Peer::Impl& p, const PeerSetup& s) {
-  std::filesystem::create_directories(s.run_dir);
-  const auto base = std::filesystem::path(s.run_dir);
-  const auto metrics_path = base / ("node-" + std::to_string(p.id) + ".jsonl");
-  if (s.resume_round >= 0) cut_metrics(metrics_path, s.resume_round);
-  p.metrics_file.open(metrics_path,
-                      s.resume_round >= 0 || s.rejoin ? std::ios::app : std::ios::trunc);
-  p.log_file.open(base / ("node-" + std::to_string(p.id) + ".log"), std::ios::app);
-  if (!p.metrics_file || !p.log_file)
-    throw Error("node " + std::to_string(p.id) + ": cannot write to run directory " + s.run_dir);
-}
 
 // The model, optimizer and trainer of task train (the optimizer's momentum as the method's
 // registry entry says), or the vector of task average.
@@ -232,7 +201,7 @@ Peer::Peer(const PeerSetup& s) : impl_(std::make_unique<Impl>(s)) {
   p.step_s = c.get<double>("sim.step_s");
   p.sim.deadline_s = c.get<double>("network.round_timeout_s");
   p.train = c.get<std::string>("task") == "train";
-  if (s.write_files) open_files(p, s);
+  if (s.write_files) p.files = NodeFiles(s.run_dir, p.id, s.resume_round, s.rejoin);
   const auto& info = gossip::method_info(c.get<std::string>("method.name"));
   const std::uint64_t seed = c.get<std::uint64_t>("seed");
   make_local_work(p, s, info, seed);
@@ -369,7 +338,7 @@ void Peer::finish_round(std::int64_t round) {
   line.update(p.method->round_metrics());
   if (p.train) line["lr"] = p.work->lr();
   p.last = line;
-  if (p.metrics_file.is_open()) p.metrics_file << line.dump() << "\n" << std::flush;
+  p.files.write_metrics(line);
   if (eval) {
     std::string msg = "round " + std::to_string(round + 1) + "/" + std::to_string(p.rounds);
     if (p.train)
@@ -392,7 +361,7 @@ void Peer::save_average_model(const std::string& path) const {
 
 bool Peer::checkpoint_due(std::int64_t round) const {
   const auto every = impl_->checkpoint_every;
-  return every > 0 && (round + 1) % every == 0 && impl_->metrics_file.is_open();
+  return every > 0 && (round + 1) % every == 0 && impl_->files.writing();
 }
 
 namespace {
@@ -528,15 +497,8 @@ gossip::SimClock& Peer::sim_clock() {
 }
 
 void Peer::log(const std::string& line) {
-  Impl& p = *impl_;
-  if (p.log_file.is_open()) {
-    const auto elapsed =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - p.start).count();
-    char stamp[32];
-    std::snprintf(stamp, sizeof stamp, "[%9.3f s] ", elapsed);
-    p.log_file << stamp << line << "\n" << std::flush;
-  }
-  log::debug("node ", p.id, ": ", line);
+  impl_->files.log(line);
+  log::debug("node ", impl_->id, ": ", line);
 }
 
 }  // namespace rumor::run

@@ -1,0 +1,31 @@
+#pragma once
+// A node's files in the run directory: node-<i>.jsonl (one metrics line per round, flushed
+// as written) and node-<i>.log (timestamped lines). Without a directory (tests) nothing is
+// written. Used by one thread at a time (the peer's).
+#include <chrono>
+#include <cstdint>
+#include <fstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace rumor::run {
+
+class NodeFiles {
+ public:
+  NodeFiles() = default;  // writes nothing
+  // resume_round >= 0: the metrics file is cut back to that round and appended to; append:
+  // a rejoining peer adds to what it wrote before it died. Throws Error naming the folder
+  // when it cannot write there.
+  NodeFiles(const std::string& run_dir, int id, std::int64_t resume_round, bool append);
+
+  bool writing() const { return metrics_.is_open(); }
+  void write_metrics(const nlohmann::json& line);
+  void log(const std::string& line);
+
+ private:
+  std::ofstream metrics_, log_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
+}  // namespace rumor::run
