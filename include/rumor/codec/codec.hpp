@@ -156,6 +156,17 @@ inline std::shared_ptr<const Codec> make_codec(const std::string& spec) {
 // One line per codec name with its arguments, for help texts and error messages.
 std::string codec_help();
 
+// The registered codec stages (one registry entry each), for help texts, the tests and the
+// fuzz targets: every example spec is a whole codec that uses the stage.
+struct CodecStageInfo {
+  std::string name;
+  std::string usage;
+  std::string help;
+  bool value_codec = false;  // encodes dense values (else a sparsifier or a standalone codec)
+  std::vector<std::string> examples;
+};
+std::vector<CodecStageInfo> codec_stages();
+
 // 8 * bytes / d.
 inline double bits_per_param(std::size_t bytes, std::size_t d) {
   return d == 0 ? 0.0 : 8.0 * static_cast<double>(bytes) / static_cast<double>(d);
