@@ -70,13 +70,9 @@ CLI::Option* add_gen_option(CLI::App& gen, const GenOption& o, int& base_port) {
       o.field);
 }
 
-}  // namespace
-
-void add_topology_commands(CLI::App& app) {
-  auto* topo = app.add_subcommand("topology", "generate and validate topology files");
-  topo->require_subcommand(1);
-
-  // gen: one command-line option per generator option (generators.hpp).
+// rumor topology gen KIND: one command-line option per generator option (generators.hpp);
+// a kind accepts only the options its registry entry lists.
+void add_gen_command(CLI::App& topo) {
   static GenOptions& opts = gen_options();
   static std::string kind, out_path;
   static int base_port = 0;
@@ -87,7 +83,7 @@ void add_topology_commands(CLI::App& app) {
     kinds += "\n  " + g.name + ": " + g.description;
     if (!g.options.empty()) kinds += " (--" + join(g.options, ", --") + ")";
   }
-  auto* gen = topo->add_subcommand(
+  auto* gen = topo.add_subcommand(
       "gen", "generate a topology file\n\nKinds:" + kinds +
                  "\n\nExample:\n  rumor topology gen torus --nodes 16 -o torus16.json");
   gen->add_option("kind", kind, "topology kind (see above)")->required();
@@ -123,6 +119,15 @@ void add_topology_commands(CLI::App& app) {
                 << " edges\n";
     }
   });
+}
+
+}  // namespace
+
+void add_topology_commands(CLI::App& app) {
+  auto* topo = app.add_subcommand("topology", "generate and validate topology files");
+  topo->require_subcommand(1);
+
+  add_gen_command(*topo);
 
   // check
   static std::string file;

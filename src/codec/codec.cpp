@@ -175,12 +175,10 @@ class ChainEncoder final : public EncoderBase {
 };
 
 std::unique_ptr<Encoder> ChainCodec::make_encoder(std::size_t d) const {
-  check_dim(name_, d);
-  return std::make_unique<ChainEncoder>(shared_from_this(), d);
+  return make_checked<ChainEncoder>(name_, shared_from_this(), d);
 }
 std::unique_ptr<Decoder> ChainCodec::make_decoder(std::size_t d) const {
-  check_dim(name_, d);
-  return std::make_unique<ChainDecoder>(shared_from_this(), d);
+  return make_checked<ChainDecoder>(name_, shared_from_this(), d);
 }
 
 }  // namespace

@@ -33,6 +33,14 @@ inline void check_size(const std::string& name, const char* what, std::size_t go
   }
 }
 
+// An encoder or decoder of `codec` for dimension d, after checking d.
+template <class Impl, class Codec>
+std::unique_ptr<Impl> make_checked(const std::string& name, std::shared_ptr<const Codec> codec,
+                                   std::size_t d) {
+  check_dim(name, d);
+  return std::make_unique<Impl>(std::move(codec), d);
+}
+
 // A decoded payload is either dense (written straight into the output, size d) or sparse
 // (idx_ and vals_ of size k).
 class DecoderBase : public Decoder {

@@ -13,20 +13,6 @@
 namespace rumor::codec::detail {
 namespace {
 
-// Sum of squares / of magnitudes in double with independent accumulators.
-double sum_sq(const float* x, std::size_t n) {
-  double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-  std::size_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    a0 += static_cast<double>(x[i]) * x[i];
-    a1 += static_cast<double>(x[i + 1]) * x[i + 1];
-    a2 += static_cast<double>(x[i + 2]) * x[i + 2];
-    a3 += static_cast<double>(x[i + 3]) * x[i + 3];
-  }
-  for (; i < n; ++i) a0 += static_cast<double>(x[i]) * x[i];
-  return (a0 + a1) + (a2 + a3);
-}
-
 // QSGD (Alistarh et al. 2017) with one L2 norm per chunk: level l = floor(s|x|/norm + u),
 // u uniform (24 random bits), value norm * sign * l / s. Each element is BITS+1 bits
 // (level, then sign), bit-packed LSB first across the whole block.
@@ -75,7 +61,8 @@ class QsgdCodec final : public ValueCodec {
       const std::size_t lo = c * chunk_;
       const std::size_t len = std::min<std::size_t>(chunk_, n - lo);
       const float* x = v.data() + lo;
-      const float norm = static_cast<float>(std::sqrt(sum_sq(x, len)));
+      const float norm = static_cast<float>(
+          std::sqrt(sum_of(x, len, [](float v) { return static_cast<double>(v) * v; })));
       if (!finite(norm)) {
         throw CodecError("codec " + name() + ": cannot encode: chunk " + std::to_string(c) +
                          " has a non-finite norm (NaN/inf in the input, or values too large)");

@@ -9,19 +9,6 @@
 namespace rumor::codec::detail {
 namespace {
 
-double sum_abs(const float* x, std::size_t n) {
-  double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-  std::size_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    a0 += std::fabs(x[i]);
-    a1 += std::fabs(x[i + 1]);
-    a2 += std::fabs(x[i + 2]);
-    a3 += std::fabs(x[i + 3]);
-  }
-  for (; i < n; ++i) a0 += std::fabs(x[i]);
-  return (a0 + a1) + (a2 + a3);
-}
-
 // Scaled sign: one bit per value (1 = negative) and one scale ||x||_1 / c per chunk of c.
 class SignCodec final : public ValueCodec {
  public:
@@ -40,8 +27,9 @@ class SignCodec final : public ValueCodec {
     for (std::size_t c = 0; c < nc; ++c) {
       const std::size_t lo = c * chunk_;
       const std::size_t len = std::min<std::size_t>(chunk_, n - lo);
-      const float scale =
-          static_cast<float>(sum_abs(v.data() + lo, len) / static_cast<double>(len));
+      const float scale = static_cast<float>(
+          sum_of(v.data() + lo, len, [](float x) { return static_cast<double>(std::fabs(x)); }) /
+          static_cast<double>(len));
       if (!finite(scale)) {
         throw CodecError("codec " + name() + ": cannot encode: chunk " + std::to_string(c) +
                          " has a non-finite scale (NaN/inf in the input)");

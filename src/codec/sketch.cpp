@@ -136,12 +136,10 @@ class SketchEncoder final : public EncoderBase {
 };
 
 std::unique_ptr<Encoder> SketchCodec::make_encoder(std::size_t d) const {
-  check_dim(name_, d);
-  return std::make_unique<SketchEncoder>(shared_from_this(), d);
+  return make_checked<SketchEncoder>(name_, shared_from_this(), d);
 }
 std::unique_ptr<Decoder> SketchCodec::make_decoder(std::size_t d) const {
-  check_dim(name_, d);
-  return std::make_unique<SketchDecoder>(shared_from_this(), d);
+  return make_checked<SketchDecoder>(name_, shared_from_this(), d);
 }
 
 StageBuild build(const StageArgs& a) {

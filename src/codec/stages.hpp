@@ -29,6 +29,22 @@ inline std::size_t chunks(std::size_t n, std::uint32_t chunk) {
   return (n + chunk - 1) / chunk;
 }
 
+// Sum of f(x_i) in double with four independent accumulators (the order is part of the
+// encoded bytes: qsgd norms and sign scales).
+template <class F>
+double sum_of(const float* x, std::size_t n, F f) {
+  double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+  std::size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    a0 += f(x[i]);
+    a1 += f(x[i + 1]);
+    a2 += f(x[i + 2]);
+    a3 += f(x[i + 3]);
+  }
+  for (; i < n; ++i) a0 += f(x[i]);
+  return (a0 + a1) + (a2 + a3);
+}
+
 // A scale sent on the wire: finite and not negative.
 inline float read_scale(Reader& r, const char* what) {
   const float s = r.f32(what);
