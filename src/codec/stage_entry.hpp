@@ -19,7 +19,9 @@
 #include "stages.hpp"
 
 // Every codec stage, in the order of help texts and error messages. The fuzz build reads the
-// names from this list too (fuzz/codec/CMakeLists.txt): keep one `X(name)` per line.
+// names from this list too (fuzz/codec/CMakeLists.txt): keep one `X(name)` per line, and add
+// new ones above the closing comment so that adding a stage changes one line.
+// clang-format off
 #define RUMOR_CODEC_STAGES(X) \
   X(fp32)                     \
   X(fp16)                     \
@@ -28,7 +30,9 @@
   X(sign)                     \
   X(topk)                     \
   X(randk)                    \
-  X(sketch)
+  X(sketch)                   \
+  /* end of the stage list */
+// clang-format on
 
 namespace rumor::codec::detail {
 
