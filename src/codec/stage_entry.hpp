@@ -1,8 +1,8 @@
 #pragma once
 // Internal: the codec stage registry. Each stage (fp32, qsgd, topk, sketch, ...) is one entry
-// that carries everything about it: its name, the arguments it takes (checked here before
-// `build` runs, with errors that list what is valid), a help line, example specs (used by the
-// tests and the fuzz targets) and the factory of what it builds. The properties (unbiased,
+// that carries everything about it: its name, the arguments it takes (checked by the registry
+// before `build` runs, with errors that list what is valid), a help line, example specs (used by
+// the tests and the fuzz targets) and the factory of what it builds. The properties (unbiased,
 // contractive, delta, sparse, fixed size, encoded size) live on the built object.
 //
 // Adding a stage: one file defining `StageEntry NAME_stage()` (see qsgd.cpp) and one line

@@ -141,7 +141,8 @@ class Decoder {
 //                                     (0.32 bits per parameter), K = d/1000. ROWS 3..32
 // A chain is at most one sparsifier (topk, randk) followed by at most one value codec (fp32,
 // fp16, bf16, qsgd, sign; default fp32); sketch stands alone (optionally under ef).
-// Throws ConfigError naming the bad part and listing what is valid.
+// Throws ConfigError naming the bad part and listing what is valid. Each stage is one entry
+// of a registry (src/codec/stage_entry.hpp); codec_stages() below lists them.
 std::shared_ptr<const Codec> make_codec(std::string_view spec);
 // JSON form: a spec string, or {"chain": ["topk:0.01", "sign"], "error_feedback": false}.
 std::shared_ptr<const Codec> make_codec(const nlohmann::json& spec);
