@@ -1,34 +1,36 @@
 #pragma once
-// The codec fuzz targets: one decoder each, with the receiver's dimension fixed.
+// The codec fuzz targets: one per registered codec stage (rumor::codec::codec_stages()), each
+// decoding the stage's example specs with the receiver's dimension fixed. The first input
+// byte picks the example, the rest is the payload.
 #include <cstddef>
+#include <string>
 #include <string_view>
+#include <vector>
+
+#include "rumor/codec/codec.hpp"
 
 namespace rumor::codec::fuzz {
 
 struct Target {
-  std::string_view name;
-  std::string_view spec;
+  std::string name;                // the stage's name
+  std::vector<std::string> specs;  // its examples
   std::size_t dim;
 };
 
-inline constexpr Target kTargets[] = {
-    {"fp32", "fp32", 257},
-    {"fp16", "fp16", 257},
-    {"bf16", "bf16", 257},
-    {"qsgd", "qsgd:3:biased:chunk=64", 257},
-    {"sign", "sign:chunk=64", 257},
-    {"topk", "topk:0.05", 1000},
-    {"topk_qsgd", "topk:0.05|qsgd:2:biased", 1000},
-    {"topk_sign", "topk:0.05|sign:chunk=16", 1000},
-    {"randk", "randk:0.1:unbiased|fp16", 1000},
-    {"sketch", "sketch:5:40:10", 1000},
-};
+// Value codecs are fuzzed at an odd length (partial chunks and bit padding); sparsifiers and
+// sketches at a length that keeps several coordinates.
+inline std::vector<Target> targets() {
+  std::vector<Target> out;
+  for (auto& s : codec_stages()) out.push_back({s.name, s.examples, s.value_codec ? 257u : 1000u});
+  return out;
+}
 
-inline const Target* find_target(std::string_view name) {
-  for (const auto& t : kTargets) {
-    if (t.name == name) return &t;
+inline std::vector<Target>::const_iterator find_target(const std::vector<Target>& all,
+                                                       std::string_view name) {
+  for (auto it = all.begin(); it != all.end(); ++it) {
+    if (it->name == name) return it;
   }
-  return nullptr;
+  return all.end();
 }
 
 }  // namespace rumor::codec::fuzz

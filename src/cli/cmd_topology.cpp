@@ -1,6 +1,9 @@
 // rumor topology gen|check
+#include <algorithm>
 #include <iomanip>
 #include <iostream>
+#include <type_traits>
+#include <variant>
 
 #include <nlohmann/json.hpp>
 
@@ -46,43 +49,68 @@ void print_check(const Topology& t, std::ostream& out) {
       << "  spectral gap  " << j["spectral_gap"].get<double>() << "  (larger: faster consensus)\n";
 }
 
-}  // namespace
+GenOptions& gen_options() {
+  static GenOptions o;
+  return o;
+}
 
-void add_topology_commands(CLI::App& app) {
-  auto* topo = app.add_subcommand("topology", "generate and validate topology files");
-  topo->require_subcommand(1);
+// Binds one generator option to its field of `opts` (base_port: to `base_port`, set when > 0).
+CLI::Option* add_gen_option(CLI::App& gen, const GenOption& o, int& base_port) {
+  static GenOptions& opts = gen_options();
+  return std::visit(
+      [&](auto field) -> CLI::Option* {
+        if constexpr (std::is_same_v<decltype(field), std::optional<int> GenOptions::*>) {
+          return gen.add_option(o.flags, base_port, o.help);
+        } else {
+          auto* opt = gen.add_option(o.flags, opts.*field, o.help);
+          if (o.key != "nodes") opt->capture_default_str();
+          return opt;
+        }
+      },
+      o.field);
+}
 
-  // gen
-  static GenOptions opts;
+// rumor topology gen KIND: one command-line option per generator option (generators.hpp);
+// a kind accepts only the options its registry entry lists.
+void add_gen_command(CLI::App& topo) {
+  static GenOptions& opts = gen_options();
   static std::string kind, out_path;
   static int base_port = 0;
+  static std::vector<std::pair<const GenOption*, CLI::Option*>> given;
+  given.clear();
   std::string kinds;
-  for (const auto& g : topology_generators()) kinds += "\n  " + g.name + ": " + g.description;
-  auto* gen = topo->add_subcommand(
+  for (const auto& g : topology_generators()) {
+    kinds += "\n  " + g.name + ": " + g.description;
+    if (!g.options.empty()) kinds += " (--" + join(g.options, ", --") + ")";
+  }
+  auto* gen = topo.add_subcommand(
       "gen", "generate a topology file\n\nKinds:" + kinds +
                  "\n\nExample:\n  rumor topology gen torus --nodes 16 -o torus16.json");
   gen->add_option("kind", kind, "topology kind (see above)")->required();
-  static CLI::Option* nodes_opt =
-      gen->add_option("--nodes,-n", opts.nodes, "number of nodes (social: 32, fixed)");
-  gen->add_option("--seed", opts.seed, "seed for random graphs")->capture_default_str();
-  gen->add_option("--base-port", base_port,
-                  "node i listens on base-port + i (default: left to the launcher, 29500 + i)");
-  gen->add_option("--host", opts.host, "host of every node")->capture_default_str();
   gen->add_option("-o,--output", out_path, "write to this file (default: stdout)");
-  gen->add_option("--p", opts.p, "erdos-renyi: edge probability")->capture_default_str();
-  gen->add_option("--k", opts.k, "small-world: ring neighbours per node (even)")
-      ->capture_default_str();
-  gen->add_option("--beta", opts.beta, "small-world: rewiring probability")->capture_default_str();
-  gen->add_option("--m", opts.m, "barabasi-albert: edges per new node")->capture_default_str();
-  gen->add_option("--rows", opts.rows, "torus: number of rows (0: most square)")
-      ->capture_default_str();
+  for (const auto& o : generator_options())
+    given.emplace_back(&o, add_gen_option(*gen, o, base_port));
   gen->callback([] {
-    if (base_port > 0) opts.base_port = base_port;
-    if (nodes_opt->count() == 0) {
-      if (kind != "social") throw ConfigError("topology gen " + kind + ": --nodes N is required");
-      opts.nodes = 32;
+    const GeneratorInfo& g = find_generator(kind);
+    const std::vector<std::string> keys = g.keys();
+    const auto takes = [&](const GenOption& o) {
+      return std::find(keys.begin(), keys.end(), o.key) != keys.end();
+    };
+    std::vector<std::string> flags;
+    for (const auto& [o, cli] : given)
+      if (takes(*o)) flags.push_back(cli->get_name());
+    for (const auto& [o, cli] : given) {
+      if (cli->count() > 0 && !takes(*o))
+        throw ConfigError("topology gen " + kind + ": " + cli->get_name() +
+                          " does not apply to this kind; it takes " + join(flags));
+      if (o->key == "nodes" && cli->count() == 0) {
+        if (g.default_nodes == 0)
+          throw ConfigError("topology gen " + kind + ": --nodes N is required");
+        opts.nodes = g.default_nodes;
+      }
     }
-    const Topology t = generate_topology(kind, opts);
+    if (base_port > 0) opts.base_port = base_port;
+    const Topology t = g.make(opts);
     if (out_path.empty()) {
       std::cout << t.to_json().dump(2) << "\n";
     } else {
@@ -91,6 +119,15 @@ void add_topology_commands(CLI::App& app) {
                 << " edges\n";
     }
   });
+}
+
+}  // namespace
+
+void add_topology_commands(CLI::App& app) {
+  auto* topo = app.add_subcommand("topology", "generate and validate topology files");
+  topo->require_subcommand(1);
+
+  add_gen_command(*topo);
 
   // check
   static std::string file;

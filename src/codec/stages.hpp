@@ -1,7 +1,9 @@
 #pragma once
-// Internal building blocks of codec chains: value codecs (act on n values, dense) and the
-// Count-Sketch table. The chain/sparsifier logic lives in chain.cpp.
+// Internal building blocks of codec chains: value codecs (act on n values, dense),
+// sparsifiers (pick the coordinates a chain sends) and the Count-Sketch table. The chain
+// logic lives in codec.cpp; every stage's registry entry (stage_entry.hpp) builds these.
 #include <array>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -9,12 +11,49 @@
 #include <string>
 #include <vector>
 
+#include "rumor/codec/codec.hpp"
 #include "rumor/common/rng.hpp"
 #include "wire.hpp"
 
 namespace rumor::codec::detail {
 
+// Wire tags of the value codecs (the first byte of their block). A new value codec takes an
+// unused number: a receiver then refuses a block of any other codec.
 enum class ValueKind : std::uint8_t { kFp32 = 1, kFp16 = 2, kBf16 = 3, kQsgd = 4, kSign = 5 };
+
+inline std::uint32_t checked_n(std::size_t n) {
+  return static_cast<std::uint32_t>(n);
+}
+
+inline std::size_t chunks(std::size_t n, std::uint32_t chunk) {
+  return (n + chunk - 1) / chunk;
+}
+
+// Sum of f(x_i) in double with four independent accumulators (the order is part of the
+// encoded bytes: qsgd norms and sign scales).
+template <class F>
+double sum_of(const float* x, std::size_t n, F f) {
+  double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+  std::size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    a0 += f(x[i]);
+    a1 += f(x[i + 1]);
+    a2 += f(x[i + 2]);
+    a3 += f(x[i + 3]);
+  }
+  for (; i < n; ++i) a0 += f(x[i]);
+  return (a0 + a1) + (a2 + a3);
+}
+
+// A scale sent on the wire: finite and not negative.
+inline float read_scale(Reader& r, const char* what) {
+  const float s = r.f32(what);
+  if (!finite(s) || std::signbit(s)) {
+    malformed(r.codec(),
+              std::string(what) + " is " + std::to_string(s) + ", must be finite and >= 0");
+  }
+  return s;
+}
 
 // Encodes n floats into a block of exactly size(n) bytes (its own small header included).
 class ValueCodec {
@@ -31,11 +70,37 @@ class ValueCodec {
   virtual bool linear() const { return false; }
 };
 
+// The value codec of a chain that names none.
 std::unique_ptr<ValueCodec> make_fp32();
-std::unique_ptr<ValueCodec> make_fp16();
-std::unique_ptr<ValueCodec> make_bf16();
-std::unique_ptr<ValueCodec> make_qsgd(int bits, bool biased, std::uint32_t chunk);
-std::unique_ptr<ValueCodec> make_sign(std::uint32_t chunk);
+
+// Picks the coordinates a chain keeps (topk, randk) and writes/reads the payload header that
+// says which: [kind][d][k]... The Sparsifier is immutable; a Work belongs to one encoder or
+// decoder (one thread) and holds its scratch buffers.
+class Sparsifier {
+ public:
+  class Work {
+   public:
+    virtual ~Work() = default;
+    // Writes the header and picks idx (kept(d) indices) from x (size d).
+    virtual void encode(std::span<const float> x, const CodecContext& ctx, Writer& w,
+                        std::vector<std::uint32_t>& idx) = 0;
+    // Reads and checks the header, fills idx (kept(d) indices, each < d).
+    virtual void decode(Reader& r, const CodecContext& ctx, std::vector<std::uint32_t>& idx) = 0;
+    // Applied to the decoded kept values (randk:unbiased scales them by the block width).
+    virtual void rescale(std::span<float>) {}
+  };
+  virtual ~Sparsifier() = default;
+  virtual std::string name() const = 0;  // canonical, e.g. "topk:0.01"
+  virtual std::size_t kept(std::size_t d) const = 0;
+  virtual bool unbiased() const = 0;
+  virtual bool contractive() const = 0;
+  // E||T x||^2 >= delta(d) ||x||^2 for the kept part T x.
+  virtual double delta(std::size_t d) const = 0;
+  virtual bool fixed_size() const = 0;
+  // Header and indices, at most.
+  virtual std::size_t max_header_size(std::size_t d) const = 0;
+  virtual std::unique_ptr<Work> make_work(std::size_t d) const = 0;
+};
 
 // Count-Sketch hashes for one (seed, rows, cols). Row r hashes key k with a keyed 64-bit
 // mixer, v = splitmix64(k + key_r), key_r uniform from the shared seed alone (so sketches of

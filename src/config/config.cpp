@@ -159,6 +159,22 @@ json anchor_paths(json& resolved, const std::string& base_dir,
   return written;
 }
 
+// {"gen": KIND, KEY: VALUE...}: the generator's registry entry says which keys it takes.
+json generate_from(const json& t, const std::string& origin) {
+  const GeneratorInfo& g = find_generator(t.at("gen").get<std::string>());
+  const std::vector<std::string> keys = g.keys();
+  GenOptions o;
+  if (g.default_nodes > 0) o.nodes = g.default_nodes;
+  for (const auto& [k, v] : t.items()) {
+    if (k == "gen") continue;
+    if (std::find(keys.begin(), keys.end(), k) == keys.end())
+      throw ConfigError(origin + ": unknown key \"topology." + k + "\" for generator \"" + g.name +
+                        "\"; valid: gen, " + join(keys));
+    set_generator_option(o, k, v);
+  }
+  return g.make(o).to_json();
+}
+
 json resolve_topology(const json& t, const std::string& base_dir, const std::string& origin) {
   try {
     if (t.is_string()) {
@@ -169,36 +185,7 @@ json resolve_topology(const json& t, const std::string& base_dir, const std::str
                           "file's folder, one given with --set to the working directory)");
       return load_topology(path).to_json();
     }
-    if (t.contains("gen")) {
-      GenOptions o;
-      for (const auto& [k, v] : t.items()) {
-        if (k == "gen") continue;
-        if (k == "nodes")
-          o.nodes = v.get<int>();
-        else if (k == "seed")
-          o.seed = v.get<std::uint64_t>();
-        else if (k == "host")
-          o.host = v.get<std::string>();
-        else if (k == "base_port")
-          o.base_port = v.get<int>();
-        else if (k == "p")
-          o.p = v.get<double>();
-        else if (k == "k")
-          o.k = v.get<int>();
-        else if (k == "beta")
-          o.beta = v.get<double>();
-        else if (k == "m")
-          o.m = v.get<int>();
-        else if (k == "rows")
-          o.rows = v.get<int>();
-        else
-          throw ConfigError(origin + ": unknown key \"topology." + k +
-                            "\" in a generated topology; valid: gen, nodes, seed, host, "
-                            "base_port, p, k, beta, m, rows");
-      }
-      if (t.at("gen") == "social" && !t.contains("nodes")) o.nodes = 32;
-      return generate_topology(t.at("gen").get<std::string>(), o).to_json();
-    }
+    if (t.contains("gen")) return generate_from(t, origin);
     return parse_topology_json(t, origin + " (topology)").to_json();
   } catch (const json::exception& e) {
     throw ConfigError(origin + ": bad \"topology\": " + e.what());

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <set>
 
@@ -220,33 +221,88 @@ Topology social(const GenOptions& o) {
   return undirected("social32", fixed, p);
 }
 
+template <class T>
+void assign(T& field, const nlohmann::json& v) {
+  field = v.get<T>();
+}
+void assign(std::optional<int>& field, const nlohmann::json& v) {
+  field = v.get<int>();
+}
+
 }  // namespace
+
+const std::vector<GenOption>& generator_options() {
+  static const std::vector<GenOption> options = {
+      {"nodes", "--nodes,-n", &GenOptions::nodes,
+       "number of nodes (required unless the kind has a fixed size)"},
+      {"host", "--host", &GenOptions::host, "host of every node"},
+      {"base_port", "--base-port", &GenOptions::base_port,
+       "node i listens on base-port + i (default: left to the launcher, 29500 + i)"},
+      {"seed", "--seed", &GenOptions::seed, "seed for random graphs"},
+      {"p", "--p", &GenOptions::p, "erdos-renyi: edge probability"},
+      {"k", "--k", &GenOptions::k, "small-world: ring neighbours per node (even)"},
+      {"beta", "--beta", &GenOptions::beta, "small-world: rewiring probability"},
+      {"m", "--m", &GenOptions::m, "barabasi-albert: edges per new node"},
+      {"rows", "--rows", &GenOptions::rows, "torus: number of rows (0: most square)"},
+  };
+  return options;
+}
+
+void set_generator_option(GenOptions& o, const std::string& key, const nlohmann::json& value) {
+  for (const auto& opt : generator_options()) {
+    if (opt.key != key) continue;
+    std::visit([&](auto field) { assign(o.*field, value); }, opt.field);
+    return;
+  }
+  throw TopologyError("unknown topology generator option \"" + key + "\"");
+}
+
+std::vector<std::string> GeneratorInfo::keys() const {
+  std::vector<std::string> out = {"nodes", "host", "base_port"};
+  out.insert(out.end(), options.begin(), options.end());
+  return out;
+}
 
 const std::vector<GeneratorInfo>& topology_generators() {
   static const std::vector<GeneratorInfo> generators = {
-      {"ring", "cycle: node i linked to i-1 and i+1", ring},
-      {"torus", "2-D periodic grid (--rows; default the most square)", torus},
-      {"complete", "every pair linked", complete},
-      {"star", "node 0 linked to every other", star},
+      {"ring", "cycle: node i linked to i-1 and i+1", {}, ring},
+      {"torus", "2-D periodic grid (rows 0: the most square factorisation)", {"rows"}, torus},
+      {"complete", "every pair linked", {}, complete},
+      {"star", "node 0 linked to every other", {}, star},
       {"exponential",
        "SGP's one-peer time-varying directed graph: round t, i sends to i + 2^(t mod log2 n)",
+       {},
        exponential},
-      {"erdos-renyi", "random graph G(n, --p), re-drawn until connected", erdos_renyi},
-      {"small-world", "Watts-Strogatz ring lattice (--k) rewired with --beta", small_world},
-      {"barabasi-albert", "preferential attachment, --m edges per new node", barabasi_albert},
-      {"social", "Davis Southern Women graph (32 nodes, 89 edges; QGM's social topology)", social},
+      {"erdos-renyi", "random graph G(n, p), re-drawn until connected", {"seed", "p"}, erdos_renyi},
+      {"small-world",
+       "Watts-Strogatz ring lattice of k neighbours, rewired with probability beta",
+       {"seed", "k", "beta"},
+       small_world},
+      {"barabasi-albert",
+       "preferential attachment, m edges per new node",
+       {"seed", "m"},
+       barabasi_albert},
+      {"social",
+       "Davis Southern Women graph (32 nodes, 89 edges; QGM's social topology)",
+       {},
+       social,
+       32},
   };
   return generators;
 }
 
-Topology generate_topology(const std::string& kind, const GenOptions& options) {
+const GeneratorInfo& find_generator(const std::string& kind) {
   std::vector<std::string> names;
   for (const auto& g : topology_generators()) {
-    if (g.name == kind) return g.make(options);
+    if (g.name == kind) return g;
     names.push_back(g.name);
   }
   throw TopologyError("unknown topology kind \"" + kind + "\"; did you mean \"" +
                       nearest(kind, names) + "\"? valid kinds: " + join(names));
+}
+
+Topology generate_topology(const std::string& kind, const GenOptions& options) {
+  return find_generator(kind).make(options);
 }
 
 }  // namespace rumor

@@ -58,6 +58,22 @@ TEST_SUITE("cli") {
       CHECK(j.contains(key));
   }
 
+  TEST_CASE("topology gen takes each kind's own options, from the generator registry") {
+    const auto t = rumor("topology gen torus --nodes 12 --rows 3 --base-port 7000");
+    REQUIRE(t.code == 0);
+    const auto j = nlohmann::json::parse(t.out);
+    CHECK(j["nodes"].size() == 12);
+    CHECK(j["nodes"][1]["port"] == 7001);
+    CHECK(rumor("topology gen social").code == 0);  // fixed size: --nodes may be left out
+    const auto no_nodes = rumor("topology gen ring");
+    CHECK(no_nodes.code != 0);
+    CHECK(no_nodes.out.find("--nodes N is required") != std::string::npos);
+    const auto wrong = rumor("topology gen ring --nodes 8 --p 0.5");
+    CHECK(wrong.code != 0);
+    CHECK(wrong.out.find("--p does not apply") != std::string::npos);
+    CHECK(wrong.out.find("it takes --nodes, --host, --base-port\n") != std::string::npos);
+  }
+
   TEST_CASE("topology check of social32 reports the Davis graph") {
     const auto r = rumor("topology check " + src("topologies/social32.json") + " --json");
     REQUIRE(r.code == 0);

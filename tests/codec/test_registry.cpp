@@ -114,4 +114,49 @@ TEST_SUITE("codec") {
           doctest::Approx(0.01 / (1.0 + std::min(100.0 / 225.0, 10.0 / 15.0))));
     CHECK(make_codec("sign")->delta(100) == doctest::Approx(0.01));
   }
+
+  TEST_CASE("every registered stage: examples round-trip, reject damage, and appear in help") {
+    const auto stages = codec_stages();
+    REQUIRE(stages.size() >= 8);
+    const std::string unknown = error_of("no-such-codec");
+    for (const auto& st : stages) {
+      CAPTURE(st.name);
+      CHECK(codec_help().find(st.usage) != std::string::npos);
+      CHECK(unknown.find(st.name) != std::string::npos);
+      REQUIRE_FALSE(st.examples.empty());
+      for (const auto& spec : st.examples) {
+        CAPTURE(spec);
+        auto c = make_codec(spec);
+        CHECK(make_codec(c->name())->name() == c->name());
+        const std::size_t d = 301;
+        std::vector<float> x(d), sent(d), out(d);
+        for (std::size_t i = 0; i < d; ++i) x[i] = static_cast<float>((i * 37) % 19) - 9.0f;
+        Bytes b;
+        const std::size_t n = c->make_encoder(d)->encode(x, {5, 6, 7}, b, sent);
+        CHECK(n == b.size());
+        CHECK(n <= c->max_encoded_size(d));
+        if (c->fixed_size()) CHECK(n == c->max_encoded_size(d));
+        auto dec = c->make_decoder(d);
+        dec->decode(b, {5, 6, 7}, out);
+        CHECK(out == sent);
+        // Every truncation and one extra byte are refused.
+        for (std::size_t cut = 0; cut < b.size(); cut += 1 + b.size() / 64) {
+          CHECK_THROWS_AS(dec->decode(ByteView(b.data(), cut), {5, 6, 7}, out), rumor::CodecError);
+        }
+        Bytes longer = b;
+        longer.push_back(0);
+        CHECK_THROWS_AS(dec->decode(longer, {5, 6, 7}, out), rumor::CodecError);
+        // A receiver of another dimension refuses it.
+        std::vector<float> other(d + 1);
+        CHECK_THROWS_AS(c->make_decoder(d + 1)->decode(b, {5, 6, 7}, other), rumor::CodecError);
+      }
+    }
+  }
+
+  TEST_CASE("a stage's unknown flag or option error quotes its registered usage") {
+    for (const auto& st : codec_stages()) {
+      CAPTURE(st.name);
+      CHECK(error_of(st.name + ":zzz").find("(usage: " + st.usage + ")") != std::string::npos);
+    }
+  }
 }

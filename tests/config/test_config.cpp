@@ -41,6 +41,27 @@ TEST_SUITE("config") {
                          ConfigError);
   }
 
+  TEST_CASE("a generated topology takes the keys its generator's registry entry lists") {
+    const auto torus = from({{"topology", {{"gen", "torus"}, {"nodes", 12}, {"rows", 3}}}});
+    CHECK(torus.at("topology")["nodes"].size() == 12);
+    CHECK(from({{"topology", {{"gen", "social"}}}}).at("topology")["nodes"].size() == 32);
+    const auto er = json{{"gen", "erdos-renyi"}, {"nodes", 10}, {"p", 0.5}, {"seed", 4}};
+    CHECK(from({{"topology", er}}).at("topology") ==
+          from({{"topology", er}}).at("topology"));  // reproducible
+    // ring takes no p: the error lists ring's own keys, not every generator's.
+    CHECK_THROWS_WITH_AS(from({{"topology", {{"gen", "ring"}, {"nodes", 8}, {"p", 0.5}}}}),
+                         doctest::Contains("\"topology.p\" for generator \"ring\"; valid: gen, "
+                                           "nodes, host, base_port"),
+                         ConfigError);
+    CHECK_THROWS_WITH_AS(from({{"topology", {{"gen", "small-world"}, {"nodes", 8}, {"rows", 2}}}}),
+                         doctest::Contains("valid: gen, nodes, host, base_port, seed, k, beta"),
+                         ConfigError);
+    CHECK_THROWS_WITH_AS(from({{"topology", {{"gen", "torus"}, {"nodes", 12}, {"rows", "3"}}}}),
+                         doctest::Contains("bad \"topology\""), ConfigError);
+    CHECK_THROWS_WITH_AS(from({{"topology", {{"gen", "rign"}, {"nodes", 8}}}}),
+                         doctest::Contains("did you mean \"ring\""), TopologyError);
+  }
+
   TEST_CASE(
       "numeric keys are range-checked: no negative counts or timeouts, no wrap, no zero size") {
     for (const auto& [key, bad] :

@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "rumor/common/error.hpp"
@@ -123,5 +124,32 @@ TEST_SUITE("topology") {
       CHECK(m.find("\"ring\"") != std::string::npos);
       CHECK(m.find("barabasi-albert") != std::string::npos);
     }
+  }
+
+  TEST_CASE("the registry: every generator's keys are known options, and options set fields") {
+    std::vector<std::string> known;
+    for (const auto& o : generator_options()) known.push_back(o.key);
+    for (const auto& g : topology_generators()) {
+      CAPTURE(g.name);
+      CHECK(&find_generator(g.name) == &g);
+      const auto keys = g.keys();
+      CHECK(keys.at(0) == "nodes");
+      for (const auto& k : keys) CHECK(std::find(known.begin(), known.end(), k) != known.end());
+    }
+    CHECK(find_generator("torus").options == std::vector<std::string>{"rows"});
+    CHECK(find_generator("social").default_nodes == 32);
+    GenOptions o;
+    set_generator_option(o, "rows", 3);
+    set_generator_option(o, "beta", 0.5);
+    set_generator_option(o, "seed", 9);
+    set_generator_option(o, "host", "10.0.0.1");
+    set_generator_option(o, "base_port", 4000);
+    CHECK(o.rows == 3);
+    CHECK(o.beta == 0.5);
+    CHECK(o.seed == 9u);
+    CHECK(o.host == "10.0.0.1");
+    CHECK(o.base_port == 4000);
+    CHECK_THROWS_AS(set_generator_option(o, "rowz", 3), TopologyError);
+    CHECK_THROWS_AS(set_generator_option(o, "rows", "three"), nlohmann::json::exception);
   }
 }

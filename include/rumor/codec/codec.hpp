@@ -141,7 +141,8 @@ class Decoder {
 //                                     (0.32 bits per parameter), K = d/1000. ROWS 3..32
 // A chain is at most one sparsifier (topk, randk) followed by at most one value codec (fp32,
 // fp16, bf16, qsgd, sign; default fp32); sketch stands alone (optionally under ef).
-// Throws ConfigError naming the bad part and listing what is valid.
+// Throws ConfigError naming the bad part and listing what is valid. Each stage is one entry
+// of a registry (src/codec/stage_entry.hpp); codec_stages() below lists them.
 std::shared_ptr<const Codec> make_codec(std::string_view spec);
 // JSON form: a spec string, or {"chain": ["topk:0.01", "sign"], "error_feedback": false}.
 std::shared_ptr<const Codec> make_codec(const nlohmann::json& spec);
@@ -155,6 +156,17 @@ inline std::shared_ptr<const Codec> make_codec(const std::string& spec) {
 
 // One line per codec name with its arguments, for help texts and error messages.
 std::string codec_help();
+
+// The registered codec stages (one registry entry each), for help texts, the tests and the
+// fuzz targets: every example spec is a whole codec that uses the stage.
+struct CodecStageInfo {
+  std::string name;
+  std::string usage;
+  std::string help;
+  bool value_codec = false;  // encodes dense values (else a sparsifier or a standalone codec)
+  std::vector<std::string> examples;
+};
+std::vector<CodecStageInfo> codec_stages();
 
 // 8 * bytes / d.
 inline double bits_per_param(std::size_t bytes, std::size_t d) {

@@ -2,8 +2,12 @@
 // Topology generators by name (a registry: rumor topology gen KIND).
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
+#include <variant>
 #include <vector>
+
+#include <nlohmann/json_fwd.hpp>
 
 #include "rumor/topology/topology.hpp"
 
@@ -22,14 +26,37 @@ struct GenOptions {
   std::string data_dir;  // social: folder with davis_southern_women.edges (empty: embedded copy)
 };
 
+// One option of the generators: its key (config "topology.KEY"), its command-line flags, the
+// GenOptions field it sets (the default is that field's initial value) and a help line.
+struct GenOption {
+  std::string key;
+  std::string flags;  // CLI11 names, e.g. "--nodes,-n"
+  std::variant<int GenOptions::*, std::uint64_t GenOptions::*, double GenOptions::*,
+               std::string GenOptions::*, std::optional<int> GenOptions::*>
+      field;
+  std::string help;
+};
+
+// Every option any generator takes; nodes, host and base_port apply to all of them.
+const std::vector<GenOption>& generator_options();
+// Sets option `key` of `o` from a JSON value; throws nlohmann::json::exception on a wrong
+// type and TopologyError on an unknown key.
+void set_generator_option(GenOptions& o, const std::string& key, const nlohmann::json& value);
+
+// A generator: one function and one entry in topology_generators().
 struct GeneratorInfo {
   std::string name;
   std::string description;
+  std::vector<std::string> options;  // the keys it reads besides nodes, host and base_port
   std::function<Topology(const GenOptions&)> make;
+  int default_nodes = 0;  // > 0: --nodes may be left out (a fixed graph)
+  // Every key it takes: nodes, host, base_port, then its own.
+  std::vector<std::string> keys() const;
 };
 
 const std::vector<GeneratorInfo>& topology_generators();
 // Throws TopologyError listing the valid names when `kind` is unknown.
+const GeneratorInfo& find_generator(const std::string& kind);
 Topology generate_topology(const std::string& kind, const GenOptions& options);
 
 }  // namespace rumor
