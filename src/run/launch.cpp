@@ -18,6 +18,7 @@
 #include <optional>
 #include <thread>
 
+#include "fault_options.hpp"
 #include "progress.hpp"
 #include "rumor/common/error.hpp"
 #include "rumor/common/log.hpp"
@@ -394,6 +395,8 @@ int launch(const LaunchOptions& o) {
     topology = topology_of(cfg);
   }
   const int n = topology.size();
+  // Checked here as every peer will check it, so a bad config fails once, before any spawn.
+  const FaultOptions faults = FaultOptions::parse(cfg, n);
   cmd.run_dir = cfg.run_dir();
   fs::create_directories(cmd.run_dir);
   if (cmd.resume) {
@@ -403,9 +406,8 @@ int launch(const LaunchOptions& o) {
     write_config_record(cfg, cmd.run_dir);
   }
   FailurePolicy policy;
-  policy.keep_going = cfg.get<std::string>("on_peer_failure") == "continue";
-  const auto& restart_cfg = cfg.at("faults.restart_after_s");
-  policy.restart_after = restart_cfg.is_null() ? -1.0 : restart_cfg.get<double>();
+  policy.keep_going = faults.keep_going;
+  policy.restart_after = faults.restart_after_s.value_or(-1.0);
   policy.progress = o.progress;
   cmd.exe = self_exe();
 
