@@ -24,7 +24,6 @@
 #include <filesystem>
 #include <optional>
 #include <set>
-#include <thread>
 
 #include "fault_options.hpp"
 #include "rejoin.hpp"
