@@ -3,17 +3,16 @@
 
 usage: plot_sim_time.py compare.json OUT.png [SUBSTRING...]
 
-Plots the groups whose label contains every SUBSTRING (all groups without one), labelled
-without the substrings they share. Simulated time is the slowest node's clock at each
-evaluation (in-process runs). Reuses plot_compare.py's curves and plotting.
+Plots the cells whose group contains every SUBSTRING (all cells without one) in the style of
+plot_compare.py (a panel per value of the non-method axes left, fixed method colours).
+Simulated time is the slowest node's clock at each evaluation (in-process runs).
 """
+import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import json  # noqa: E402
-
-from plot_compare import group_curves, line_plot  # noqa: E402
+from plot_compare import FIGURES, build_view, small_multiples  # noqa: E402
 
 
 def main():
@@ -23,19 +22,19 @@ def main():
     with open(sys.argv[1]) as f:
         doc = json.load(f)
     wanted = sys.argv[3:]
-    curves = {}
-    for group, rows in group_curves(doc).items():
-        if all(w in group for w in wanted):
-            label = group
-            for w in wanted:
-                label = label.replace(w, "")
-            # "axis=" left without its value by the removal goes too.
-            curves[" ".join(t for t in label.split() if not t.endswith("="))] = rows
-    if not curves:
+
+    def keep(entry):
+        return all(w in entry.get("group", "") for w in wanted)
+
+    doc["cells"] = [c for c in doc.get("cells") or [] if keep(c)]
+    doc["failed"] = [c for c in doc.get("failed") or [] if keep(c)]
+    if not doc["cells"] and not doc["failed"]:
         print("no group matches " + " ".join(wanted), file=sys.stderr)
         return 1
-    title = doc.get("grid", "") + (": " + ", ".join(wanted) if wanted else "")
-    if not line_plot(curves, 4, 1, "simulated time (s)", "mean test accuracy", sys.argv[2], title=title):
+    spec = dict(dict(FIGURES)["accuracy_vs_sim_time.png"])
+    if wanted:
+        spec["title"] += ", " + ", ".join(wanted)
+    if not small_multiples(doc, build_view(doc), spec, sys.argv[2]):
         print("no simulated time in these cells (in-process runs only)", file=sys.stderr)
         return 1
     print("wrote " + sys.argv[2], file=sys.stderr)
