@@ -2,7 +2,7 @@
 """Table for experiments/quantized-data: accuracy, the method bytes split three ways, and the
 bytes each cell needed to first reach choco's final accuracy.
 
-usage: table.py results/compare.json [more compare.json ...] > results/table.md
+usage: table.py results/grid/compare.json [more compare.json ...] > results/table.md
 Each seed needs a cell whose group contains "choco" (the reference for that seed). Byte splits
 come from the runs' node-<i>.jsonl (qd_bytes_*), so the runs/ folders must still exist.
 """
