@@ -56,12 +56,16 @@ std::string python() {
   return p && *p ? p : "/usr/bin/python3";
 }
 
-fs::path only_run(const fs::path& runs) {
-  std::vector<fs::path> found;
-  if (fs::is_directory(runs))
-    for (const auto& e : fs::directory_iterator(runs)) found.push_back(e.path());
-  REQUIRE(found.size() == 1);
-  return found[0];
+// The run directory named on the summary's "results" line, relative to `cwd`.
+fs::path results_dir(const std::string& out, const fs::path& cwd) {
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream words(line);
+    std::string key, path;
+    if (words >> key >> path && key == "results") return cwd / path;
+  }
+  FAIL("no results line in the output");
+  return {};
 }
 
 const std::string kHeading = "### Bring your own model (TorchScript)";
@@ -98,7 +102,8 @@ TEST_SUITE("cli") {
     INFO(cmd);
     INFO(r.out);
     REQUIRE(r.code == 0);
-    const auto run = only_run(dir / "runs");
+    const auto run = results_dir(r.out, dir);
+    REQUIRE(fs::exists(run / "summary.json"));
     std::ifstream sf(run / "summary.json");
     const json s = json::parse(sf);
     CHECK(s["final"]["round"] == 299);
