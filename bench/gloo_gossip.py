@@ -9,8 +9,8 @@ FLOATS values, the patterns `rumor bench net` implements:
              half to rank + 2^(t mod log2 NODES); add what arrives (SGP's push-sum)
   allreduce  exact average with dist.all_reduce (the all-reduce baseline)
 
-Timing: before each measured round every rank waits at a barrier (not timed), then times its
-own round; a round's figure is its slowest rank's. Reported per (nodes, floats, pattern): the
+Timing ("synced"): before each measured round every rank waits at a barrier (not timed),
+then times its own round; a round's figure is its slowest rank's. Reported per (nodes, floats, pattern): the
 median, min and max over the measured rounds, and a back-to-back figure (the same number of
 rounds with no barrier, total / rounds, slowest rank). Each line also carries a correctness
 check of what the pattern computed (ring: sum over ranks conserved; pushsum: weights sum to
