@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 
@@ -66,6 +67,19 @@ fs::path results_dir(const std::string& out, const fs::path& cwd) {
   }
   FAIL("no results line in the output");
   return {};
+}
+
+// Every node-*.log under `runs`, concatenated.
+std::string node_logs(const fs::path& runs) {
+  std::string all;
+  if (!fs::is_directory(runs)) return all;
+  for (const auto& e : fs::recursive_directory_iterator(runs)) {
+    if (e.path().filename().string().rfind("node-", 0) != 0 || e.path().extension() != ".log")
+      continue;
+    std::ifstream in(e.path());
+    all += std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  return all;
 }
 
 const std::string kHeading = "### Bring your own model (TorchScript)";
@@ -132,10 +146,14 @@ TEST_SUITE("cli") {
       CAPTURE(mode);
       const auto r = rumor("launch " + cfg + " " + mode +
                            " --no-progress --set model.name=torchscript --set model.path=" + path);
+      INFO(r.out);
       CHECK(r.code != 0);
-      CHECK(r.out.find("model.path '" + path + "': no such file") != std::string::npos);
-      CHECK(r.out.find("torch.jit.save(torch.jit.script(net), PATH)") != std::string::npos);
-      CHECK(r.out.find("fopen") == std::string::npos);  // not LibTorch's own text
+      // Over TCP the launcher shows the first peer that stopped, which may be one whose
+      // neighbour stopped first: the peers' own logs say why.
+      const std::string text = r.out + (mode.empty() ? node_logs(dir / "runs") : "");
+      CHECK(text.find("model.path '" + path + "': no such file") != std::string::npos);
+      CHECK(text.find("torch.jit.save(torch.jit.script(net), PATH)") != std::string::npos);
+      CHECK(text.find("fopen") == std::string::npos);  // not LibTorch's own text
       if (mode == "--dry-run") CHECK_FALSE(fs::exists(dir / "runs"));
     }
   }
