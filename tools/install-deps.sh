@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs every Debian package rumor needs to build, test and run its main job, plus any
-# package names given as arguments (tools/install-bench-deps.sh passes the optional ones).
+# Installs every Debian package rumor needs to build, test, benchmark and run its main job,
+# plus any package names given as arguments.
+# python3-torch is a test dependency: the README's bring-your-own-model example (a module
+# scripted with torch.jit in Python) is run by the test suite.
 # Idempotent: when everything is present it only runs dpkg queries (well under a second).
 set -euo pipefail
 
@@ -11,7 +13,7 @@ PACKAGES=(
   libcli11-dev nlohmann-json3-dev doctest-dev libeigen3-dev
   zlib1g-dev libssl-dev
   clang-14 libclang-rt-14-dev clang-format
-  dataset-fashion-mnist python3 python3-matplotlib iperf3
+  dataset-fashion-mnist python3 python3-matplotlib python3-torch iperf3
   "$@"
 )
 

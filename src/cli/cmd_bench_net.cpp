@@ -25,8 +25,8 @@ void add_bench_net(CLI::App& bench) {
   auto args = std::make_shared<Args>();
   auto* cmd = bench.add_subcommand(
       "net",
-      "transport benchmark over loopback TCP (definitions match "
-      "../shared/bench/gloo_gossip.py)\n\n"
+      "transport benchmark over loopback TCP (definitions match the gloo baseline "
+      "bench/gloo_gossip.py)\n\n"
       "Examples:\n"
       "  rumor bench net --mode pair --floats 1e7 --json\n"
       "  rumor bench net --mode ring --nodes 8 --floats 1e6 --rounds 20 --json\n"

@@ -7,6 +7,7 @@
 #include "rumor/data/partition.hpp"
 #include "rumor/run/run.hpp"
 #include "rumor/run/setup.hpp"
+#include "rumor/train/model.hpp"
 
 namespace rumor::cli {
 namespace {
@@ -30,6 +31,9 @@ void dry_run(const LaunchArgs& a) {
             << (t.directed() ? "directed" : "undirected") << ", " << to_string(t.schedule())
             << ", diameter " << s.diameter << ", spectral gap " << s.spectral_gap << "\n";
   if (const auto data = run::load_data(cfg)) {
+    // Built once as every peer builds it: a missing model file or one that does not fit
+    // the data is refused here, not by every peer.
+    train::Model::create(run::model_spec(cfg), {data->shape, data->num_classes}, 1);
     const auto p = run::partition_of(cfg, *data, t.size());
     print_partition_table(*data, p, data::partition_stats(p, data->train.labels, data->num_classes),
                           run::partition_options(cfg), std::cout);

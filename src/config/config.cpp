@@ -240,7 +240,9 @@ std::vector<KeyInfo> run_keys() {
       {"model.hidden", "list", json::array({128}), "mlp: hidden layer sizes"},
       {"model.norm", "string", "group", "cnn: group or none"},
       {"model.channels", "int", 32, "cnn/resnet8: channels of the first layer", 1, 1e5},
-      {"model.path", "string|null", nullptr, "torchscript: path of the saved module"},
+      {"model.path", "string|null", nullptr,
+       "torchscript: file written by torch.jit.save; forward(float32 [batch, sample shape]) "
+       "returns float32 logits [batch, classes] (README: Bring your own model)"},
       {"optimizer.name", "string", "sgd", "local optimizer (sgd)"},
       {"optimizer.lr", "number", 0.1, "learning rate", 0, 1e3},
       {"optimizer.momentum", "number", 0.0, "momentum", 0, 1},

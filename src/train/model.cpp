@@ -7,7 +7,11 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <optional>
 
 #include "architectures.hpp"
@@ -135,6 +139,108 @@ BatchStats loss_and_accuracy(const torch::Tensor& logits, const torch::Tensor& l
   return st;
 }
 
+std::string shape_text(c10::IntArrayRef sizes) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < sizes.size(); ++i) s += (i ? ", " : "") + std::to_string(sizes[i]);
+  return s + "]";
+}
+
+// The one informative line of a LibTorch or TorchScript error: the last "...Error: ..." line
+// of an interpreter traceback (where the cause is), else the first line.
+std::string torch_cause(const std::string& what) {
+  std::string first, last_error;
+  std::size_t start = 0;
+  while (start <= what.size()) {
+    std::size_t end = what.find('\n', start);
+    if (end == std::string::npos) end = what.size();
+    std::string line = what.substr(start, end - start);
+    line.erase(0, line.find_first_not_of(" \t"));
+    if (!line.empty() && first.empty()) first = line;
+    if (line.find("Error: ") != std::string::npos) last_error = line;
+    start = end + 1;
+  }
+  std::string cause = last_error.empty() ? first : last_error;
+  if (cause.size() > 300) cause = cause.substr(0, 300) + "...";
+  return cause;
+}
+
+const char* const kByomHint =
+    "README.md, section 'Bring your own model (TorchScript)', shows a module that fits";
+
+// A module file saved with torch.jit.save. Errors name the file and say what to do.
+torch::jit::Module load_torchscript(const std::string& path) {
+  const std::string what = "model.path '" + path + "'";
+  if (path.empty())
+    throw ConfigError("model 'torchscript' needs model.path (a file saved with torch.jit.save)");
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    throw ConfigError(what +
+                      ": no such file (a relative model.path is taken from the config "
+                      "file's folder, one given with --set from the working directory); "
+                      "write it with torch.jit.save(torch.jit.script(net), PATH); " +
+                      kByomHint);
+  }
+  if (std::filesystem::is_directory(path, ec))
+    throw ConfigError(what + " is a folder; give the .pt file saved with torch.jit.save");
+  if (!std::ifstream(path, std::ios::binary)) {
+    throw ConfigError(what + " cannot be opened for reading (" + std::strerror(errno) +
+                      "); check its permissions");
+  }
+  try {
+    return torch::jit::load(path, torch::kCPU);
+  } catch (const std::exception& e) {
+    const auto* c10 = dynamic_cast<const c10::Error*>(&e);
+    throw ConfigError(
+        what + " is not a TorchScript module rumor can load (LibTorch " TORCH_VERSION ": " +
+        torch_cause(c10 ? c10->what_without_backtrace() : e.what()) +
+        "); save it with torch.jit.save(torch.jit.script(net), PATH) (a state_dict or a "
+        "torch.save'd nn.Module is not TorchScript, and LibTorch " TORCH_VERSION
+        " may not read a file saved by a newer PyTorch); " +
+        kByomHint);
+  }
+}
+
+// Feeds a batch of 2 zero samples of the dataset's shape and checks what comes back: one
+// float32 logit per class. A failure says what was fed and what the model must accept.
+void check_forward(Model::Impl& m, const ModelSpec& spec) {
+  torch::NoGradGuard no_grad;
+  std::vector<std::int64_t> sizes{2};
+  sizes.insert(sizes.end(), m.input.shape.begin(), m.input.shape.end());
+  const std::string fed = "float32 " + shape_text(sizes);
+  const std::string classes = std::to_string(m.input.num_classes);
+  const std::string name = m.jit ? "TorchScript model " + spec.path : "model '" + spec.name + "'";
+  const std::string contract =
+      "forward(x) must take x of float32 [batch, " + shape_text(m.input.shape).substr(1) +
+      " (batch, then the dataset's sample shape) and return float32 logits [batch, " + classes +
+      "]";
+  torch::Tensor out;
+  try {
+    if (m.net) {
+      out = m.net->forward(torch::zeros(sizes));
+    } else {
+      const c10::IValue v = m.jit->forward({torch::zeros(sizes)});
+      if (!v.isTensor())
+        throw ConfigError(name + " returns a " + v.tagKind() + ", not a tensor; " + contract);
+      out = v.toTensor();
+    }
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const std::exception& e) {
+    const auto* c10 = dynamic_cast<const c10::Error*>(&e);
+    throw ConfigError(name + " fails on the input rumor feeds it, " + fed + ": " +
+                      torch_cause(c10 ? c10->what_without_backtrace() : e.what()) + "; " +
+                      contract + (m.jit ? std::string("; ") + kByomHint : ""));
+  }
+  if (out.dim() != 2 || out.size(0) != 2 || out.size(1) != m.input.num_classes) {
+    throw ConfigError(name + " returns shape " + shape_text(out.sizes()) + " for input " + fed +
+                      ", expected [2, " + classes + "] (one logit per class); " + contract);
+  }
+  if (out.scalar_type() != torch::kFloat32) {
+    throw ConfigError(name + " returns " + std::string(c10::toString(out.scalar_type())) +
+                      " logits, expected float32; " + contract);
+  }
+}
+
 }  // namespace
 
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -151,18 +257,12 @@ std::unique_ptr<Model> Model::create(const ModelSpec& spec, const ModelInput& in
   impl->dim = product(input.shape);
   std::vector<std::pair<std::string, torch::Tensor>> named;
   if (spec.name == "torchscript") {
-    if (spec.path.empty())
-      throw ConfigError("model 'torchscript' needs model.path (a file saved with torch.jit.save)");
-    try {
-      impl->jit = torch::jit::load(spec.path, torch::kCPU);
-    } catch (const c10::Error& e) {
-      throw ConfigError("cannot load TorchScript model " + spec.path + ": " +
-                        e.what_without_backtrace());
-    }
+    impl->jit = load_torchscript(spec.path);
     for (const auto& np : impl->jit->named_parameters(/*recurse=*/true))
       named.emplace_back(np.name, np.value);
     if (named.empty())
-      throw ConfigError("TorchScript model " + spec.path + " has no parameters to train");
+      throw ConfigError("TorchScript model " + spec.path +
+                        " has no parameters to train (nn.Parameter or registered parameters)");
   } else {
     impl->net = detail::build_net(spec, input);
     for (const auto& np : impl->net->named_parameters(/*recurse=*/true))
@@ -170,27 +270,7 @@ std::unique_ptr<Model> Model::create(const ModelSpec& spec, const ModelInput& in
   }
   bind_flat(*impl, named);
   if (!impl->jit) init_from_seed(*impl, seed);
-  // Check that the model maps the input to one logit per class.
-  {
-    torch::NoGradGuard no_grad;
-    std::vector<std::int64_t> sizes{2};
-    sizes.insert(sizes.end(), input.shape.begin(), input.shape.end());
-    torch::Tensor out;
-    try {
-      out = impl->forward(torch::zeros(sizes));
-    } catch (const c10::Error& e) {
-      throw ConfigError("model '" + spec.name +
-                        "' cannot run on inputs of this dataset: " + e.what_without_backtrace());
-    } catch (const std::exception& e) {  // TorchScript interpreter errors
-      throw ConfigError("model '" + spec.name +
-                        "' cannot run on inputs of this dataset: " + e.what());
-    }
-    if (out.dim() != 2 || out.size(0) != 2 || out.size(1) != input.num_classes) {
-      throw ConfigError("model '" + spec.name + "' returns shape " + c10::str(out.sizes()) +
-                        " for a batch of 2, expected [2, " + std::to_string(input.num_classes) +
-                        "] (one logit per class)");
-    }
-  }
+  check_forward(*impl, spec);
   return std::unique_ptr<Model>(new Model(std::move(impl)));
 }
 

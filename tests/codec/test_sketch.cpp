@@ -107,8 +107,8 @@ TEST_SUITE("codec") {
     CHECK_THROWS_AS(c->merge_add(merged, bo), rumor::CodecError);
   }
 
-  // The issue's setting: ROWS = 5, COLS = 10 K (= 100,000), K = d / 100. A fully random hash
-  // recovers 0.845 of the top-K here (numpy simulation); the issue asks for 0.8.
+  // The setting of record: ROWS = 5, COLS = 10 K (= 100,000), K = d / 100. A fully random hash
+  // recovers 0.845 of the top-K here (numpy simulation); the bar is 0.8.
   TEST_CASE("count-sketch heavy-hitter recovery on a shuffled power-law vector (d=1e6, K=d/100)") {
     const std::size_t d = 1000000, k = d / 100;
     std::vector<float> x(d);

@@ -2,8 +2,15 @@
 // model built and saved by this fixture in C++ (no Python needed).
 #include <doctest/doctest.h>
 #include <torch/script.h>
+// LibTorch's logging header defines its own CHECK (a fatal log, not a test assertion):
+// give the name back to doctest.
+#undef CHECK
+#define CHECK(...) DOCTEST_CHECK(__VA_ARGS__)
+
+#include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <numeric>
 
 #include "rumor/common/error.hpp"
@@ -30,8 +37,14 @@ data::Dataset blobs(std::size_t dim, int classes) {
 
 // A two-layer TorchScript model written without Python: parameters registered on a
 // fresh jit::Module, forward compiled from TorchScript source.
+constexpr const char* kTinyForward = R"JIT(
+def forward(self, x):
+    h = torch.relu(torch.matmul(x.flatten(1), self.w1) + self.b1)
+    return torch.matmul(h, self.w2) + self.b2
+)JIT";
+
 std::string save_tiny_torchscript(const fs::path& path, std::int64_t in, std::int64_t hidden,
-                                  std::int64_t out) {
+                                  std::int64_t out, const char* forward = kTinyForward) {
   torch::manual_seed(0);
   torch::jit::Module m("TinyNet");
   m.register_parameter("w1", torch::randn({in, hidden}) / std::sqrt(static_cast<double>(in)),
@@ -40,13 +53,23 @@ std::string save_tiny_torchscript(const fs::path& path, std::int64_t in, std::in
   m.register_parameter("w2", torch::randn({hidden, out}) / std::sqrt(static_cast<double>(hidden)),
                        false);
   m.register_parameter("b2", torch::zeros({out}), false);
-  m.define(R"JIT(
-def forward(self, x):
-    h = torch.relu(torch.matmul(x.flatten(1), self.w1) + self.b1)
-    return torch.matmul(h, self.w2) + self.b2
-)JIT");
+  m.define(forward);
   m.save(path.string());
   return path.string();
+}
+
+// The ConfigError text Model::create throws for `spec` and `input` ("" when it does not throw).
+std::string create_error(const ModelSpec& spec, const ModelInput& input) {
+  try {
+    Model::create(spec, input, 1);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+bool has(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
 }
 
 std::vector<float> batch(const data::Dataset& ds, std::size_t n) {
@@ -231,6 +254,73 @@ TEST_SUITE("train") {
     CHECK_THROWS_AS(Model::create(spec, ModelInput{{10}, 3}, 1),
                     ConfigError);  // 7 logits, 3 classes
     CHECK_THROWS_AS(Model::create(spec, ModelInput{{12}, 7}, 1), ConfigError);  // wrong input size
+    const std::string e = create_error(spec, ModelInput{{10}, 3});
+    CAPTURE(e);
+    CHECK(has(e, "returns shape [2, 7] for input float32 [2, 10], expected [2, 3]"));
+    // Logits must be float32 and one tensor.
+    spec.path = save_tiny_torchscript(dir / "double.pt", 10, 4, 3, R"JIT(
+def forward(self, x):
+    return torch.matmul(torch.relu(torch.matmul(x, self.w1) + self.b1), self.w2).double()
+)JIT");
+    CHECK(has(create_error(spec, ModelInput{{10}, 3}), "returns Double logits, expected float32"));
+    spec.path = save_tiny_torchscript(dir / "tuple.pt", 10, 4, 3, R"JIT(
+def forward(self, x):
+    return (torch.matmul(torch.relu(torch.matmul(x, self.w1) + self.b1), self.w2), x)
+)JIT");
+    CHECK(has(create_error(spec, ModelInput{{10}, 3}), "returns a Tuple, not a tensor"));
+    fs::remove_all(dir);
+  }
+
+  TEST_CASE(
+      "a torchscript model that fails on the input names the shape fed and the one expected") {
+    const fs::path dir =
+        fs::temp_directory_path() / ("rumor-test-jit-shape-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    ModelSpec spec;
+    spec.name = "torchscript";
+    spec.path = save_tiny_torchscript(dir / "tiny.pt", 10, 4, 3);  // takes 10 features
+    // Images of 1 x 3 x 4 = 12 values: the module's matmul fails inside the interpreter.
+    const std::string e = create_error(spec, ModelInput{{1, 3, 4}, 3});
+    CAPTURE(e);
+    CHECK(has(e, spec.path));
+    CHECK(has(e, "fails on the input rumor feeds it, float32 [2, 1, 3, 4]"));
+    CHECK(has(e, "must take x of float32 [batch, 1, 3, 4]"));
+    CHECK(has(e, "return float32 logits [batch, 3]"));
+    CHECK(has(e, "2x12 and 10x4"));  // LibTorch's cause, one line of it
+    CHECK_FALSE(has(e, "Traceback"));
+    CHECK_FALSE(has(e, "\n"));
+    fs::remove_all(dir);
+  }
+
+  TEST_CASE("a missing or unreadable model file is refused by name, saying what to do") {
+    const fs::path dir =
+        fs::temp_directory_path() / ("rumor-test-jit-file-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    const ModelInput in{{10}, 3};
+    ModelSpec spec;
+    spec.name = "torchscript";
+    spec.path = (dir / "missing" / "net.pt").string();
+    std::string e = create_error(spec, in);
+    CAPTURE(e);
+    CHECK(has(e, "model.path '" + spec.path + "': no such file"));
+    CHECK(has(e, "torch.jit.save(torch.jit.script(net), PATH)"));
+    CHECK_FALSE(has(e, "fopen"));  // LibTorch's own wording
+    spec.path = dir.string();
+    CHECK(has(create_error(spec, in), "is a folder"));
+    // Bytes that are not a TorchScript archive (e.g. a pickled state_dict).
+    spec.path = (dir / "garbage.pt").string();
+    std::ofstream(spec.path) << "not a zip archive";
+    e = create_error(spec, in);
+    CHECK(has(e, "model.path '" + spec.path + "' is not a TorchScript module"));
+    CHECK(has(e, "torch.jit.save"));
+    CHECK_FALSE(has(e, "Exception raised from"));  // no LibTorch backtrace
+    if (::geteuid() != 0) {                        // root reads any file
+      spec.path = save_tiny_torchscript(dir / "private.pt", 10, 4, 3);
+      fs::permissions(spec.path, fs::perms::none);
+      CHECK(has(create_error(spec, in), "cannot be opened for reading"));
+    }
+    spec.path.clear();
+    CHECK(has(create_error(spec, in), "needs model.path"));
     fs::remove_all(dir);
   }
 }

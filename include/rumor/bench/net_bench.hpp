@@ -1,6 +1,6 @@
 #pragma once
-// `rumor bench net`: transport benchmarks whose definitions match
-// ../shared/bench/gloo_gossip.py, so the two compare in one run.
+// `rumor bench net`: transport benchmarks whose definitions match the gloo baseline
+// bench/gloo_gossip.py, so the two compare in one run.
 //  - pair:    two peers on loopback (one process, two transports); one repeat = a message of
 //             D floats from peer 0 to peer 1 and the same message back; gbps = payload bytes
 //             moved (2 * 4D) / time, median/min/max over repeats.

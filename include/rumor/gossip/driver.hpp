@@ -56,7 +56,7 @@ struct PeerIo {
 // and throws ProtocolError naming the node, the peer and the round when one does not come.
 void run_blocking(const PeerIo& peer, std::int64_t round, std::chrono::milliseconds timeout);
 
-// How run_blocking waits in the TCP runtime when peers may be slow or gone (issue 9).
+// How run_blocking waits in the TCP runtime when peers may be slow or gone.
 struct WaitPolicy {
   // Longest wait for a stage's expected messages (one deadline for the whole stage).
   std::chrono::milliseconds deadline{60000};

@@ -174,7 +174,7 @@ class Method : public Exchange {
   };
   virtual std::vector<StateBuffer> state_buffers() { return {}; }
 
-  // Faults (on_peer_failure: continue; issue 9). A neighbour marked down is left out of
+  // Faults (on_peer_failure: continue). A neighbour marked down is left out of
   // the mixing from `round` on until it is marked up again: expect() stops waiting for it,
   // its mixing weight goes to this node, and push-sum keeps the share it would have sent.
   // Called by the runtime between rounds (TCP: from link events and missed deadlines;
