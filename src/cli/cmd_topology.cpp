@@ -1,9 +1,9 @@
 // rumor topology gen|check
 #include <algorithm>
 #include <cmath>
-#include <sstream>
 #include <iomanip>
 #include <iostream>
+#include <sstream>
 #include <type_traits>
 #include <variant>
 
@@ -33,8 +33,8 @@ nlohmann::json check_json(const Topology& t, const Topology::Summary& s) {
           {"connected", s.connected},
           {"degree_min", s.degree_min},
           {"degree_max", s.degree_max},
-          {"diameter", s.connected && s.diameter < 0 ? nlohmann::json(nullptr)
-                                                     : nlohmann::json(s.diameter)},
+          {"diameter",
+           s.connected && s.diameter < 0 ? nlohmann::json(nullptr) : nlohmann::json(s.diameter)},
           {"mixing", to_string(t.mixing_kind())},
           {"slem", number_or_null(s.slem)},
           {"spectral_gap", number_or_null(s.spectral_gap)},
@@ -58,8 +58,8 @@ void print_check(const Topology& t, const nlohmann::json& j, std::ostream& out) 
       << "\n"
       << "  schedule      " << to_string(t.schedule()) << " (period " << t.period() << ")\n"
       << "  degree        " << j["degree_min"] << ".." << j["degree_max"] << "\n"
-      << "  diameter      " << (j["diameter"].is_null() ? "skipped (see notes)" : j["diameter"].dump())
-      << "\n"
+      << "  diameter      "
+      << (j["diameter"].is_null() ? "skipped (see notes)" : j["diameter"].dump()) << "\n"
       << "  mixing        " << to_string(t.mixing_kind()) << "\n"
       << "  slem          " << figure(j["slem"]) << " (" << j["slem_method"].get<std::string>()
       << ")\n"
@@ -156,19 +156,22 @@ void add_topology_commands(CLI::App& app) {
   auto* check = topo->add_subcommand(
       "check",
       "validate a topology file and report its figures\n\n"
-      "Reads JSON (see the README, topology files) or plain edge-list / adjacency-list files (first line n).\n"
+      "Reads JSON (see the README, topology files) or plain edge-list / adjacency-list files "
+      "(first line n).\n"
       "Exits non-zero with file, line and problem when the file is invalid. Figures cost time\n"
       "linear in the edges: above a size the diameter and the SLEM are estimated or skipped,\n"
       "with a note.\n\n"
       "Example:\n  rumor topology check topologies/social32.json --json");
   check->add_option("file", file, "topology file")->required();
   check->add_flag("--json", as_json, "print one JSON document with the figures");
-  check->add_option("--format", read.format,
-                    "json | edges | adj | auto (auto: JSON when it starts with '{', else by the "
-                    "extension .edges/.adj, else guessed from the content with a warning)")
+  check
+      ->add_option("--format", read.format,
+                   "json | edges | adj | auto (auto: JSON when it starts with '{', else by the "
+                   "extension .edges/.adj, else guessed from the content with a warning)")
       ->capture_default_str();
-  check->add_option("--max-nodes", read.max_nodes,
-                    "refuse files of more nodes (and more than 100 edges per allowed node)")
+  check
+      ->add_option("--max-nodes", read.max_nodes,
+                   "refuse files of more nodes (and more than 100 edges per allowed node)")
       ->capture_default_str();
   check->callback([] {
     const Topology t = load_topology(file, read);

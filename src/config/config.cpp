@@ -477,8 +477,8 @@ Config Config::from_json(const nlohmann::json& user_in, const std::string& origi
   c.origin_ = origin;
   // Relative paths are resolved now so that every node agrees (and --resume works anywhere).
   c.paths_as_written_ = anchor_paths(resolved, base_dir, overrides, recorded_paths);
-  nlohmann::json topo =
-      resolve_topology(resolved["topology"], resolved["topology_format"].get<std::string>(), origin);
+  nlohmann::json topo = resolve_topology(resolved["topology"],
+                                         resolved["topology_format"].get<std::string>(), origin);
   if (!resolved["network"]["base_port"].is_null()) {
     // Rebase: a launcher moved the run to a free port range (only for files without ports).
     const int base = resolved["network"]["base_port"].get<int>();

@@ -1,5 +1,5 @@
-// Reading and writing topology files: JSON (the README's topology file format) and the plain edge-list and
-// adjacency-list formats other frameworks use.
+// Reading and writing topology files: JSON (the README's topology file format) and the plain
+// edge-list and adjacency-list formats other frameworks use.
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
@@ -313,9 +313,9 @@ std::string plain_format(const std::string& asked, const std::vector<PlainLine>&
     why = "n lines of two ids, each neighbour named from both sides";
   }
   warnings.emit(source + ": format guessed: read as " +
-                (kind == "edges" ? std::string("an edge list") : "an adjacency list") + " (" +
-                why + "); name the format with --format edges|adj or the config key "
-                      "topology_format, or use the extension .edges or .adj");
+                (kind == "edges" ? std::string("an edge list") : "an adjacency list") + " (" + why +
+                "); name the format with --format edges|adj or the config key "
+                "topology_format, or use the extension .edges or .adj");
   return kind;
 }
 
@@ -340,8 +340,8 @@ struct PlainEdges {
     if (u == v)
       throw TopologyError(where + ": edge " + std::to_string(u) + " " + std::to_string(v) +
                           " is a self-loop; remove it");
-    const auto [it, inserted] = first_line.emplace(std::make_pair(std::min(u, v), std::max(u, v)),
-                                                   line);
+    const auto [it, inserted] =
+        first_line.emplace(std::make_pair(std::min(u, v), std::max(u, v)), line);
     if (!inserted) return it->second;
     edges.push_back({static_cast<int>(u), static_cast<int>(v), std::nullopt});
     lines.push_back(line);
@@ -367,8 +367,7 @@ void read_adjacency_list(const std::vector<PlainLine>& body, long n, PlainEdges&
                          Warnings& warnings) {
   if (static_cast<long>(body.size()) > n)
     throw TopologyError(edges.source + ":" + std::to_string(body[n].number) +
-                        ": adjacency list has more lines than n = " + std::to_string(n) +
-                        " nodes");
+                        ": adjacency list has more lines than n = " + std::to_string(n) + " nodes");
   std::set<std::pair<long, long>> listed;
   for (std::size_t i = 0; i < body.size(); ++i) {
     const std::string where = edges.source + ":" + std::to_string(body[i].number);
@@ -384,11 +383,11 @@ void read_adjacency_list(const std::vector<PlainLine>& body, long n, PlainEdges&
   }
   for (const auto& [i, j] : listed)
     if (!listed.count({j, i}))
-      warnings.add("one-sided",
-                   edges.source + ":" + std::to_string(body[i].number) + ": node " +
-                       std::to_string(i) + " names neighbour " + std::to_string(j) +
-                       " but the line of node " + std::to_string(j) + " does not name " +
-                       std::to_string(i) + "; the edge is kept in both directions");
+      warnings.add("one-sided", edges.source + ":" + std::to_string(body[i].number) + ": node " +
+                                    std::to_string(i) + " names neighbour " + std::to_string(j) +
+                                    " but the line of node " + std::to_string(j) +
+                                    " does not name " + std::to_string(i) +
+                                    "; the edge is kept in both directions");
 }
 
 }  // namespace
@@ -434,12 +433,13 @@ Topology parse_topology_plain(const std::string& text, const std::string& source
                               const TopologyReadOptions& options) {
   check_topology_format(options.format);
   if (options.format == "json")
-    throw TopologyError(source + ": format json was asked for, but the file does not start "
-                                 "with '{'; is it an edge list (--format edges) or an "
-                                 "adjacency list (--format adj)?");
+    throw TopologyError(source +
+                        ": format json was asked for, but the file does not start "
+                        "with '{'; is it an edge list (--format edges) or an "
+                        "adjacency list (--format adj)?");
   std::vector<PlainLine> lines = read_plain_lines(text, source);
-  auto first = std::find_if(lines.begin(), lines.end(),
-                            [](const PlainLine& l) { return !l.ids.empty(); });
+  auto first =
+      std::find_if(lines.begin(), lines.end(), [](const PlainLine& l) { return !l.ids.empty(); });
   if (first == lines.end()) throw TopologyError(source + ": empty file; the first line must be n");
   if (first->ids.size() != 1 || first->ids[0] < 1) {
     throw TopologyError(source + ":" + std::to_string(first->number) +

@@ -52,8 +52,8 @@ SpectralFigures exponential_figures(const Topology& t) {
         if (zero_at < 0) zero_at = r;
         product = 0;
       } else {
-        product *= std::abs(std::cos(std::numbers::pi * static_cast<double>(m) /
-                                     static_cast<double>(n)));
+        product *=
+            std::abs(std::cos(std::numbers::pi * static_cast<double>(m) / static_cast<double>(n)));
       }
     }
     worst = std::max(worst, product);
@@ -202,8 +202,7 @@ SpectralFigures spectral_figures(const Topology& topology) {
   if (n < 2) return {0.0, "exact", 1, ""};
   if (topology.schedule() == Schedule::kOnePeerExponential) return exponential_figures(topology);
   const SparseMixing w = topology.sparse_mixing(0);
-  if (averages_in_one_round(w))
-    return {0.0, "exact", 1, "W averages exactly in one round: SLEM 0"};
+  if (averages_in_one_round(w)) return {0.0, "exact", 1, "W averages exactly in one round: SLEM 0"};
   const bool is_symmetric = symmetric(w);
   if (n <= (is_symmetric ? kDenseSymmetricLimit : kDenseGeneralLimit))
     return {dense_second_modulus(w, is_symmetric), "dense", 0, ""};

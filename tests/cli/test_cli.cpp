@@ -110,12 +110,14 @@ TEST_SUITE("cli") {
     CHECK(nlohmann::json::parse(as_edges.out)["edges"] == 4);
     // The config key does the same for a run.
     const auto cfg = (dir / "c.json").string();
-    std::ofstream(cfg) << R"({"topology": "ring.txt", "topology_format": "adj", "task": "average"})";
+    std::ofstream(cfg)
+        << R"({"topology": "ring.txt", "topology_format": "adj", "task": "average"})";
     const auto dry = rumor("launch " + cfg + " --dry-run --log-level off");
     REQUIRE(dry.code == 0);
     CHECK(dry.out.find("4 nodes, 6 edges") != std::string::npos);
     // A billion generated nodes are refused at once, naming the limit and how to raise it.
-    const auto huge = rumor("launch " + small_config(dir) + " --dry-run --set topology.nodes=1000000000");
+    const auto huge =
+        rumor("launch " + small_config(dir) + " --dry-run --set topology.nodes=1000000000");
     CHECK(huge.code != 0);
     CHECK(huge.out.find("above the limit of 100000") != std::string::npos);
     CHECK(huge.out.find("max_nodes") != std::string::npos);

@@ -19,10 +19,10 @@ struct GenOptions {
   std::string host = "127.0.0.1";
   std::optional<int> base_port;  // unset: ports left to the launcher (default 29500 + id)
   double p = 0.3;                // erdos-renyi edge probability
-  int k = 4;             // small-world: each node joins its k nearest ring neighbours (even)
-  double beta = 0.2;     // small-world rewiring probability
-  int m = 2;             // barabasi-albert: edges per new node
-  int rows = 0;          // torus: rows (0: the most square factorisation of nodes)
+  int k = 4;          // small-world: each node joins its k nearest ring neighbours (even)
+  double beta = 0.2;  // small-world rewiring probability
+  int m = 2;          // barabasi-albert: edges per new node
+  int rows = 0;       // torus: rows (0: the most square factorisation of nodes)
   int max_nodes = kDefaultMaxNodes;  // refused above this, before anything is built
 };
 

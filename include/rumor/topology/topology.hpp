@@ -191,8 +191,8 @@ struct TopologyReadOptions {
 const std::vector<std::string>& topology_formats();
 void check_topology_format(const std::string& format);
 
-// Reads a topology file: JSON (the README's topology file format), or the plain edge-list / adjacency-list
-// formats (first line n). Throws TopologyError with file, line (and column for JSON
+// Reads a topology file: JSON (the README's topology file format), or the plain edge-list /
+// adjacency-list formats (first line n). Throws TopologyError with file, line (and column for JSON
 // syntax errors) and what is wrong.
 Topology load_topology(const std::string& path, const TopologyReadOptions& options = {});
 // Parses JSON text; `source` names it in error messages.
