@@ -61,8 +61,8 @@ void print_check(const Topology& t, const nlohmann::json& j, std::ostream& out) 
       << "  diameter      "
       << (j["diameter"].is_null() ? "skipped (see notes)" : j["diameter"].dump()) << "\n"
       << "  mixing        " << to_string(t.mixing_kind()) << "\n"
-      << "  slem          " << figure(j["slem"]) << " (" << j["slem_method"].get<std::string>()
-      << ")\n"
+      << "  slem          " << figure(j["slem"])
+      << (j["slem"].is_null() ? "" : " (" + j["slem_method"].get<std::string>() + ")") << "\n"
       << "  spectral gap  " << figure(j["spectral_gap"]) << "  (larger: faster consensus)\n";
   if (j["rounds_to_exact_average"].get<int>() > 0)
     out << "  exact average after " << j["rounds_to_exact_average"] << " rounds\n";

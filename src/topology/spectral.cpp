@@ -76,7 +76,7 @@ bool averages_in_one_round(const SparseMixing& w) {
   for (const auto& row : w.rows) {
     if (static_cast<int>(row.size()) != n) return false;
     for (const auto& [i, v] : row)
-      if (std::abs(v - 1.0 / n) > 1e-15) return false;
+      if (std::abs(v - 1.0 / n) > 1e-12) return false;
   }
   return true;
 }
