@@ -71,7 +71,8 @@ TEST_SUITE("cli") {
     const auto wrong = rumor("topology gen ring --nodes 8 --p 0.5");
     CHECK(wrong.code != 0);
     CHECK(wrong.out.find("--p does not apply") != std::string::npos);
-    CHECK(wrong.out.find("it takes --nodes, --host, --base-port\n") != std::string::npos);
+    CHECK(wrong.out.find("it takes --nodes, --host, --base-port, --max-nodes\n") !=
+          std::string::npos);
   }
 
   TEST_CASE("topology check of social32 reports the Davis graph") {
