@@ -137,6 +137,12 @@ Topology parse_json_value(const nlohmann::json& j, const std::string& source,
   std::optional<int> base_port;
   if (j.contains("base_port")) base_port = get_int(j["base_port"], source, "\"base_port\"");
   const auto port_of = [&](int id) { return base_port ? *base_port + id : default_port(id); };
+  if (j.contains("nodes") && j["nodes"].is_number()) {
+    throw TopologyError(source + ": \"nodes\" is a count (" + j["nodes"].dump() +
+                        "), not a list: to generate a graph name its kind, e.g. "
+                        "{\"gen\": \"ring\", \"nodes\": 8} (--set topology.gen=ring); a "
+                        "topology file lists its nodes");
+  }
   if (!j.contains("nodes") || !j["nodes"].is_array()) {
     throw TopologyError(source + ": missing \"nodes\" list; each node is {\"id\": i}");
   }

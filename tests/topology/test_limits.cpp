@@ -80,6 +80,11 @@ TEST_SUITE("topology") {
               }),
               "four.json: 4 nodes, above the limit of 3"));
     CHECK(parse_topology_plain(ring_edges(3), "r3.edges", o).size() == 3);
+    // A count where a list belongs (--set topology.nodes=N on a file topology) says what to do.
+    CHECK(has(error_of([] {
+                parse_topology_json(nlohmann::json{{"nodes", 1000000000}}, "cfg (topology)");
+              }),
+              "\"nodes\" is a count (1000000000), not a list"));
   }
 
   TEST_CASE("a 100,000-node ring is read and checked without dense matrices") {
