@@ -1,7 +1,9 @@
 // rumor topology gen|check
 #include <algorithm>
+#include <cmath>
 #include <iomanip>
 #include <iostream>
+#include <sstream>
 #include <type_traits>
 #include <variant>
 
@@ -16,8 +18,12 @@
 namespace rumor::cli {
 namespace {
 
-nlohmann::json check_json(const Topology& t) {
-  const auto s = t.summary();
+// NaN (a figure skipped) as null.
+nlohmann::json number_or_null(double x) {
+  return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr);
+}
+
+nlohmann::json check_json(const Topology& t, const Topology::Summary& s) {
   return {{"name", t.name()},
           {"nodes", s.nodes},
           {"edges", s.edges},
@@ -27,26 +33,40 @@ nlohmann::json check_json(const Topology& t) {
           {"connected", s.connected},
           {"degree_min", s.degree_min},
           {"degree_max", s.degree_max},
-          {"diameter", s.diameter},
+          {"diameter",
+           s.connected && s.diameter < 0 ? nlohmann::json(nullptr) : nlohmann::json(s.diameter)},
           {"mixing", to_string(t.mixing_kind())},
-          {"slem", s.slem},
-          {"spectral_gap", s.spectral_gap}};
+          {"slem", number_or_null(s.slem)},
+          {"spectral_gap", number_or_null(s.spectral_gap)},
+          {"slem_method", s.slem_method},
+          {"rounds_to_exact_average", s.rounds_to_exact_average},
+          {"notes", s.notes}};
 }
 
-void print_check(const Topology& t, std::ostream& out) {
-  const auto j = check_json(t);
+std::string figure(const nlohmann::json& v) {
+  if (v.is_null()) return "skipped (see notes)";
+  std::ostringstream out;
+  out << std::setprecision(6) << v.get<double>();
+  return out.str();
+}
+
+void print_check(const Topology& t, const nlohmann::json& j, std::ostream& out) {
   out << t.source() << ": ok\n";
-  out << std::setprecision(6);
   out << "  name          " << t.name() << "\n"
       << "  nodes         " << j["nodes"] << "\n"
       << "  edges         " << j["edges"] << (t.directed() ? " (directed)" : " (undirected)")
       << "\n"
       << "  schedule      " << to_string(t.schedule()) << " (period " << t.period() << ")\n"
       << "  degree        " << j["degree_min"] << ".." << j["degree_max"] << "\n"
-      << "  diameter      " << j["diameter"] << "\n"
+      << "  diameter      "
+      << (j["diameter"].is_null() ? "skipped (see notes)" : j["diameter"].dump()) << "\n"
       << "  mixing        " << to_string(t.mixing_kind()) << "\n"
-      << "  slem          " << j["slem"].get<double>() << "\n"
-      << "  spectral gap  " << j["spectral_gap"].get<double>() << "  (larger: faster consensus)\n";
+      << "  slem          " << figure(j["slem"])
+      << (j["slem"].is_null() ? "" : " (" + j["slem_method"].get<std::string>() + ")") << "\n"
+      << "  spectral gap  " << figure(j["spectral_gap"]) << "  (larger: faster consensus)\n";
+  if (j["rounds_to_exact_average"].get<int>() > 0)
+    out << "  exact average after " << j["rounds_to_exact_average"] << " rounds\n";
+  for (const auto& note : j["notes"]) out << "  note: " << note.get<std::string>() << "\n";
 }
 
 GenOptions& gen_options() {
@@ -115,8 +135,8 @@ void add_gen_command(CLI::App& topo) {
       std::cout << t.to_json().dump(2) << "\n";
     } else {
       save_topology(t, out_path);
-      std::cerr << "wrote " << out_path << ": " << t.size() << " nodes, " << t.summary().edges
-                << " edges\n";
+      std::cerr << "wrote " << out_path << ": " << t.size() << " nodes, " << t.edges().size()
+                << (t.directed() ? " directed" : "") << " edges\n";
     }
   });
 }
@@ -132,20 +152,34 @@ void add_topology_commands(CLI::App& app) {
   // check
   static std::string file;
   static bool as_json = false;
+  static TopologyReadOptions read;
   auto* check = topo->add_subcommand(
       "check",
       "validate a topology file and report its figures\n\n"
-      "Reads JSON (formats.md) or plain edge-list / adjacency-list files (first line n).\n"
-      "Exits non-zero with file, line and problem when the file is invalid.\n\n"
+      "Reads JSON (see the README, topology files) or plain edge-list / adjacency-list files "
+      "(first line n).\n"
+      "Exits non-zero with file, line and problem when the file is invalid. Figures cost time\n"
+      "linear in the edges: above a size the diameter and the SLEM are estimated or skipped,\n"
+      "with a note.\n\n"
       "Example:\n  rumor topology check topologies/social32.json --json");
   check->add_option("file", file, "topology file")->required();
   check->add_flag("--json", as_json, "print one JSON document with the figures");
+  check
+      ->add_option("--format", read.format,
+                   "json | edges | adj | auto (auto: JSON when it starts with '{', else by the "
+                   "extension .edges/.adj, else guessed from the content with a warning)")
+      ->capture_default_str();
+  check
+      ->add_option("--max-nodes", read.max_nodes,
+                   "refuse files of more nodes (and more than 100 edges per allowed node)")
+      ->capture_default_str();
   check->callback([] {
-    const Topology t = load_topology(file);
+    const Topology t = load_topology(file, read);
+    const auto j = check_json(t, t.summary());
     if (as_json) {
-      std::cout << check_json(t).dump(2) << "\n";
+      std::cout << j.dump(2) << "\n";
     } else {
-      print_check(t, std::cout);
+      print_check(t, j, std::cout);
     }
   });
 }

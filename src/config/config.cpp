@@ -175,15 +175,17 @@ json generate_from(const json& t, const std::string& origin) {
   return g.make(o).to_json();
 }
 
-json resolve_topology(const json& t, const std::string& base_dir, const std::string& origin) {
+json resolve_topology(const json& t, const std::string& format, const std::string& origin) {
   try {
+    TopologyReadOptions read;
+    read.format = format;
     if (t.is_string()) {
       const std::string path = t.get<std::string>();
       if (!fs::exists(path))
         throw ConfigError(origin + ": topology file " + path +
                           " not found (a relative path in a config file is relative to the "
                           "file's folder, one given with --set to the working directory)");
-      return load_topology(path).to_json();
+      return load_topology(path, read).to_json();
     }
     if (t.contains("gen")) return generate_from(t, origin);
     return parse_topology_json(t, origin + " (topology)").to_json();
@@ -202,7 +204,12 @@ std::vector<KeyInfo> run_keys() {
       {"seed", "int", 1, "shared seed: initial model, partition, data order, codec randomness", 0,
        9.007199254740992e15},
       {"topology", "string|object", "topologies/ring8.json",
-       "topology file path, inline topology, or generator {\"gen\": \"ring\", \"nodes\": 8}"},
+       "topology file path, inline topology, or generator {\"gen\": \"ring\", \"nodes\": 8}; "
+       "a generator also takes max_nodes (default 100000: more nodes are refused at once)"},
+      {"topology_format", "string", "auto",
+       "format of a topology file: json, edges (first line n, then \"u v\" per line), adj "
+       "(first line n, then the neighbours of node i on line i), or auto (JSON when it starts "
+       "with '{', else by the extension .edges/.adj, else guessed with a warning)"},
       {"task", "string", "train",
        "train | average (no training: gossip vectors drawn from (seed, node))"},
       {"average.dim", "int", 1000, "task average: length of each node's vector", 1, 1e9},
@@ -472,7 +479,8 @@ Config Config::from_json(const nlohmann::json& user_in, const std::string& origi
   c.origin_ = origin;
   // Relative paths are resolved now so that every node agrees (and --resume works anywhere).
   c.paths_as_written_ = anchor_paths(resolved, base_dir, overrides, recorded_paths);
-  nlohmann::json topo = resolve_topology(resolved["topology"], base_dir, origin);
+  nlohmann::json topo = resolve_topology(resolved["topology"],
+                                         resolved["topology_format"].get<std::string>(), origin);
   if (!resolved["network"]["base_port"].is_null()) {
     // Rebase: a launcher moved the run to a free port range (only for files without ports).
     const int base = resolved["network"]["base_port"].get<int>();

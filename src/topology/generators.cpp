@@ -14,8 +14,7 @@ namespace rumor {
 namespace {
 
 // Davis, Gardner and Gardner (1941), "Deep South": 18 women (0-17) and the 14 social
-// events (18-31) they attended; 89 undirected edges. The same list as
-// shared/data/davis_southern_women.edges, embedded so the generator needs no files.
+// events (18-31) they attended; 89 undirected edges, embedded so the generator needs no files.
 constexpr int kDavisEdges[][2] = {
     {0, 18},  {0, 19},  {0, 20},  {0, 21},  {0, 22},  {0, 23},  {0, 25},  {0, 26},  {1, 18},
     {1, 19},  {1, 20},  {1, 22},  {1, 23},  {1, 24},  {1, 25},  {2, 19},  {2, 20},  {2, 21},
@@ -30,7 +29,8 @@ constexpr int kDavisEdges[][2] = {
 
 std::vector<NodeInfo> make_nodes(const GenOptions& o) {
   std::vector<NodeInfo> nodes;
-  for (int i = 0; i < o.nodes; ++i) nodes.push_back({i, o.host, o.base_port.value_or(29500) + i});
+  for (int i = 0; i < o.nodes; ++i)
+    nodes.push_back({i, o.host, o.base_port ? *o.base_port + i : default_port(i)});
   return nodes;
 }
 
@@ -48,6 +48,12 @@ void require_nodes(const GenOptions& o, int min, const std::string& kind) {
   if (o.nodes < min)
     throw TopologyError("topology gen " + kind + ": --nodes must be at least " +
                         std::to_string(min) + ", got " + std::to_string(o.nodes));
+}
+
+// Refuses a graph of more edges than the limit allows before building it.
+void require_edges(const GenOptions& o, double edges, const std::string& kind) {
+  check_topology_size(o.nodes, static_cast<long>(std::min(edges, 9e18)), o.max_nodes,
+                      "topology gen " + kind);
 }
 
 std::pair<int, int> ordered(int a, int b) {
@@ -107,6 +113,7 @@ Topology torus(const GenOptions& o) {
 
 Topology complete(const GenOptions& o) {
   require_nodes(o, 2, "complete");
+  require_edges(o, 0.5 * o.nodes * (o.nodes - 1.0), "complete");
   std::set<std::pair<int, int>> p;
   for (int i = 0; i < o.nodes; ++i)
     for (int j = i + 1; j < o.nodes; ++j) p.insert({i, j});
@@ -136,21 +143,50 @@ Topology exponential(const GenOptions& o) {
   return t;
 }
 
+// G(n, p) in time linear in the edges: the gap to the next present pair is geometric
+// (Batagelj and Brandes 2005, "Efficient generation of large random networks").
+std::set<std::pair<int, int>> gnp_pairs(int n, double p, Rng& rng) {
+  std::set<std::pair<int, int>> pairs;
+  const double log_q = std::log1p(-p);
+  long i = 1, j = -1;  // pairs (j, i) with j < i, in row order
+  while (i < n) {
+    const double u = rng.uniform();
+    j += 1 + (p >= 1 ? 0 : static_cast<long>(std::floor(std::log1p(-u) / log_q)));
+    while (j >= i && i < n) {
+      j -= i;
+      ++i;
+    }
+    if (i < n) pairs.insert({static_cast<int>(j), static_cast<int>(i)});
+  }
+  return pairs;
+}
+
 Topology erdos_renyi(const GenOptions& o) {
   require_nodes(o, 2, "erdos-renyi");
   if (!(o.p > 0 && o.p <= 1))
     throw TopologyError("topology gen erdos-renyi: --p must be in (0, 1]");
+  require_edges(o, o.p * 0.5 * o.nodes * (o.nodes - 1.0), "erdos-renyi");
   // Re-drawn until connected; bounded, with a message that says what to change.
   for (int attempt = 0; attempt < 1000; ++attempt) {
     Rng rng = Rng::derive(o.seed, 0x45, static_cast<std::uint64_t>(attempt));
-    std::set<std::pair<int, int>> p;
-    for (int i = 0; i < o.nodes; ++i)
-      for (int j = i + 1; j < o.nodes; ++j)
-        if (rng.uniform() < o.p) p.insert({i, j});
+    const auto p = gnp_pairs(o.nodes, o.p, rng);
     if (connected(o.nodes, p)) return undirected("erdos-renyi" + std::to_string(o.nodes), o, p);
   }
   throw TopologyError("topology gen erdos-renyi: no connected graph in 1000 draws with --p " +
                       std::to_string(o.p) + "; raise --p (about ln(n)/n or more)");
+}
+
+// A node u != i not yet linked to i, uniformly: by rejection (a few draws on a sparse
+// graph), else by listing the choices; -1 when there is none.
+int rewire_target(int n, int i, const std::set<std::pair<int, int>>& p, Rng& rng) {
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    const int u = static_cast<int>(rng.below(static_cast<std::uint64_t>(n)));
+    if (u != i && !p.count(ordered(i, u))) return u;
+  }
+  std::vector<int> choices;
+  for (int u = 0; u < n; ++u)
+    if (u != i && !p.count(ordered(i, u))) choices.push_back(u);
+  return choices.empty() ? -1 : choices[rng.below(choices.size())];
 }
 
 Topology small_world(const GenOptions& o) {
@@ -158,6 +194,7 @@ Topology small_world(const GenOptions& o) {
   if (o.k < 2 || o.k % 2 != 0 || o.k >= o.nodes)
     throw TopologyError("topology gen small-world: --k must be even, >= 2 and < --nodes; got " +
                         std::to_string(o.k));
+  require_edges(o, 0.5 * o.nodes * o.k, "small-world");
   if (!(o.beta >= 0 && o.beta <= 1))
     throw TopologyError("topology gen small-world: --beta must be in [0, 1]");
   for (int attempt = 0; attempt < 1000; ++attempt) {
@@ -171,12 +208,10 @@ Topology small_world(const GenOptions& o) {
         if (rng.uniform() >= o.beta) continue;
         const auto old = ordered(i, (i + d) % o.nodes);
         if (!p.count(old)) continue;
-        std::vector<int> choices;
-        for (int u = 0; u < o.nodes; ++u)
-          if (u != i && !p.count(ordered(i, u))) choices.push_back(u);
-        if (choices.empty()) continue;
+        const int u = rewire_target(o.nodes, i, p, rng);
+        if (u < 0) continue;
         p.erase(old);
-        p.insert(ordered(i, choices[rng.below(choices.size())]));
+        p.insert(ordered(i, u));
       }
     }
     if (connected(o.nodes, p)) return undirected("small-world" + std::to_string(o.nodes), o, p);
@@ -187,6 +222,7 @@ Topology small_world(const GenOptions& o) {
 Topology barabasi_albert(const GenOptions& o) {
   if (o.m < 1) throw TopologyError("topology gen barabasi-albert: --m must be >= 1");
   require_nodes(o, o.m + 1, "barabasi-albert");
+  require_edges(o, static_cast<double>(o.m) * o.nodes, "barabasi-albert");
   Rng rng = Rng::derive(o.seed, 0x42);
   std::set<std::pair<int, int>> p;
   // Start from a star on m + 1 nodes; then each new node attaches to m distinct nodes
@@ -244,6 +280,9 @@ const std::vector<GenOption>& generator_options() {
       {"beta", "--beta", &GenOptions::beta, "small-world: rewiring probability"},
       {"m", "--m", &GenOptions::m, "barabasi-albert: edges per new node"},
       {"rows", "--rows", &GenOptions::rows, "torus: number of rows (0: most square)"},
+      {"max_nodes", "--max-nodes", &GenOptions::max_nodes,
+       "refuse more nodes than this (and more edges than 100 per allowed node), before "
+       "building anything"},
   };
   return options;
 }
@@ -258,13 +297,27 @@ void set_generator_option(GenOptions& o, const std::string& key, const nlohmann:
 }
 
 std::vector<std::string> GeneratorInfo::keys() const {
-  std::vector<std::string> out = {"nodes", "host", "base_port"};
+  std::vector<std::string> out = {"nodes", "host", "base_port", "max_nodes"};
   out.insert(out.end(), options.begin(), options.end());
   return out;
 }
 
+namespace {
+// Every entry first checks --nodes against --max-nodes, so no kind allocates for a node
+// count it will refuse.
+std::vector<GeneratorInfo> checked(std::vector<GeneratorInfo> generators) {
+  for (auto& g : generators) {
+    g.make = [make = g.make, name = g.name](const GenOptions& o) {
+      check_topology_size(o.nodes, 0, o.max_nodes, "topology gen " + name);
+      return make(o);
+    };
+  }
+  return generators;
+}
+}  // namespace
+
 const std::vector<GeneratorInfo>& topology_generators() {
-  static const std::vector<GeneratorInfo> generators = {
+  static const std::vector<GeneratorInfo> generators = checked({
       {"ring", "cycle: node i linked to i-1 and i+1", {}, ring},
       {"torus", "2-D periodic grid (rows 0: the most square factorisation)", {"rows"}, torus},
       {"complete", "every pair linked", {}, complete},
@@ -287,7 +340,7 @@ const std::vector<GeneratorInfo>& topology_generators() {
        {},
        social,
        32},
-  };
+  });
   return generators;
 }
 

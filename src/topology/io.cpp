@@ -1,5 +1,5 @@
-// Reading and writing topology files: JSON (formats.md) and the plain edge-list and
-// adjacency-list formats other frameworks use.
+// Reading and writing topology files: JSON (the README's topology file format) and the plain
+// edge-list and adjacency-list formats other frameworks use.
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
@@ -11,13 +11,12 @@
 #include <nlohmann/json.hpp>
 
 #include "rumor/common/error.hpp"
+#include "rumor/common/log.hpp"
 #include "rumor/common/strings.hpp"
 #include "rumor/topology/topology.hpp"
 
 namespace rumor {
 namespace {
-
-constexpr int kDefaultBasePort = 29500;
 
 // Lines on which each element of the top-level array `key` starts. The text is known to
 // be valid JSON (nlohmann parsed it); nlohmann 3.11 keeps no positions, so scan for them.
@@ -104,7 +103,8 @@ std::string stem_of(const std::string& path) {
 }
 
 Topology parse_json_value(const nlohmann::json& j, const std::string& source,
-                          const std::vector<int>& node_lines, const std::vector<int>& edge_lines) {
+                          const std::vector<int>& node_lines, const std::vector<int>& edge_lines,
+                          int max_nodes) {
   if (!j.is_object()) throw TopologyError(source + ": a topology file must be a JSON object");
   refuse_unknown_keys(
       j, {"name", "directed", "schedule", "mixing", "base_port", "nodes", "edges", "description"},
@@ -134,11 +134,21 @@ Topology parse_json_value(const nlohmann::json& j, const std::string& source,
     }
   }
   bool ports_explicit = j.contains("base_port");
-  const int base_port =
-      j.contains("base_port") ? get_int(j["base_port"], source, "\"base_port\"") : kDefaultBasePort;
+  std::optional<int> base_port;
+  if (j.contains("base_port")) base_port = get_int(j["base_port"], source, "\"base_port\"");
+  const auto port_of = [&](int id) { return base_port ? *base_port + id : default_port(id); };
+  if (j.contains("nodes") && j["nodes"].is_number()) {
+    throw TopologyError(source + ": \"nodes\" is a count (" + j["nodes"].dump() +
+                        "), not a list: to generate a graph name its kind, e.g. "
+                        "{\"gen\": \"ring\", \"nodes\": 8} (--set topology.gen=ring); a "
+                        "topology file lists its nodes");
+  }
   if (!j.contains("nodes") || !j["nodes"].is_array()) {
     throw TopologyError(source + ": missing \"nodes\" list; each node is {\"id\": i}");
   }
+  const auto edge_count = j.contains("edges") && j["edges"].is_array() ? j["edges"].size() : 0;
+  check_topology_size(static_cast<long>(j["nodes"].size()), static_cast<long>(edge_count),
+                      max_nodes, source);
   std::vector<NodeInfo> nodes;
   const auto& jn = j["nodes"];
   for (std::size_t k = 0; k < jn.size(); ++k) {
@@ -159,14 +169,14 @@ Topology parse_json_value(const nlohmann::json& j, const std::string& source,
         node.port = get_int(o["port"], where, "node \"port\"");
         ports_explicit = true;
       } else {
-        node.port = base_port + node.id;
+        node.port = port_of(node.id);
       }
       nodes.push_back(node);
       continue;
     } else {
       throw TopologyError(where + ": a node must be an object {\"id\": i, ...}, got " + o.dump());
     }
-    node.port = base_port + node.id;
+    node.port = port_of(node.id);
     nodes.push_back(node);
   }
   std::vector<Edge> edges;
@@ -224,87 +234,108 @@ std::vector<long> parse_ints(const std::string& line, const std::string& where) 
   return out;
 }
 
-}  // namespace
+struct PlainLine {
+  int number;
+  std::vector<long> ids;
+};
 
-Topology parse_topology_json(const std::string& text, const std::string& source) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw TopologyError(json_syntax_error(text, e.byte, e.what(), source));
-  }
-  try {
-    return parse_json_value(j, source, element_lines(text, "nodes"), element_lines(text, "edges"));
-  } catch (const nlohmann::json::exception& e) {
-    throw TopologyError(source + ": " + e.what());
-  }
-}
-
-Topology parse_topology_json(const nlohmann::json& j, const std::string& source) {
-  try {
-    return parse_json_value(j, source, {}, {});
-  } catch (const nlohmann::json::exception& e) {
-    throw TopologyError(source + ": " + e.what());
-  }
-}
-
-Topology parse_topology_plain(const std::string& text, const std::string& source,
-                              const std::string& kind_in) {
-  struct Line {
-    int number;
-    std::vector<long> ids;
-  };
-  std::vector<Line> lines;
-  {
-    std::istringstream in(text);
-    std::string raw;
-    int number = 0;
-    while (std::getline(in, raw)) {
-      ++number;
-      if (auto hash = raw.find('#'); hash != std::string::npos) raw.resize(hash);
-      auto ids = parse_ints(raw, source + ":" + std::to_string(number));
-      // Blank lines are kept for adjacency lists (a node may have no listed neighbours).
-      lines.push_back({number, std::move(ids)});
-    }
+std::vector<PlainLine> read_plain_lines(const std::string& text, const std::string& source) {
+  std::vector<PlainLine> lines;
+  std::istringstream in(text);
+  std::string raw;
+  int number = 0;
+  while (std::getline(in, raw)) {
+    ++number;
+    if (auto hash = raw.find('#'); hash != std::string::npos) raw.resize(hash);
+    auto ids = parse_ints(raw, source + ":" + std::to_string(number));
+    // Blank lines are kept for adjacency lists (a node may have no listed neighbours).
+    lines.push_back({number, std::move(ids)});
   }
   while (!lines.empty() && lines.back().ids.empty()) lines.pop_back();
-  auto first =
-      std::find_if(lines.begin(), lines.end(), [](const Line& l) { return !l.ids.empty(); });
-  if (first == lines.end()) throw TopologyError(source + ": empty file; the first line must be n");
-  if (first->ids.size() != 1 || first->ids[0] < 1) {
-    throw TopologyError(source + ":" + std::to_string(first->number) +
-                        ": the first line must hold the number of nodes n >= 1");
-  }
-  const long n = first->ids[0];
-  std::vector<Line> body(first + 1, lines.end());
+  return lines;
+}
 
-  std::string kind = kind_in;
-  if (kind == "auto") {
-    const std::string ext = std::filesystem::path(source).extension().string();
-    if (ext == ".edges" || ext == ".edgelist" || ext == ".el") {
-      kind = "edges";
-    } else if (ext == ".adj" || ext == ".adjlist") {
-      kind = "adjacency";
+// Warnings of one file: the first few of each kind in full, then a count, so a file with
+// 100,000 one-sided neighbours does not print 100,000 lines.
+class Warnings {
+ public:
+  Warnings(const TopologyReadOptions& options, std::string source)
+      : options_(options), source_(std::move(source)) {}
+  void add(const std::string& kind, const std::string& message) {
+    if (++count_[kind] <= kShown) emit(message);
+  }
+  void flush() {
+    for (const auto& [kind, count] : count_)
+      if (count > kShown)
+        emit(source_ + ": " + std::to_string(count - kShown) + " more " + kind + " warnings");
+  }
+  void emit(const std::string& message) {
+    if (options_.warnings) {
+      options_.warnings->push_back(message);
     } else {
-      // An adjacency list never names node i on line i; an edge list "i j" on its i-th line
-      // usually does, and its lines hold exactly two ids.
-      bool all_pairs = true, names_itself = false;
-      int row = 0;
-      for (const auto& l : body) {
-        if (l.ids.size() != 2 && !l.ids.empty()) all_pairs = false;
-        for (long v : l.ids)
-          if (v == row) names_itself = true;
-        ++row;
-      }
-      kind = (all_pairs && (names_itself || static_cast<long>(body.size()) != n)) ? "edges"
-                                                                                  : "adjacency";
+      log::warn(message);
     }
   }
 
+ private:
+  static constexpr int kShown = 5;
+  const TopologyReadOptions& options_;
+  std::string source_;
+  std::map<std::string, int> count_;
+};
+
+// Line i of an adjacency list names j but line j does not name i.
+bool one_sided_as_adjacency(const std::vector<PlainLine>& body, long n) {
+  std::set<std::pair<long, long>> listed;
+  for (std::size_t i = 0; i < body.size(); ++i)
+    for (long v : body[i].ids) listed.insert({static_cast<long>(i), v});
+  for (const auto& [i, j] : listed)
+    if (j >= 0 && j < n && !listed.count({j, i})) return true;
+  return false;
+}
+
+// The plain format to read: the one asked for, else by extension, else guessed from the
+// content (with a warning saying so: a ring read as the wrong format is a different graph).
+std::string plain_format(const std::string& asked, const std::vector<PlainLine>& body, long n,
+                         const std::string& source, Warnings& warnings) {
+  if (asked == "edges" || asked == "adj") return asked;
+  const std::string ext = std::filesystem::path(source).extension().string();
+  if (ext == ".edges" || ext == ".edgelist" || ext == ".el") return "edges";
+  if (ext == ".adj" || ext == ".adjlist") return "adj";
+  bool all_pairs = true, names_itself = false;
+  for (std::size_t row = 0; row < body.size(); ++row) {
+    if (body[row].ids.size() != 2 && !body[row].ids.empty()) all_pairs = false;
+    for (long v : body[row].ids)
+      if (v == static_cast<long>(row)) names_itself = true;
+  }
+  std::string kind = "adj", why = "lines do not all hold two ids";
+  if (all_pairs && static_cast<long>(body.size()) != n) {
+    kind = "edges", why = "every line holds two ids and there are not n lines";
+  } else if (all_pairs && names_itself) {
+    kind = "edges", why = "line i names node i, which an adjacency list never does";
+  } else if (all_pairs && one_sided_as_adjacency(body, n)) {
+    kind = "edges", why = "read as an adjacency list, neighbours would be one-sided";
+  } else if (all_pairs) {
+    why = "n lines of two ids, each neighbour named from both sides";
+  }
+  warnings.emit(source + ": format guessed: read as " +
+                (kind == "edges" ? std::string("an edge list") : "an adjacency list") + " (" + why +
+                "); name the format with --format edges|adj or the config key "
+                "topology_format, or use the extension .edges or .adj");
+  return kind;
+}
+
+// Edges of a plain file with the line of each, undirected and each kept once.
+struct PlainEdges {
+  PlainEdges(long n_in, std::string source_in) : n(n_in), source(std::move(source_in)) {}
+  long n;
+  std::string source;
   std::vector<Edge> edges;
-  std::vector<int> edge_lines;
-  std::set<std::pair<long, long>> seen;
-  auto add = [&](long u, long v, int line) {
+  std::vector<int> lines;
+  std::map<std::pair<long, long>, int> first_line;
+
+  // Returns the line where the edge was first given (0: new).
+  int add(long u, long v, int line) {
     const std::string where = source + ":" + std::to_string(line);
     for (long id : {u, v}) {
       if (id < 0 || id >= n)
@@ -315,49 +346,133 @@ Topology parse_topology_plain(const std::string& text, const std::string& source
     if (u == v)
       throw TopologyError(where + ": edge " + std::to_string(u) + " " + std::to_string(v) +
                           " is a self-loop; remove it");
-    // Both directions of an undirected edge may be listed (adjacency lists always do).
-    if (!seen.insert({std::min(u, v), std::max(u, v)}).second) return;
+    const auto [it, inserted] =
+        first_line.emplace(std::make_pair(std::min(u, v), std::max(u, v)), line);
+    if (!inserted) return it->second;
     edges.push_back({static_cast<int>(u), static_cast<int>(v), std::nullopt});
-    edge_lines.push_back(line);
-  };
-  if (kind == "edges") {
-    std::set<std::pair<long, long>> exact;
-    for (const auto& l : body) {
-      if (l.ids.empty()) continue;
-      if (l.ids.size() != 2)
-        throw TopologyError(source + ":" + std::to_string(l.number) +
-                            ": expected an edge \"u v\" (two node ids), got " +
-                            std::to_string(l.ids.size()) + " values");
-      if (!exact.insert({l.ids[0], l.ids[1]}).second)
-        throw TopologyError(source + ":" + std::to_string(l.number) + ": duplicate edge " +
-                            std::to_string(l.ids[0]) + " " + std::to_string(l.ids[1]));
-      add(l.ids[0], l.ids[1], l.number);
-    }
-  } else if (kind == "adjacency") {
-    if (static_cast<long>(body.size()) > n)
-      throw TopologyError(source + ":" + std::to_string(body[n].number) +
-                          ": adjacency list has more lines than n = " + std::to_string(n) +
-                          " nodes");
-    for (std::size_t i = 0; i < body.size(); ++i) {
-      std::set<long> on_line;
-      for (long v : body[i].ids) {
-        if (!on_line.insert(v).second)
-          throw TopologyError(source + ":" + std::to_string(body[i].number) + ": duplicate edge " +
-                              std::to_string(i) + " " + std::to_string(v));
-        add(static_cast<long>(i), v, body[i].number);
-      }
-    }
-  } else {
-    throw TopologyError("unknown plain topology format \"" + kind + "\"; valid: edges, adjacency");
+    lines.push_back(line);
+    return 0;
   }
-  std::vector<NodeInfo> nodes;
-  for (long i = 0; i < n; ++i)
-    nodes.push_back({static_cast<int>(i), "127.0.0.1", kDefaultBasePort + static_cast<int>(i)});
-  return Topology(stem_of(source), false, Schedule::kStatic, MixingKind::kMetropolis,
-                  std::move(nodes), std::move(edges), source, {}, edge_lines);
+};
+
+void read_edge_list(const std::vector<PlainLine>& body, PlainEdges& edges, Warnings& warnings) {
+  for (const auto& l : body) {
+    if (l.ids.empty()) continue;
+    const std::string where = edges.source + ":" + std::to_string(l.number);
+    if (l.ids.size() != 2)
+      throw TopologyError(where + ": expected an edge \"u v\" (two node ids), got " +
+                          std::to_string(l.ids.size()) + " values");
+    if (const int first = edges.add(l.ids[0], l.ids[1], l.number))
+      warnings.add("repeated-edge", where + ": repeated edge " + std::to_string(l.ids[0]) + " " +
+                                        std::to_string(l.ids[1]) + " (first at line " +
+                                        std::to_string(first) + "); kept once");
+  }
 }
 
-Topology load_topology(const std::string& path) {
+void read_adjacency_list(const std::vector<PlainLine>& body, long n, PlainEdges& edges,
+                         Warnings& warnings) {
+  if (static_cast<long>(body.size()) > n)
+    throw TopologyError(edges.source + ":" + std::to_string(body[n].number) +
+                        ": adjacency list has more lines than n = " + std::to_string(n) + " nodes");
+  std::set<std::pair<long, long>> listed;
+  for (std::size_t i = 0; i < body.size(); ++i) {
+    const std::string where = edges.source + ":" + std::to_string(body[i].number);
+    for (long v : body[i].ids) {
+      if (!listed.insert({static_cast<long>(i), v}).second) {
+        warnings.add("repeated-edge", where + ": neighbour " + std::to_string(v) +
+                                          " repeated on the line of node " + std::to_string(i) +
+                                          "; kept once");
+        continue;
+      }
+      edges.add(static_cast<long>(i), v, body[i].number);
+    }
+  }
+  for (const auto& [i, j] : listed)
+    if (!listed.count({j, i}))
+      warnings.add("one-sided", edges.source + ":" + std::to_string(body[i].number) + ": node " +
+                                    std::to_string(i) + " names neighbour " + std::to_string(j) +
+                                    " but the line of node " + std::to_string(j) +
+                                    " does not name " + std::to_string(i) +
+                                    "; the edge is kept in both directions");
+}
+
+}  // namespace
+
+const std::vector<std::string>& topology_formats() {
+  static const std::vector<std::string> formats = {"auto", "json", "edges", "adj"};
+  return formats;
+}
+
+void check_topology_format(const std::string& format) {
+  const auto& valid = topology_formats();
+  if (std::find(valid.begin(), valid.end(), format) == valid.end())
+    throw TopologyError("unknown topology format \"" + format + "\"; did you mean \"" +
+                        nearest(format, valid) + "\"? valid: " + join(valid));
+}
+
+Topology parse_topology_json(const std::string& text, const std::string& source,
+                             const TopologyReadOptions& options) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw TopologyError(json_syntax_error(text, e.byte, e.what(), source));
+  }
+  try {
+    return parse_json_value(j, source, element_lines(text, "nodes"), element_lines(text, "edges"),
+                            options.max_nodes);
+  } catch (const nlohmann::json::exception& e) {
+    throw TopologyError(source + ": " + e.what());
+  }
+}
+
+Topology parse_topology_json(const nlohmann::json& j, const std::string& source,
+                             const TopologyReadOptions& options) {
+  try {
+    return parse_json_value(j, source, {}, {}, options.max_nodes);
+  } catch (const nlohmann::json::exception& e) {
+    throw TopologyError(source + ": " + e.what());
+  }
+}
+
+Topology parse_topology_plain(const std::string& text, const std::string& source,
+                              const TopologyReadOptions& options) {
+  check_topology_format(options.format);
+  if (options.format == "json")
+    throw TopologyError(source +
+                        ": format json was asked for, but the file does not start "
+                        "with '{'; is it an edge list (--format edges) or an "
+                        "adjacency list (--format adj)?");
+  std::vector<PlainLine> lines = read_plain_lines(text, source);
+  auto first =
+      std::find_if(lines.begin(), lines.end(), [](const PlainLine& l) { return !l.ids.empty(); });
+  if (first == lines.end()) throw TopologyError(source + ": empty file; the first line must be n");
+  if (first->ids.size() != 1 || first->ids[0] < 1) {
+    throw TopologyError(source + ":" + std::to_string(first->number) +
+                        ": the first line must hold the number of nodes n >= 1");
+  }
+  const long n = first->ids[0];
+  const std::vector<PlainLine> body(first + 1, lines.end());
+  check_topology_size(n, static_cast<long>(body.size()), options.max_nodes, source);
+  Warnings warnings(options, source);
+  const std::string kind = plain_format(options.format, body, n, source, warnings);
+  PlainEdges edges(n, source);
+  if (kind == "edges") {
+    read_edge_list(body, edges, warnings);
+  } else {
+    read_adjacency_list(body, n, edges, warnings);
+  }
+  warnings.flush();
+  std::vector<NodeInfo> nodes;
+  nodes.reserve(static_cast<std::size_t>(n));
+  for (long i = 0; i < n; ++i)
+    nodes.push_back({static_cast<int>(i), "127.0.0.1", default_port(static_cast<int>(i))});
+  return Topology(stem_of(source), false, Schedule::kStatic, MixingKind::kMetropolis,
+                  std::move(nodes), std::move(edges.edges), source, {}, edges.lines);
+}
+
+Topology load_topology(const std::string& path, const TopologyReadOptions& options) {
+  check_topology_format(options.format);
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     throw TopologyError(path + ": cannot open the topology file (" +
@@ -369,9 +484,10 @@ Topology load_topology(const std::string& path) {
   buf << in.rdbuf();
   const std::string text = buf.str();
   const auto first = text.find_first_not_of(" \t\r\n");
-  if (first != std::string::npos && (text[first] == '{' || text[first] == '['))
-    return parse_topology_json(text, path);
-  return parse_topology_plain(text, path);
+  const bool looks_json = first != std::string::npos && (text[first] == '{' || text[first] == '[');
+  if (options.format == "json" || (options.format == "auto" && looks_json))
+    return parse_topology_json(text, path, options);
+  return parse_topology_plain(text, path, options);
 }
 
 void save_topology(const Topology& topology, const std::string& path) {

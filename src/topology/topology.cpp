@@ -108,6 +108,7 @@ void Topology::validate(const std::vector<int>& node_lines, const std::vector<in
             [](const NodeInfo& a, const NodeInfo& b) { return a.id < b.id; });
   std::map<std::pair<std::string, int>, int> endpoints;
   for (const auto& node : nodes_) {
+    if (node.port == 0) continue;  // unassigned: a launcher sets it
     auto [it, inserted] = endpoints.emplace(std::make_pair(node.host, node.port), node.id);
     if (!inserted) {
       throw TopologyError(where(node_line_by_id, node.id) + ": nodes " +
@@ -181,37 +182,39 @@ void Topology::validate(const std::vector<int>& node_lines, const std::vector<in
   // Explicit weights: what node i hands out (its column) must not exceed one, and for an
   // undirected graph the rows equal the columns (W symmetric).
   if (mixing_ == MixingKind::kExplicit) {
-    const MixingMatrix w = mixing(0);
-    for (int i = 0; i < n; ++i) {
-      double col = 0, row = 0;
-      for (int j = 0; j < n; ++j) {
-        if (j == i) continue;
-        col += w(j, i);
-        row += w(i, j);
+    std::vector<double> col(n, 0.0), row(n, 0.0);
+    for (const auto& e : edges_) {
+      col[e.from] += *e.weight;
+      row[e.to] += *e.weight;
+      if (!directed_) {
+        col[e.to] += *e.weight;
+        row[e.from] += *e.weight;
       }
-      if (col > 1.0 + 1e-9) {
+    }
+    for (int i = 0; i < n; ++i) {
+      if (col[i] > 1.0 + 1e-9) {
         std::ostringstream msg;
         msg << where(node_line_by_id, i) << ": weights of node " << i
-            << " do not sum to one: its out-edge weights sum to " << col
+            << " do not sum to one: its out-edge weights sum to " << col[i]
             << " > 1, leaving a negative self weight; lower them";
         throw TopologyError(msg.str());
       }
-      if (!directed_ && row > 1.0 + 1e-9) {
+      if (!directed_ && row[i] > 1.0 + 1e-9) {
         std::ostringstream msg;
         msg << where(node_line_by_id, i) << ": weights of node " << i
-            << " do not sum to one: its in-edge weights sum to " << row << " > 1";
+            << " do not sum to one: its in-edge weights sum to " << row[i] << " > 1";
         throw TopologyError(msg.str());
       }
     }
   }
 
-  const Summary s = summary();
-  if (!s.connected) {
+  const std::vector<int> sizes = component_sizes();
+  if (sizes.size() != 1) {
     std::ostringstream msg;
     msg << file << ": graph not connected" << (directed_ ? " (strongly)" : "") << ": "
-        << s.component_sizes.size() << " components of sizes ";
-    for (std::size_t c = 0; c < s.component_sizes.size(); ++c)
-      msg << (c ? ", " : "") << s.component_sizes[c];
+        << sizes.size() << " components of sizes ";
+    for (std::size_t c = 0; c < sizes.size() && c < 20; ++c) msg << (c ? ", " : "") << sizes[c];
+    if (sizes.size() > 20) msg << ", ...";
     msg << "; every node must reach every other, add edges between the components";
     throw TopologyError(msg.str());
   }
@@ -247,14 +250,15 @@ std::vector<int> Topology::in_neighbors(int i, std::int64_t round) const {
 }
 
 std::vector<std::vector<int>> Topology::union_out_adjacency() const {
+  if (!time_varying()) return out_;
   const int n = size();
   std::vector<std::vector<int>> adj(n);
   const int p = period();
   for (int i = 0; i < n; ++i) {
-    std::set<int> s;
     for (int r = 0; r < p; ++r)
-      for (int j : out_neighbors(i, r)) s.insert(j);
-    adj[i].assign(s.begin(), s.end());
+      for (int j : out_neighbors(i, r)) adj[i].push_back(j);
+    std::sort(adj[i].begin(), adj[i].end());
+    adj[i].erase(std::unique(adj[i].begin(), adj[i].end()), adj[i].end());
   }
   return adj;
 }
@@ -275,40 +279,63 @@ std::vector<int> Topology::control_peers(int i) const {
   return {s.begin(), s.end()};
 }
 
-MixingMatrix Topology::mixing(std::int64_t round) const {
+SparseMixing Topology::sparse_mixing(std::int64_t round) const {
   const int n = size();
-  MixingMatrix w(n);
+  // Built by columns (what each node hands out), then turned into rows.
+  std::vector<std::vector<std::pair<int, double>>> cols(n);
+  const auto link = [&](int to, int from, double v) { cols[from].emplace_back(to, v); };
   switch (mixing_) {
-    case MixingKind::kMetropolis: {
+    case MixingKind::kMetropolis:
       for (const auto& e : edges_) {
         const double v = 1.0 / (1.0 + std::max(out_[e.from].size(), out_[e.to].size()));
-        w(e.to, e.from) = v;
-        w(e.from, e.to) = v;
+        link(e.to, e.from, v);
+        link(e.from, e.to, v);
       }
       break;
-    }
-    case MixingKind::kUniform: {
+    case MixingKind::kUniform:
       for (int i = 0; i < n; ++i) {
         const auto outs = out_neighbors(i, round);
         const double share = 1.0 / (static_cast<double>(outs.size()) + 1.0);
-        for (int j : outs) w(j, i) = share;
+        for (int j : outs) link(j, i, share);
       }
       break;
-    }
-    case MixingKind::kExplicit: {
+    case MixingKind::kExplicit:
       for (const auto& e : edges_) {
-        w(e.to, e.from) = *e.weight;
-        if (!directed_) w(e.from, e.to) = *e.weight;
+        link(e.to, e.from, *e.weight);
+        if (!directed_) link(e.from, e.to, *e.weight);
       }
       break;
-    }
   }
+  SparseMixing w;
+  w.rows.assign(n, {});
   for (int i = 0; i < n; ++i) {
+    // Summed in ascending order of the receiver, as the dense sum over a column.
+    std::sort(cols[i].begin(), cols[i].end());
     double handed_out = 0;
-    for (int j = 0; j < n; ++j)
-      if (j != i) handed_out += w(j, i);
-    w(i, i) = 1.0 - handed_out;
+    for (const auto& [to, v] : cols[i]) {
+      handed_out += v;
+      w.rows[to].emplace_back(i, v);
+    }
+    w.rows[i].emplace_back(i, 1.0 - handed_out);
   }
+  for (auto& row : w.rows) std::sort(row.begin(), row.end());
+  return w;
+}
+
+void SparseMixing::apply(const std::vector<double>& x, std::vector<double>& y) const {
+  y.assign(rows.size(), 0.0);
+  for (std::size_t j = 0; j < rows.size(); ++j) {
+    double sum = 0;
+    for (const auto& [i, v] : rows[j]) sum += v * x[static_cast<std::size_t>(i)];
+    y[j] = sum;
+  }
+}
+
+MixingMatrix Topology::mixing(std::int64_t round) const {
+  const SparseMixing sparse = sparse_mixing(round);
+  MixingMatrix w(size());
+  for (int j = 0; j < size(); ++j)
+    for (const auto& [i, v] : sparse.rows[j]) w(j, i) = v;
   return w;
 }
 
@@ -333,66 +360,6 @@ double Topology::weight(int to, int from, std::int64_t round) const {
       return 0.0;
   }
   return 0.0;
-}
-
-Topology::Summary Topology::summary() const {
-  const int n = size();
-  Summary s;
-  s.nodes = n;
-  const auto adj = union_out_adjacency();
-  std::size_t directed_edges = 0;
-  for (const auto& a : adj) directed_edges += a.size();
-  s.edges = static_cast<int>(directed_ ? directed_edges : directed_edges / 2);
-  s.degree_min = n ? static_cast<int>(adj[0].size()) : 0;
-  s.degree_max = s.degree_min;
-  for (const auto& a : adj) {
-    s.degree_min = std::min<int>(s.degree_min, static_cast<int>(a.size()));
-    s.degree_max = std::max<int>(s.degree_max, static_cast<int>(a.size()));
-  }
-
-  // BFS from every node gives reachability (strong components) and the diameter.
-  std::vector<std::vector<int>> dist(n, std::vector<int>(n, -1));
-  for (int src = 0; src < n; ++src) {
-    std::queue<int> q;
-    dist[src][src] = 0;
-    q.push(src);
-    while (!q.empty()) {
-      const int u = q.front();
-      q.pop();
-      for (int v : adj[u]) {
-        if (dist[src][v] < 0) {
-          dist[src][v] = dist[src][u] + 1;
-          q.push(v);
-        }
-      }
-    }
-  }
-  std::vector<int> comp(n, -1);
-  std::vector<int> sizes;
-  for (int i = 0; i < n; ++i) {
-    if (comp[i] >= 0) continue;
-    const int c = static_cast<int>(sizes.size());
-    sizes.push_back(0);
-    for (int j = 0; j < n; ++j) {
-      if (comp[j] < 0 && dist[i][j] >= 0 && dist[j][i] >= 0) {
-        comp[j] = c;
-        ++sizes[c];
-      }
-    }
-  }
-  std::sort(sizes.rbegin(), sizes.rend());
-  s.component_sizes = sizes;
-  s.connected = sizes.size() == 1;
-  if (s.connected) {
-    s.diameter = 0;
-    for (int i = 0; i < n; ++i)
-      for (int j = 0; j < n; ++j) s.diameter = std::max(s.diameter, dist[i][j]);
-    s.slem = rumor::slem(*this);
-  } else {
-    s.slem = 1.0;
-  }
-  s.spectral_gap = 1.0 - s.slem;
-  return s;
 }
 
 nlohmann::json Topology::to_json() const {

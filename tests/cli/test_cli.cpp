@@ -71,7 +71,8 @@ TEST_SUITE("cli") {
     const auto wrong = rumor("topology gen ring --nodes 8 --p 0.5");
     CHECK(wrong.code != 0);
     CHECK(wrong.out.find("--p does not apply") != std::string::npos);
-    CHECK(wrong.out.find("it takes --nodes, --host, --base-port\n") != std::string::npos);
+    CHECK(wrong.out.find("it takes --nodes, --host, --base-port, --max-nodes\n") !=
+          std::string::npos);
   }
 
   TEST_CASE("topology check of social32 reports the Davis graph") {
@@ -92,6 +93,38 @@ TEST_SUITE("cli") {
     CHECK(r.code != 0);
     CHECK(r.out.find(file) != std::string::npos);
     CHECK(r.out.find("unknown node id 5") != std::string::npos);
+  }
+
+  TEST_CASE("topology: --format, a guessed format warns, and sizes are bounded at once") {
+    const auto dir = scratch("topoformat");
+    const auto ring = (dir / "ring.txt").string();
+    std::ofstream(ring) << "4\n1 2\n2 3\n3 0\n0 1\n";  // a ring that could pass for adjacency
+    const auto guessed = rumor("topology check " + ring + " --json");
+    REQUIRE(guessed.code == 0);
+    CHECK(guessed.out.find("format guessed") != std::string::npos);
+    const auto as_adj = rumor("topology check " + ring + " --format adj --json --log-level off");
+    REQUIRE(as_adj.code == 0);
+    CHECK(nlohmann::json::parse(as_adj.out)["edges"] == 6);
+    const auto as_edges = rumor("topology check " + ring + " --format edges --json");
+    REQUIRE(as_edges.code == 0);
+    CHECK(as_edges.out.find("format guessed") == std::string::npos);
+    CHECK(nlohmann::json::parse(as_edges.out)["edges"] == 4);
+    // The config key does the same for a run.
+    const auto cfg = (dir / "c.json").string();
+    std::ofstream(cfg)
+        << R"({"topology": "ring.txt", "topology_format": "adj", "task": "average"})";
+    const auto dry = rumor("launch " + cfg + " --dry-run --log-level off");
+    REQUIRE(dry.code == 0);
+    CHECK(dry.out.find("4 nodes, 6 edges") != std::string::npos);
+    // A billion generated nodes are refused at once, naming the limit and how to raise it.
+    const auto huge =
+        rumor("launch " + small_config(dir) + " --dry-run --set topology.nodes=1000000000");
+    CHECK(huge.code != 0);
+    CHECK(huge.out.find("above the limit of 100000") != std::string::npos);
+    CHECK(huge.out.find("max_nodes") != std::string::npos);
+    const auto gen = rumor("topology gen complete --nodes 20000");
+    CHECK(gen.code != 0);
+    CHECK(gen.out.find("edges, above the limit") != std::string::npos);
   }
 
   TEST_CASE("config keys lists keys with defaults, unknown keys are refused") {

@@ -53,9 +53,10 @@ TEST_SUITE("config") {
                          doctest::Contains("\"topology.p\" for generator \"ring\"; valid: gen, "
                                            "nodes, host, base_port"),
                          ConfigError);
-    CHECK_THROWS_WITH_AS(from({{"topology", {{"gen", "small-world"}, {"nodes", 8}, {"rows", 2}}}}),
-                         doctest::Contains("valid: gen, nodes, host, base_port, seed, k, beta"),
-                         ConfigError);
+    CHECK_THROWS_WITH_AS(
+        from({{"topology", {{"gen", "small-world"}, {"nodes", 8}, {"rows", 2}}}}),
+        doctest::Contains("valid: gen, nodes, host, base_port, max_nodes, seed, k, beta"),
+        ConfigError);
     CHECK_THROWS_WITH_AS(from({{"topology", {{"gen", "torus"}, {"nodes", 12}, {"rows", "3"}}}}),
                          doctest::Contains("bad \"topology\""), ConfigError);
     CHECK_THROWS_WITH_AS(from({{"topology", {{"gen", "rign"}, {"nodes", 8}}}}),

@@ -19,11 +19,11 @@ struct GenOptions {
   std::string host = "127.0.0.1";
   std::optional<int> base_port;  // unset: ports left to the launcher (default 29500 + id)
   double p = 0.3;                // erdos-renyi edge probability
-  int k = 4;             // small-world: each node joins its k nearest ring neighbours (even)
-  double beta = 0.2;     // small-world rewiring probability
-  int m = 2;             // barabasi-albert: edges per new node
-  int rows = 0;          // torus: rows (0: the most square factorisation of nodes)
-  std::string data_dir;  // social: folder with davis_southern_women.edges (empty: embedded copy)
+  int k = 4;          // small-world: each node joins its k nearest ring neighbours (even)
+  double beta = 0.2;  // small-world rewiring probability
+  int m = 2;          // barabasi-albert: edges per new node
+  int rows = 0;       // torus: rows (0: the most square factorisation of nodes)
+  int max_nodes = kDefaultMaxNodes;  // refused above this, before anything is built
 };
 
 // One option of the generators: its key (config "topology.KEY"), its command-line flags, the
@@ -37,7 +37,7 @@ struct GenOption {
   std::string help;
 };
 
-// Every option any generator takes; nodes, host and base_port apply to all of them.
+// Every option any generator takes; nodes, host, base_port and max_nodes apply to all.
 const std::vector<GenOption>& generator_options();
 // Sets option `key` of `o` from a JSON value; throws nlohmann::json::exception on a wrong
 // type and TopologyError on an unknown key.
@@ -50,10 +50,11 @@ struct GeneratorInfo {
   std::vector<std::string> options;  // the keys it reads besides nodes, host and base_port
   std::function<Topology(const GenOptions&)> make;
   int default_nodes = 0;  // > 0: --nodes may be left out (a fixed graph)
-  // Every key it takes: nodes, host, base_port, then its own.
+  // Every key it takes: nodes, host, base_port, max_nodes, then its own.
   std::vector<std::string> keys() const;
 };
 
+// Each entry's `make` checks nodes against max_nodes before it builds anything.
 const std::vector<GeneratorInfo>& topology_generators();
 // Throws TopologyError listing the valid names when `kind` is unknown.
 const GeneratorInfo& find_generator(const std::string& kind);

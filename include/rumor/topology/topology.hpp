@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
@@ -48,6 +49,30 @@ class MixingMatrix {
   std::vector<double> w_;
 };
 
+// The same matrix by rows, for large graphs: row j lists (i, W(j, i)) for every i with a
+// non-zero weight, itself included. O(nodes + edges) memory.
+struct SparseMixing {
+  std::vector<std::vector<std::pair<int, double>>> rows;
+  int size() const { return static_cast<int>(rows.size()); }
+  // y = W x (x and y of length size()).
+  void apply(const std::vector<double>& x, std::vector<double>& y) const;
+};
+
+// Bounds on what a topology may cost, checked before anything of that size is allocated.
+inline constexpr int kDefaultMaxNodes = 100000;
+// Port of node `id` when nothing sets it: 29500 + id, or 0 (unassigned, for a launcher to
+// set) past 65535, so that graphs of more than 36,035 nodes remain valid for in-process runs.
+inline constexpr int kDefaultBasePort = 29500;
+inline int default_port(int id) {
+  return id <= 65535 - kDefaultBasePort ? kDefaultBasePort + id : 0;
+}
+// Edges allowed per node of max_nodes: a complete graph of 100,000 nodes (5e9 edges) is
+// refused at once rather than built.
+inline constexpr long kEdgesPerMaxNode = 100;
+// Throws TopologyError naming `what` when `nodes` is above `max_nodes` or `edges` above
+// kEdgesPerMaxNode * max_nodes, and says which option raises the limit.
+void check_topology_size(long nodes, long edges, int max_nodes, const std::string& what);
+
 class Topology {
  public:
   // Builds and validates; throws TopologyError naming `source` and the problem.
@@ -89,13 +114,16 @@ class Topology {
   // The control ring: i-1 and i+1 mod n (one entry when n == 2, none when n == 1).
   std::vector<int> control_peers(int i) const;
 
-  // Mixing matrix of one round.
+  // Mixing matrix of one round: dense (n^2 memory; for small graphs) or by rows.
   MixingMatrix mixing(std::int64_t round = 0) const;
+  SparseMixing sparse_mixing(std::int64_t round = 0) const;
   // One entry W(to, from) of that matrix without building it (to != from: a link weight,
   // 0 when there is no link; to == from: the self weight). O(degree).
   double weight(int to, int from, std::int64_t round = 0) const;
 
   // Graph figures of the union graph over one period (strong connectivity for directed).
+  // Time and memory linear in the edges: above a size the diameter and the SLEM come from
+  // cheaper methods or are skipped, and `notes` says which.
   struct Summary {
     int nodes = 0;
     int edges = 0;
@@ -103,13 +131,19 @@ class Topology {
     std::vector<int> component_sizes;  // (strongly) connected components, largest first
     int degree_min = 0;
     int degree_max = 0;
-    int diameter = -1;  // -1 when not connected
-    double slem = 0;
+    int diameter = -1;  // -1 when not connected or skipped (see notes)
+    double slem = 0;    // NaN when skipped (see notes)
     double spectral_gap = 0;
+    std::string slem_method;  // how slem was found (SpectralFigures::method)
+    // > 0: the product of the mixing matrices of rounds 0..r-1 is exact averaging.
+    int rounds_to_exact_average = 0;
+    std::vector<std::string> notes;
   };
   Summary summary() const;
+  // (Strongly) connected component sizes of the union graph, largest first. O(n + edges).
+  std::vector<int> component_sizes() const;
 
-  // The JSON form of formats.md (round-trips through parse_topology_json).
+  // The JSON form of a topology file (README) (round-trips through parse_topology_json).
   nlohmann::json to_json() const;
 
  private:
@@ -129,20 +163,46 @@ class Topology {
   std::vector<std::vector<int>> in_;
 };
 
-// Second-largest eigenvalue modulus of W (static) or of the product over one period,
-// raised to 1/period (time-varying).
-double slem(const Topology& topology);
+// Second-largest eigenvalue modulus (SLEM) of W (static) or of the product over one period,
+// raised to 1/period (time-varying), and how it was found.
+struct SpectralFigures {
+  double slem = 0;  // NaN when skipped
+  // "exact" (closed form, no rounding passed off as mixing), "dense" (all eigenvalues),
+  // "lanczos" (iterative, sparse), or "skipped".
+  std::string method;
+  // > 0: the product of the mixing matrices of rounds 0..r-1 is exact averaging (SLEM 0).
+  int rounds_to_exact_average = 0;
+  std::string note;  // what was approximated or skipped, and why
+};
+SpectralFigures spectral_figures(const Topology& topology);
+double slem(const Topology& topology);  // spectral_figures(topology).slem
 
-// Reads a topology file: JSON (formats.md), or the plain edge-list / adjacency-list
-// formats (first line n). Throws TopologyError with file, line (and column for JSON
+// How to read a topology file.
+struct TopologyReadOptions {
+  // "auto" (JSON when the text starts with '{', else a plain format by extension, else
+  // guessed from the content with a warning), "json", "edges" or "adj".
+  std::string format = "auto";
+  int max_nodes = kDefaultMaxNodes;
+  // Warnings (a guessed format, a repeated edge, a one-sided neighbour) go here; when
+  // null, to the log.
+  std::vector<std::string>* warnings = nullptr;
+};
+// The valid values of TopologyReadOptions::format; throws TopologyError on another.
+const std::vector<std::string>& topology_formats();
+void check_topology_format(const std::string& format);
+
+// Reads a topology file: JSON (the README's topology file format), or the plain edge-list /
+// adjacency-list formats (first line n). Throws TopologyError with file, line (and column for JSON
 // syntax errors) and what is wrong.
-Topology load_topology(const std::string& path);
+Topology load_topology(const std::string& path, const TopologyReadOptions& options = {});
 // Parses JSON text; `source` names it in error messages.
-Topology parse_topology_json(const std::string& text, const std::string& source);
-Topology parse_topology_json(const nlohmann::json& j, const std::string& source);
-// Plain formats. kind: "edges" or "adjacency"; "auto" guesses from the extension and shape.
+Topology parse_topology_json(const std::string& text, const std::string& source,
+                             const TopologyReadOptions& options = {});
+Topology parse_topology_json(const nlohmann::json& j, const std::string& source,
+                             const TopologyReadOptions& options = {});
+// Plain formats (options.format "edges", "adj" or "auto": by extension, else guessed).
 Topology parse_topology_plain(const std::string& text, const std::string& source,
-                              const std::string& kind = "auto");
+                              const TopologyReadOptions& options = {});
 
 // Writes the JSON form to `path` (atomically: temp file, then rename).
 void save_topology(const Topology& topology, const std::string& path);
