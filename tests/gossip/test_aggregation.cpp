@@ -140,12 +140,12 @@ TEST_SUITE("gossip") {
     // Median and trimmed mean never move a node outside its neighbourhood's range, so the
     // spread shrinks, but on a sparse graph they can stop short of consensus (a node that
     // is the median of its neighbourhood stays put): a known limit of these rules there.
+    // Here trimmed-mean reached 1e-15 of the start, median stopped at about 0.09 of it.
     for (const std::string rule : {"trimmed-mean", "median"}) {
       CAPTURE(rule);
       Sim s(gen("torus", 9), "dpsgd", "fp32", 8, {{"aggregation", rule}});
       for (int r = 0; r < 60; ++r) s.round(r);
       CHECK(s.consensus_distance() < 0.5 * start);
-      MESSAGE(rule << ": consensus distance " << start << " -> " << s.consensus_distance());
     }
   }
 

@@ -19,18 +19,21 @@ using nlohmann::json;
 
 namespace {
 
+Topology ring4() {
+  GenOptions g;
+  g.nodes = 4;
+  return generate_topology("ring", g);
+}
+
 // Node `self` of a 4-ring running dpsgd on fp32, with its model, wrapped as an attacker.
 struct Attacker {
-  Topology topology;
+  Topology topology = ring4();
   std::shared_ptr<const codec::Codec> codec = codec::make_codec("fp32");
   std::vector<float> model;
   std::unique_ptr<gossip::Method> method;
   std::unique_ptr<run::ByzantineSender> sender;
 
   Attacker(run::ByzantineOptions o, std::vector<float> x, int self = 0) : model(std::move(x)) {
-    GenOptions g;
-    g.nodes = 4;
-    topology = generate_topology("ring", g);
     method = gossip::make_method("dpsgd", context(self));
     method->init(model);
     sender =
