@@ -29,10 +29,14 @@ def honest_acc(cell):
     return v if v is not None else cell["final"]["test_acc_mean"]
 
 
+def labels(cell):
+    """{axis: label} of a cell's group, e.g. 'topology=torus16 attack=none ...'."""
+    return dict(part.split("=", 1) for part in cell["group"].split())
+
+
 def cell_key(cell):
-    """(attack, rule) from a cell's group label, e.g. 'torus16,sign-flip,clip'."""
-    parts = cell["group"].split(",")
-    return parts[-2], parts[-1]
+    lab = labels(cell)
+    return lab["attack"], lab["method.aggregation"]
 
 
 def honest_curves(doc, folder):
@@ -47,7 +51,8 @@ def honest_curves(doc, folder):
     path = os.path.join(folder, "compare.json")
     with open(path, "w") as f:
         json.dump(out, f)
-    subprocess.run([sys.executable, PLOT, path], check=True)
+    # Debian's python3 has python3-matplotlib (as `rumor compare` uses it).
+    subprocess.run(["/usr/bin/python3", PLOT, path], check=True)
 
 
 def report(results):
@@ -55,7 +60,7 @@ def report(results):
         doc = json.load(f)
     honest_curves(doc, os.path.join(results, "honest"))
     acc = {cell_key(c): honest_acc(c) for c in doc["cells"]}
-    topo = doc["cells"][0]["group"].split(",")[0]
+    topo = labels(doc["cells"][0])["topology"]
     ref = acc[("none", "mean")]
     print(f"\n### {topo}: honest nodes' final test accuracy (attack-free mean: {ref:.4f})\n")
     print("| attack | " + " | ".join(RULES) + " | mean breaks down | clip within 3 points |")
