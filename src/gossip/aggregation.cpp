@@ -16,6 +16,17 @@ constexpr struct {
               {Aggregation::kTrimmedMean, "trimmed-mean"},
               {Aggregation::kMedian, "median"}};
 
+// A column holds a node's neighbourhood, a handful of values: insertion sort, which puts
+// them in the same order as std::sort.
+void sort_small(std::vector<float>& c) {
+  for (std::size_t i = 1; i < c.size(); ++i) {
+    const float x = c[i];
+    std::size_t j = i;
+    for (; j > 0 && c[j - 1] > x; --j) c[j] = c[j - 1];
+    c[j] = x;
+  }
+}
+
 // Calls f(column) for every coordinate with the values of self and every neighbour there.
 template <typename F>
 void for_each_column(std::span<const float> self,
@@ -101,7 +112,7 @@ int trimmed_mean(std::span<const float> self, const std::vector<std::span<const 
   const int b = std::clamp(trim, 0, (n - 1) / 2);
   const float keep = static_cast<float>(n - 2 * b);
   for_each_column(self, neighbours, [&](std::size_t k, std::vector<float>& c) {
-    std::sort(c.begin(), c.end());
+    sort_small(c);
     float s = 0;
     for (int i = b; i < n - b; ++i) s += c[static_cast<std::size_t>(i)];
     out[k] = s / keep;
@@ -115,7 +126,7 @@ void coordinate_median(std::span<const float> self,
   check_sizes(self, neighbours, out);
   const std::size_t n = neighbours.size() + 1;
   for_each_column(self, neighbours, [&](std::size_t k, std::vector<float>& c) {
-    std::sort(c.begin(), c.end());
+    sort_small(c);
     out[k] = n % 2 ? c[n / 2] : 0.5f * (c[n / 2 - 1] + c[n / 2]);
   });
 }
