@@ -72,6 +72,7 @@ bool type_matches(const KeyInfo& key, const json& v) {
   if (t.rfind("string", 0) == 0) return v.is_string();
   if (t.rfind("bool", 0) == 0) return v.is_boolean();
   if (t.rfind("list", 0) == 0) return v.is_array();
+  if (t.rfind("object", 0) == 0) return v.is_object();
   return true;
 }
 
@@ -327,6 +328,10 @@ std::vector<KeyInfo> run_keys() {
        "what bad_node sends: nan, huge, truncate, extend, garbage, codec_tag or weight"},
       {"faults.bad_rounds", "list", json::array({0, -1}),
        "[first, last] rounds in which bad_node corrupts its messages (last -1: to the end)"},
+      {"faults.byzantine", "object|null", nullptr,
+       "Byzantine nodes for experiments: {\"nodes\": [ids], \"attack\": \"sign-flip\" | "
+       "\"gaussian\" | \"alie\" | \"zero\", \"sigma\": 1 (gaussian), \"z\": 1 (alie)}; "
+       "they send the attack to their neighbours and train honestly themselves (dpsgd, qgm)"},
       {"links.latency_s", "number", 0.0,
        "in-process: one-way latency of every link (simulated seconds)", 0, 1e6},
       {"links.bandwidth_MBps", "number", 0.0,

@@ -124,9 +124,9 @@ std::vector<Option> choco_options() {
 }
 
 MethodInfo choco_method() {
-  return method_entry<Choco>("choco",
-                             "CHOCO-SGD: compressed gossip with public copies (contractive codec)",
-                             {true, true, true}, LocalMomentum::kOptimizer, choco_options());
+  return method_entry<Choco>(
+      "choco", "CHOCO-SGD: compressed gossip with public copies (contractive codec)",
+      {true, true, true}, LocalMomentum::kOptimizer, choco_options(), kPublicCopiesNoAggregation);
 }
 
 }  // namespace rumor::gossip

@@ -12,6 +12,11 @@ namespace rumor::gossip {
 
 // CHOCO's options, which SQuARM extends.
 std::vector<Option> choco_options();
+// Why CHOCO and SQuARM refuse method.aggregation (robust mixing).
+inline constexpr const char* kPublicCopiesNoAggregation =
+    "messages are compressed differences that update public copies hat x_j which every "
+    "neighbour must apply identically; a rule that clips or trims them makes the copies of "
+    "the same node disagree, and the consensus step no longer sees what was sent";
 
 class Choco : public Method {
  public:

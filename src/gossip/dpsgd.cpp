@@ -16,6 +16,10 @@ Dpsgd::Dpsgd(MethodContext ctx) : Method(std::move(ctx)) {
   }
   if (combine_then_adapt_ && ctx_.local_steps != 1)
     throw ConfigError("method.variant cta takes one local step per round; set local_steps to 1");
+  aggregation_ = parse_aggregation(param<std::string>("aggregation"), "method " + ctx_.info->name);
+  if (const auto& tau = option("clip_tau"); !tau.is_null()) clip_tau_ = tau.get<double>();
+  clip_b_ = param<int>("clip_b");
+  trim_ = param<int>("trim");
 }
 
 void Dpsgd::init(std::span<float> model) {
@@ -46,6 +50,10 @@ std::vector<Expected> Dpsgd::expect(std::int64_t round, int) const {
 
 void Dpsgd::absorb(std::int64_t round, int, std::vector<net::Message>& received) {
   sort_by_sender(received);
+  if (aggregation_ != Aggregation::kMean) {
+    absorb_robust(round, received);
+    return;
+  }
   const Topology& t = *ctx_.topology;
   // The weight of a neighbour that sent nothing (down, or past the deadline) stays here.
   double handed_in = 0;
@@ -61,12 +69,70 @@ void Dpsgd::absorb(std::int64_t round, int, std::vector<net::Message>& received)
   cta_work_ = nullptr;
 }
 
+void Dpsgd::absorb_robust(std::int64_t round, const std::vector<net::Message>& received) {
+  decoded_.resize(received.size());
+  std::vector<std::span<const float>> models;
+  std::vector<double> weights;
+  for (std::size_t j = 0; j < received.size(); ++j) {
+    const auto& m = received[j];
+    decoded_[j].resize(model_.size());
+    decoder_->decode(m.payload.bytes(), codec_ctx(ctx_, round, m.sender), decoded_[j]);
+    models.push_back(decoded_[j]);
+    weights.push_back(ctx_.topology->weight(ctx_.self, m.sender, round));
+  }
+  switch (aggregation_) {
+    case Aggregation::kClip:
+      last_clip_ = clipped_gossip(model_, models, weights, clip_tau_, clip_b_, mixed_);
+      break;
+    case Aggregation::kTrimmedMean:
+      trimmed_mean(model_, models, trim_, mixed_);
+      break;
+    default:
+      coordinate_median(model_, models, mixed_);
+  }
+  std::memcpy(model_.data(), mixed_.data(), model_.size_bytes());
+  if (cta_work_) cta_work_->step(model_);
+  cta_work_ = nullptr;
+}
+
+nlohmann::json Dpsgd::round_metrics() const {
+  if (aggregation_ != Aggregation::kClip) return nlohmann::json::object();
+  return {{"clip_tau", last_clip_.tau}, {"clip_clipped", last_clip_.clipped}};
+}
+
+std::vector<Option> aggregation_options() {
+  return {{"method.aggregation", "string", "mean",
+           "dpsgd/qgm: how a node combines its model with its neighbours': mean (Metropolis "
+           "weights), or Byzantine-robust: clip (self-centred clipping of neighbour "
+           "differences, ClippedGossip), trimmed-mean or median (coordinate-wise over itself "
+           "and its neighbours)"},
+          {"method.clip_tau", "number|null", nullptr,
+           "aggregation clip: fixed clipping radius (null: adaptive, the (clip_b+1)-th largest "
+           "neighbour distance of the round)",
+           0, 1e30},
+          {"method.clip_b", "int", 1,
+           "aggregation clip, adaptive radius: neighbours that may be Byzantine (the clip_b "
+           "farthest are clipped)",
+           0, 1e6},
+          {"method.trim", "int", 1,
+           "aggregation trimmed-mean: values dropped at each end of every coordinate (at most "
+           "(n-1)/2 of the n = 1 + neighbours values)",
+           0, 1e6}};
+}
+
+namespace {
+std::vector<Option> dpsgd_options() {
+  auto o = aggregation_options();
+  o.insert(o.begin(), {"method.variant", "string", "atc",
+                       "dpsgd/qgm: atc (adapt then combine) or cta (combine then adapt)"});
+  return o;
+}
+}  // namespace
+
 MethodInfo dpsgd_method() {
   return method_entry<Dpsgd>("dpsgd",
                              "D-PSGD: local step, then gossip averaging with Metropolis weights",
-                             {true, true, false}, LocalMomentum::kOptimizer,
-                             {{"method.variant", "string", "atc",
-                               "dpsgd/qgm: atc (adapt then combine) or cta (combine then adapt)"}});
+                             {true, true, false}, LocalMomentum::kOptimizer, dpsgd_options());
 }
 
 }  // namespace rumor::gossip

@@ -184,8 +184,30 @@ const MethodInfo& method_info(const std::string& name) {
                     "\"? valid: " + join(names));
 }
 
+bool takes_aggregation(const MethodInfo& method) {
+  return std::any_of(method.options.begin(), method.options.end(),
+                     [](const Option& o) { return o.path == "method.aggregation"; });
+}
+
+namespace {
+// method.aggregation other than mean on a method that does not declare it: refused with
+// the method's own reason.
+void check_aggregation(const MethodInfo& info, const nlohmann::json& params) {
+  const auto it = params.find("aggregation");
+  if (takes_aggregation(info) || it == params.end() || *it == "mean") return;
+  const std::string why = info.no_aggregation.empty()
+                              ? "it does not average its neighbours' models every round"
+                              : info.no_aggregation;
+  throw ConfigError("method " + info.name + " cannot use method.aggregation " + it->dump() + ": " +
+                    why +
+                    "; robust aggregation is an option of dpsgd and qgm (or set "
+                    "method.aggregation to mean)");
+}
+}  // namespace
+
 std::unique_ptr<Method> make_method(const std::string& name, MethodContext ctx) {
   const MethodInfo& info = method_info(name);
+  check_aggregation(info, ctx.params);
   const Topology& t = *ctx.topology;
   const auto& req = info.needs;
   if (req.undirected && t.directed()) {

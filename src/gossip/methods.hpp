@@ -4,11 +4,14 @@
 
 #include "common.hpp"
 #include "rumor/codec/codec.hpp"
+#include "rumor/gossip/aggregation.hpp"
 #include "rumor/gossip/method.hpp"
 
 namespace rumor::gossip {
 
 MethodInfo dpsgd_method();  // qgm extends dpsgd's options
+// The options of method.aggregation (Byzantine-robust mixing), declared by dpsgd and qgm.
+std::vector<Option> aggregation_options();
 
 // D-PSGD mixing, shared by dpsgd and qgm: x <- sum_j W(i, j) x_j over decoded neighbours.
 class Dpsgd : public Method {
@@ -20,6 +23,7 @@ class Dpsgd : public Method {
   std::vector<Outgoing> produce(std::int64_t round, int stage) override;
   std::vector<Expected> expect(std::int64_t round, int stage) const override;
   void absorb(std::int64_t round, int stage, std::vector<net::Message>& received) override;
+  nlohmann::json round_metrics() const override;
   std::vector<StateBuffer> state_buffers() override {
     std::vector<StateBuffer> out;
     encoder_.add_state(out, "ef_memory");
@@ -32,6 +36,15 @@ class Dpsgd : public Method {
   PayloadEncoder encoder_;
   std::unique_ptr<codec::Decoder> decoder_;
   std::vector<float> mixed_;
+
+ private:
+  // method.aggregation other than mean: the received models decoded one by one.
+  void absorb_robust(std::int64_t round, const std::vector<net::Message>& received);
+  Aggregation aggregation_ = Aggregation::kMean;
+  double clip_tau_ = -1;  // < 0: adaptive radius
+  int clip_b_ = 1, trim_ = 1;
+  std::vector<std::vector<float>> decoded_;
+  ClipResult last_clip_;
 };
 
 }  // namespace rumor::gossip

@@ -429,7 +429,9 @@ MethodInfo sgp_method() {
        {"method.tau", "int", 1, "sgp overlap: bounded staleness in rounds", 0, 1000},
        {"method.robust", "bool", true,
         "sgp: robust push-sum (running sums in fp64, codec fp32 only): a lost or late message "
-        "is repaired by the next one; false: plain shares, any codec"}});
+        "is repaired by the next one; false: plain shares, any codec"}},
+      "push-sum mixes weighted shares x/w whose sum must be kept exactly (mass conservation); "
+      "a robust rule that drops or clips a share loses mass and biases every node's z = x/w");
 }
 
 }  // namespace rumor::gossip

@@ -59,9 +59,9 @@ std::vector<Option> squarm_options() {
 }  // namespace
 
 MethodInfo squarm_method() {
-  return method_entry<Squarm>("squarm",
-                              "SQuARM-SGD: local Nesterov steps, triggered compressed updates",
-                              {true, true, true}, LocalMomentum::kNesterov, squarm_options());
+  return method_entry<Squarm>(
+      "squarm", "SQuARM-SGD: local Nesterov steps, triggered compressed updates",
+      {true, true, true}, LocalMomentum::kNesterov, squarm_options(), kPublicCopiesNoAggregation);
 }
 
 }  // namespace rumor::gossip

@@ -186,6 +186,9 @@ Grid load_grid(const std::string& path) {
 }
 
 json aggregate(const std::vector<json>& cells, double target_acc) {
+  // A grid with attackers in some cells reports honest accuracy for every cell.
+  const bool has_attackers = std::any_of(
+      cells.begin(), cells.end(), [](const json& c) { return c.contains("honest_mean_acc"); });
   std::map<std::string, std::vector<const json*>> groups;
   std::vector<std::string> order;
   for (const auto& c : cells) {
@@ -196,7 +199,7 @@ json aggregate(const std::vector<json>& cells, double target_acc) {
   json rows = json::array();
   for (const auto& g : order) {
     std::vector<double> final_acc, best_acc, avg_acc, mb, trigger, consensus, rounds_t, time_t,
-        mb_t, sim_t;
+        mb_t, sim_t, honest;
     int reached = 0;
     for (const json* c : groups[g]) {
       const auto& f = (*c)["final"];
@@ -206,6 +209,8 @@ json aggregate(const std::vector<json>& cells, double target_acc) {
       if (f.contains("avg_model_acc")) avg_acc.push_back(f["avg_model_acc"]);
       if (f.contains("consensus_dist") && f["consensus_dist"].is_number())
         consensus.push_back(f["consensus_dist"]);
+      if (c->contains("honest_mean_acc") && (*c)["honest_mean_acc"].is_number())
+        honest.push_back((*c)["honest_mean_acc"]);
       mb.push_back(c->value("mb_sent", 0.0));
       trigger.push_back(c->value("trigger_rate", 1.0));
       if (target_acc > 0 && c->contains("curve")) {
@@ -231,6 +236,12 @@ json aggregate(const std::vector<json>& cells, double target_acc) {
                 {"mb_sent_mean", num(mean_of(mb))},
                 {"trigger_rate_mean", num(mean_of(trigger))},
                 {"consensus_dist_mean", num(mean_of(consensus))}};
+    // faults.byzantine: the honest nodes' final accuracy (cells without attackers: all nodes).
+    if (!honest.empty() || has_attackers) {
+      if (honest.empty()) honest = final_acc;
+      row["honest_acc_mean"] = num(mean_of(honest));
+      row["honest_acc_std"] = num(std_of(honest));
+    }
     if (target_acc > 0) {
       row["target_acc"] = target_acc;
       row["reached_target"] = reached;
@@ -255,6 +266,9 @@ std::string compare_table(const json& compare) {
       << "  seeds  final acc (std)  best acc  avg model    MB sent  trigger  consensus";
   bool sim = false;
   for (const auto& r : compare["rows"]) sim = sim || r.contains("sim_time_to_target_s");
+  bool honest = false;
+  for (const auto& r : compare["rows"]) honest = honest || r.contains("honest_acc_mean");
+  if (honest) out << "  honest acc (std)";
   if (target) out << "  rounds>=" << compare["target_acc"].get<double>() << "  MB to target";
   if (target && sim) out << "  sim s to target";
   out << "\n";
@@ -282,6 +296,9 @@ std::string compare_table(const json& compare) {
         << f(r["best_acc_mean"], 4, 10) << f(r["avg_model_acc_mean"], 4, 11)
         << f(r["mb_sent_mean"], 1, 11) << f(r["trigger_rate_mean"], 3, 9) << std::setw(11)
         << cons.str();
+    if (honest)
+      out << "  " << f(r.value("honest_acc_mean", json()), 4, 10) << " ("
+          << f(r.value("honest_acc_std", json()), 4, 6) << ")";
     if (target)
       out << f(r["rounds_to_target"], 0, 11) << f(r["mb_to_target"], 1, 14)
           << (sim ? f(r.value("sim_time_to_target_s", json()), 3, 17) : std::string()) << "  ("

@@ -87,6 +87,12 @@ void parse_injection(const config::Config& cfg, int nodes, FaultOptions& f) {
     throw ConfigError(cfg.origin() + ": faults.bad_rounds must be [first, last] (two integers)");
   f.bad_first = window[0].get<std::int64_t>();
   f.bad_last = window[1].get<std::int64_t>();
+  f.byzantine = ByzantineOptions::parse(cfg.at("faults.byzantine"), nodes,
+                                        gossip::method_info(cfg.get<std::string>("method.name")),
+                                        cfg.origin());
+  if (f.byzantine && f.bad_node && f.byzantine->contains(*f.bad_node))
+    throw ConfigError(cfg.origin() + ": node " + std::to_string(*f.bad_node) +
+                      " is both faults.bad_node and Byzantine; pick one role per node");
 }
 
 }  // namespace

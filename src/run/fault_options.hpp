@@ -9,6 +9,7 @@
 #include "bad_sender.hpp"
 #include "rumor/config/config.hpp"
 #include "rumor/gossip/driver.hpp"
+#include "rumor/run/byzantine.hpp"
 
 namespace rumor::run {
 
@@ -33,6 +34,7 @@ struct FaultOptions {
   std::optional<int> bad_node;
   BadSender::Corruption bad_payload = BadSender::Corruption::kNan;
   std::int64_t bad_first = 0, bad_last = -1;
+  std::optional<ByzantineOptions> byzantine;  // faults.byzantine: attackers (experiments)
 
   // Throws ConfigError naming the config, the key and what to change. `nodes`: the
   // topology's size; `method`: method.name (allreduce cannot go on without a node).

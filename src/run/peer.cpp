@@ -103,7 +103,8 @@ struct Peer::Impl {
   std::unique_ptr<gossip::LocalWork> work;
   std::span<float> model_span;
   std::unique_ptr<gossip::Method> method;
-  std::unique_ptr<BadSender> bad;  // faults.bad_node: wraps the method
+  std::unique_ptr<BadSender> bad;              // faults.bad_node: wraps the method
+  std::unique_ptr<ByzantineSender> byzantine;  // faults.byzantine: wraps the method
   const FaultOptions& faults;
   std::int64_t local_steps = 1, checkpoint_every = 0;
 
@@ -166,7 +167,8 @@ void make_local_work(Peer::Impl& p, const PeerSetup& s, const gossip::MethodInfo
   p.model_span = p.model->params();
 }
 
-// The method from its registry entry, wrapped by the bad sender on faults.bad_node.
+// The method from its registry entry, wrapped by the bad sender on faults.bad_node and by
+// the attacker on a node of faults.byzantine.
 // Returns the codec's name.
 std::string make_method(Peer::Impl& p, const gossip::MethodInfo& info, std::uint64_t seed) {
   const auto& c = p.cfg;
@@ -185,6 +187,9 @@ std::string make_method(Peer::Impl& p, const gossip::MethodInfo& info, std::uint
   if (p.faults.bad_node == p.id)
     p.bad = std::make_unique<BadSender>(*p.method, p.faults.bad_payload, p.faults.bad_first,
                                         p.faults.bad_last, seed);
+  if (p.faults.byzantine && p.faults.byzantine->contains(p.id))
+    p.byzantine = std::make_unique<ByzantineSender>(*p.method, *p.faults.byzantine, p.id, ctx.codec,
+                                                    p.model_span.size(), seed);
   return ctx.codec->name();
 }
 
@@ -212,6 +217,9 @@ Peer::Peer(const PeerSetup& s) : impl_(std::make_unique<Impl>(s)) {
   log("node " + std::to_string(p.id) + " ready: method " + info.name + ", codec " + codec + ", " +
       std::to_string(p.model_span.size()) + " parameters" +
       (p.train ? ", " + std::to_string(s.shard.size()) + " training samples" : std::string()));
+  if (p.byzantine)
+    log("node " + std::to_string(p.id) + " is Byzantine (faults.byzantine): it sends " +
+        to_string(p.faults.byzantine->attack) + " to its neighbours and trains honestly");
 }
 
 Peer::~Peer() = default;
@@ -247,8 +255,9 @@ void Peer::local(std::int64_t round) {
 }
 
 gossip::PeerIo Peer::method_io() {
-  gossip::Exchange* x = impl_->bad ? static_cast<gossip::Exchange*>(impl_->bad.get())
-                                   : static_cast<gossip::Exchange*>(impl_->method.get());
+  gossip::Exchange* x = impl_->method.get();
+  if (impl_->byzantine) x = impl_->byzantine.get();
+  if (impl_->bad) x = impl_->bad.get();
   return {x, impl_->transport, &impl_->method_traffic, impl_->simulated ? &impl_->sim : nullptr};
 }
 

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "rumor/common/error.hpp"
@@ -248,6 +249,36 @@ void add_time_to_target(json& s, const json& cfg, const json& curve) {
   s["time_to_target"] = reached;
 }
 
+// faults.byzantine: the honest nodes' test accuracy apart (attackers train honestly too, but
+// an experiment asks what became of the others): honest_mean_acc and honest_min_acc at the
+// last evaluation, and honest_test_acc on the curve.
+void add_honest_figures(json& s, const json& cfg, const NodeLines& nodes) {
+  const json byz = cfg.contains("faults") && cfg["faults"].is_object()
+                       ? cfg["faults"].value("byzantine", json())
+                       : json();
+  if (!byz.is_object() || !byz.contains("nodes") || !byz["nodes"].is_array()) return;
+  std::set<int> attackers;
+  for (const auto& x : byz["nodes"])
+    if (x.is_number_integer()) attackers.insert(x.get<int>());
+  std::map<std::int64_t, Agg> by_round;
+  for (const auto& [id, lines] : nodes) {
+    if (attackers.count(id)) continue;
+    for (const auto& l : lines)
+      if (l.contains("test_acc") && l["test_acc"].is_number())
+        by_round[l.value("round", std::int64_t{-1})].add(l["test_acc"].get<double>());
+  }
+  s["byzantine_nodes"] = byz["nodes"];
+  s["byzantine_attack"] = byz.value("attack", json());
+  if (by_round.empty()) return;
+  const Agg& last = by_round.rbegin()->second;
+  s["honest_nodes"] = last.count;
+  s["honest_mean_acc"] = number_or_null(last.mean());
+  s["honest_min_acc"] = number_or_null(last.min);
+  for (auto& p : s["curve"])
+    if (auto it = by_round.find(p.value("round", std::int64_t{-1})); it != by_round.end())
+      p["honest_test_acc"] = number_or_null(it->second.mean());
+}
+
 // Traffic and clocks from each node's last line: its counters are cumulative.
 void add_traffic(json& s, const NodeLines& nodes, std::int64_t last_round) {
   double bytes = 0, ctrl = 0, msgs = 0, skipped = 0, wall = 0, late = 0, missed = 0, sim = -1;
@@ -369,6 +400,7 @@ json summarize(const std::string& run_dir) {
   add_final_figures(s, rounds, nodes);
   const json curve = eval_curve(rounds);
   s["curve"] = curve;
+  add_honest_figures(s, cfg, nodes);
   add_time_to_target(s, cfg, curve);
   add_traffic(s, nodes, last_round);
   add_rejections(s, nodes);
@@ -394,6 +426,10 @@ std::string summary_text(const json& s) {
   if (f.contains("test_acc_mean") && f["test_acc_mean"].is_number())
     out << "  final test accuracy  mean " << f["test_acc_mean"].get<double>() << "  min "
         << f["test_acc_min"].get<double>() << "  max " << f["test_acc_max"].get<double>() << "\n";
+  if (s.contains("honest_mean_acc") && s["honest_mean_acc"].is_number())
+    out << "  honest nodes         mean " << s["honest_mean_acc"].get<double>() << "  min "
+        << s["honest_min_acc"].get<double>() << " (Byzantine: " << s["byzantine_nodes"].dump()
+        << ", " << s["byzantine_attack"].dump() << ")\n";
   if (f.contains("avg_model_acc"))
     out << "  averaged model       " << f["avg_model_acc"].get<double>() << " test accuracy\n";
   if (f.contains("consensus_dist") && f["consensus_dist"].is_number())

@@ -140,6 +140,25 @@ TEST_SUITE("run") {
     CHECK(rows[1]["rounds_to_target"].is_null());
   }
 
+  TEST_CASE("aggregation: honest nodes' accuracy apart when some cells have attackers") {
+    auto cell = [](const std::string& group, double acc, json honest) {
+      json c = {{"group", group}, {"final", {{"test_acc_mean", acc}}}};
+      if (!honest.is_null()) c["honest_mean_acc"] = honest;
+      return c;
+    };
+    const auto rows = run::aggregate(
+        {cell("clean", 0.8, nullptr), cell("attacked", 0.5, 0.4), cell("attacked", 0.7, 0.6)}, 0);
+    REQUIRE(rows.size() == 2);
+    CHECK(rows[0]["honest_acc_mean"].get<double>() == doctest::Approx(0.8));  // all nodes
+    CHECK(rows[1]["honest_acc_mean"].get<double>() == doctest::Approx(0.5));
+    CHECK(rows[1]["final_acc_mean"].get<double>() == doctest::Approx(0.6));
+    CHECK(run::compare_table({{"rows", rows}}).find("honest acc") != std::string::npos);
+    // No attackers anywhere: no honest column.
+    const auto plain = run::aggregate({cell("clean", 0.8, nullptr)}, 0);
+    CHECK_FALSE(plain[0].contains("honest_acc_mean"));
+    CHECK(run::compare_table({{"rows", plain}}).find("honest acc") == std::string::npos);
+  }
+
   TEST_CASE("compare runs a grid, a rerun does no work, an interrupted grid completes") {
     const auto dir = std::filesystem::temp_directory_path() / "rumor_compare_test";
     std::filesystem::remove_all(dir);

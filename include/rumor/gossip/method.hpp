@@ -250,11 +250,15 @@ struct MethodInfo {
   std::function<std::unique_ptr<Method>(MethodContext)> make;
   LocalMomentum momentum = LocalMomentum::kOptimizer;
   std::vector<Option> options;  // its keys (method.<key>): type, default, range, help
+  // Why method.aggregation (Byzantine-robust mixing) does not fit this method, for methods
+  // that do not declare it; a run asking for it is refused with this reason.
+  std::string no_aggregation;
 };
 // The registry entry of method class M, built from its MethodContext.
 template <typename M>
 MethodInfo method_entry(std::string name, std::string description, Requirements needs,
-                        LocalMomentum momentum, std::vector<Option> options) {
+                        LocalMomentum momentum, std::vector<Option> options,
+                        std::string no_aggregation = {}) {
   return {std::move(name),
           std::move(description),
           needs,
@@ -262,7 +266,8 @@ MethodInfo method_entry(std::string name, std::string description, Requirements 
             return std::make_unique<M>(std::move(ctx));
           },
           momentum,
-          std::move(options)};
+          std::move(options),
+          std::move(no_aggregation)};
 }
 
 // The value of option `key` of `method`: params[key], else the declared default. Throws
@@ -273,8 +278,11 @@ const nlohmann::json& option_value(const MethodInfo& method, const nlohmann::jso
 const std::vector<MethodInfo>& methods();
 // The registry entry of `name`; throws ConfigError naming the nearest valid method.
 const MethodInfo& method_info(const std::string& name);
-// Creates a method after checking its requirements against the topology and codec;
-// throws ConfigError saying which requirement failed and what to change.
+// Whether the method declares method.aggregation (its messages are models it averages).
+bool takes_aggregation(const MethodInfo& method);
+// Creates a method after checking its requirements against the topology and codec (and
+// that method.aggregation other than mean is one of its options); throws ConfigError
+// saying which requirement failed and what to change.
 std::unique_ptr<Method> make_method(const std::string& name, MethodContext ctx);
 
 }  // namespace rumor::gossip
