@@ -44,6 +44,11 @@ class Squarm : public Choco {
   }
   std::string name() const override { return "squarm"; }
 
+  void init(std::span<float> model) override {
+    Choco::init(model);
+    last_.assign(model.begin(), model.end());
+  }
+
   LocalWork::Stats local(std::int64_t round, LocalWork& work) override {
     const auto s = Method::local(round, work);
     trains_ = work.trains();
@@ -56,7 +61,6 @@ class Squarm : public Choco {
     if (trains_) {
       // How far the model moved in a round (local steps and consensus): a running mean over
       // the last ~10 rounds (a plain mean until there are 10).
-      if (last_.empty()) last_ = hat_self_;  // the start, where every node began
       const double u = sq_distance(model_, last_);
       ++updates_;
       update_sq_ += (u - update_sq_) / static_cast<double>(std::min<std::uint64_t>(updates_, 10));
