@@ -129,13 +129,15 @@ std::vector<Option> squarm_options() {
   auto o = choco_options();
   o.insert(o.end(),
            {{"method.c0", "number", 2.5,
-             "squarm: trigger threshold c_0; a node sends when ||x - hat x||^2 > c_t * unit "
-             "(see c_units); c_t = c0 + c_growth * floor(epochs / c_every_epochs)",
+             "squarm: trigger threshold c_0; a node sends when the lag of its public copy, in "
+             "c_units, exceeds c_t = c0 + c_growth * floor(epochs / c_every_epochs) (0: always; "
+             "metrics lines: trigger_lag, trigger_c)",
              0, 1e12},
             {"method.c_units", "string", "update",
-             "squarm: unit of the threshold: update (the running mean of ||local update of a "
-             "round||^2: c_t = 4 sends when the public copy is two rounds of progress behind) or "
-             "lr2 (the paper's lr^2: c_t depends on the model and its gradients)"},
+             "squarm: unit of the threshold: update (rounds of movement: the running mean of "
+             "||x_t - x_{t-1}||^2; only the lag gathered since the last send counts; one round "
+             "reads about 2, so c0 2.5 skips a send when the model moved little) or lr2 (the "
+             "paper's lr^2: useful c0 depends on the model and its gradients)"},
             {"method.c_growth", "number", 1.0,
              "squarm: c_t grows by this every c_every_epochs epochs", 0, 1e9},
             {"method.c_every_epochs", "number", 10.0, "squarm: epochs between threshold increases",
