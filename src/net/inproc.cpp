@@ -216,7 +216,7 @@ class InProcTransport final : public Transport {
       for (auto& [id, node] : state_->nodes) {
         for (LinkKind k : {LinkKind::kData, LinkKind::kControl}) {
           if (node->link_down(self_, k, "node " + std::to_string(self_) + " stopped"))
-            events.push_back({node, {LinkEventType::kDown, self_, k, "peer stopped"}});
+            events.push_back({node, {LinkEventType::kDown, self_, k, "peer stopped", true}});
         }
       }
     }

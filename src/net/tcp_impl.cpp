@@ -83,7 +83,7 @@ void TcpTransport::Impl::on_session_closed(Session& s, const std::string& reason
     log::warn(who(), ": ", to_string(link.kind), " link to node ", link.peer, " down: ", why,
               dropped ? "; dropped " + std::to_string(dropped) + " queued messages" : "");
   }
-  emit({LinkEventType::kDown, link.peer, link.kind, why});
+  emit({LinkEventType::kDown, link.peer, link.kind, why, s.peer_bye() && dropped == 0});
 }
 
 void TcpTransport::Impl::wake(Link& link) {

@@ -285,7 +285,10 @@ void TcpNode::finish(std::int64_t rounds) {
 
 void connect(net::TcpTransport& t, const NodeSetup& s) {
   t.set_event_handler([](const net::LinkEvent& e) {
-    if (e.type != net::LinkEventType::kUp)
+    if (e.type == net::LinkEventType::kUp) return;
+    if (e.clean)  // a neighbour that finished its run: expected at the end, nothing lost
+      log::debug("link to peer ", e.peer, " (", net::to_string(e.link), "): closed: ", e.detail);
+    else
       log::warn("link to peer ", e.peer, " (", net::to_string(e.link),
                 "): ", net::to_string(e.type), e.detail.empty() ? "" : ": " + e.detail);
   });

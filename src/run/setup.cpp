@@ -76,6 +76,12 @@ train::OptimizerOptions local_optimizer_options(const config::Config& c,
   if (method.momentum == gossip::LocalMomentum::kNesterov && opt.momentum == 0.0) {
     opt.momentum = c.get<double>("method.beta");
     opt.nesterov = true;
+    // A steady gradient g then moves the model by lr * g a step, as plain SGD at lr would
+    // (not lr / (1 - beta)): the config's lr means the same for every method.
+    if (c.get<bool>("method.scale_lr")) {
+      opt.lr *= 1.0 - opt.momentum;
+      opt.schedule.min_lr *= 1.0 - opt.momentum;
+    }
   }
   if (method.momentum == gossip::LocalMomentum::kOwn && opt.momentum != 0.0)
     throw ConfigError(c.origin() + ": method " + method.name +

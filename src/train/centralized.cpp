@@ -51,6 +51,7 @@ json options_to_json(const CentralizedOptions& o) {
                   {"warmup_steps", s.warmup_steps}}}}},
               {"batch_size", o.batch_size},
               {"local_steps", o.local_steps},
+              {"centralized", {{"per_round", o.per_round}, {"nodes", o.nodes}}},
               {"rounds", o.rounds},
               {"epochs", o.epochs},
               {"eval", {{"every", o.eval_every}}},
@@ -65,44 +66,128 @@ std::string hash8(const std::string& text) {
   return std::string(buf, 8);
 }
 
+// One round of `steps` steps; its metrics line (round 0-based, as in decentralized runs).
+nlohmann::ordered_json train_round(LocalTrainer& trainer, LocalOptimizer& optimizer, Model& model,
+                                   std::size_t steps, std::size_t round, std::size_t& step) {
+  double loss_sum = 0.0, lr = 0.0;
+  std::size_t correct = 0, count = 0;
+  for (std::size_t k = 0; k < steps; ++k) {
+    const BatchStats st = trainer.compute_gradient();
+    lr = optimizer.step(model.params(), model.grads());
+    loss_sum += st.loss;
+    correct += st.correct;
+    count += st.count;
+    ++step;
+  }
+  if (!std::isfinite(loss_sum))
+    throw Error("training diverged at round " + std::to_string(round) +
+                " (loss is not finite); lower optimizer.lr");
+  return {{"node", 0},
+          {"round", round},
+          {"step", step},
+          {"time_s", 0.0},
+          {"loss", loss_sum / static_cast<double>(steps)},
+          {"train_acc", static_cast<double>(correct) / static_cast<double>(count)},
+          {"lr", lr},
+          {"bytes_sent", 0},
+          {"bytes_recv", 0},
+          {"msgs_sent", 0},
+          {"msgs_recv", 0},
+          {"msgs_skipped", 0},
+          {"ctrl_bytes", 0}};
+}
+
+// Creates output_dir/run_id with its config.json (the resolved config and provenance).
+fs::path make_run_dir(const CentralizedOptions& o, const std::string& run_id) {
+  const fs::path run_dir = fs::path(o.output_dir) / run_id;
+  std::error_code ec;
+  fs::create_directories(run_dir, ec);
+  if (ec) throw Error("cannot create run directory " + run_dir.string() + ": " + ec.message());
+  json cfg =
+      o.resolved_config_json.empty() ? options_to_json(o) : json::parse(o.resolved_config_json);
+  cfg["rumor_version"] = kVersion;
+  cfg["git_revision"] = kGitRevision;
+  std::ofstream out(run_dir / "config.json");
+  out << cfg.dump(2) << "\n";
+  if (!out) throw Error("cannot write " + (run_dir / "config.json").string());
+  return run_dir;
+}
+
+// Samples in one step and steps in one round, from per_round (see per_round_names()).
+struct RoundShape {
+  std::size_t batch = 0, steps = 0;
+};
+RoundShape round_shape(const CentralizedOptions& o) {
+  if (o.nodes == 0) throw ConfigError("centralized baseline: nodes must be >= 1");
+  if (o.per_round == "batch") return {o.batch_size, o.local_steps};
+  if (o.per_round == "nodes_batch") return {o.batch_size * o.nodes, o.local_steps};
+  if (o.per_round == "nodes_steps") return {o.batch_size, o.local_steps * o.nodes};
+  std::string valid;
+  for (const auto& [name, help] : per_round_names()) valid += (valid.empty() ? "" : ", ") + name;
+  throw ConfigError("centralized baseline: unknown per_round \"" + o.per_round +
+                    "\"; valid: " + valid);
+}
+
+// n times the steps per round: step schedules still count rounds, as in the peers' runs.
+void scale_schedule(OptimizerOptions& opt, std::size_t factor) {
+  opt.schedule.step_size *= factor;
+  opt.schedule.warmup_steps *= factor;
+  opt.schedule.total_steps *= factor;
+}
+
+void write_summary(const fs::path& run_dir, const CentralizedOptions& o,
+                   const CentralizedResult& r) {
+  const json s{{"method", "centralized"},
+               {"per_round", o.per_round},
+               {"nodes_matched", o.nodes},
+               {"batch", r.batch},
+               {"steps_per_round", r.steps_per_round},
+               {"samples_per_round", r.batch * r.steps_per_round},
+               {"rounds", r.rounds},
+               {"steps", r.steps},
+               {"epochs", r.epochs},
+               {"final", {{"test_acc_mean", r.test_accuracy}, {"test_loss", r.test_loss}}},
+               {"wall_time_s", r.seconds}};
+  std::ofstream(run_dir / "summary.json") << s.dump(2) << "\n";
+}
+
 }  // namespace
+
+const std::vector<std::pair<std::string, std::string>>& per_round_names() {
+  static const std::vector<std::pair<std::string, std::string>> names = {
+      {"nodes_batch",
+       "local_steps steps on batches of n x batch_size: the samples n peers take in a round"},
+      {"nodes_steps", "n x local_steps steps of batch_size: the same samples and steps as n peers"},
+      {"batch", "local_steps steps of batch_size: one peer's samples (n times fewer)"}};
+  return names;
+}
 
 CentralizedResult train_centralized(const CentralizedOptions& options,
                                     const std::function<void(const std::string&)>& on_line) {
   CentralizedOptions o = options;
   if (o.batch_size == 0) throw ConfigError("batch_size must be >= 1");
   if (o.local_steps == 0) throw ConfigError("local_steps must be >= 1");
+  const RoundShape shape = round_shape(o);
+  if (shape.steps != o.local_steps) scale_schedule(o.optimizer, shape.steps / o.local_steps);
   data::DatasetOptions dopt = o.data;
   dopt.seed = o.seed;
   const data::Dataset ds = data::load_dataset(o.dataset, dopt);
-  const std::size_t steps_per_epoch = std::max<std::size_t>(ds.train.size() / o.batch_size, 1);
+  const std::size_t steps_per_epoch = std::max<std::size_t>(ds.train.size() / shape.batch, 1);
   if (o.rounds == 0) {
     if (!(o.epochs > 0.0)) throw ConfigError("set rounds (>= 1) or epochs (> 0)");
     o.rounds = static_cast<std::size_t>(std::ceil(o.epochs * static_cast<double>(steps_per_epoch) /
-                                                  static_cast<double>(o.local_steps)));
+                                                  static_cast<double>(shape.steps)));
   }
-  const std::size_t total_steps = o.rounds * o.local_steps;
+  const std::size_t total_steps = o.rounds * shape.steps;
   if (o.optimizer.schedule.kind == "cosine" && o.optimizer.schedule.total_steps == 0) {
     o.optimizer.schedule.total_steps = total_steps;  // decay over the whole run
   }
-  const json resolved = options_to_json(o);
-  const std::string resolved_text =
-      o.resolved_config_json.empty() ? resolved.dump(2) : o.resolved_config_json;
-  const std::string run_id =
-      o.run_id.empty() ? o.name + "-s" + std::to_string(o.seed) + "-" + hash8(resolved_text)
-                       : o.run_id;
-  const fs::path run_dir = fs::path(o.output_dir) / run_id;
-  std::error_code ec;
-  fs::create_directories(run_dir, ec);
-  if (ec) throw Error("cannot create run directory " + run_dir.string() + ": " + ec.message());
-  {
-    json cfg = json::parse(resolved_text);
-    cfg["rumor_version"] = kVersion;
-    cfg["git_revision"] = kGitRevision;
-    std::ofstream out(run_dir / "config.json");
-    out << cfg.dump(2) << "\n";
-    if (!out) throw Error("cannot write " + (run_dir / "config.json").string());
-  }
+  const std::string run_id = [&] {
+    const auto text =
+        o.resolved_config_json.empty() ? options_to_json(o).dump(2) : o.resolved_config_json;
+    return o.run_id.empty() ? o.name + "-s" + std::to_string(o.seed) + "-" + hash8(text) : o.run_id;
+  }();
+  const fs::path run_dir = make_run_dir(o, run_id);
   if (o.log_to_run_dir) log::set_file((run_dir / "node-0.log").string());
   struct LogFileReset {
     bool active;
@@ -118,11 +203,11 @@ CentralizedResult train_centralized(const CentralizedOptions& options,
   LocalOptimizer optimizer(model->num_params(), o.optimizer);
   std::vector<std::size_t> all(ds.train.size());
   std::iota(all.begin(), all.end(), std::size_t{0});
-  LocalTrainer trainer(*model, ds, std::move(all), optimizer, o.batch_size, o.seed, 0);
+  LocalTrainer trainer(*model, ds, std::move(all), optimizer, shape.batch, o.seed, 0);
   log::info("centralized run ", run_id, ": ", ds.name, " (", ds.train.size(), " train, ",
             ds.test.size(), " test), model ", o.model.name, " (", model->num_params(),
-            " parameters), ", o.rounds, " rounds x ", o.local_steps, " steps, batch ",
-            o.batch_size);
+            " parameters), ", o.rounds, " rounds x ", shape.steps, " steps, batch ", shape.batch,
+            " (per_round ", o.per_round, ", matching ", o.nodes, " peers)");
 
   CentralizedResult result;
   result.run_dir = run_dir.string();
@@ -130,35 +215,7 @@ CentralizedResult train_centralized(const CentralizedOptions& options,
   const std::size_t eval_every = o.eval_every == 0 ? o.rounds : o.eval_every;
   std::size_t step = 0;
   for (std::size_t round = 1; round <= o.rounds; ++round) {
-    double loss_sum = 0.0;
-    std::size_t correct = 0, count = 0;
-    double lr = 0.0;
-    for (std::size_t k = 0; k < o.local_steps; ++k) {
-      const BatchStats st = trainer.compute_gradient();
-      lr = optimizer.step(model->params(), model->grads());
-      loss_sum += st.loss;
-      correct += st.correct;
-      count += st.count;
-      ++step;
-    }
-    if (!std::isfinite(loss_sum)) {
-      throw Error("training diverged at round " + std::to_string(round) +
-                  " (loss is not finite); lower optimizer.lr");
-    }
-    nlohmann::ordered_json line{
-        {"node", 0},
-        {"round", round - 1},  // 0-based, as in decentralized runs' metrics
-        {"step", step},
-        {"time_s", 0.0},
-        {"loss", loss_sum / static_cast<double>(o.local_steps)},
-        {"train_acc", static_cast<double>(correct) / static_cast<double>(count)},
-        {"lr", lr},
-        {"bytes_sent", 0},
-        {"bytes_recv", 0},
-        {"msgs_sent", 0},
-        {"msgs_recv", 0},
-        {"msgs_skipped", 0},
-        {"ctrl_bytes", 0}};
+    auto line = train_round(trainer, optimizer, *model, shape.steps, round - 1, step);
     if (round % eval_every == 0 || round == o.rounds) {
       const EvalResult ev = trainer.evaluate_test();
       line["test_acc"] = ev.accuracy;
@@ -166,9 +223,9 @@ CentralizedResult train_centralized(const CentralizedOptions& options,
       line["consensus_dist"] = 0.0;
       result.test_accuracy = ev.accuracy;
       result.test_loss = ev.loss;
-      log::info("round ", round, " step ", step, " epoch ",
-                static_cast<double>(step) / static_cast<double>(steps_per_epoch), ": test_acc ",
-                ev.accuracy, " test_loss ", ev.loss);
+      log::info("round ", round - 1, " (", round, " of ", o.rounds, " done), step ", step,
+                ", epoch ", static_cast<double>(step) / static_cast<double>(steps_per_epoch),
+                ": test_acc ", ev.accuracy, " test_loss ", ev.loss);
     }
     line["time_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const std::string text = line.dump();
@@ -179,7 +236,10 @@ CentralizedResult train_centralized(const CentralizedOptions& options,
   result.rounds = o.rounds;
   result.steps = step;
   result.epochs = static_cast<double>(step) / static_cast<double>(steps_per_epoch);
+  result.batch = shape.batch;
+  result.steps_per_round = shape.steps;
   if (o.save_model) model->save((run_dir / "model.pt").string());
+  write_summary(run_dir, o, result);
   return result;
 }
 

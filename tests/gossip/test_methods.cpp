@@ -103,6 +103,37 @@ TEST_SUITE("gossip") {
     }
   }
 
+  // Sends skipped by squarm on a ring of 4 over 20 rounds of a quadratic whose models and
+  // targets are all multiplied by `scale` (a power of two: the runs are exact multiples).
+  std::uint64_t squarm_skips(float scale, const std::string& units, double c0) {
+    constexpr std::size_t d = 500;
+    Sim sim(gen("ring", 4), "squarm", "topk:0.5|sign", d,
+            {{"c0", c0}, {"c_units", units}, {"c_growth", 0.0}}, true);
+    for (std::size_t i = 0; i < sim.models.size(); ++i) {
+      for (auto& v : sim.models[i]) v *= scale;
+      sim.methods[i]->init(sim.models[i]);
+      std::vector<float> b(d);
+      Rng rng = Rng::derive(3, i);
+      for (auto& v : b) v = scale * static_cast<float>(rng.uniform());
+      sim.work[i] = std::make_unique<Quadratic>(sim.models[i], b, 0.1);
+    }
+    for (int r = 0; r < 20; ++r) sim.round(r);
+    std::uint64_t skipped = 0;
+    for (auto& m : sim.methods) skipped += m->stats().skipped;
+    return skipped;
+  }
+
+  TEST_CASE("squarm: c0 in update units does not depend on the scale of the model") {
+    const auto at_1 = squarm_skips(1, "update", 3.0);
+    CHECK(at_1 > 0);   // the trigger bites...
+    CHECK(at_1 < 80);  // ...but some sends go out
+    CHECK(squarm_skips(64, "update", 3.0) == at_1);
+    CHECK(squarm_skips(1, "update", 0.0) == 0);  // c0 = 0: every round sends
+    // The paper's units (lr^2) do: the same c0 skips differently at another scale.
+    CHECK(squarm_skips(1, "lr2", 1e5) == 80);  // c_t lr^2 = 1000: never reached here
+    CHECK(squarm_skips(64, "lr2", 1e5) < 80);  // ...and passed 64 times larger
+  }
+
   TEST_CASE("squarm trigger suppresses sends when the threshold is high") {
     constexpr std::size_t d = 2000;
     Sim low(gen("ring", 4), "squarm", "topk:0.5|sign", d, {{"c0", 0.0}}, true);

@@ -87,6 +87,7 @@ void throwing_handler_closes_only_that_link(int peer, bool throw_on_down) {
 
   const auto down = log.wait_for(is(LinkEventType::kDown, peer));
   REQUIRE_MESSAGE(down.has_value(), "node 1 never reported its link to node ", peer, " down");
+  CHECK_FALSE(log.at(*down).clean);  // a failure: the node warns
   const std::string detail = log.at(*down).detail;
   CHECK_MESSAGE(detail.find("handler failed in read: event handler exploded") != std::string::npos,
                 detail);
@@ -165,6 +166,28 @@ TEST_SUITE("net") {
     auto got = c.node(1).take(0, 7, kWait);
     REQUIRE(got.has_value());
     CHECK(got->payload.size() == opt.max_frame_bytes - 64);
+  }
+
+  TEST_CASE("tcp: a peer's stop is a clean down; a connection that just breaks is not") {
+    // Node 0 is played by a raw socket that hangs up without a goodbye; node 2 stops cleanly.
+    EventLog log;
+    Cluster c(Kind::kTcp, small_topology(3, {{1, 2}, {0, 1}}), data_only(), false);
+    c.node(1).set_event_handler([&](const LinkEvent& e) { log.record(e); });
+    for (int i = 1; i < 3; ++i) c.node(i).start(c.topology(), i);
+    c.node(2).wait_connected(kWait);
+    {
+      Raw raw(c.port(1));
+      raw_handshake(raw, 0, 1);
+      REQUIRE(log.wait_for(is(LinkEventType::kUp, 0)).has_value());
+    }
+    const auto broken = log.wait_for(is(LinkEventType::kDown, 0));
+    REQUIRE(broken.has_value());
+    CHECK_FALSE(log.at(*broken).clean);
+    c.node(2).stop();
+    const auto stopped = log.wait_for(is(LinkEventType::kDown, 2));
+    REQUIRE(stopped.has_value());
+    CHECK(log.at(*stopped).clean);
+    CHECK(log.at(*stopped).detail == "peer stopped");
   }
 
   TEST_CASE("tcp: a message of a kind nobody sends disconnects that peer") {

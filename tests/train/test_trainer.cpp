@@ -201,6 +201,47 @@ TEST_SUITE("train") {
     CHECK(evals == 3);  // rounds 10, 20, 30
     fs::remove_all(dir);
   }
+
+  TEST_CASE("train_centralized matches n peers' samples per round, and says which it did") {
+    const fs::path dir =
+        fs::temp_directory_path() / ("rumor-test-per-round-" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    CentralizedOptions o;
+    o.dataset = "blobs";
+    o.data.train_size = 400;
+    o.data.test_size = 50;
+    o.data.dim = 4;
+    o.model.name = "logreg";
+    o.batch_size = 10;
+    o.local_steps = 2;
+    o.rounds = 3;
+    o.nodes = 4;
+    o.output_dir = dir.string();
+    o.log_to_run_dir = false;
+    o.save_model = false;
+    struct Case {
+      const char* per_round;
+      std::size_t batch, steps_per_round;
+    };
+    for (const Case c :
+         {Case{"batch", 10, 2}, Case{"nodes_batch", 40, 2}, Case{"nodes_steps", 10, 8}}) {
+      CAPTURE(c.per_round);
+      o.per_round = c.per_round;
+      o.run_id = std::string("run-") + c.per_round;
+      const auto r = train_centralized(o);
+      CHECK(r.batch == c.batch);
+      CHECK(r.steps_per_round == c.steps_per_round);
+      CHECK(r.steps == 3 * c.steps_per_round);
+      const auto s = nlohmann::json::parse(std::ifstream(fs::path(r.run_dir) / "summary.json"));
+      CHECK(s["per_round"] == c.per_round);
+      CHECK(s["samples_per_round"] == c.batch * c.steps_per_round);
+      CHECK(s["nodes_matched"] == 4);
+    }
+    o.per_round = "everything";
+    CHECK_THROWS_WITH_AS(train_centralized(o),
+                         doctest::Contains("valid: nodes_batch, nodes_steps, batch"), ConfigError);
+    fs::remove_all(dir);
+  }
 }
 
 TEST_SUITE("train") {

@@ -122,6 +122,9 @@ struct LinkEvent {
   int peer = -1;  // -1 when a refused connection did not name a valid node
   LinkKind link = LinkKind::kData;
   std::string detail;  // human-readable reason (refusals, disconnects)
+  // kDown: the peer said goodbye and nothing queued for it was lost (a normal stop, not a
+  // failure: worth no warning).
+  bool clean = false;
 };
 using EventHandler = std::function<void(const LinkEvent&)>;
 

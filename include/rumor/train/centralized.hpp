@@ -22,7 +22,11 @@ struct CentralizedOptions {
   ModelSpec model;
   OptimizerOptions optimizer;
   std::size_t batch_size = 32;
-  std::size_t local_steps = 1;      // steps per round (a metrics line per round)
+  std::size_t local_steps = 1;  // steps per round (a metrics line per round)
+  // Samples per round against a decentralized run of `nodes` peers, each taking local_steps
+  // batches of batch_size a round (per_round_names() lists the choices).
+  std::string per_round = "batch";
+  std::size_t nodes = 1;
   std::size_t rounds = 0;           // if 0, derived from epochs
   double epochs = 0.0;              // used when rounds == 0
   std::size_t eval_every = 50;      // rounds; the last round is always evaluated
@@ -33,10 +37,20 @@ struct CentralizedOptions {
   std::string resolved_config_json;  // written as <run_dir>/config.json when not empty
 };
 
+// The choices for CentralizedOptions::per_round, each with one line saying what it is.
+//   batch        local_steps steps of batch_size: what one peer takes (n times fewer samples)
+//   nodes_batch  local_steps steps of nodes x batch_size: the samples n peers take together,
+//                in one step each (what an exact average of n peers' steps amounts to)
+//   nodes_steps  nodes x local_steps steps of batch_size: the same samples and the same
+//                number of gradient steps as all peers together (schedules follow rounds)
+const std::vector<std::pair<std::string, std::string>>& per_round_names();
+
 struct CentralizedResult {
   std::string run_dir;
   std::size_t rounds = 0;
   std::size_t steps = 0;
+  std::size_t batch = 0;            // samples in one step
+  std::size_t steps_per_round = 0;  // optimizer steps in one round
   double epochs = 0.0;
   double seconds = 0.0;
   double test_accuracy = 0.0;
