@@ -64,6 +64,15 @@ inline void sort_by_sender(std::vector<net::Message>& msgs) {
   });
 }
 
+// The weight a node keeps of its own vector in `round`: one minus the weights of the
+// in-neighbours it heard from (a neighbour that sent nothing leaves its weight here).
+inline float kept_weight(const MethodContext& ctx, std::int64_t round,
+                         const std::vector<net::Message>& received) {
+  double handed_in = 0;
+  for (const auto& m : received) handed_in += ctx.topology->weight(m.sender, ctx.self, round);
+  return static_cast<float>(1.0 - handed_in);
+}
+
 // One Expected per in-neighbour of `round`.
 inline std::vector<Expected> expect_from_in_neighbors(const MethodContext& ctx,
                                                       std::int64_t round) {

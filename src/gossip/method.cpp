@@ -43,11 +43,12 @@ Refusal Method::check_header(const net::Message& m) const {
   return {};
 }
 
-Refusal Method::check_payload(const net::Message& m) {
+Refusal Method::check_payload(const net::Message& m, std::size_t dim) {
   if (m.not_triggered && m.payload.empty()) return {};
-  if (!check_decoder_) {
-    check_decoder_ = ctx_.codec->make_decoder(model_.size());
-    check_buffer_.resize(model_.size());
+  if (dim == 0) dim = model_.size();
+  if (!check_decoder_ || check_buffer_.size() != dim) {
+    check_decoder_ = ctx_.codec->make_decoder(dim);
+    check_buffer_.resize(dim);
   }
   try {
     check_decoder_->decode(m.payload.bytes(), codec_ctx(ctx_, m.round, m.sender), check_buffer_);
@@ -149,7 +150,7 @@ void Method::rejoin_accept(const net::Message& offer) {
 // MethodInfo <name>_method() in <name>.cpp (explicit: static self-registration would be
 // dropped by the linker from a static library).
 // clang-format off
-#define RUMOR_METHODS(X) X(dpsgd) X(sgp) X(choco) X(squarm) X(qgm) X(allreduce) X(local) X(qdata)
+#define RUMOR_METHODS(X) X(dpsgd) X(sgp) X(choco) X(squarm) X(qgm) X(allreduce) X(local) X(qdata) X(gt) X(diloco)
 // clang-format on
 #define RUMOR_DECLARE_METHOD(name) MethodInfo name##_method();
 RUMOR_METHODS(RUMOR_DECLARE_METHOD)

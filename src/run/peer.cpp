@@ -386,10 +386,12 @@ std::vector<NamedSpan> checkpoint_buffers(Peer::Impl& p) {
   out.push_back({"model", p.model_span, [&p](std::span<const float> v) {
                    std::copy(v.begin(), v.end(), p.model_span.begin());
                  }});
-  if (p.optimizer && !p.optimizer->momentum_buffer().empty()) {
-    out.push_back({"momentum", p.optimizer->momentum_buffer(), [&p](std::span<const float> v) {
-                     std::copy(v.begin(), v.end(), p.optimizer->momentum_buffer().begin());
-                   }});
+  if (p.optimizer) {
+    for (auto& s : p.optimizer->state()) {
+      out.push_back({s.name, s.data, [dst = s.data](std::span<const float> v) {
+                       std::copy(v.begin(), v.end(), dst.begin());
+                     }});
+    }
   }
   for (auto& b : p.method->state_buffers()) out.push_back({b.name, b.data, b.restore});
   return out;

@@ -61,6 +61,9 @@ train::OptimizerOptions optimizer_options(const config::Config& c) {
   o.momentum = c.get<double>("optimizer.momentum");
   o.nesterov = c.get<bool>("optimizer.nesterov");
   o.weight_decay = c.get<double>("optimizer.weight_decay");
+  o.beta1 = c.get<double>("optimizer.beta1");
+  o.beta2 = c.get<double>("optimizer.beta2");
+  o.eps = c.get<double>("optimizer.eps");
   o.schedule.kind = c.get<std::string>("optimizer.schedule.kind");
   o.schedule.step_size = c.get<std::size_t>("optimizer.schedule.step_size");
   o.schedule.gamma = c.get<double>("optimizer.schedule.gamma");
@@ -73,6 +76,9 @@ train::OptimizerOptions optimizer_options(const config::Config& c) {
 train::OptimizerOptions local_optimizer_options(const config::Config& c,
                                                 const gossip::MethodInfo& method) {
   auto opt = optimizer_options(c);
+  if (method.momentum == gossip::LocalMomentum::kNesterov && opt.name != "sgd")
+    throw ConfigError(c.origin() + ": method " + method.name +
+                      " takes Nesterov SGD local steps (method.beta); set optimizer.name to sgd");
   if (method.momentum == gossip::LocalMomentum::kNesterov && opt.momentum == 0.0) {
     opt.momentum = c.get<double>("method.beta");
     opt.nesterov = true;

@@ -66,12 +66,13 @@ void interrupt_after(const fs::path& run_dir, int n, int last, int dropped_check
 // another working directory: the metrics lines must be the same, line for line. With
 // `corrupt`, the newest checkpoints stay but node 2's is damaged: the run falls back to
 // the round before.
-void check_resume_matches(const std::string& name, const std::string& flags, bool corrupt) {
-  // Synchronous sgp computes the same models over TCP whatever the message timing.
-  const std::string sets =
-      " --no-progress --set method.name=sgp --set topology.gen=exponential"
-      " --set checkpoint.every=10" +
-      flags;
+// Synchronous methods (sgp by default) compute the same models over TCP whatever the
+// message timing.
+const std::string kSgp = " --set method.name=sgp --set topology.gen=exponential";
+
+void check_resume_matches(const std::string& name, const std::string& flags, bool corrupt,
+                          const std::string& method = kSgp) {
+  const std::string sets = " --no-progress" + method + " --set checkpoint.every=10" + flags;
   const auto full_dir = scratch(name + "-full");
   const auto full = rumor("launch " + small_config(full_dir) + sets);
   INFO(full.out);
@@ -132,6 +133,19 @@ TEST_SUITE("cli") {
 
   TEST_CASE("launch --resume --inprocess continues an interrupted run line for line") {
     check_resume_matches("resume-inproc", " --inprocess", false);
+  }
+
+  TEST_CASE("resume line for line: gradient tracking, and DiLoCo with adamw and error feedback") {
+    const std::string gt = " --set method.name=gt --set topology.gen=ring";
+    const std::string diloco =
+        " --set method.name=diloco --set topology.gen=ring --set local_steps=3"
+        " --set method.outer_mix=one-peer --set optimizer.name=adamw --set optimizer.lr=0.01"
+        " --set optimizer.weight_decay=0.01 --set 'codec=\"ef|topk:0.1\"'";
+    check_resume_matches("resume-gt-inproc", " --inprocess", false, gt);
+    check_resume_matches("resume-diloco-inproc", " --inprocess", false, diloco);
+    check_resume_matches("resume-diloco-tcp", "", false,
+                         " --set method.name=diloco --set topology.gen=ring --set local_steps=2"
+                         " --set optimizer.name=adam --set optimizer.lr=0.01");
   }
 
   TEST_CASE("config paths: relative to the config's folder, --set ones to the working dir") {

@@ -180,6 +180,113 @@ TEST_SUITE("gossip") {
     }
   }
 
+  TEST_CASE("gt: the trackers' mean is the mean gradient, and every node reaches the optimum") {
+    const int n = 8;
+    const std::size_t d = 6;
+    std::vector<std::vector<float>> b(n, std::vector<float>(d));
+    std::vector<double> target(d, 0.0);
+    for (int i = 0; i < n; ++i) {
+      Rng rng = Rng::derive(5, static_cast<std::uint64_t>(i));
+      for (std::size_t k = 0; k < d; ++k) {
+        b[i][k] = static_cast<float>(rng.uniform() * 8 - 4);  // far apart: non-IID
+        target[k] += b[i][k] / n;
+      }
+    }
+    auto quadratics = [&](Sim& sim) {
+      for (int i = 0; i < n; ++i)
+        sim.work[i] = std::make_unique<Quadratic>(sim.models[i], b[i], 0.1);
+    };
+    Sim gt(gen("ring", n), "gt", "fp32", d, nlohmann::json::object(), true);
+    Sim dpsgd(gen("ring", n), "dpsgd", "fp32", d, nlohmann::json::object(), true);
+    quadratics(gt);
+    quadratics(dpsgd);
+    for (int r = 0; r < 300; ++r) {
+      gt.round(r);
+      dpsgd.round(r);
+      std::vector<double> y_mean(d, 0.0), g_mean(d, 0.0);
+      for (int i = 0; i < n; ++i) {
+        const auto y = gt.methods[i]->state_buffers()[0].data;  // the tracker
+        const auto g = gt.work[i]->grads();
+        for (std::size_t k = 0; k < d; ++k) {
+          y_mean[k] += y[k] / n;
+          g_mean[k] += g[k] / n;
+        }
+      }
+      for (std::size_t k = 0; k < d; ++k)
+        REQUIRE(y_mean[k] == doctest::Approx(g_mean[k]).epsilon(1e-5).scale(1.0));
+    }
+    // With a constant step, D-PSGD's nodes stay off the optimum by the data's heterogeneity;
+    // gradient tracking's converge to it.
+    double gt_err = 0, dpsgd_err = 0;
+    for (int i = 0; i < n; ++i)
+      for (std::size_t k = 0; k < d; ++k) {
+        gt_err = std::max(gt_err, std::abs(gt.models[i][k] - target[k]));
+        dpsgd_err = std::max(dpsgd_err, std::abs(dpsgd.models[i][k] - target[k]));
+      }
+    CHECK(gt_err < 1e-3);
+    CHECK(dpsgd_err > 10 * gt_err);
+    // A lossy codec would break the invariant: refused.
+    MethodContext ctx;
+    const Topology ring = gen("ring", 4);
+    ctx.topology = &ring;
+    ctx.codec = codec::make_codec("fp16");
+    CHECK_THROWS_WITH_AS(make_method("gt", ctx), doctest::Contains("fp32"), ConfigError);
+  }
+
+  TEST_CASE(
+      "diloco: H=1, outer_lr 1, no momentum, all-reduce is parallel SGD with exact averaging") {
+    const int n = 6;
+    const std::size_t d = 5;
+    auto with_quadratics = [&](Sim& sim) {
+      for (int i = 0; i < n; ++i) {
+        std::vector<float> b(d);
+        Rng rng = Rng::derive(9, static_cast<std::uint64_t>(i));
+        for (auto& v : b) v = static_cast<float>(rng.uniform() * 4 - 2);
+        sim.work[i] = std::make_unique<Quadratic>(sim.models[i], b, 0.2);
+      }
+    };
+    const nlohmann::json exact = {
+        {"outer_mix", "allreduce"}, {"outer_lr", 1.0}, {"outer_momentum", 0.0}};
+    Sim diloco(gen("ring", n), "diloco", "fp32", d, exact, true);
+    Sim sgd(gen("ring", n), "allreduce", "fp32", d, nlohmann::json::object(), true);
+    with_quadratics(diloco);
+    with_quadratics(sgd);
+    for (int r = 0; r < 30; ++r) {
+      diloco.round(r);
+      sgd.round(r);
+      for (int i = 0; i < n; ++i)
+        for (std::size_t k = 0; k < d; ++k)
+          REQUIRE(diloco.models[i][k] == doctest::Approx(sgd.models[i][k]).epsilon(1e-5));
+    }
+  }
+
+  TEST_CASE("diloco: every outer mix moves the network's mean by the same first outer step") {
+    const int n = 8;
+    const std::size_t d = 4;
+    std::vector<std::vector<double>> means;
+    for (const std::string mix : {"allreduce", "gossip", "one-peer"}) {
+      CAPTURE(mix);
+      const nlohmann::json params = {{"outer_mix", mix}, {"gossip_steps", 2}};
+      Sim sim(gen("ring", n), "diloco", "fp32", d, params, true, 3);
+      for (int i = 0; i < n; ++i) {
+        std::vector<float> b(d, static_cast<float>(i));
+        sim.work[i] = std::make_unique<Quadratic>(sim.models[i], b, 0.1);
+      }
+      sim.round(0);
+      means.push_back(sim.mean());
+      if (mix == "one-peer") {
+        // Matched pairs hold the same theta; a ring of 8 has a matching of at least 3 pairs.
+        int equal_pairs = 0;
+        for (int i = 0; i < n; ++i) equal_pairs += sim.models[i] == sim.models[(i + 1) % n] ? 1 : 0;
+        CHECK(equal_pairs >= 3);
+      }
+    }
+    for (std::size_t k = 0; k < d; ++k) {
+      CHECK(means[1][k] == doctest::Approx(means[0][k]).epsilon(1e-5));
+      CHECK(means[2][k] == doctest::Approx(means[0][k]).epsilon(1e-5));
+    }
+  }
+
   TEST_CASE("methods refuse topologies and codecs they cannot use") {
     const Topology expo = gen("exponential", 8);
     MethodContext ctx;

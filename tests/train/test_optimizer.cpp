@@ -90,8 +90,19 @@ TEST_SUITE("train") {
     CHECK(x[2] == doctest::Approx(3.1));
     std::vector<float> short_g{1};
     CHECK_THROWS(opt.step(x, short_g));
-    o.name = "adam";
+    o.name = "adagrad";  // not a rumor optimizer
     CHECK_THROWS_AS(LocalOptimizer(3, o), ConfigError);
+    o.name = "adam";
+    o.momentum = 0.5;  // adam keeps its own moments
+    CHECK_THROWS_AS(LocalOptimizer(3, o), ConfigError);
+    o.momentum = 0.0;
+    o.beta2 = 1.0;
+    CHECK_THROWS_AS(LocalOptimizer(3, o), ConfigError);
+    o.beta2 = 0.999;
+    o.eps = 0.0;
+    CHECK_THROWS_AS(LocalOptimizer(3, o), ConfigError);
+    o.eps = 1e-8;
+    CHECK(LocalOptimizer(3, o).state().size() == 2);
     o.name = "sgd";
     o.nesterov = true;  // needs momentum
     CHECK_THROWS_AS(LocalOptimizer(3, o), ConfigError);

@@ -206,7 +206,8 @@ class Method : public Exchange {
   // check() in two parts: kind, codec tag and finite scalars; then the payload decoded by
   // the codec (model-sized) into finite values within max_abs_value.
   Refusal check_header(const net::Message& m) const;
-  Refusal check_payload(const net::Message& m);
+  // `dim`: floats the payload decodes to (0: the model's size).
+  Refusal check_payload(const net::Message& m, std::size_t dim = 0);
   // check() helpers for methods with payloads of their own.
   Refusal check_values(std::span<const float> v) const;
   Refusal check_values(std::span<const double> v, double bound) const;

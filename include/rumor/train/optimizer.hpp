@@ -32,17 +32,29 @@ class LrSchedule {
 };
 
 struct OptimizerOptions {
-  std::string name = "sgd";
+  std::string name = "sgd";  // sgd, adam, adamw
   double lr = 0.1;
-  double momentum = 0.0;
-  bool nesterov = false;
+  double momentum = 0.0;  // sgd only
+  bool nesterov = false;  // sgd only
   double weight_decay = 0.0;
+  double beta1 = 0.9;  // adam, adamw
+  double beta2 = 0.999;
+  double eps = 1e-8;
   ScheduleOptions schedule;
 };
 
-// SGD with momentum / Nesterov and weight decay, same update as torch.optim.SGD:
-//   g = grad + wd * x;  m = mu * m + g (m = g at the first step);
-//   d = nesterov ? g + mu * m : m;  x -= lr * d.
+// A named state buffer of the optimizer, in checkpoint order.
+struct OptimizerState {
+  std::string name;
+  std::span<float> data;
+};
+
+// Local optimizers on flat spans, each the same update as its torch.optim namesake:
+// sgd:   g = grad + wd * x;  m = mu * m + g (m = g at the first step);
+//        d = nesterov ? g + mu * m : m;  x -= lr * d.
+// adam:  g = grad + wd * x;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
+//        x -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+// adamw: as adam with g = grad, after the decoupled decay x *= 1 - lr * wd.
 class LocalOptimizer {
  public:
   LocalOptimizer(std::size_t num_params, OptimizerOptions options);  // throws ConfigError
@@ -55,14 +67,21 @@ class LocalOptimizer {
   std::size_t steps() const { return steps_; }
   const OptimizerOptions& options() const { return options_; }
   std::span<float> momentum_buffer() { return momentum_; }
-  void reset();  // clears momentum and the step counter
+  // Buffers a checkpoint must hold (sgd: momentum if any; adam/adamw: first and second moments).
+  std::vector<OptimizerState> state();
+  void reset();  // clears the state and the step counter
   // Checkpoint restore: the step counter (the momentum buffer is restored in place).
   void restore_steps(std::size_t steps) { steps_ = steps; }
 
  private:
+  void sgd_step(std::span<float> params, std::span<const float> grads, float lr);
+  void adam_step(std::span<float> params, std::span<const float> grads, double lr);
+
   OptimizerOptions options_;
   LrSchedule schedule_;
-  std::vector<float> momentum_;
+  bool adam_ = false;
+  std::vector<float> momentum_;  // sgd momentum, or adam's first moment
+  std::vector<float> second_;    // adam's second moment
   std::size_t steps_ = 0;
 };
 
