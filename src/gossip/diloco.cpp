@@ -249,7 +249,8 @@ MethodInfo diloco_method() {
        {"method.outer_mix", "string", "gossip",
         "diloco: gossip (Metropolis over the neighbours), one-peer (a random matching each outer "
         "round), allreduce (exact mean: DiLoCo itself)"},
-       {"method.gossip_steps", "int", 1, "diloco gossip: mixing steps per outer round", 1, 100}});
+       {"method.gossip_steps", "int", 1, "diloco gossip: mixing steps per outer round", 1, 100}},
+      "its outer step mixes parameters and changes with exact weights, not robust rules");
 }
 
 }  // namespace rumor::gossip

@@ -109,7 +109,9 @@ MethodInfo gt_method() {
   return method_entry<Gt>("gt",
                           "gradient tracking (DSGT): steps along a tracker of the mean gradient, "
                           "which removes the penalty of non-IID data; fp32 only",
-                          {true, false, false}, LocalMomentum::kOptimizer, {});
+                          {true, false, false}, LocalMomentum::kOptimizer, {},
+                          "the trackers' mean is the mean gradient only while every neighbour's "
+                          "share is mixed with its exact weight");
 }
 
 }  // namespace rumor::gossip
