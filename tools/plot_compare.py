@@ -45,6 +45,8 @@ METHOD_COLOURS = {
     "allreduce": "#333333",
     "local": "#8c564b",
     "qdata": "#e377c2",
+    "gt": "#17becf",
+    "diloco": "#bcbd22",
 }
 # Codec families (stage names without arguments), for grids of one method.
 CODEC_COLOURS = {
