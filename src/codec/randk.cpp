@@ -8,22 +8,6 @@ namespace rumor::codec::detail {
 namespace {
 
 constexpr std::uint8_t kRandkKind = 0x13;
-constexpr std::uint64_t kRandkStream = 0x72616e646bULL;  // "randk"
-
-// Block j of k over d: [j d / k, (j+1) d / k); one index drawn uniformly in each.
-void randk_indices(std::size_t d, std::size_t k, const CodecContext& ctx,
-                   std::vector<std::uint32_t>& idx, std::vector<float>* width) {
-  Rng rng = Rng::derive(ctx.seed, ctx.round, ctx.sender, kRandkStream);
-  idx.resize(k);
-  if (width) width->resize(k);
-  for (std::size_t j = 0; j < k; ++j) {
-    __extension__ using U128 = unsigned __int128;
-    const std::uint64_t lo = static_cast<std::uint64_t>(static_cast<U128>(j) * d / k);
-    const std::uint64_t hi = static_cast<std::uint64_t>(static_cast<U128>(j + 1) * d / k);
-    idx[j] = static_cast<std::uint32_t>(lo + rng.below(hi - lo));
-    if (width) (*width)[j] = static_cast<float>(hi - lo);
-  }
-}
 
 class Randk final : public Sparsifier {
  public:
@@ -33,7 +17,7 @@ class Randk final : public Sparsifier {
     RandkWork(std::size_t d, std::size_t k, bool unbiased) : d_(d), k_(k), unbiased_(unbiased) {}
     void encode(std::span<const float>, const CodecContext& ctx, Writer& w,
                 std::vector<std::uint32_t>& idx) override {
-      randk_indices(d_, k_, ctx, idx, nullptr);
+      block_random_indices(d_, k_, ctx, idx, nullptr);
       w.u8(kRandkKind);
       w.u32(u32_of(d_));
       w.u32(u32_of(k_));
@@ -42,7 +26,7 @@ class Randk final : public Sparsifier {
       r.expect_u8(kRandkKind, "payload kind");
       r.expect_u32(u32_of(d_), "dimension");
       r.expect_u32(u32_of(k_), "kept count k");
-      randk_indices(d_, k_, ctx, idx, unbiased_ ? &width_ : nullptr);
+      block_random_indices(d_, k_, ctx, idx, unbiased_ ? &width_ : nullptr);
     }
     void rescale(std::span<float> vals) override {
       if (!unbiased_) return;

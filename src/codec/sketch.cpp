@@ -1,5 +1,15 @@
-// sketch[:ROWS[:COLS[:K]]]: Count-Sketch, a standalone stage (optionally under ef|).
-// Payload [kind][d][rows][cols][K] then rows * cols fp32 (row major).
+// sketch[:ROWS[:COLS[:K]]][:estimates|:linear]: Count-Sketch, a standalone stage (optionally
+// under ef|). Every payload starts [kind][d][rows][cols][K]; then, by mode:
+//   exact (default, kind 0x16): [source u8][table][K fp32 values]. The sender recovers the K
+//     heavy hitters from its own table exactly as every receiver will (same bytes, same code)
+//     and sends x at those indices: FetchSGD's second round trip folded into one message,
+//     since the sender knows which values receivers would ask for. When those indices hold
+//     less than K/d of ||x||^2, source = 1 and the values are at K indices drawn from
+//     (seed, round, sender) instead, so E||C(x) - x||^2 <= (1 - K/d) ||x||^2: contractive.
+//   estimates (0x15): [scale f32][table]. Values are the heavy hitters' median-of-rows
+//     estimates times the sender's least-squares scale in [0, 1]: ||C(x) - x|| <= ||x||.
+//   linear (0x14): [table] alone; values are the estimates. Sketches of several senders add.
+// The table is rows * cols fp32, row major.
 #include <cstring>
 
 #include "codec_base.hpp"
@@ -9,25 +19,34 @@
 namespace rumor::codec::detail {
 namespace {
 
-constexpr std::uint8_t kSketchKind = 0x14;
+enum class Mode : std::uint8_t { kLinear = 0x14, kEstimates = 0x15, kExact = 0x16 };
+constexpr std::size_t kHeader = 17;
 
 struct SketchSpec {
   std::uint32_t rows = 5;
   Amount cols{0.002, 0};  // default: 5 x (d / 500) table, K = d / 1000 (see codec.hpp)
   Amount heavy{0.001, 0};
+  Mode mode = Mode::kExact;
 };
 
 class SketchCodec final : public Codec, public std::enable_shared_from_this<SketchCodec> {
  public:
   SketchCodec(SketchSpec s, bool ef) : s_(s), ef_(ef) {
     name_ = std::string(ef_ ? "ef|" : "") + "sketch:" + std::to_string(s_.rows) + ":" +
-            s_.cols.str() + ":" + s_.heavy.str();
+            s_.cols.str() + ":" + s_.heavy.str() +
+            (s_.mode == Mode::kLinear      ? ":linear"
+             : s_.mode == Mode::kEstimates ? ":estimates"
+                                           : "");
   }
   std::string name() const override { return name_; }
   const std::string& name_ref() const { return name_; }
+  Mode mode() const { return s_.mode; }
   bool unbiased() const override { return false; }
-  bool contractive() const override { return false; }
-  double delta(std::size_t) const override { return 0.0; }
+  bool contractive() const override { return s_.mode == Mode::kExact; }
+  double delta(std::size_t d) const override {
+    if (!contractive() || d == 0) return 0.0;
+    return static_cast<double>(heavy(d)) / static_cast<double>(d);
+  }
   bool sparse() const override { return true; }
   bool error_feedback() const override { return ef_; }
   bool fixed_size() const override { return true; }
@@ -36,17 +55,22 @@ class SketchCodec final : public Codec, public std::enable_shared_from_this<Sket
   }
   std::size_t heavy(std::size_t d) const { return s_.heavy.resolve(d); }
   std::uint32_t rows() const { return s_.rows; }
+  std::size_t table_size(std::size_t d) const { return static_cast<std::size_t>(s_.rows) * cols(d); }
+  // Bytes between the common header and the table: the fallback flag or the scale.
+  std::size_t extra() const {
+    return s_.mode == Mode::kExact ? 1 : s_.mode == Mode::kEstimates ? 4 : 0;
+  }
   std::size_t max_encoded_size(std::size_t d) const override {
-    return 17 + 4 * static_cast<std::size_t>(s_.rows) * cols(d);
+    const std::size_t values = s_.mode == Mode::kExact ? 4 * heavy(d) : 0;
+    return kHeader + extra() + 4 * table_size(d) + values;
   }
   std::unique_ptr<Encoder> make_encoder(std::size_t d) const override;
   std::unique_ptr<Decoder> make_decoder(std::size_t d) const override;
-  bool mergeable() const override { return true; }
+  bool mergeable() const override { return s_.mode == Mode::kLinear; }
 
-  // Checks the header against this codec; returns d. Table follows at offset 17.
-  std::size_t check_header(ByteView b, std::size_t d_expected) const {
-    Reader r(b.data(), b.size(), name_);
-    r.expect_u8(kSketchKind, "payload kind");
+  // Reads and checks the common header against this codec; returns d.
+  std::size_t read_header(Reader& r, std::size_t d_expected) const {
+    r.expect_u8(static_cast<std::uint8_t>(s_.mode), "payload kind");
     const std::uint32_t d = r.u32("dimension");
     if (d == 0 || (d_expected != 0 && d != d_expected)) {
       malformed(name_, "dimension " + std::to_string(d) + " does not match the receiver's " +
@@ -55,27 +79,55 @@ class SketchCodec final : public Codec, public std::enable_shared_from_this<Sket
     r.expect_u32(s_.rows, "sketch rows");
     r.expect_u32(u32_of(cols(d)), "sketch columns");
     r.expect_u32(u32_of(heavy(d)), "sketch heavy-hitter count K");
-    r.take(4 * static_cast<std::size_t>(s_.rows) * cols(d), "sketch table");
-    r.expect_end();
     return d;
   }
-  void merge_add(Bytes& acc, ByteView payload) const override {
-    const std::size_t d = check_header(acc, 0);
-    check_header(payload, d);
-    const std::size_t n = static_cast<std::size_t>(s_.rows) * cols(d);
-    for (std::size_t i = 0; i < n; ++i) {
-      float a, b;
-      std::memcpy(&a, acc.data() + 17 + 4 * i, 4);
-      std::memcpy(&b, payload.data() + 17 + 4 * i, 4);
-      a += b;
-      std::memcpy(acc.data() + 17 + 4 * i, &a, 4);
-    }
-  }
+  void merge_add(Bytes& acc, ByteView payload) const override;
 
  private:
   SketchSpec s_;
   bool ef_;
   std::string name_;
+};
+
+void SketchCodec::merge_add(Bytes& acc, ByteView payload) const {
+  if (!mergeable()) {
+    throw CodecError("codec " + name_ + ": payloads cannot be merged (only sketch:...:linear " +
+                     "payloads add; this mode carries per-sender values)");
+  }
+  Reader ra(acc.data(), acc.size(), name_);
+  const std::size_t d = read_header(ra, 0);
+  const std::size_t n = table_size(d);
+  ra.take(4 * n, "sketch table");
+  ra.expect_end();
+  Reader rb(payload.data(), payload.size(), name_);
+  read_header(rb, d);
+  rb.take(4 * n, "sketch table");
+  rb.expect_end();
+  for (std::size_t i = 0; i < n; ++i) {
+    float a, b;
+    std::memcpy(&a, acc.data() + kHeader + 4 * i, 4);
+    std::memcpy(&b, payload.data() + kHeader + 4 * i, 4);
+    a += b;
+    std::memcpy(acc.data() + kHeader + 4 * i, &a, 4);
+  }
+}
+
+// The heavy hitters a table names: the K largest median-of-rows estimates. Sender and
+// receivers run this same code on the same table bits, so they pick the same indices.
+class Recovery {
+ public:
+  void run(const SketchCodec& c, std::size_t d, const float* table, std::uint64_t seed) {
+    SketchHash hash(seed, c.rows(), u32_of(c.cols(d)));
+    est.resize(d);
+    hash.estimate(table, est, block_);
+    selector_.select(est, c.heavy(d), idx);
+  }
+  std::vector<float> est;
+  std::vector<std::uint32_t> idx;
+
+ private:
+  std::vector<float> block_;
+  TopkSelector selector_;
 };
 
 class SketchDecoder final : public DecoderBase {
@@ -86,25 +138,43 @@ class SketchDecoder final : public DecoderBase {
  protected:
   const std::string& name() const override { return c_->name_ref(); }
   bool parse(ByteView bytes, const CodecContext& ctx, std::span<float>) override {
-    c_->check_header(bytes, d_);
-    const std::size_t n = static_cast<std::size_t>(c_->rows()) * c_->cols(d_);
+    Reader r(bytes.data(), bytes.size(), c_->name_ref());
+    c_->read_header(r, d_);
+    std::uint8_t source = 0;
+    float scale = 1.0f;
+    if (c_->mode() == Mode::kExact) {
+      source = r.u8("heavy-hitter source");
+      if (source > 1) malformed(c_->name_ref(), "heavy-hitter source " + std::to_string(source));
+    } else if (c_->mode() == Mode::kEstimates) {
+      scale = read_scale(r, "estimate scale");
+      if (scale > 1.0f) malformed(c_->name_ref(), "estimate scale above 1");
+    }
+    const std::size_t n = c_->table_size(d_);
     table_.resize(n);
-    std::memcpy(table_.data(), bytes.data() + 17, 4 * n);
-    SketchHash hash(ctx.seed, c_->rows(), u32_of(c_->cols(d_)));
-    est_.resize(d_);
-    hash.estimate(table_.data(), est_, block_);
-    selector_.select(est_, c_->heavy(d_), idx_);
+    std::memcpy(table_.data(), r.take(4 * n, "sketch table"), 4 * n);
+    const std::size_t k = c_->heavy(d_);
+    const std::uint8_t* values = nullptr;
+    if (c_->mode() == Mode::kExact) values = r.take(4 * k, "heavy-hitter values");
+    r.expect_end();
+    if (source == 1) {
+      block_random_indices(d_, k, ctx, idx_, nullptr);
+    } else {
+      rec_.run(*c_, d_, table_.data(), ctx.seed);
+      idx_ = rec_.idx;
+    }
     vals_.resize(idx_.size());
-    for (std::size_t j = 0; j < idx_.size(); ++j) vals_[j] = est_[idx_[j]];
+    if (values) {
+      std::memcpy(vals_.data(), values, 4 * k);
+    } else {
+      for (std::size_t j = 0; j < idx_.size(); ++j) vals_[j] = scale * rec_.est[idx_[j]];
+    }
     return false;
   }
 
  private:
   std::shared_ptr<const SketchCodec> c_;
   std::vector<float> table_;
-  std::vector<float> est_;
-  std::vector<float> block_;
-  TopkSelector selector_;
+  Recovery rec_;
 };
 
 class SketchEncoder final : public EncoderBase {
@@ -116,23 +186,56 @@ class SketchEncoder final : public EncoderBase {
   const std::string& codec_name() const override { return c_->name_ref(); }
   void encode_raw(std::span<const float> x, const CodecContext& ctx, Bytes& out) override {
     const std::size_t cols = c_->cols(d_);
-    const std::size_t n = static_cast<std::size_t>(c_->rows()) * cols;
+    const std::size_t n = c_->table_size(d_);
     table_.assign(n, 0.0f);
-    SketchHash hash(ctx.seed, c_->rows(), u32_of(cols));
-    hash.sketch(x, table_.data());
+    SketchHash(ctx.seed, c_->rows(), u32_of(cols)).sketch(x, table_.data());
     out.resize(c_->max_encoded_size(d_));
     Writer w(out.data());
-    w.u8(kSketchKind);
+    w.u8(static_cast<std::uint8_t>(c_->mode()));
     w.u32(u32_of(d_));
     w.u32(c_->rows());
     w.u32(u32_of(cols));
     w.u32(u32_of(c_->heavy(d_)));
+    if (c_->mode() != Mode::kLinear) rec_.run(*c_, d_, table_.data(), ctx.seed);
+    if (c_->mode() == Mode::kExact) w.u8(pick_exact(x, ctx) ? 0 : 1);
+    if (c_->mode() == Mode::kEstimates) w.f32(least_squares_scale(x));
     std::memcpy(w.pos(), table_.data(), 4 * n);
+    w.skip(4 * n);
+    if (c_->mode() == Mode::kExact) {
+      for (const std::uint32_t i : idx_) w.f32(x[i]);
+    }
   }
 
  private:
+  // idx_ <- the recovered heavy hitters, or the fallback indices when those hold less than
+  // K/d of ||x||^2 (true: the heavy hitters).
+  bool pick_exact(std::span<const float> x, const CodecContext& ctx) {
+    double kept = 0, total = 0;
+    for (const std::uint32_t i : rec_.idx) kept += static_cast<double>(x[i]) * x[i];
+    for (const float v : x) total += static_cast<double>(v) * v;
+    const std::size_t k = c_->heavy(d_);
+    if (kept * static_cast<double>(d_) >= total * static_cast<double>(k)) {
+      idx_ = rec_.idx;
+      return true;
+    }
+    block_random_indices(d_, k, ctx, idx_, nullptr);
+    return false;
+  }
+  // argmin over s in [0, 1] of ||x - s r||, r the estimates at the heavy hitters.
+  float least_squares_scale(std::span<const float> x) const {
+    double dot = 0, rr = 0;
+    for (const std::uint32_t i : rec_.idx) {
+      dot += static_cast<double>(x[i]) * rec_.est[i];
+      rr += static_cast<double>(rec_.est[i]) * rec_.est[i];
+    }
+    if (!(rr > 0) || !(dot > 0)) return 0.0f;
+    return static_cast<float>(std::min(1.0, dot / rr));
+  }
+
   std::shared_ptr<const SketchCodec> c_;
   std::vector<float> table_;
+  std::vector<std::uint32_t> idx_;
+  Recovery rec_;
 };
 
 std::unique_ptr<Encoder> SketchCodec::make_encoder(std::size_t d) const {
@@ -150,6 +253,9 @@ StageBuild build(const StageArgs& a) {
   if (s.cols.ratio <= 0 && s.cols.count > (1u << 26)) {
     a.bad("sketch COLS " + std::to_string(s.cols.count) + " is too large (max 2^26)");
   }
+  if (a.flag("linear") && a.flag("estimates")) a.bad("sketch takes one of linear, estimates");
+  if (a.flag("linear")) s.mode = Mode::kLinear;
+  if (a.flag("estimates")) s.mode = Mode::kEstimates;
   StageBuild b;
   b.codec = [s](bool ef) { return std::make_shared<SketchCodec>(s, ef); };
   return b;
@@ -160,12 +266,14 @@ StageBuild build(const StageArgs& a) {
 StageEntry sketch_stage() {
   return {"sketch",
           StageRole::kStandalone,
-          "sketch[:ROWS[:COLS[:K]]]",
-          "Count-Sketch, default sketch:5:0.002:0.001 (COLS, K: ratio of d or count; ROWS 3..32)",
+          "sketch[:ROWS[:COLS[:K]]][:estimates|:linear]",
+          "Count-Sketch, default sketch:5:0.002:0.001 (COLS, K: ratio of d or count; ROWS "
+          "3..32): sends the table and the exact values of the K heavy hitters it names "
+          "(contractive); estimates: the table and a scale; linear: the table alone (addable)",
           3,
+          {"estimates", "linear"},
           {},
-          {},
-          {"sketch:5:40:10", "ef|sketch:4:0.1:0.05"},
+          {"sketch:5:40:10", "ef|sketch:4:0.1:0.05:estimates", "sketch:3:64:8:linear"},
           build};
 }
 

@@ -5,6 +5,21 @@
 
 namespace rumor::codec::detail {
 
+void block_random_indices(std::size_t d, std::size_t k, const CodecContext& ctx,
+                          std::vector<std::uint32_t>& idx, std::vector<float>* width) {
+  constexpr std::uint64_t kStream = 0x72616e646bULL;  // "randk"
+  Rng rng = Rng::derive(ctx.seed, ctx.round, ctx.sender, kStream);
+  idx.resize(k);
+  if (width) width->resize(k);
+  for (std::size_t j = 0; j < k; ++j) {
+    __extension__ using U128 = unsigned __int128;
+    const std::uint64_t lo = static_cast<std::uint64_t>(static_cast<U128>(j) * d / k);
+    const std::uint64_t hi = static_cast<std::uint64_t>(static_cast<U128>(j + 1) * d / k);
+    idx[j] = static_cast<std::uint32_t>(lo + rng.below(hi - lo));
+    if (width) (*width)[j] = static_cast<float>(hi - lo);
+  }
+}
+
 SketchHash::SketchHash(std::uint64_t seed, std::uint32_t rows, std::uint32_t cols)
     : rows_(std::min(rows, kMaxSketchRows)), cols_(cols) {
   Rng rng = Rng::derive(seed, 0x736b65746368ULL, rows, cols);  // from the shared seed alone

@@ -70,6 +70,13 @@ class ValueCodec {
   virtual bool linear() const { return false; }
 };
 
+// k indices, one drawn uniformly in each of k equal blocks of [0, d) (block j is
+// [j d / k, (j+1) d / k)), from (seed, round, sender): receivers draw the same ones, so none
+// is sent. Each coordinate is kept with probability 1 / its block's width, stored in `width`
+// when it is not null. randk, and the sketch's fallback, pick their indices with it.
+void block_random_indices(std::size_t d, std::size_t k, const CodecContext& ctx,
+                          std::vector<std::uint32_t>& idx, std::vector<float>* width);
+
 // The value codec of a chain that names none.
 std::unique_ptr<ValueCodec> make_fp32();
 

@@ -33,6 +33,7 @@ std::vector<Outgoing> Choco::produce(std::int64_t round, int) {
     diff_[k] = model_[k] - hat_self_[k];
     sq += static_cast<double>(diff_[k]) * diff_[k];
   }
+  kept_.reset();
   if (!should_send(sq)) {
     ++skipped_;
     net::Message m = gossip_message(ctx_, round, {});
@@ -41,7 +42,13 @@ std::vector<Outgoing> Choco::produce(std::int64_t round, int) {
   }
   ++triggered_;
   auto payload = encoder_.encode(diff_, codec_ctx(ctx_, round, ctx_.self), sent_);
-  for (std::size_t k = 0; k < sent_.size(); ++k) hat_self_[k] += sent_[k];
+  double left = 0;
+  for (std::size_t k = 0; k < sent_.size(); ++k) {
+    hat_self_[k] += sent_[k];
+    const double r = static_cast<double>(diff_[k]) - sent_[k];
+    left += r * r;
+  }
+  kept_ = sq > 0 ? 1.0 - left / sq : 1.0;
   return to_each(outs, gossip_message(ctx_, round, std::move(payload)));
 }
 

@@ -5,6 +5,7 @@
 // decoded q, so all copies of hat x_i agree bit for bit.
 // Consensus step: x += gamma sum_j w_ij (hat x_j - hat x_i).
 #include <map>
+#include <optional>
 
 #include "methods.hpp"
 
@@ -37,6 +38,12 @@ class Choco : public Method {
     triggered_ = s.value("triggered", std::uint64_t{0});
   }
   std::vector<StateBuffer> state_buffers() override;
+  // choco_kept: the share of ||x - hat x_i||^2 this round's payload removed, i.e. the delta
+  // the codec achieved (1 for a lossless one; at most 0 means the copies did not get closer).
+  nlohmann::json round_metrics() const override {
+    if (!kept_) return nlohmann::json::object();
+    return {{"choco_kept", *kept_}};
+  }
 
   // Rejoin: the offer carries this node's public copy and its copy of the peer's, so both
   // ends agree again on every hat x they share (sends to a down peer were skipped, so its
@@ -56,6 +63,7 @@ class Choco : public Method {
   double gamma_ = 0;  // method.gamma (choco_options)
   bool hat_synced_ = false;
   std::uint64_t skipped_ = 0, triggered_ = 0;
+  std::optional<double> kept_;  // this round's choco_kept, when it sent
   PayloadEncoder encoder_;
   std::unique_ptr<codec::Decoder> decoder_;
   std::vector<float> diff_, sent_, hat_self_;

@@ -43,7 +43,9 @@ TEST_SUITE("codec") {
                  {"ef | topk:0.01 | sign", "ef|topk:0.01|sign"},
                  {"sketch", "sketch:5:0.002:0.001"},
                  {"sketch:7:10000:1000", "sketch:7:10000:1000"},
-                 {"ef|sketch:5:0.05", "ef|sketch:5:0.05:0.001"}};
+                 {"ef|sketch:5:0.05", "ef|sketch:5:0.05:0.001"},
+                 {"sketch:3:64:8:linear", "sketch:3:64:8:linear"},
+                 {"sketch:estimates", "sketch:5:0.002:0.001:estimates"}};
     for (const auto& c : cases) {
       const std::string spec_s = c.in;
       CAPTURE(spec_s);
@@ -83,6 +85,8 @@ TEST_SUITE("codec") {
     CHECK(error_of("qsgd:4:chunk=0").find("[1, 16777216]") != std::string::npos);
     CHECK(error_of("sign:size=3").find("unknown option \"size\"") != std::string::npos);
     CHECK(error_of("sketch:1").find("[3, 32]") != std::string::npos);
+    CHECK(error_of("sketch:linear:estimates").find("one of linear, estimates") !=
+          std::string::npos);
     CHECK(error_of("sign|topk:0.1").find("must come first") != std::string::npos);
     CHECK(error_of("topk:0.1|randk:0.5").find("must come first") != std::string::npos);
     CHECK(error_of("qsgd:4|sign").find("only one value codec") != std::string::npos);
@@ -97,7 +101,8 @@ TEST_SUITE("codec") {
   TEST_CASE("declared properties") {
     CHECK(make_codec("fp32")->unbiased());
     CHECK(make_codec("fp32")->mergeable());
-    CHECK(make_codec("sketch")->mergeable());
+    CHECK(make_codec("sketch:linear")->mergeable());
+    CHECK_FALSE(make_codec("sketch")->mergeable());
     CHECK_FALSE(make_codec("topk:0.1")->mergeable());
     CHECK(make_codec("qsgd:4")->unbiased());
     CHECK_FALSE(make_codec("qsgd:4")->contractive());

@@ -62,7 +62,7 @@ TEST_SUITE("codec") {
 
   TEST_CASE("count-sketch is linear: merged sketches decode like the sketch of the sum") {
     const std::size_t d = 20000;
-    auto c = make_codec("sketch:5:2000:100");
+    auto c = make_codec("sketch:5:2000:100:linear");
     REQUIRE(c->mergeable());
     auto x = gaussian(d, 70);
     auto y = gaussian(d, 71);
@@ -101,7 +101,7 @@ TEST_SUITE("codec") {
     }
     CHECK(same == 100);
     // Mismatched parameters are refused.
-    auto other = make_codec("sketch:5:1000:100");
+    auto other = make_codec("sketch:5:1000:100:linear");
     Bytes bo;
     other->make_encoder(d)->encode(x, {1, 0, 0}, bo);
     CHECK_THROWS_AS(c->merge_add(merged, bo), rumor::CodecError);
@@ -142,5 +142,122 @@ TEST_SUITE("codec") {
     CHECK(nz <= k);
     CHECK(recall1000 >= 0.95);
     CHECK(recall >= 0.8);
+  }
+
+  // Which heavy hitters the exact mode used: byte 17 of its payload (0: the table's, 1: the
+  // fallback indices from (seed, round, sender)).
+  std::uint8_t exact_source(const Bytes& b) {
+    REQUIRE(b.size() > 17);
+    return b[17];
+  }
+
+  TEST_CASE("count-sketch exact mode: sent values are x at the indices the table names") {
+    const std::size_t d = 20000, k = 100;
+    auto c = make_codec("sketch:5:1000:100");
+    CHECK(c->contractive());
+    CHECK(c->delta(d) == doctest::Approx(static_cast<double>(k) / d));
+    CHECK_FALSE(c->mergeable());
+    auto x = gaussian(d, 31);
+    for (std::size_t i = 0; i < 40; ++i) x[i * 97] += 25.0f;  // heavy hitters
+    auto enc = c->make_encoder(d);
+    auto dec = c->make_decoder(d);
+    Bytes b;
+    std::vector<float> sent(d), y(d);
+    enc->encode(x, {5, 3, 1}, b, sent);
+    CHECK(b.size() == c->max_encoded_size(d));
+    CHECK(exact_source(b) == 0);
+    dec->decode(b, {5, 3, 1}, y);
+    CHECK(y == sent);  // what the sender applies is what every receiver decodes
+    std::size_t nz = 0, heavy = 0;
+    for (std::size_t i = 0; i < d; ++i) {
+      if (y[i] == 0.0f) continue;
+      ++nz;
+      CHECK(y[i] == x[i]);
+      heavy += (i % 97 == 0 && i / 97 < 40);
+    }
+    CHECK(nz == k);
+    CHECK(heavy == 40);
+    // Merging would mix per-sender values: refused.
+    Bytes acc = b;
+    CHECK_THROWS_AS(c->merge_add(acc, b), rumor::CodecError);
+  }
+
+  TEST_CASE("count-sketch exact mode falls back to shared random indices when the table misleads") {
+    // A table far too small for d: its heavy hitters are often worse than random ones.
+    const std::size_t d = 64, k = 2;
+    auto c = make_codec("sketch:3:2:2");
+    auto dec = c->make_decoder(d);
+    int fallbacks = 0;
+    double err = 0;
+    for (std::uint64_t t = 0; t < 400; ++t) {
+      std::vector<float> x = gaussian(d, 900 + t);
+      x[t % d] += 6.0f;
+      Bytes b;
+      auto enc = c->make_encoder(d);
+      std::vector<float> sent(d), y(d);
+      enc->encode(x, {11, t, 2}, b, sent);
+      dec->decode(b, {11, t, 2}, y);
+      REQUIRE(y == sent);
+      double kept = 0;
+      for (std::size_t i = 0; i < d; ++i) {
+        if (y[i] != 0.0f) REQUIRE(y[i] == x[i]);
+        kept += static_cast<double>(y[i]) * y[i];
+      }
+      // The table's own pick is kept only when it holds at least K/d of the energy.
+      if (exact_source(b) == 0) CHECK(kept * d >= norm2(x) * k);
+      fallbacks += exact_source(b) == 1;
+      err += dist2(y, x) / norm2(x);
+    }
+    CHECK(fallbacks > 20);
+    // Contractive on average: E||C(x) - x||^2 <= (1 - K/d) ||x||^2 (with sampling slack).
+    CHECK(err / 400 <= 1.0 - c->delta(d) + 0.01);
+  }
+
+  TEST_CASE("count-sketch estimates mode never moves a copy away from x") {
+    auto c = make_codec("sketch:5:50:20:estimates");
+    CHECK_FALSE(c->contractive());
+    CHECK_FALSE(c->mergeable());
+    const std::size_t d = 5000;
+    // Dense noise (estimates mostly collisions) and a few spikes on noise.
+    for (std::uint64_t t = 0; t < 20; ++t) {
+      auto x = gaussian(d, 400 + t);
+      if (t % 2) {
+        for (std::size_t i = 0; i < 10; ++i) x[(i * 331 + t) % d] += 40.0f;
+      }
+      Bytes b;
+      auto y = roundtrip(*c, x, {8, t, 0}, &b);
+      float scale;
+      std::memcpy(&scale, b.data() + 17, 4);
+      CHECK(scale >= 0.0f);
+      CHECK(scale <= 1.0f);
+      CHECK(dist2(y, x) <= norm2(x));
+      if (t % 2) CHECK(dist2(y, x) < 0.9 * norm2(x));  // the spikes are found
+    }
+    // A single spike is recovered exactly (scale 1).
+    std::vector<float> spike(d, 0.0f);
+    spike[77] = 3.0f;
+    auto y = roundtrip(*c, spike, {8, 0, 0});
+    CHECK(y[77] == 3.0f);
+    CHECK(norm2(y) == doctest::Approx(9.0));
+  }
+
+  TEST_CASE("count-sketch refuses a bad fallback flag or scale") {
+    const std::size_t d = 3000;
+    auto x = gaussian(d, 5);
+    auto exact = make_codec("sketch:3:40:10");
+    Bytes b;
+    exact->make_encoder(d)->encode(x, {1, 0, 0}, b);
+    std::vector<float> y(d);
+    b[17] = 2;
+    CHECK_THROWS_AS(exact->make_decoder(d)->decode(b, {1, 0, 0}, y), rumor::CodecError);
+    auto est = make_codec("sketch:3:40:10:estimates");
+    est->make_encoder(d)->encode(x, {1, 0, 0}, b);
+    for (float bad : {1.5f, -0.5f, std::numeric_limits<float>::infinity()}) {
+      std::memcpy(b.data() + 17, &bad, 4);
+      CHECK_THROWS_AS(est->make_decoder(d)->decode(b, {1, 0, 0}, y), rumor::CodecError);
+    }
+    // Payloads of one mode are refused by another.
+    exact->make_encoder(d)->encode(x, {1, 0, 0}, b);
+    CHECK_THROWS_AS(est->make_decoder(d)->decode(b, {1, 0, 0}, y), rumor::CodecError);
   }
 }
