@@ -10,7 +10,9 @@
 //     estimates times the sender's least-squares scale in [0, 1]: ||C(x) - x|| <= ||x||.
 //   linear (0x14): [table] alone; values are the estimates. Sketches of several senders add.
 // The table is rows * cols fp32, row major.
+#include <algorithm>
 #include <cstring>
+#include <mutex>
 
 #include "codec_base.hpp"
 #include "rumor/codec/topk.hpp"
@@ -27,6 +29,64 @@ struct SketchSpec {
   Amount cols{0.002, 0};  // default: 5 x (d / 500) table, K = d / 1000 (see codec.hpp)
   Amount heavy{0.001, 0};
   Mode mode = Mode::kExact;
+};
+
+// The heavy hitters a table names: the K largest median-of-rows estimates, and those
+// estimates. Sender and receivers run this same code on the same table bits, so they pick
+// the same indices.
+struct Recovered {
+  std::vector<std::uint32_t> idx;
+  std::vector<float> est;  // the estimate at each of idx
+};
+
+// Recent recoveries, shared by every encoder and decoder of one codec: a node recovers each
+// payload up to three times (its own `sent`, the gate's check, the method's absorb), and
+// in-process runs share the codec between nodes. Keyed by the seed and the whole table, so
+// a hit is exactly what recovering that table gives. Bounded: about 16 MB of entries.
+class RecoveryCache {
+ public:
+  bool find(std::uint64_t seed, std::size_t d, std::span<const float> table, Recovered& out) {
+    std::lock_guard lock(m_);
+    for (const auto& e : ring_) {
+      if (e.seed == seed && e.d == d && e.table.size() == table.size() &&
+          std::memcmp(e.table.data(), table.data(), 4 * table.size()) == 0) {
+        out.idx = e.rec.idx;
+        out.est = e.rec.est;
+        return true;
+      }
+    }
+    return false;
+  }
+  void put(std::uint64_t seed, std::size_t d, std::span<const float> table, const Recovered& rec) {
+    std::lock_guard lock(m_);
+    if (ring_.empty()) {
+      // All entries at once, sized for this table: later puts reuse them (no allocation).
+      const std::size_t bytes = 4 * (table.size() + 2 * rec.idx.size()) + 64;
+      ring_.resize(std::clamp<std::size_t>((16u << 20) / bytes, 4, 64));
+      for (auto& e : ring_) {
+        e.table.reserve(table.size());
+        e.rec.idx.reserve(rec.idx.size());
+        e.rec.est.reserve(rec.est.size());
+      }
+    }
+    Entry& e = ring_[next_];
+    next_ = (next_ + 1) % ring_.size();
+    e.seed = seed;
+    e.d = d;
+    e.table.assign(table.begin(), table.end());
+    e.rec = rec;
+  }
+
+ private:
+  struct Entry {
+    std::uint64_t seed = 0;
+    std::size_t d = 0;
+    std::vector<float> table;
+    Recovered rec;
+  };
+  std::mutex m_;
+  std::vector<Entry> ring_;
+  std::size_t next_ = 0;
 };
 
 class SketchCodec final : public Codec, public std::enable_shared_from_this<SketchCodec> {
@@ -55,7 +115,9 @@ class SketchCodec final : public Codec, public std::enable_shared_from_this<Sket
   }
   std::size_t heavy(std::size_t d) const { return s_.heavy.resolve(d); }
   std::uint32_t rows() const { return s_.rows; }
-  std::size_t table_size(std::size_t d) const { return static_cast<std::size_t>(s_.rows) * cols(d); }
+  std::size_t table_size(std::size_t d) const {
+    return static_cast<std::size_t>(s_.rows) * cols(d);
+  }
   // Bytes between the common header and the table: the fallback flag or the scale.
   std::size_t extra() const {
     return s_.mode == Mode::kExact ? 1 : s_.mode == Mode::kEstimates ? 4 : 0;
@@ -82,11 +144,35 @@ class SketchCodec final : public Codec, public std::enable_shared_from_this<Sket
     return d;
   }
   void merge_add(Bytes& acc, ByteView payload) const override;
+  RecoveryCache& cache() const { return cache_; }
 
  private:
+  mutable RecoveryCache cache_;  // not part of the codec's value: a const codec fills it
   SketchSpec s_;
   bool ef_;
   std::string name_;
+};
+
+class Recovery {
+ public:
+  const Recovered& run(const SketchCodec& c, std::size_t d, std::span<const float> table,
+                       std::uint64_t seed) {
+    if (c.cache().find(seed, d, table, out_)) return out_;
+    SketchHash hash(seed, c.rows(), u32_of(c.cols(d)));
+    est_.resize(d);
+    hash.estimate(table.data(), est_, block_);
+    selector_.select(est_, c.heavy(d), out_.idx);
+    out_.est.resize(out_.idx.size());
+    for (std::size_t j = 0; j < out_.idx.size(); ++j) out_.est[j] = est_[out_.idx[j]];
+    c.cache().put(seed, d, table, out_);
+    return out_;
+  }
+
+ private:
+  Recovered out_;
+  std::vector<float> est_;
+  std::vector<float> block_;
+  TopkSelector selector_;
 };
 
 void SketchCodec::merge_add(Bytes& acc, ByteView payload) const {
@@ -111,24 +197,6 @@ void SketchCodec::merge_add(Bytes& acc, ByteView payload) const {
     std::memcpy(acc.data() + kHeader + 4 * i, &a, 4);
   }
 }
-
-// The heavy hitters a table names: the K largest median-of-rows estimates. Sender and
-// receivers run this same code on the same table bits, so they pick the same indices.
-class Recovery {
- public:
-  void run(const SketchCodec& c, std::size_t d, const float* table, std::uint64_t seed) {
-    SketchHash hash(seed, c.rows(), u32_of(c.cols(d)));
-    est.resize(d);
-    hash.estimate(table, est, block_);
-    selector_.select(est, c.heavy(d), idx);
-  }
-  std::vector<float> est;
-  std::vector<std::uint32_t> idx;
-
- private:
-  std::vector<float> block_;
-  TopkSelector selector_;
-};
 
 class SketchDecoder final : public DecoderBase {
  public:
@@ -156,17 +224,18 @@ class SketchDecoder final : public DecoderBase {
     const std::uint8_t* values = nullptr;
     if (c_->mode() == Mode::kExact) values = r.take(4 * k, "heavy-hitter values");
     r.expect_end();
+    const Recovered* rec = nullptr;
     if (source == 1) {
       block_random_indices(d_, k, ctx, idx_, nullptr);
     } else {
-      rec_.run(*c_, d_, table_.data(), ctx.seed);
-      idx_ = rec_.idx;
+      rec = &rec_.run(*c_, d_, table_, ctx.seed);
+      idx_ = rec->idx;
     }
     vals_.resize(idx_.size());
     if (values) {
       std::memcpy(vals_.data(), values, 4 * k);
     } else {
-      for (std::size_t j = 0; j < idx_.size(); ++j) vals_[j] = scale * rec_.est[idx_[j]];
+      for (std::size_t j = 0; j < idx_.size(); ++j) vals_[j] = scale * rec->est[j];
     }
     return false;
   }
@@ -196,9 +265,9 @@ class SketchEncoder final : public EncoderBase {
     w.u32(c_->rows());
     w.u32(u32_of(cols));
     w.u32(u32_of(c_->heavy(d_)));
-    if (c_->mode() != Mode::kLinear) rec_.run(*c_, d_, table_.data(), ctx.seed);
     if (c_->mode() == Mode::kExact) w.u8(pick_exact(x, ctx) ? 0 : 1);
-    if (c_->mode() == Mode::kEstimates) w.f32(least_squares_scale(x));
+    if (c_->mode() == Mode::kEstimates)
+      w.f32(least_squares_scale(x, rec_.run(*c_, d_, table_, ctx.seed)));
     std::memcpy(w.pos(), table_.data(), 4 * n);
     w.skip(4 * n);
     if (c_->mode() == Mode::kExact) {
@@ -210,23 +279,24 @@ class SketchEncoder final : public EncoderBase {
   // idx_ <- the recovered heavy hitters, or the fallback indices when those hold less than
   // K/d of ||x||^2 (true: the heavy hitters).
   bool pick_exact(std::span<const float> x, const CodecContext& ctx) {
+    const Recovered& rec = rec_.run(*c_, d_, table_, ctx.seed);
     double kept = 0, total = 0;
-    for (const std::uint32_t i : rec_.idx) kept += static_cast<double>(x[i]) * x[i];
+    for (const std::uint32_t i : rec.idx) kept += static_cast<double>(x[i]) * x[i];
     for (const float v : x) total += static_cast<double>(v) * v;
     const std::size_t k = c_->heavy(d_);
     if (kept * static_cast<double>(d_) >= total * static_cast<double>(k)) {
-      idx_ = rec_.idx;
+      idx_ = rec.idx;
       return true;
     }
     block_random_indices(d_, k, ctx, idx_, nullptr);
     return false;
   }
   // argmin over s in [0, 1] of ||x - s r||, r the estimates at the heavy hitters.
-  float least_squares_scale(std::span<const float> x) const {
+  static float least_squares_scale(std::span<const float> x, const Recovered& rec) {
     double dot = 0, rr = 0;
-    for (const std::uint32_t i : rec_.idx) {
-      dot += static_cast<double>(x[i]) * rec_.est[i];
-      rr += static_cast<double>(rec_.est[i]) * rec_.est[i];
+    for (std::size_t j = 0; j < rec.idx.size(); ++j) {
+      dot += static_cast<double>(x[rec.idx[j]]) * rec.est[j];
+      rr += static_cast<double>(rec.est[j]) * rec.est[j];
     }
     if (!(rr > 0) || !(dot > 0)) return 0.0f;
     return static_cast<float>(std::min(1.0, dot / rr));

@@ -260,4 +260,21 @@ TEST_SUITE("codec") {
     exact->make_encoder(d)->encode(x, {1, 0, 0}, b);
     CHECK_THROWS_AS(est->make_decoder(d)->decode(b, {1, 0, 0}, y), rumor::CodecError);
   }
+
+  TEST_CASE("count-sketch recoveries reused between payloads decode as fresh ones do") {
+    // Same table bits for two dimensions (zero padding adds nothing): the recovery of one
+    // must not be taken for the other. Fresh codecs (empty caches) give the reference.
+    auto shared = make_codec("sketch:3:16:4:estimates");
+    auto x = gaussian(100, 12);
+    std::vector<float> padded(x);
+    padded.resize(200, 0.0f);
+    for (const auto* v : {&x, &padded, &x, &padded}) {
+      Bytes b;
+      auto y = roundtrip(*shared, *v, {4, 1, 0}, &b);
+      auto fresh = make_codec("sketch:3:16:4:estimates");
+      std::vector<float> z(v->size());
+      fresh->make_decoder(v->size())->decode(b, {4, 1, 0}, z);
+      CHECK(y == z);
+    }
+  }
 }
