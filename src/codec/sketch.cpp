@@ -1,15 +1,18 @@
-// sketch[:ROWS[:COLS[:K]]][:estimates|:linear]: Count-Sketch, a standalone stage (optionally
-// under ef|). Every payload starts [kind][d][rows][cols][K]; then, by mode:
-//   exact (default, kind 0x16): [source u8][table][K fp32 values]. The sender recovers the K
-//     heavy hitters from its own table exactly as every receiver will (same bytes, same code)
-//     and sends x at those indices: FetchSGD's second round trip folded into one message,
-//     since the sender knows which values receivers would ask for. When those indices hold
-//     less than K/d of ||x||^2, source = 1 and the values are at K indices drawn from
-//     (seed, round, sender) instead, so E||C(x) - x||^2 <= (1 - K/d) ||x||^2: contractive.
-//   estimates (0x15): [scale f32][table]. Values are the heavy hitters' median-of-rows
-//     estimates times the sender's least-squares scale in [0, 1]: ||C(x) - x|| <= ||x||.
-//   linear (0x14): [table] alone; values are the estimates. Sketches of several senders add.
-// The table is rows * cols fp32, row major.
+// sketch[:ROWS[:COLS[:K]]][:exact|:linear]: Count-Sketch, a standalone stage (optionally
+// under ef|). The sender sketches x into a rows x cols table; a receiver recovers the K
+// heavy hitters from it, the K largest median-of-rows estimates. The sender runs the same
+// recovery on the same table bits, so it knows exactly what every receiver will decode (as a
+// method whose public copies must agree needs). Every payload starts [kind][d][rows][cols][K];
+// the table is rows * cols fp32, row major. Then, by mode:
+//   default (kind 0x15): [source u8 = 0][scale f32][table]. Values are the estimates times
+//     the sender's least-squares scale in [0, 1].
+//   exact (0x16): [source u8 = 0][table][K fp32]: x at the recovered indices (FetchSGD's
+//     second round trip folded into one message: the sender knows what receivers would ask).
+//   Both: when the decoded values would remove less than K/d of ||x||^2, the payload is
+//     [source u8 = 1][K fp32] instead: x at K indices drawn from (seed, round, sender), which
+//     remove K/d of it on average. So E||C(x) - x||^2 <= (1 - K/d) ||x||^2: contractive.
+//   linear (0x14): [table] alone, values are the plain estimates: not contractive, but
+//     payloads of several senders add (merge_add).
 #include <algorithm>
 #include <cstring>
 #include <mutex>
@@ -28,7 +31,7 @@ struct SketchSpec {
   std::uint32_t rows = 5;
   Amount cols{0.002, 0};  // default: 5 x (d / 500) table, K = d / 1000 (see codec.hpp)
   Amount heavy{0.001, 0};
-  Mode mode = Mode::kExact;
+  Mode mode = Mode::kEstimates;
 };
 
 // The heavy hitters a table names: the K largest median-of-rows estimates, and those
@@ -94,22 +97,22 @@ class SketchCodec final : public Codec, public std::enable_shared_from_this<Sket
   SketchCodec(SketchSpec s, bool ef) : s_(s), ef_(ef) {
     name_ = std::string(ef_ ? "ef|" : "") + "sketch:" + std::to_string(s_.rows) + ":" +
             s_.cols.str() + ":" + s_.heavy.str() +
-            (s_.mode == Mode::kLinear      ? ":linear"
-             : s_.mode == Mode::kEstimates ? ":estimates"
-                                           : "");
+            (s_.mode == Mode::kLinear  ? ":linear"
+             : s_.mode == Mode::kExact ? ":exact"
+                                       : "");
   }
   std::string name() const override { return name_; }
   const std::string& name_ref() const { return name_; }
   Mode mode() const { return s_.mode; }
   bool unbiased() const override { return false; }
-  bool contractive() const override { return s_.mode == Mode::kExact; }
+  bool contractive() const override { return s_.mode != Mode::kLinear; }
   double delta(std::size_t d) const override {
     if (!contractive() || d == 0) return 0.0;
     return static_cast<double>(heavy(d)) / static_cast<double>(d);
   }
   bool sparse() const override { return true; }
   bool error_feedback() const override { return ef_; }
-  bool fixed_size() const override { return true; }
+  bool fixed_size() const override { return s_.mode == Mode::kLinear; }
   std::size_t cols(std::size_t d) const {
     return s_.cols.ratio > 0 ? s_.cols.resolve(d) : static_cast<std::size_t>(s_.cols.count);
   }
@@ -118,13 +121,14 @@ class SketchCodec final : public Codec, public std::enable_shared_from_this<Sket
   std::size_t table_size(std::size_t d) const {
     return static_cast<std::size_t>(s_.rows) * cols(d);
   }
-  // Bytes between the common header and the table: the fallback flag or the scale.
-  std::size_t extra() const {
-    return s_.mode == Mode::kExact ? 1 : s_.mode == Mode::kEstimates ? 4 : 0;
-  }
+  // The linear table; or the source flag, then the table with the scale (estimates) or with
+  // K values (exact), or K values alone (the fallback).
   std::size_t max_encoded_size(std::size_t d) const override {
-    const std::size_t values = s_.mode == Mode::kExact ? 4 * heavy(d) : 0;
-    return kHeader + extra() + 4 * table_size(d) + values;
+    const std::size_t table = 4 * table_size(d);
+    const std::size_t k = 4 * heavy(d);
+    if (s_.mode == Mode::kLinear) return kHeader + table;
+    const std::size_t main = s_.mode == Mode::kExact ? table + k : 4 + table;
+    return kHeader + 1 + std::max(main, k);
   }
   std::unique_ptr<Encoder> make_encoder(std::size_t d) const override;
   std::unique_ptr<Decoder> make_decoder(std::size_t d) const override;
@@ -208,34 +212,37 @@ class SketchDecoder final : public DecoderBase {
   bool parse(ByteView bytes, const CodecContext& ctx, std::span<float>) override {
     Reader r(bytes.data(), bytes.size(), c_->name_ref());
     c_->read_header(r, d_);
-    std::uint8_t source = 0;
-    float scale = 1.0f;
-    if (c_->mode() == Mode::kExact) {
-      source = r.u8("heavy-hitter source");
+    const std::size_t k = c_->heavy(d_);
+    if (c_->mode() != Mode::kLinear) {
+      const std::uint8_t source = r.u8("heavy-hitter source");
       if (source > 1) malformed(c_->name_ref(), "heavy-hitter source " + std::to_string(source));
-    } else if (c_->mode() == Mode::kEstimates) {
+      if (source == 1) {  // the fallback: K values at the shared random indices
+        const std::uint8_t* values = r.take(4 * k, "fallback values");
+        r.expect_end();
+        block_random_indices(d_, k, ctx, idx_, nullptr);
+        vals_.resize(k);
+        std::memcpy(vals_.data(), values, 4 * k);
+        return false;
+      }
+    }
+    float scale = 1.0f;
+    if (c_->mode() == Mode::kEstimates) {
       scale = read_scale(r, "estimate scale");
       if (scale > 1.0f) malformed(c_->name_ref(), "estimate scale above 1");
     }
     const std::size_t n = c_->table_size(d_);
     table_.resize(n);
     std::memcpy(table_.data(), r.take(4 * n, "sketch table"), 4 * n);
-    const std::size_t k = c_->heavy(d_);
     const std::uint8_t* values = nullptr;
     if (c_->mode() == Mode::kExact) values = r.take(4 * k, "heavy-hitter values");
     r.expect_end();
-    const Recovered* rec = nullptr;
-    if (source == 1) {
-      block_random_indices(d_, k, ctx, idx_, nullptr);
-    } else {
-      rec = &rec_.run(*c_, d_, table_, ctx.seed);
-      idx_ = rec->idx;
-    }
+    const Recovered& rec = rec_.run(*c_, d_, table_, ctx.seed);
+    idx_ = rec.idx;
     vals_.resize(idx_.size());
     if (values) {
       std::memcpy(vals_.data(), values, 4 * k);
     } else {
-      for (std::size_t j = 0; j < idx_.size(); ++j) vals_[j] = scale * rec->est[j];
+      for (std::size_t j = 0; j < idx_.size(); ++j) vals_[j] = scale * rec.est[j];
     }
     return false;
   }
@@ -254,42 +261,53 @@ class SketchEncoder final : public EncoderBase {
  protected:
   const std::string& codec_name() const override { return c_->name_ref(); }
   void encode_raw(std::span<const float> x, const CodecContext& ctx, Bytes& out) override {
-    const std::size_t cols = c_->cols(d_);
     const std::size_t n = c_->table_size(d_);
     table_.assign(n, 0.0f);
-    SketchHash(ctx.seed, c_->rows(), u32_of(cols)).sketch(x, table_.data());
+    SketchHash(ctx.seed, c_->rows(), u32_of(c_->cols(d_))).sketch(x, table_.data());
     out.resize(c_->max_encoded_size(d_));
     Writer w(out.data());
     w.u8(static_cast<std::uint8_t>(c_->mode()));
     w.u32(u32_of(d_));
     w.u32(c_->rows());
-    w.u32(u32_of(cols));
+    w.u32(u32_of(c_->cols(d_)));
     w.u32(u32_of(c_->heavy(d_)));
-    if (c_->mode() == Mode::kExact) w.u8(pick_exact(x, ctx) ? 0 : 1);
-    if (c_->mode() == Mode::kEstimates)
-      w.f32(least_squares_scale(x, rec_.run(*c_, d_, table_, ctx.seed)));
+    if (c_->mode() == Mode::kLinear) {
+      std::memcpy(w.pos(), table_.data(), 4 * n);
+      return;
+    }
+    const Recovered& rec = rec_.run(*c_, d_, table_, ctx.seed);
+    float scale = 1.0f;
+    if (c_->mode() == Mode::kEstimates) scale = least_squares_scale(x, rec);
+    if (!beats_random(x, rec, scale)) {
+      w.u8(1);
+      block_random_indices(d_, c_->heavy(d_), ctx, idx_, nullptr);
+      for (const std::uint32_t i : idx_) w.f32(x[i]);
+      out.resize(static_cast<std::size_t>(w.pos() - out.data()));
+      return;
+    }
+    w.u8(0);
+    if (c_->mode() == Mode::kEstimates) w.f32(scale);
     std::memcpy(w.pos(), table_.data(), 4 * n);
     w.skip(4 * n);
     if (c_->mode() == Mode::kExact) {
-      for (const std::uint32_t i : idx_) w.f32(x[i]);
+      for (const std::uint32_t i : rec.idx) w.f32(x[i]);
     }
+    out.resize(static_cast<std::size_t>(w.pos() - out.data()));
   }
 
  private:
-  // idx_ <- the recovered heavy hitters, or the fallback indices when those hold less than
-  // K/d of ||x||^2 (true: the heavy hitters).
-  bool pick_exact(std::span<const float> x, const CodecContext& ctx) {
-    const Recovered& rec = rec_.run(*c_, d_, table_, ctx.seed);
-    double kept = 0, total = 0;
-    for (const std::uint32_t i : rec.idx) kept += static_cast<double>(x[i]) * x[i];
-    for (const float v : x) total += static_cast<double>(v) * v;
-    const std::size_t k = c_->heavy(d_);
-    if (kept * static_cast<double>(d_) >= total * static_cast<double>(k)) {
-      idx_ = rec.idx;
-      return true;
+  // Whether what the table gives (estimates times scale, or exact values) removes at least
+  // K/d of ||x||^2, as K values at random indices would on average.
+  bool beats_random(std::span<const float> x, const Recovered& rec, float scale) const {
+    double removed = 0, total = 0;
+    for (std::size_t j = 0; j < rec.idx.size(); ++j) {
+      const double v = x[rec.idx[j]];
+      // ||x||^2 - ||x - y||^2 over the kept coordinates, y the decoded value.
+      const double y = c_->mode() == Mode::kExact ? v : static_cast<double>(scale) * rec.est[j];
+      removed += v * v - (v - y) * (v - y);
     }
-    block_random_indices(d_, k, ctx, idx_, nullptr);
-    return false;
+    for (const float v : x) total += static_cast<double>(v) * v;
+    return removed * static_cast<double>(d_) >= total * static_cast<double>(c_->heavy(d_));
   }
   // argmin over s in [0, 1] of ||x - s r||, r the estimates at the heavy hitters.
   static float least_squares_scale(std::span<const float> x, const Recovered& rec) {
@@ -323,9 +341,9 @@ StageBuild build(const StageArgs& a) {
   if (s.cols.ratio <= 0 && s.cols.count > (1u << 26)) {
     a.bad("sketch COLS " + std::to_string(s.cols.count) + " is too large (max 2^26)");
   }
-  if (a.flag("linear") && a.flag("estimates")) a.bad("sketch takes one of linear, estimates");
+  if (a.flag("linear") && a.flag("exact")) a.bad("sketch takes one of exact, linear");
   if (a.flag("linear")) s.mode = Mode::kLinear;
-  if (a.flag("estimates")) s.mode = Mode::kEstimates;
+  if (a.flag("exact")) s.mode = Mode::kExact;
   StageBuild b;
   b.codec = [s](bool ef) { return std::make_shared<SketchCodec>(s, ef); };
   return b;
@@ -336,14 +354,15 @@ StageBuild build(const StageArgs& a) {
 StageEntry sketch_stage() {
   return {"sketch",
           StageRole::kStandalone,
-          "sketch[:ROWS[:COLS[:K]]][:estimates|:linear]",
+          "sketch[:ROWS[:COLS[:K]]][:exact|:linear]",
           "Count-Sketch, default sketch:5:0.002:0.001 (COLS, K: ratio of d or count; ROWS "
-          "3..32): sends the table and the exact values of the K heavy hitters it names "
-          "(contractive); estimates: the table and a scale; linear: the table alone (addable)",
+          "3..32): the table and a scale for the K heavy hitters' estimates; exact: their exact "
+          "values instead; both contractive (delta K/d); linear: the table alone (addable)",
           3,
-          {"estimates", "linear"},
+          {"exact", "linear"},
           {},
-          {"sketch:5:40:10", "ef|sketch:4:0.1:0.05:estimates", "sketch:3:64:8:linear"},
+          {"sketch:5:40:10", "ef|sketch:4:0.1:0.05:exact", "sketch:3:64:8:linear", "sketch:3:2:2",
+           "sketch:3:2:2:exact"},
           build};
 }
 

@@ -45,7 +45,7 @@ TEST_SUITE("codec") {
                  {"sketch:7:10000:1000", "sketch:7:10000:1000"},
                  {"ef|sketch:5:0.05", "ef|sketch:5:0.05:0.001"},
                  {"sketch:3:64:8:linear", "sketch:3:64:8:linear"},
-                 {"sketch:estimates", "sketch:5:0.002:0.001:estimates"}};
+                 {"sketch:exact", "sketch:5:0.002:0.001:exact"}};
     for (const auto& c : cases) {
       const std::string spec_s = c.in;
       CAPTURE(spec_s);
@@ -85,8 +85,7 @@ TEST_SUITE("codec") {
     CHECK(error_of("qsgd:4:chunk=0").find("[1, 16777216]") != std::string::npos);
     CHECK(error_of("sign:size=3").find("unknown option \"size\"") != std::string::npos);
     CHECK(error_of("sketch:1").find("[3, 32]") != std::string::npos);
-    CHECK(error_of("sketch:linear:estimates").find("one of linear, estimates") !=
-          std::string::npos);
+    CHECK(error_of("sketch:linear:exact").find("one of exact, linear") != std::string::npos);
     CHECK(error_of("sign|topk:0.1").find("must come first") != std::string::npos);
     CHECK(error_of("topk:0.1|randk:0.5").find("must come first") != std::string::npos);
     CHECK(error_of("qsgd:4|sign").find("only one value codec") != std::string::npos);

@@ -144,16 +144,16 @@ TEST_SUITE("codec") {
     CHECK(recall >= 0.8);
   }
 
-  // Which heavy hitters the exact mode used: byte 17 of its payload (0: the table's, 1: the
-  // fallback indices from (seed, round, sender)).
-  std::uint8_t exact_source(const Bytes& b) {
+  // Which heavy hitters a payload carries: byte 17 (0: the table's, 1: the fallback values at
+  // indices from (seed, round, sender)).
+  std::uint8_t source_of(const Bytes& b) {
     REQUIRE(b.size() > 17);
     return b[17];
   }
 
   TEST_CASE("count-sketch exact mode: sent values are x at the indices the table names") {
     const std::size_t d = 20000, k = 100;
-    auto c = make_codec("sketch:5:1000:100");
+    auto c = make_codec("sketch:5:1000:100:exact");
     CHECK(c->contractive());
     CHECK(c->delta(d) == doctest::Approx(static_cast<double>(k) / d));
     CHECK_FALSE(c->mergeable());
@@ -165,7 +165,8 @@ TEST_SUITE("codec") {
     std::vector<float> sent(d), y(d);
     enc->encode(x, {5, 3, 1}, b, sent);
     CHECK(b.size() == c->max_encoded_size(d));
-    CHECK(exact_source(b) == 0);
+    CHECK(source_of(b) == 0);
+    CHECK_FALSE(c->fixed_size());
     dec->decode(b, {5, 3, 1}, y);
     CHECK(y == sent);  // what the sender applies is what every receiver decodes
     std::size_t nz = 0, heavy = 0;
@@ -182,40 +183,47 @@ TEST_SUITE("codec") {
     CHECK_THROWS_AS(c->merge_add(acc, b), rumor::CodecError);
   }
 
-  TEST_CASE("count-sketch exact mode falls back to shared random indices when the table misleads") {
-    // A table far too small for d: its heavy hitters are often worse than random ones.
+  TEST_CASE("count-sketch falls back to shared random indices when the table misleads") {
+    // A table far too small for d: what it recovers is often worse than random values.
     const std::size_t d = 64, k = 2;
-    auto c = make_codec("sketch:3:2:2");
-    auto dec = c->make_decoder(d);
-    int fallbacks = 0;
-    double err = 0;
-    for (std::uint64_t t = 0; t < 400; ++t) {
-      std::vector<float> x = gaussian(d, 900 + t);
-      x[t % d] += 6.0f;
-      Bytes b;
-      auto enc = c->make_encoder(d);
-      std::vector<float> sent(d), y(d);
-      enc->encode(x, {11, t, 2}, b, sent);
-      dec->decode(b, {11, t, 2}, y);
-      REQUIRE(y == sent);
-      double kept = 0;
-      for (std::size_t i = 0; i < d; ++i) {
-        if (y[i] != 0.0f) REQUIRE(y[i] == x[i]);
-        kept += static_cast<double>(y[i]) * y[i];
+    for (const char* spec : {"sketch:3:2:2", "sketch:3:2:2:exact"}) {
+      const std::string spec_s = spec;
+      CAPTURE(spec_s);
+      auto c = make_codec(spec);
+      CHECK(c->delta(d) == doctest::Approx(static_cast<double>(k) / d));
+      auto dec = c->make_decoder(d);
+      int fallbacks = 0;
+      double err = 0;
+      for (std::uint64_t t = 0; t < 400; ++t) {
+        std::vector<float> x = gaussian(d, 900 + t);
+        x[t % d] += 6.0f;
+        Bytes b;
+        auto enc = c->make_encoder(d);
+        std::vector<float> sent(d), y(d);
+        enc->encode(x, {11, t, 2}, b, sent);
+        dec->decode(b, {11, t, 2}, y);
+        REQUIRE(y == sent);
+        const double removed = norm2(x) - dist2(y, x);
+        if (source_of(b) == 1) {
+          ++fallbacks;
+          CHECK(b.size() == 18 + 4 * k);
+          for (std::size_t i = 0; i < d; ++i)
+            if (y[i] != 0.0f) REQUIRE(y[i] == x[i]);
+        } else {
+          // The table's own values are kept only when they remove at least K/d of ||x||^2.
+          CHECK(removed * d >= norm2(x) * k * (1 - 1e-6));
+        }
+        err += dist2(y, x) / norm2(x);
       }
-      // The table's own pick is kept only when it holds at least K/d of the energy.
-      if (exact_source(b) == 0) CHECK(kept * d >= norm2(x) * k);
-      fallbacks += exact_source(b) == 1;
-      err += dist2(y, x) / norm2(x);
+      CHECK(fallbacks > 20);
+      // Contractive on average: E||C(x) - x||^2 <= (1 - K/d) ||x||^2 (with sampling slack).
+      CHECK(err / 400 <= 1.0 - c->delta(d) + 0.01);
     }
-    CHECK(fallbacks > 20);
-    // Contractive on average: E||C(x) - x||^2 <= (1 - K/d) ||x||^2 (with sampling slack).
-    CHECK(err / 400 <= 1.0 - c->delta(d) + 0.01);
   }
 
-  TEST_CASE("count-sketch estimates mode never moves a copy away from x") {
-    auto c = make_codec("sketch:5:50:20:estimates");
-    CHECK_FALSE(c->contractive());
+  TEST_CASE("count-sketch default mode: scaled estimates never move a copy away from x") {
+    auto c = make_codec("sketch:5:50:20");
+    CHECK(c->contractive());
     CHECK_FALSE(c->mergeable());
     const std::size_t d = 5000;
     // Dense noise (estimates mostly collisions) and a few spikes on noise.
@@ -226,8 +234,9 @@ TEST_SUITE("codec") {
       }
       Bytes b;
       auto y = roundtrip(*c, x, {8, t, 0}, &b);
+      if (source_of(b) == 1) continue;  // the fallback (tested above)
       float scale;
-      std::memcpy(&scale, b.data() + 17, 4);
+      std::memcpy(&scale, b.data() + 18, 4);
       CHECK(scale >= 0.0f);
       CHECK(scale <= 1.0f);
       CHECK(dist2(y, x) <= norm2(x));
@@ -244,16 +253,21 @@ TEST_SUITE("codec") {
   TEST_CASE("count-sketch refuses a bad fallback flag or scale") {
     const std::size_t d = 3000;
     auto x = gaussian(d, 5);
-    auto exact = make_codec("sketch:3:40:10");
+    for (std::size_t i = 0; i < 10; ++i) x[i * 7] += 50.0f;  // no fallback
+    auto exact = make_codec("sketch:3:40:10:exact");
     Bytes b;
     exact->make_encoder(d)->encode(x, {1, 0, 0}, b);
+    REQUIRE(source_of(b) == 0);
     std::vector<float> y(d);
     b[17] = 2;
     CHECK_THROWS_AS(exact->make_decoder(d)->decode(b, {1, 0, 0}, y), rumor::CodecError);
-    auto est = make_codec("sketch:3:40:10:estimates");
+    b[17] = 1;  // a fallback flag on a full payload: wrong length
+    CHECK_THROWS_AS(exact->make_decoder(d)->decode(b, {1, 0, 0}, y), rumor::CodecError);
+    auto est = make_codec("sketch:3:40:10");
     est->make_encoder(d)->encode(x, {1, 0, 0}, b);
+    REQUIRE(source_of(b) == 0);
     for (float bad : {1.5f, -0.5f, std::numeric_limits<float>::infinity()}) {
-      std::memcpy(b.data() + 17, &bad, 4);
+      std::memcpy(b.data() + 18, &bad, 4);
       CHECK_THROWS_AS(est->make_decoder(d)->decode(b, {1, 0, 0}, y), rumor::CodecError);
     }
     // Payloads of one mode are refused by another.
@@ -264,14 +278,14 @@ TEST_SUITE("codec") {
   TEST_CASE("count-sketch recoveries reused between payloads decode as fresh ones do") {
     // Same table bits for two dimensions (zero padding adds nothing): the recovery of one
     // must not be taken for the other. Fresh codecs (empty caches) give the reference.
-    auto shared = make_codec("sketch:3:16:4:estimates");
+    auto shared = make_codec("sketch:3:16:4");
     auto x = gaussian(100, 12);
     std::vector<float> padded(x);
     padded.resize(200, 0.0f);
     for (const auto* v : {&x, &padded, &x, &padded}) {
       Bytes b;
       auto y = roundtrip(*shared, *v, {4, 1, 0}, &b);
-      auto fresh = make_codec("sketch:3:16:4:estimates");
+      auto fresh = make_codec("sketch:3:16:4");
       std::vector<float> z(v->size());
       fresh->make_decoder(v->size())->decode(b, {4, 1, 0}, z);
       CHECK(y == z);
