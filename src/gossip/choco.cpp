@@ -127,7 +127,7 @@ void Choco::rejoin_accept(const net::Message& offer) {
 std::vector<Option> choco_options() {
   return {{"method.gamma", "number", 0.4, "choco, squarm: consensus step size", 0, 10},
           {"method.allow_noncontractive", "bool", false,
-           "choco, squarm: accept a codec that is not contractive (e.g. ef|sketch), at your risk"}};
+           "choco, squarm: accept a codec that is not contractive (e.g. qsgd:4), at your risk"}};
 }
 
 MethodInfo choco_method() {

@@ -83,7 +83,7 @@ class Codec {
   // Decoder for vectors of exactly d floats (only scratch buffers, no state between calls).
   virtual std::unique_ptr<Decoder> make_decoder(std::size_t d) const = 0;
 
-  // Linear codecs (Count-Sketch, fp32) can add payloads of several senders:
+  // Linear codecs (fp32, sketch:...:linear) can add payloads of several senders:
   // decode(merge(a, b)) == decode(a) + decode(b) for fp32, and for a sketch the recovery
   // from the summed sketch equals the recovery from the sketch of the summed vectors.
   virtual bool mergeable() const = 0;
@@ -135,8 +135,14 @@ class Decoder {
 //                                     drawn uniformly in each of k equal blocks of [0, d)
 //                                     (each coordinate kept with probability 1/block width;
 //                                     `unbiased` scales by that width)
-//   sketch[:ROWS[:COLS[:K]]]          Count-Sketch; COLS and K ratio of d or count; decoding
-//                                     returns the K largest median-of-rows estimates.
+//   sketch[:ROWS[:COLS[:K]]][:exact|:linear]
+//                                     Count-Sketch; COLS and K ratio of d or count; decoding
+//                                     recovers the K largest median-of-rows estimates, times a
+//                                     scale the sender fits (default) or replaced by the exact
+//                                     values sent along (exact); when those would remove less
+//                                     than K/d of ||x||^2, K exact values at indices from
+//                                     (seed, round, sender) go instead: contractive, delta K/d.
+//                                     linear: the table alone (mergeable, not contractive).
 //                                     Default sketch:5:0.002:0.001: a 5 x d/500 fp32 table
 //                                     (0.32 bits per parameter), K = d/1000. ROWS 3..32
 // A chain is at most one sparsifier (topk, randk) followed by at most one value codec (fp32,
