@@ -2,7 +2,7 @@
 # Replays attacks on a TCP run from this machine and prints what the run did: its exit
 # code, final mean test accuracy, node 1's peak memory, and the refusals summary.json counts.
 #
-#   tools/attack-probe.sh [--rumor PATH] [--attacker PATH] [--set key=value ...] PROBE...
+#   tools/attack-probe.sh [--rumor PATH] [--attacker PATH] [--payload-bytes B] [--set key=value ...] PROBE...
 #   tools/attack-probe.sh stranger wrong-size nan dup-seq far-future config
 #
 # Probes (node 0 is impersonated towards node 1; the run is experiments/quickstart.json with
@@ -15,7 +15,9 @@
 #   config      network.max_frame_mb 0 and 1e300, negative round and connect timeouts:
 #               refused before anything starts?
 # Node 1's peak memory is read from /proc while it runs (VmHWM), so the probe works with
-# builds whose metrics lines do not carry it. The attacker is tests/cli/attack_peer.cpp
+# builds whose metrics lines do not carry it. --payload-bytes is the size of the run's gossip
+# payload (default 814160: the quickstart MLP's 101770 parameters as fp64 running sums).
+# The attacker is tests/cli/attack_peer.cpp
 # (cmake --build --preset release --target attack_peer).
 set -euo pipefail
 
@@ -27,6 +29,7 @@ usage() {
 root="$(cd "$(dirname "$0")/.." && pwd)"
 rumor="$root/build/release/rumor"
 attacker="$root/build/release/attack_peer"
+payload=814160
 config="$root/experiments/quickstart.json"
 sets=(--set on_peer_failure=continue --set network.round_deadline=adaptive)
 probes=()
@@ -34,6 +37,7 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --rumor) rumor="$2"; shift 2 ;;
     --attacker) attacker="$2"; shift 2 ;;
+    --payload-bytes) payload="$2"; shift 2 ;;
     --set) sets+=(--set "$2"); shift 2 ;;
     -h | --help) usage ;;
     -*) echo "attack-probe: unknown option '$1'" >&2; usage ;;
@@ -64,8 +68,10 @@ attack_args() {
   [[ -f "$secret" ]] && key=(--secret "$secret")
   case "$2" in
     stranger) echo "stranger --as 0 --target 1" ;;
-    far-future) echo "far-future --as 0 --target 1 --frames 96 --mb 16 --takeovers 96 ${key[*]}" ;;
-    *) echo "$2 --as 0 --target 1 ${key[*]}" ;;
+    far-future)
+      echo "far-future --as 0 --target 1 --frames 96 --mb 16 --takeovers 96 --payload-bytes $payload ${key[*]}"
+      ;;
+    *) echo "$2 --as 0 --target 1 --payload-bytes $payload ${key[*]}" ;;
   esac
 }
 

@@ -314,7 +314,7 @@ void Session::on_header() {
   }
   const std::uint64_t n = prefix_.payload_length();
   if (state_ == State::kEstablished && header_.type() == wire::FRAME_MESSAGE &&
-      header_.sender() == link_->peer) {
+      header_.sender() == link_->peer && known_kind(header_.kind())) {
     std::string detail;
     if (auto counter = refusal(n, detail)) {
       impl_.count_rejected(*link_, counter, detail);

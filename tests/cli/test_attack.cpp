@@ -84,14 +84,14 @@ Outcome run(const std::string& config, const std::string& attack) {
   const fs::path dir = fs::path(config).parent_path();
   fs::remove_all(dir / "runs");
   const std::string script =
-      "cd " + dir.string() + " && (" + cli_test::rumor_path() + " launch " + config +
+      "cd " + dir.string() + "; (" + cli_test::rumor_path() + " launch " + config +
       " --no-progress --log-level warn > launch.out 2>&1; echo $? > launch.rc) & " +
       (attack.empty()
            ? std::string()
            : "for i in $(seq 1 1200); do f=$(ls runs/*/node-1.jsonl 2>/dev/null | head -n1); "
              "[ -n \"$f\" ] && [ -s \"$f\" ] && break; sleep 0.05; done; " +
                  std::string(RUMOR_BINARY_DIR) + "/attack_peer $(dirname \"$f\") " + attack +
-                 " > attack.json; ") +
+                 " > attacker.out; ") +
       "wait";
   cli_test::shell(script);
   Outcome o;
@@ -99,7 +99,7 @@ Outcome run(const std::string& config, const std::string& attack) {
   std::ifstream launch_out(dir / "launch.out");
   o.out.assign(std::istreambuf_iterator<char>(launch_out), std::istreambuf_iterator<char>());
   if (!attack.empty()) {
-    std::ifstream a(dir / "attack.json");
+    std::ifstream a(dir / "attacker.out");
     std::string line;
     if (std::getline(a, line) && !line.empty()) o.attack = json::parse(line);
   }

@@ -215,6 +215,7 @@ TEST_SUITE("net") {
       m.set_kind(static_cast<std::uint32_t>(MessageKind::kGossip));
       m.set_sender(0);
       m.set_round(42);
+      m.set_seq(1);  // sequence numbers start at 1 on a connection
       raw.write_frame(m, {1, 2, 3, 4});
       auto got = c.node(1).take(0, 42, kWait);
       REQUIRE(got.has_value());
