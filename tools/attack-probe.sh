@@ -46,17 +46,17 @@ while [[ $# -gt 0 ]]; do
 done
 ((${#probes[@]} > 0)) || usage
 work="$(mktemp -d /tmp/attack-probe.XXXXXX)"
-echo "attack-probe: rumor $("$rumor" --version 2>&1 | head -n1); work dir $work" >&2
+echo "attack-probe: $("$rumor" --version 2>&1 | head -n1); work dir $work" >&2
 
 # Peak resident memory (MB) of node 1's process while `launch` (pid $1) runs.
 watch_node1() {
   local launch=$1 peak=0 pid kb
   for ((i = 0; i < 36000; i++)); do  # bounded: 30 min at 50 ms
     kill -0 "$launch" 2>/dev/null || break
-    pid="$(ps -o pid=,args= --ppid "$launch" | awk '/ --id 1( |$)/ { print $1; exit }')"
+    pid="$(ps -o pid=,args= --ppid "$launch" | awk '/ --id 1( |$)/ { print $1; exit }' || true)"
     if [[ -n "$pid" ]]; then
       kb="$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)"
-      [[ -n "$kb" ]] && ((kb > peak)) && peak=$kb
+      if [[ -n "$kb" ]] && ((kb > peak)); then peak=$kb; fi
     fi
     sleep 0.05
   done

@@ -17,6 +17,7 @@
 // node exchanges a stop notice with its live neighbours instead of the all-node barrier.
 // A restarted peer comes back through the rejoin hand-over (rejoin.hpp).
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -386,7 +387,10 @@ RunResult run_node(const config::Config& cfg, int id, const RunOptions& options)
     log::warn("some messages were still queued ", s.faults.round_timeout.count() / 1000.0,
               " s after the last round; closing anyway");
   transport.stop();
-  log::info("finished ", rounds, " rounds");
+  // Peak resident memory: what peers made this node buffer shows here.
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  log::info("finished ", rounds, " rounds; peak memory ", ru.ru_maxrss / 1024, " MB");
 
   RunResult result;
   result.run_dir = s.run_dir;

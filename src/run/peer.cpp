@@ -1,7 +1,5 @@
 #include "rumor/run/peer.hpp"
 
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -385,10 +383,6 @@ void Peer::finish_round(std::int64_t round) {
   line["msgs_missed"] = p.method_traffic.msgs_missed;
   line["ctrl_bytes"] = p.ctrl_traffic.bytes_sent;
   add_refusals(p, line);
-  // The process's peak resident memory so far (in-process runs: all peers together), to see
-  // what a peer made this node buffer.
-  rusage ru{};
-  if (::getrusage(RUSAGE_SELF, &ru) == 0) line["rss_peak_mb"] = ru.ru_maxrss / 1024.0;
   if (const double w = p.method->weight(); !std::isnan(w)) line["ps_weight"] = w;
   line.update(p.method->round_metrics());
   if (p.train) line["lr"] = p.work->lr();

@@ -75,7 +75,7 @@ struct Outcome {
   json attack;        // attack_peer's report (empty when none ran)
   fs::path run;       // the run directory
   double honest = 0;  // mean final accuracy over the nodes (the attacker is none of them)
-  double rss_1 = 0;   // node 1's peak resident memory, MB
+  double rss_1 = 0;   // node 1's peak resident memory, MB (its log)
 };
 
 // Runs the config, and `attack` (attack_peer arguments after RUNDIR) once node 1 is under
@@ -108,8 +108,28 @@ Outcome run(const std::string& config, const std::string& attack) {
     o.honest +=
         last_line(o.run / ("node-" + std::to_string(i) + ".jsonl"))["test_acc"].get<double>() /
         kNodes;
-  o.rss_1 = last_line(o.run / "node-1.jsonl")["rss_peak_mb"].get<double>();
+  // Node 1's log ends with its peak resident memory.
+  const std::string log = file_text(o.run / "node-1.log");
+  const auto at = log.rfind("peak memory ");
+  REQUIRE(at != std::string::npos);
+  o.rss_1 = std::stod(log.substr(at + 12));
   return o;
+}
+
+struct Runs {
+  Outcome clean, hit;
+};
+
+// The run without an attack, then with `attack`; both must finish with exit code 0.
+Runs clean_and_attacked(const std::string& name, const std::string& attack) {
+  const auto config = attack_config(cli_test::scratch(name));
+  Runs r{run(config, ""), run(config, attack)};
+  INFO(r.clean.out);
+  INFO(r.hit.out);
+  INFO(r.hit.attack.dump());
+  REQUIRE(r.clean.code == 0);
+  REQUIRE(r.hit.code == 0);
+  return r;
 }
 
 }  // namespace
@@ -148,15 +168,8 @@ TEST_SUITE("cli") {
   }
 
   TEST_CASE("attack over TCP: a stranger without the run secret cannot take a neighbour's place") {
-    const auto dir = cli_test::scratch("attack-stranger");
-    const auto config = attack_config(dir);
-    const Outcome clean = run(config, "");
-    INFO(clean.out);
-    REQUIRE(clean.code == 0);
-    const Outcome hit = run(config, "stranger --as 0 --target 1");
-    INFO(hit.out);
+    const auto [clean, hit] = clean_and_attacked("attack-stranger", "stranger --as 0 --target 1");
     INFO(hit.attack.dump());
-    REQUIRE(hit.code == 0);
     // launch made a secret for the run, readable by its owner only.
     CHECK((fs::status(hit.run / "secret").permissions() & fs::perms::all) ==
           (fs::perms::owner_read | fs::perms::owner_write));
@@ -175,20 +188,14 @@ TEST_SUITE("cli") {
   }
 
   TEST_CASE("attack over TCP: a faulty peer with the secret takes a link over; the run holds") {
-    const auto dir = cli_test::scratch("attack-faulty");
-    const auto config = attack_config(dir);
-    const Outcome clean = run(config, "");
-    INFO(clean.out);
-    REQUIRE(clean.code == 0);
     // Frames of 16 MiB for far-future rounds over up to 64 takeovers (the real node 0 takes
     // its link back each time, cutting the frame being written); 84 logistic-regression
     // parameters as push-sum running sums are 672 bytes.
-    const Outcome hit = run(config, "all --as 0 --target 1 --secret $(dirname \"$f\")/secret " +
-                                        std::string("--frames 64 --mb 16 --takeovers 64 "
-                                                    "--payload-bytes 672"));
-    INFO(hit.out);
+    const auto [clean, hit] =
+        clean_and_attacked("attack-faulty",
+                           "all --as 0 --target 1 --secret $(dirname \"$f\")/secret --frames 64 "
+                           "--mb 16 --takeovers 64 --payload-bytes 672");
     INFO(hit.attack.dump());
-    REQUIRE(hit.code == 0);
     REQUIRE(hit.attack.value("handshake", "") == "accepted");
     const json s = read_json(hit.run / "summary.json");
     CHECK(s["nodes_finished"] == kNodes);

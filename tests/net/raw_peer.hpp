@@ -91,6 +91,19 @@ inline void raw_handshake(Raw& r, int node, int target, const std::string& secre
   REQUIRE(v->verdict().accepted());
 }
 
+// Dials as `node` and answers the challenge with a MAC no secret gives; the node's verdict.
+inline std::optional<wire::Header> raw_wrong_mac(Raw& r, int node, int target) {
+  r.write_frame(hello(node, target, "test-run", LinkKind::kData));
+  auto h = r.read_frame();  // the node's hello with its MAC
+  REQUIRE(h.has_value());
+  REQUIRE(h->type() == wire::FRAME_HELLO);
+  wire::Header auth;
+  auth.set_type(wire::FRAME_AUTH);
+  auth.mutable_auth()->set_mac(std::string(kMacBytes, 'x'));
+  r.write_frame(auth);
+  return r.read_frame();
+}
+
 // An application message from `node` as the transport would frame it.
 inline void raw_message(Raw& r, int node, std::int64_t round, std::uint64_t seq,
                         std::size_t payload_bytes) {

@@ -78,15 +78,7 @@ TEST_SUITE("net") {
     check_link(c.node(2), c.node(1), 3);
     // A node without a secret cannot join either.
     Raw raw(c.port(1));
-    raw.write_frame(hello(0, 1, "test-run", LinkKind::kData));
-    auto h = raw.read_frame();  // node 1's hello with its MAC
-    REQUIRE(h.has_value());
-    REQUIRE(h->type() == wire::FRAME_HELLO);
-    wire::Header auth;
-    auth.set_type(wire::FRAME_AUTH);
-    auth.mutable_auth()->set_mac(std::string(kMacBytes, 'x'));
-    raw.write_frame(auth);
-    auto v = raw.read_frame();
+    auto v = raw_wrong_mac(raw, 0, 1);
     REQUIRE(v.has_value());
     CHECK_FALSE(v->verdict().accepted());
     bad->stop();

@@ -67,13 +67,7 @@ TEST_SUITE("net") {
     {
       // A wrong secret is refused and the link stays.
       Raw raw(c.port(1));
-      raw.write_frame(hello(0, 1, "test-run", LinkKind::kData));
-      REQUIRE(raw.read_frame().has_value());
-      wire::Header auth;
-      auth.set_type(wire::FRAME_AUTH);
-      auth.mutable_auth()->set_mac(std::string(kMacBytes, 'x'));
-      raw.write_frame(auth);
-      auto v = raw.read_frame();
+      auto v = raw_wrong_mac(raw, 0, 1);
       REQUIRE(v.has_value());
       CHECK_FALSE(v->verdict().accepted());
       CHECK(c.node(1).stats().find(0, LinkKind::kData)->reconnects == 0);
