@@ -14,6 +14,10 @@
 # they are the ones the nodes compute. Each node's stdout/stderr goes to
 # <run dir>/node-<i>.out; its log to <run dir>/node-<i>.log. Exit status: 0 when every
 # node finished and summarize succeeded, 1 otherwise.
+#
+# Like `rumor launch`, it makes a fresh secret for the run (<run dir>/secret, made by
+# `rumor secret new`) and gives it to every node, unless the config names its own
+# network.secret_file.
 set -euo pipefail
 
 usage() {
@@ -54,6 +58,10 @@ if [[ -z "$nodes" || -z "$run_id" || -z "$out_dir" ]]; then
 fi
 run_dir="$out_dir/$run_id"
 mkdir -p "$run_dir"
+if ! grep -q '"secret_file": "' <<<"$dry"; then
+  "$rumor" secret new -o "$run_dir/secret" 2>/dev/null
+  overrides+=(--set "network.secret_file=$run_dir/secret")
+fi
 echo "run-hosts: run $run_id, $nodes nodes started independently, results in $run_dir" >&2
 
 pids=()

@@ -31,6 +31,7 @@ void add_launch_command(CLI::App& app);     // rumor launch CONFIG.json
 void add_summarize_command(CLI::App& app);  // rumor summarize RUNDIR
 void add_compare_command(CLI::App& app);    // rumor compare GRID.json
 void add_config_commands(CLI::App& app);    // rumor config keys
+void add_secret_commands(CLI::App& app);    // rumor secret new -o FILE
 
 // A node per line: size, a bar, per-class counts; then sizes and label skew
 // (rumor data partition, launch --dry-run).

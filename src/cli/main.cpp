@@ -85,6 +85,7 @@ int main(int argc, char** argv) {
   cli::add_summarize_command(app);
   cli::add_compare_command(app);
   cli::add_config_commands(app);
+  cli::add_secret_commands(app);
   auto* bench = app.add_subcommand("bench", "benchmarks: rumor bench net|codecs|step [--json]");
   bench->require_subcommand(1);
   cli::add_bench_step(*bench);

@@ -280,7 +280,24 @@ std::vector<KeyInfo> run_keys() {
        "first reaches this",
        0, 1},
       {"checkpoint.every", "int", 0, "write a checkpoint every N rounds (0: never)", 0, 1e12},
-      {"network.secret_file", "string|null", nullptr, "file with a shared secret: HMAC handshakes"},
+      {"network.secret_file", "string|null", nullptr,
+       "file whose first line is the run secret: every connection proves it knows it (HMAC "
+       "challenge-response both ways). launch makes one per run (RUNDIR/secret); rumor node "
+       "needs one (rumor secret new -o FILE) unless network.insecure"},
+      {"network.insecure", "bool", false,
+       "rumor node without network.secret_file: anyone who reaches a port may join as any node "
+       "(warned once)"},
+      {"network.max_rounds_ahead", "int", 32,
+       "gossip messages for rounds further ahead of this node than this are refused unread "
+       "(counted)",
+       1, 1e6},
+      {"network.mailbox_mb", "number", 1024.0,
+       "received messages buffered per peer in MiB (with max_rounds_ahead, what one peer can "
+       "make a node hold); a message over it is refused unread (counted). Keep it at least "
+       "max_frame_mb",
+       0.001, 1e6},
+      {"network.max_pending_handshakes", "int", 64,
+       "connections still in their handshake at once; more are closed at accept (counted)", 1, 1e5},
       {"network.connect_timeout_s", "number", 30.0, "seconds to wait for every link at start", 0,
        1e6},
       {"network.max_frame_mb", "number", 1024.0, "largest accepted frame in MiB", 0.001, 1e6},
@@ -521,6 +538,9 @@ Config Config::from_json(const nlohmann::json& user_in, const std::string& origi
   for (const auto& [key, value] : c.paths_as_written_.items()) identity[pointer_of(key)] = value;
   // Nor is the port range a launcher picked for it: nodes take ports from the topology.
   identity["network"].erase("base_port");
+  // Nor is the secret that guards it (launch makes a fresh one per run, in the run directory).
+  identity["network"]["secret_file"] = nullptr;
+  identity["network"].erase("insecure");
   for (auto& node : identity["topology"]["nodes"])
     if (resolved["network"]["base_port"].is_number()) node.erase("port");
   c.run_id_ = resolved["name"].get<std::string>() + "-s" +

@@ -190,6 +190,8 @@ TransportStats TcpTransport::stats() const {
   out.refused_handshakes = im.refused_total;
   out.malformed = im.malformed_total;
   out.handler_errors = im.handler_errors_total;
+  out.busy_refused = im.busy_total;
+  out.handshake_timeouts = im.handshake_timeouts_total;
   return out;
 }
 

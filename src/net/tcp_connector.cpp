@@ -78,8 +78,24 @@ void Connector::accept() {
 }
 
 void Connector::on_accepted(tcp::socket socket) {
+  if (impl_.pending_handshakes >= impl_.options.max_pending_handshakes) {
+    // Bounded: connections that have not authenticated cost memory and a timer each.
+    impl_.refused_total += 1;
+    if (impl_.busy_total++ == 0) {
+      boost::system::error_code ec;
+      const auto ep = socket.remote_endpoint(ec);
+      log::warn(impl_.who(), ": ", impl_.options.max_pending_handshakes,
+                " connections are already in their handshake; closed one more from ",
+                ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port()),
+                " at once (network.max_pending_handshakes; later ones are counted, not logged)");
+    }
+    boost::system::error_code ignored;
+    socket.close(ignored);
+    return;
+  }
   auto s = std::make_shared<Session>(impl_, std::move(socket), nullptr);
   impl_.track(s);
+  s->count_as_pending();
   s->arm_handshake_timer();
   s->start();
 }
@@ -134,6 +150,15 @@ Link* Connector::admit(int peer, LinkKind kind, std::string& error) const {
   if (link->dialer) {
     error = "node " + std::to_string(peer) + " dialed, but node " + std::to_string(impl_.self) +
             " dials that link (lower id dials)";
+    return nullptr;
+  }
+  // Without a secret nothing tells the real peer from one that only claims its id: the
+  // connected one stays. With a secret, a connection that authenticates replaces it (attach).
+  if (impl_.options.secret.empty() && link->session &&
+      link->session->state() == Session::State::kEstablished) {
+    error = "node " + std::to_string(peer) + " is already connected (from " +
+            link->session->remote() +
+            ") and without a shared secret this connection cannot prove it is that node";
     return nullptr;
   }
   return link;

@@ -36,7 +36,14 @@ void TcpTransport::Impl::track(const std::shared_ptr<Session>& s) {
 void TcpTransport::Impl::attach(Link& link, const std::shared_ptr<Session>& s) {
   net_thread.assert_on_net_thread();
   std::shared_ptr<Session> old = std::exchange(link.session, s);
-  if (old) old->fail("replaced by a new connection from the same peer", false);
+  if (old) {
+    // Only an authenticated connection gets here while the peer is connected (admit refuses
+    // the others): a restarted peer. Said aloud, never a silent swap.
+    log::warn(who(), ": node ", link.peer, " authenticated again on its ", to_string(link.kind),
+              " link from ", s->remote(), " (a restarted peer?); it replaces the connection from ",
+              old->remote());
+    old->fail("replaced by a new authenticated connection from the same peer", false);
+  }
   bool reconnect = false;
   {
     std::lock_guard lock(link.mu);
@@ -102,6 +109,28 @@ void TcpTransport::Impl::refused(int peer, LinkKind kind, const std::string& rea
   log::warn(who(), ": refused a ", to_string(kind), " connection claiming node ", peer, ": ",
             reason);
   emit({LinkEventType::kRefused, peer, kind, reason});
+}
+
+void TcpTransport::Impl::count_rejected(Link& link, std::uint64_t LinkStats::*counter,
+                                        const std::string& detail) {
+  net_thread.assert_on_net_thread();
+  std::uint64_t before = 0;
+  {
+    std::lock_guard lock(link.mu);
+    before = link.stats.*counter;
+    link.stats.*counter += 1;
+  }
+  if (before == 0)
+    log::warn(who(), ": refused a message from node ", link.peer, " on its ", to_string(link.kind),
+              " link unread: ", detail, "; later ones for the same reason are counted, not logged");
+}
+
+void TcpTransport::Impl::count_handshake_timeout(const std::string& from) {
+  net_thread.assert_on_net_thread();
+  handshake_timeouts_total += 1;
+  refused_total += 1;
+  log::warn(who(), ": connection from ", from, " did not complete its handshake within ",
+            options.handshake_timeout.count(), " ms; closed");
 }
 
 void TcpTransport::Impl::count_malformed(Link* link, const std::string& reason,

@@ -46,6 +46,9 @@ struct TcpTransport::Impl {
   std::atomic<std::uint64_t> refused_total{0};
   std::atomic<std::uint64_t> malformed_total{0};
   std::atomic<std::uint64_t> handler_errors_total{0};
+  std::atomic<std::uint64_t> busy_total{0};
+  std::atomic<std::uint64_t> handshake_timeouts_total{0};
+  std::size_t pending_handshakes = 0;  // network thread: accepted, not yet authenticated
   std::mutex up_mutex;
   std::condition_variable up_cv;
 
@@ -79,6 +82,12 @@ struct TcpTransport::Impl {
   void bump(std::atomic<std::uint64_t>& total, Link* link, std::uint64_t LinkStats::*counter);
   void emit(LinkEvent event) { owner.emit(std::move(event)); }
   void deliver(Message m) { owner.mailbox_.push(std::move(m)); }
+  std::size_t buffered_from(int peer) const { return owner.mailbox_.bytes_from(peer); }
+  std::int64_t current_round() const { return owner.current_round(); }
+  // Counts a message refused before the mailbox; logs the first of each (link, reason).
+  void count_rejected(Link& link, std::uint64_t LinkStats::*counter, const std::string& detail);
+  // An accepted connection that did not finish its handshake in time (logged, counted).
+  void count_handshake_timeout(const std::string& from);
 };
 
 }  // namespace rumor::net

@@ -54,9 +54,21 @@ void Session::arm_handshake_timer() {
   handshake_timer_.expires_after(impl_.options.handshake_timeout);
   handshake_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
     self->guarded("handshake timer", [&] {
-      if (!ec && self->state_ == State::kHandshake) self->fail("handshake timed out", false);
+      if (ec || self->state_ != State::kHandshake) return;
+      if (!self->dialer_) self->impl_.count_handshake_timeout(self->remote_);
+      self->fail("handshake timed out", false);
     });
   });
+}
+
+void Session::count_as_pending() {
+  pending_ = true;
+  ++impl_.pending_handshakes;
+}
+
+void Session::end_pending() {
+  if (pending_) --impl_.pending_handshakes;
+  pending_ = false;
 }
 
 void Session::connect(const tcp::endpoint& endpoint) {
@@ -157,6 +169,7 @@ void Session::fail(const std::string& reason, bool malformed) {
   if (state_ == State::kClosed) return;
   const State was = state_;
   state_ = State::kClosed;
+  end_pending();
   boost::system::error_code ignored;
   socket_.shutdown(tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
@@ -300,6 +313,20 @@ void Session::on_header() {
     return;
   }
   const std::uint64_t n = prefix_.payload_length();
+  if (state_ == State::kEstablished && header_.type() == wire::FRAME_MESSAGE &&
+      header_.sender() == link_->peer && known_kind(header_.kind())) {
+    std::string detail;
+    if (auto counter = refusal(n, detail)) {
+      impl_.count_rejected(*link_, counter, detail);
+      {
+        std::lock_guard lock(link_->mu);
+        link_->stats.bytes_recv += kPrefixBytes + prefix_.frame_length - 4;
+      }
+      skip_left_ = n;
+      skip_payload();
+      return;
+    }
+  }
   if (n == 0) {
     on_frame(Payload());
     return;
@@ -311,6 +338,48 @@ void Session::on_header() {
   payload_ = impl_.pool->allocate(n, rx_ptr_);
   rx_done_ = 0;
   read_payload();
+}
+
+std::uint64_t LinkStats::*Session::refusal(std::uint64_t payload_bytes, std::string& detail) {
+  if (header_.seq() <= last_seq_) {
+    detail = "sequence number " + std::to_string(header_.seq()) + " after " +
+             std::to_string(last_seq_) + " on the same connection (a replay?)";
+    return &LinkStats::rejected_seq;
+  }
+  last_seq_ = header_.seq();
+  const std::int64_t now = impl_.current_round();
+  const std::int64_t ahead = impl_.options.max_rounds_ahead;
+  if (ahead > 0 && now != Transport::kNoRound && link_->kind == LinkKind::kData &&
+      header_.kind() == static_cast<std::uint32_t>(MessageKind::kGossip) && header_.round() > now &&
+      header_.round() - now > ahead) {
+    detail = "gossip for round " + std::to_string(header_.round() + 1) + " while this node is at " +
+             std::to_string(now + 1) + " (network.max_rounds_ahead " + std::to_string(ahead) + ")";
+    return &LinkStats::rejected_ahead;
+  }
+  const std::size_t limit = impl_.options.mailbox_bytes;
+  if (limit > 0 && impl_.buffered_from(link_->peer) + payload_bytes > limit) {
+    detail = std::to_string(payload_bytes) + " payload bytes on top of " +
+             std::to_string(impl_.buffered_from(link_->peer)) +
+             " already waiting exceed network.mailbox_mb (" + std::to_string(limit) + " bytes)";
+    return &LinkStats::rejected_mailbox;
+  }
+  return nullptr;
+}
+
+// Reads past the payload of a refused message in small pieces: nothing of it is kept.
+void Session::skip_payload() {
+  if (skip_left_ == 0) {
+    read_prefix();
+    return;
+  }
+  if (skip_buf_.empty()) skip_buf_.resize(64 * 1024);
+  const std::size_t n =
+      static_cast<std::size_t>(std::min<std::uint64_t>(skip_buf_.size(), skip_left_));
+  read(asio::buffer(skip_buf_.data(), n), "truncated frame payload",
+       [](Session& s, std::size_t got) {
+         s.skip_left_ -= got;
+         s.skip_payload();
+       });
 }
 
 void Session::read_payload() {
@@ -405,6 +474,7 @@ void Session::on_handshake_frame() {
 void Session::established() {
   impl_.net_thread.assert_on_net_thread();
   state_ = State::kEstablished;
+  end_pending();
   handshake_timer_.cancel();
   last_recv_ = Clock::now();
   impl_.attach(*link_, shared_from_this());

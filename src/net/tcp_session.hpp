@@ -33,6 +33,11 @@ class Session : public std::enable_shared_from_this<Session> {
 
   State state() const { return state_; }
   Link* link() const { return link_; }
+  // The remote address (host:port) once the connection is open.
+  const std::string& remote() const { return remote_; }
+  // An accepted connection: counted in Impl::pending_handshakes until it is established or
+  // closed.
+  void count_as_pending();
   tcp::socket& socket() { return socket_; }
 
   void arm_handshake_timer();
@@ -72,6 +77,11 @@ class Session : public std::enable_shared_from_this<Session> {
   void read_prefix();
   void read_header();
   void on_header();
+  // Why an application message may not go to the mailbox (seen from its header): the
+  // LinkStats counter to bump, or null. Records its sequence number.
+  std::uint64_t LinkStats::*refusal(std::uint64_t payload_bytes, std::string& detail);
+  void skip_payload();
+  void end_pending();
   void read_payload();
   void on_frame(Payload payload);
   void on_message(Payload payload, std::uint64_t frame_bytes);
@@ -97,6 +107,10 @@ class Session : public std::enable_shared_from_this<Session> {
   Payload payload_;
   std::uint8_t* rx_ptr_ = nullptr;
   std::size_t rx_done_ = 0;
+  std::uint64_t last_seq_ = 0;   // of this connection: sequence numbers must increase
+  std::uint64_t skip_left_ = 0;  // payload bytes of a refused message still to read past
+  std::vector<std::uint8_t> skip_buf_;
+  bool pending_ = false;
 
   // Writer.
   std::deque<Outgoing> internal_;  // handshake and heartbeat frames

@@ -76,14 +76,22 @@ void TransportStats::add(const LinkStats& s) {
     ctrl_bytes_recv += s.bytes_recv;
   }
   drops += s.drops;
+  rejected += s.rejected();
 }
 
 void Mailbox::push(Message m) {
   {
     std::lock_guard lock(mutex_);
+    bytes_[m.sender] += m.payload.size();
     queue_.push_back(std::move(m));
   }
   cv_.notify_all();
+}
+
+std::size_t Mailbox::bytes_from(int sender) const {
+  std::lock_guard lock(mutex_);
+  auto it = bytes_.find(sender);
+  return it == bytes_.end() ? 0 : it->second;
 }
 
 std::optional<Message> Mailbox::take(const MessageFilter& filter,
@@ -96,6 +104,7 @@ std::optional<Message> Mailbox::take(const MessageFilter& filter,
       if (filter.matches(queue_[i])) {
         Message m = std::move(queue_[i]);
         queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(i));
+        bytes_[m.sender] -= m.payload.size();
         return m;
       }
     }
@@ -113,6 +122,7 @@ std::vector<Message> Mailbox::drain() {
   std::vector<Message> out(std::make_move_iterator(queue_.begin()),
                            std::make_move_iterator(queue_.end()));
   queue_.clear();
+  bytes_.clear();
   return out;
 }
 

@@ -23,6 +23,7 @@
 #include "rumor/common/error.hpp"
 #include "rumor/common/log.hpp"
 #include "rumor/common/rng.hpp"
+#include "rumor/net/secret.hpp"
 #include "rumor/run/run.hpp"
 #include "rumor/run/setup.hpp"
 
@@ -159,6 +160,16 @@ std::optional<std::string> base_port_override(const Topology& topology) {
     base = 30000 + static_cast<int>(rng.below(30000));
   }
   return "network.base_port=" + std::to_string(base);
+}
+
+// Peers of a launch authenticate each other with a fresh secret of this run (RUNDIR/secret,
+// 0600), unless the config names its own. Returns the network.secret_file override.
+std::optional<std::string> run_secret_override(const config::Config& cfg,
+                                               const std::string& run_dir) {
+  if (cfg.at("network.secret_file").is_string()) return std::nullopt;
+  const std::string path = fs::absolute(fs::path(run_dir) / "secret").string();
+  net::write_secret_file(path, net::new_secret());
+  return "network.secret_file=" + path;
 }
 
 std::string self_exe() {
@@ -405,6 +416,7 @@ int launch(const LaunchOptions& o) {
   } else {
     write_config_record(cfg, cmd.run_dir);
   }
+  if (auto secret = run_secret_override(cfg, cmd.run_dir)) cmd.overrides.push_back(*secret);
   FailurePolicy policy;
   policy.keep_going = faults.keep_going;
   policy.restart_after = faults.restart_after_s.value_or(-1.0);

@@ -17,11 +17,13 @@
 // node exchanges a stop notice with its live neighbours instead of the all-node barrier.
 // A restarted peer comes back through the rejoin hand-over (rejoin.hpp).
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <set>
 
@@ -122,6 +124,7 @@ class TcpNode {
 
   void boundary(std::int64_t r) {
     round_start_ = std::chrono::steady_clock::now();
+    t_.set_round(r);  // gossip for rounds far past this one is refused unread
     if (!s_.faults.keep_going) return;
     std::optional<std::pair<int, milliseconds>> hold;
     if (hold_for_ >= 0 && r == hold_round_ + 1 && peer_.method().peer_is_down(hold_for_))
@@ -166,7 +169,11 @@ class TcpNode {
   bool exact_average_;  // exact averages need every node: off once one is gone
   bool tolerant_;       // wait with deadlines and go on without what is missing
   gossip::LateMessages late_, eval_late_;
-  std::set<int> link_down_before_;  // data links found down at the last round boundary
+  // Data links found down at a round boundary, and since when.
+  std::map<int, std::chrono::steady_clock::time_point> link_down_since_;
+  // True when peer j's data link was down the last time it was looked at and still is, at
+  // least link_down_grace later.
+  bool link_gone(int j);
   int hold_for_ = -1;
   std::int64_t hold_round_ = -1;
   std::chrono::steady_clock::time_point round_start_;
@@ -190,21 +197,32 @@ void TcpNode::leave_out(int j, std::int64_t from, const std::string& why) {
 }
 
 // A neighbour this node only sends to is never missed at a deadline (directed and
-// time-varying graphs): a data link found down at two round boundaries in a row marks it
-// down too, so that no push-sum share goes into a dead link, and sends do not pile up in its
-// queue. (A live peer whose link dropped is then left out as well: links do not drop on
-// their own on a healthy network; it rejoins if restarted.)
+// time-varying graphs): a data link found down at two round boundaries in a row, at least
+// the tolerant waits' link_down_grace apart, marks it down too, so that no push-sum share
+// goes into a dead link, and sends do not pile up in its queue. (A live peer whose link
+// dropped is then left out as well: links do not drop on their own on a healthy network; it
+// rejoins if restarted. The grace lets a link whose connection was taken over by another
+// holder of the run secret, and then taken back, come up again first.)
 void TcpNode::watch_links(std::int64_t r) {
   for (int j : s_.topology.peers(s_.id)) {
     if (peer_.method().peer_is_down(j) || rejoin_.pending(j)) continue;
-    if (t_.link_up(j, net::LinkKind::kData)) {
-      link_down_before_.erase(j);
-    } else if (!link_down_before_.insert(j).second) {
+    if (link_gone(j)) {
       leave_out(j, r, "its link is down");
-      link_down_before_.erase(j);
       no_average(r);
     }
   }
+}
+
+bool TcpNode::link_gone(int j) {
+  const auto now = std::chrono::steady_clock::now();
+  if (t_.link_up(j, net::LinkKind::kData)) {
+    link_down_since_.erase(j);
+    return false;
+  }
+  const auto [it, fresh] = link_down_since_.emplace(j, now);
+  if (fresh || now - it->second < gossip::WaitPolicy{}.link_down_grace) return false;
+  link_down_since_.erase(it);
+  return true;
 }
 
 void TcpNode::exchange(std::int64_t r) {
@@ -213,7 +231,7 @@ void TcpNode::exchange(std::int64_t r) {
   w.deadline = deadline_.next();
   w.fail_on_missing = false;
   for (int j : gossip::run_blocking(peer_.method_io(), r, w, late_)) {
-    if (t_.link_up(j, net::LinkKind::kData)) continue;  // slow, not gone: late
+    if (!link_gone(j)) continue;  // slow, or its connection is being replaced: late
     if (!s_.faults.keep_going)
       throw ProtocolError("node " + std::to_string(s_.id) + ": peer " + std::to_string(j) +
                           " sent nothing for round " + std::to_string(r + 1) +
@@ -346,6 +364,7 @@ RunResult run_node(const config::Config& cfg, int id, const RunOptions& options)
   log::set_prefix("node " + std::to_string(id));
   train::set_compute_threads(std::max(1, options.threads));
   warn_links_model(cfg, id);
+  const net::TransportOptions topts = node_transport_options(cfg, id);
 
   const auto dataset = load_data(cfg);
   PeerSetup ps;
@@ -359,7 +378,7 @@ RunResult run_node(const config::Config& cfg, int id, const RunOptions& options)
   ps.resume_round = options.rejoin ? s.own_checkpoint : s.resume_round;
   ps.rejoin = options.rejoin;
 
-  net::TcpTransport transport(transport_options(cfg));
+  net::TcpTransport transport(topts);
   connect(transport, s);
   ps.transport = &transport;
   TcpNode node(s, transport, ps);
@@ -371,7 +390,10 @@ RunResult run_node(const config::Config& cfg, int id, const RunOptions& options)
     log::warn("some messages were still queued ", s.faults.round_timeout.count() / 1000.0,
               " s after the last round; closing anyway");
   transport.stop();
-  log::info("finished ", rounds, " rounds");
+  // Peak resident memory: what peers made this node buffer shows here.
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  log::info("finished ", rounds, " rounds; peak memory ", ru.ru_maxrss / 1024, " MB");
 
   RunResult result;
   result.run_dir = s.run_dir;

@@ -6,7 +6,9 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <thread>
+#include <tuple>
 
 #include "bad_sender.hpp"
 #include "fault_options.hpp"
@@ -109,6 +111,9 @@ struct Peer::Impl {
   std::int64_t local_steps = 1, checkpoint_every = 0;
 
   gossip::Traffic method_traffic, ctrl_traffic;
+  // Replays the transport refused, already added to the traffic: (peer, plane) -> count.
+  std::map<std::pair<int, int>, std::uint64_t> link_rejects_seen;
+  net::TransportStats link_stats;  // as of the last finish_round
   gossip::RingAllreduce eval_ring;
   std::vector<float> average;
   bool have_average = false;
@@ -286,8 +291,54 @@ gossip::PeerIo Peer::eval_io() {
   return {&impl_->eval_ring, impl_->transport, &impl_->ctrl_traffic};
 }
 
+namespace {
+
+// Messages the transport refused unread, by reason. A replayed sequence number is a fault of
+// the sender: it joins the gate's refusals (network.max_rejects counts it). Rounds too far
+// ahead and a full mailbox only shed load (an honest neighbour may run ahead of a slow node):
+// reported beside them, never held against the peer.
+using LinkCounter = std::uint64_t net::LinkStats::*;
+constexpr std::pair<LinkCounter, const char*> kShedReasons[] = {
+    {&net::LinkStats::rejected_ahead, "round too far ahead"},
+    {&net::LinkStats::rejected_mailbox, "mailbox full"}};
+
+void fold_transport_refusals(Peer::Impl& p) {
+  if (!p.transport) return;
+  p.link_stats = p.transport->stats();
+  for (const auto& l : p.link_stats.links) {
+    if (l.rejected_seq == 0) continue;
+    gossip::Traffic& t = l.link == net::LinkKind::kData ? p.method_traffic : p.ctrl_traffic;
+    auto& seen = p.link_rejects_seen[{l.peer, static_cast<int>(l.link)}];
+    if (l.rejected_seq <= seen) continue;
+    t.msgs_rejected += l.rejected_seq - seen;
+    t.rejected[l.peer]["sequence number not increasing"] += l.rejected_seq - seen;
+    seen = l.rejected_seq;
+  }
+}
+
+// The refusals of a metrics line: the gate's (and replays), plus what the transport shed.
+void add_refusals(Peer::Impl& p, nlohmann::json& line) {
+  std::uint64_t total = p.method_traffic.msgs_rejected + p.ctrl_traffic.msgs_rejected;
+  nlohmann::json by_peer = rejected_by_peer(p.method_traffic, p.ctrl_traffic);
+  for (const auto& l : p.link_stats.links)
+    for (const auto& [counter, reason] : kShedReasons)
+      if (const std::uint64_t n = l.*counter; n > 0) {
+        auto& slot = by_peer[std::to_string(l.peer)][reason];
+        slot = slot.is_null() ? n : slot.get<std::uint64_t>() + n;
+        total += n;
+      }
+  line["msgs_rejected"] = total;
+  if (total != 0) line["rejected"] = by_peer;
+  // Connections refused in the handshake and closed for bytes that did not parse.
+  line["handshakes_refused"] = p.link_stats.refused_handshakes;
+  line["frames_malformed"] = p.link_stats.malformed;
+}
+
+}  // namespace
+
 void Peer::finish_round(std::int64_t round) {
   Impl& p = *impl_;
+  fold_transport_refusals(p);
   leave_out_refused(*p.method, p.method_traffic, p.topology.peers(p.id), round,
                     p.faults.max_rejects);
   const auto elapsed =
@@ -340,9 +391,7 @@ void Peer::finish_round(std::int64_t round) {
   line["msgs_late"] = p.method_traffic.msgs_late;
   line["msgs_missed"] = p.method_traffic.msgs_missed;
   line["ctrl_bytes"] = p.ctrl_traffic.bytes_sent;
-  line["msgs_rejected"] = p.method_traffic.msgs_rejected + p.ctrl_traffic.msgs_rejected;
-  if (line["msgs_rejected"] != 0)
-    line["rejected"] = rejected_by_peer(p.method_traffic, p.ctrl_traffic);
+  add_refusals(p, line);
   if (const double w = p.method->weight(); !std::isnan(w)) line["ps_weight"] = w;
   line.update(p.method->round_metrics());
   if (p.train) line["lr"] = p.work->lr();

@@ -1,5 +1,7 @@
 #include "rumor/run/setup.hpp"
 
+#include "rumor/net/secret.hpp"
+
 #include <filesystem>
 #include <fstream>
 
@@ -119,16 +121,26 @@ net::TransportOptions transport_options(const config::Config& c) {
   o.connect_timeout = std::chrono::milliseconds(
       static_cast<std::int64_t>(c.get<double>("network.connect_timeout_s") * 1000));
   o.max_frame_bytes = static_cast<std::size_t>(c.get<double>("network.max_frame_mb") * 1024 * 1024);
-  if (c.at("network.secret_file").is_string()) {
-    const std::string path = c.get<std::string>("network.secret_file");
-    std::ifstream in(path);
-    if (!in)
-      throw ConfigError(c.origin() + ": network.secret_file '" + path +
-                        "' cannot be read; create it (e.g. `head -c 32 /dev/urandom | base64 > " +
-                        path + "`) on every host");
-    std::getline(in, o.secret);
-    if (o.secret.empty()) throw ConfigError("network.secret_file '" + path + "' is empty");
-  }
+  o.max_rounds_ahead = c.get<std::int64_t>("network.max_rounds_ahead");
+  o.mailbox_bytes = static_cast<std::size_t>(c.get<double>("network.mailbox_mb") * 1024 * 1024);
+  o.max_pending_handshakes = c.get<std::size_t>("network.max_pending_handshakes");
+  if (c.at("network.secret_file").is_string())
+    o.secret = net::read_secret_file(c.get<std::string>("network.secret_file"));
+  return o;
+}
+
+net::TransportOptions node_transport_options(const config::Config& c, int id) {
+  net::TransportOptions o = transport_options(c);
+  if (!o.secret.empty()) return o;
+  if (!c.get<bool>("network.insecure"))
+    throw ConfigError(c.origin() + ": node " + std::to_string(id) +
+                      " has no network.secret_file, so anyone who can reach its port could "
+                      "join as a neighbour. Make a secret (`rumor secret new -o run.secret`), "
+                      "give every host the file and pass --set network.secret_file=run.secret; "
+                      "or set network.insecure: true on a network only you use");
+  log::warn(
+      "network.insecure: no secret, so connections are not authenticated; anyone who "
+      "can reach this node's port may join as one of its neighbours");
   return o;
 }
 

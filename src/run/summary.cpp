@@ -333,6 +333,19 @@ void add_rejections(json& s, const NodeLines& nodes) {
   }
   s["msgs_rejected"] = total;
   if (!by_node.empty()) s["rejected_by_node"] = by_node;
+  // Connections refused in the handshake (wrong or missing secret, an id already connected,
+  // too many at once, timed out) and closed for malformed frames, per node when any.
+  for (const char* key : {"handshakes_refused", "frames_malformed"}) {
+    double sum = 0;
+    json per = json::object();
+    for (const auto& [id, lines] : nodes) {
+      const double v = lines.empty() ? 0.0 : lines.back().value(key, 0.0);
+      sum += v;
+      if (v > 0) per[std::to_string(id)] = v;
+    }
+    s[key] = sum;
+    if (!per.empty()) s[std::string(key) + "_by_node"] = per;
+  }
 }
 
 // Nodes run free (no barrier per round), so a node's round is the time between two of its

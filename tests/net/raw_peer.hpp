@@ -72,18 +72,44 @@ inline wire::Header hello(int node, int target, const std::string& run_id, LinkK
   return h;
 }
 
-// Completes the handshake (no secret) as node `node` dialling node `target`.
-inline void raw_handshake(Raw& r, int node, int target) {
+// Completes the handshake as node `node` dialling node `target`, answering the challenge
+// with `secret` when one is given.
+inline void raw_handshake(Raw& r, int node, int target, const std::string& secret = {}) {
+  const std::string nonce(kNonceBytes, 'n');
   r.write_frame(hello(node, target, "test-run", LinkKind::kData));
   auto h = r.read_frame();
   REQUIRE(h.has_value());
   REQUIRE(h->type() == wire::FRAME_HELLO);
   wire::Header auth;
   auth.set_type(wire::FRAME_AUTH);
+  if (!secret.empty())
+    auth.mutable_auth()->set_mac(handshake_mac(secret, "dialer", "test-run", LinkKind::kData, node,
+                                               target, h->hello().nonce(), nonce));
   r.write_frame(auth);
   auto v = r.read_frame();
   REQUIRE(v.has_value());
   REQUIRE(v->verdict().accepted());
+}
+
+// Dials as `node` and answers the challenge with a MAC no secret gives; the node's verdict.
+inline std::optional<wire::Header> raw_wrong_mac(Raw& r, int node, int target) {
+  r.write_frame(hello(node, target, "test-run", LinkKind::kData));
+  auto h = r.read_frame();  // the node's hello with its MAC
+  REQUIRE(h.has_value());
+  REQUIRE(h->type() == wire::FRAME_HELLO);
+  wire::Header auth;
+  auth.set_type(wire::FRAME_AUTH);
+  auth.mutable_auth()->set_mac(std::string(kMacBytes, 'x'));
+  r.write_frame(auth);
+  return r.read_frame();
+}
+
+// An application message from `node` as the transport would frame it.
+inline void raw_message(Raw& r, int node, std::int64_t round, std::uint64_t seq,
+                        std::size_t payload_bytes) {
+  Message m;
+  m.round = round;
+  r.write_frame(message_header(m, node, seq), std::vector<std::uint8_t>(payload_bytes, 1));
 }
 
 }  // namespace rumor::net::testing

@@ -78,15 +78,7 @@ TEST_SUITE("net") {
     check_link(c.node(2), c.node(1), 3);
     // A node without a secret cannot join either.
     Raw raw(c.port(1));
-    raw.write_frame(hello(0, 1, "test-run", LinkKind::kData));
-    auto h = raw.read_frame();  // node 1's hello with its MAC
-    REQUIRE(h.has_value());
-    REQUIRE(h->type() == wire::FRAME_HELLO);
-    wire::Header auth;
-    auth.set_type(wire::FRAME_AUTH);
-    auth.mutable_auth()->set_mac(std::string(kMacBytes, 'x'));
-    raw.write_frame(auth);
-    auto v = raw.read_frame();
+    auto v = raw_wrong_mac(raw, 0, 1);
     REQUIRE(v.has_value());
     CHECK_FALSE(v->verdict().accepted());
     bad->stop();
@@ -215,6 +207,7 @@ TEST_SUITE("net") {
       m.set_kind(static_cast<std::uint32_t>(MessageKind::kGossip));
       m.set_sender(0);
       m.set_round(42);
+      m.set_seq(1);  // sequence numbers start at 1 on a connection
       raw.write_frame(m, {1, 2, 3, 4});
       auto got = c.node(1).take(0, 42, kWait);
       REQUIRE(got.has_value());

@@ -139,6 +139,7 @@ TEST_SUITE("net") {
     m.set_type(wire::FRAME_MESSAGE);
     m.set_kind(static_cast<std::uint32_t>(MessageKind::kGossip));
     m.set_sender(0);
+    m.set_seq(1);  // sequence numbers start at 1 on a connection
     const auto head = encode_frame_head(m, opt.max_frame_bytes + 1);
     raw.write(head);
     CHECK(raw.closed_by_node());

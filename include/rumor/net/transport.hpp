@@ -14,12 +14,14 @@
 // thread (typically the trainer thread) and never wait on the network. start() and stop()
 // are called by the owner, once each (stop() is idempotent and also run by the destructor).
 // The event handler runs on the network thread and must not block.
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -145,6 +147,14 @@ struct LinkStats {
   // Connections closed because a network-thread handler threw while serving this peer (e.g.
   // out of memory, or the event handler threw); the link redials like after any other close.
   std::uint64_t handler_errors = 0;
+  // Messages refused by the transport before the mailbox (their payload read and dropped,
+  // never buffered), by reason: a sequence number not above the last one of the same
+  // authenticated connection; a gossip round more than max_rounds_ahead past this node's;
+  // a message that would take the peer's buffered bytes over mailbox_bytes.
+  std::uint64_t rejected_seq = 0;
+  std::uint64_t rejected_ahead = 0;
+  std::uint64_t rejected_mailbox = 0;
+  std::uint64_t rejected() const { return rejected_seq + rejected_ahead + rejected_mailbox; }
 };
 
 struct TransportStats {
@@ -157,6 +167,11 @@ struct TransportStats {
   std::uint64_t refused_handshakes = 0;  // all refused handshakes, incl. unknown senders
   std::uint64_t malformed = 0;           // all connections closed for bad input
   std::uint64_t handler_errors = 0;      // all connections closed because a handler threw
+  std::uint64_t rejected = 0;            // all messages refused before the mailbox
+  // Connections closed at accept because max_pending_handshakes were already open, and
+  // handshakes that did not finish within handshake_timeout (both also in refused_handshakes).
+  std::uint64_t busy_refused = 0;
+  std::uint64_t handshake_timeouts = 0;
   const LinkStats* find(int peer, LinkKind link) const;
   // Appends one link's counters and adds them to the totals.
   void add(const LinkStats& link);
@@ -169,7 +184,10 @@ struct TransportStats {
 // and go out once it is up again.
 struct TransportOptions {
   std::string run_id = "rumor";  // nodes with another run id are refused
-  std::string secret;            // non-empty: HMAC-SHA256 challenge-response both ways
+  // Non-empty: HMAC-SHA256 challenge-response both ways, and a connection claiming a
+  // connected peer replaces the old one (a restarted peer). Empty: such a connection is
+  // refused while the peer's link is up.
+  std::string secret;
   std::chrono::milliseconds connect_timeout{30000};    // wait_connected() deadline
   std::chrono::milliseconds handshake_timeout{5000};   // per connection attempt
   std::chrono::milliseconds heartbeat_interval{1000};  // idle links send a heartbeat
@@ -180,6 +198,14 @@ struct TransportOptions {
   std::size_t send_queue_messages = 4096;                 // per link
   std::size_t send_queue_bytes = std::size_t{1} << 30;    // per link
   bool control_ring = true;                               // open the control ring links
+  // What a peer may make this node buffer (bytes from a peer are hostile): gossip messages
+  // for rounds more than max_rounds_ahead past the round set_round() last named, and
+  // messages that would take one peer's bytes in the mailbox over mailbox_bytes, are refused
+  // before their payload is stored and counted (LinkStats::rejected_*). 0: no limit.
+  std::int64_t max_rounds_ahead = 0;
+  std::size_t mailbox_bytes = 0;
+  // Accepted connections still in their handshake at once; one more is closed at accept.
+  std::size_t max_pending_handshakes = 64;
   // Listening endpoint; empty host / port -1: the topology's node(self) entry. Port 0 picks
   // a free port (see TcpTransport::bind()).
   std::string listen_host;
@@ -190,6 +216,8 @@ struct TransportOptions {
 class Mailbox {
  public:
   void push(Message m);
+  // Payload bytes of `sender`'s messages waiting here.
+  std::size_t bytes_from(int sender) const;
   // First message (in arrival order) matching `filter`, waiting up to `timeout`.
   std::optional<Message> take(const MessageFilter& filter, std::chrono::milliseconds timeout);
   std::vector<Message> drain();
@@ -201,6 +229,7 @@ class Mailbox {
   mutable std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<Message> queue_;
+  std::map<int, std::size_t> bytes_;  // payload bytes waiting, per sender
   bool closed_ = false;
 };
 
@@ -255,8 +284,15 @@ class Transport {
   }
   std::vector<Message> drain() { return mailbox_.drain(); }
   std::size_t pending() const { return mailbox_.size(); }
+  // Payload bytes of `sender`'s messages waiting in the mailbox.
+  std::size_t mailbox_bytes_from(int sender) const { return mailbox_.bytes_from(sender); }
   // Link events since the last call (also passed to the event handler when one is set).
   std::vector<LinkEvent> events();
+  // The round this node works on: gossip messages for rounds more than
+  // TransportOptions::max_rounds_ahead past it are refused. Unset: no round limit.
+  void set_round(std::int64_t round) { round_.store(round); }
+  std::int64_t current_round() const { return round_.load(); }
+  static constexpr std::int64_t kNoRound = INT64_MIN;
 
  protected:
   void emit(LinkEvent event);  // called by implementations on their network thread
@@ -270,6 +306,7 @@ class Transport {
  private:
   std::mutex events_mutex_;
   std::vector<LinkEvent> events_;
+  std::atomic<std::int64_t> round_{kNoRound};
 };
 
 }  // namespace rumor::net

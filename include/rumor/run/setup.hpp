@@ -26,6 +26,9 @@ train::OptimizerOptions optimizer_options(const config::Config& c);
 train::OptimizerOptions local_optimizer_options(const config::Config& c,
                                                 const gossip::MethodInfo& method);
 net::TransportOptions transport_options(const config::Config& c);
+// transport_options for `rumor node` over TCP: a secret is required unless
+// network.insecure is set (then it warns). Throws ConfigError naming node `id`.
+net::TransportOptions node_transport_options(const config::Config& c, int id);
 
 // Loads the dataset of a training config (nullptr for task average). Logs what it loaded.
 std::shared_ptr<const data::Dataset> load_data(const config::Config& c);
