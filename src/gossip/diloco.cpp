@@ -156,14 +156,13 @@ class Diloco : public Method {
     const std::size_t d = model_.size();
     const auto cc = codec_ctx(ctx_, round, ctx_.self);
     const std::span<float> theta(both_.data(), d), delta(both_.data() + d, d);
-    auto bytes = std::make_shared<codec::Bytes>();
-    plain_encoder_->encode(theta, cc, *bytes, {});
-    codec::Bytes delta_bytes;
-    delta_encoders_[static_cast<std::size_t>(stage)].encoder().encode(delta, cc, delta_bytes,
+    if (!out_ || out_.use_count() > 1) out_ = std::make_shared<codec::Bytes>();
+    plain_encoder_->encode(theta, cc, *out_, {});
+    delta_encoders_[static_cast<std::size_t>(stage)].encoder().encode(delta, cc, delta_bytes_,
                                                                       sent_);
     std::copy(sent_.begin(), sent_.end(), delta.begin());
-    bytes->insert(bytes->end(), delta_bytes.begin(), delta_bytes.end());
-    return net::Payload::share(std::shared_ptr<const codec::Bytes>(std::move(bytes)));
+    out_->insert(out_->end(), delta_bytes_.begin(), delta_bytes_.end());
+    return net::Payload::share(std::shared_ptr<const codec::Bytes>(out_));
   }
 
   void mix_received(std::int64_t round, std::vector<net::Message>& received) {
@@ -207,20 +206,26 @@ class Diloco : public Method {
   }
 
   // Every node draws the same matching from (seed, round): a shuffle of the edges, then
-  // each edge whose two ends are still free pairs them.
+  // each edge whose two ends are still free pairs them. Drawn once per round (produce and
+  // expect both ask).
   int matched_peer(std::int64_t round) const {
+    if (matched_round_ == round) return matched_;
     const Topology& t = *ctx_.topology;
     std::vector<Edge> edges = t.edges();
     Rng rng = Rng::derive(ctx_.seed, static_cast<std::uint64_t>(round), 0x6d61746368ULL);
     std::shuffle(edges.begin(), edges.end(), rng);
     std::vector<char> taken(static_cast<std::size_t>(t.size()), 0);
+    matched_round_ = round;
+    matched_ = -1;
     for (const Edge& e : edges) {
       if (e.from == e.to || taken[e.from] || taken[e.to]) continue;
       taken[e.from] = taken[e.to] = 1;
-      if (e.from == ctx_.self) return e.to;
-      if (e.to == ctx_.self) return e.from;
+      if (e.from == ctx_.self || e.to == ctx_.self) {
+        matched_ = e.from == ctx_.self ? e.to : e.from;
+        break;
+      }
     }
-    return -1;
+    return matched_;
   }
 
   Mix mix_;
@@ -234,6 +239,10 @@ class Diloco : public Method {
   std::vector<PayloadEncoder> delta_encoders_;  // one per mixing step (own error feedback)
   std::unique_ptr<codec::Decoder> plain_decoder_, delta_decoder_, check_plain_, check_delta_;
   std::vector<float> check_values_, sent_;
+  codec::Bytes delta_bytes_;           // Delta's payload before it is appended (reused)
+  std::shared_ptr<codec::Bytes> out_;  // the message buffer, recycled once no transport holds it
+  mutable std::int64_t matched_round_ = -1;
+  mutable int matched_ = -1;
 };
 
 }  // namespace

@@ -56,9 +56,7 @@ void Dpsgd::absorb(std::int64_t round, int, std::vector<net::Message>& received)
   }
   const Topology& t = *ctx_.topology;
   // The weight of a neighbour that sent nothing (down, or past the deadline) stays here.
-  double handed_in = 0;
-  for (const auto& m : received) handed_in += t.weight(m.sender, ctx_.self, round);
-  const float sw = static_cast<float>(1.0 - handed_in);
+  const float sw = kept_weight(ctx_, round, received);
   for (std::size_t k = 0; k < model_.size(); ++k) mixed_[k] = sw * model_[k];
   for (const auto& m : received) {
     const float w = static_cast<float>(t.weight(ctx_.self, m.sender, round));
