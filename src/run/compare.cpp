@@ -406,7 +406,10 @@ CellResults run_cells(const Grid& grid, const std::string& grid_path, const fs::
   return out;
 }
 
+constexpr std::size_t kMaxPartitionPanels = 12;
+
 // The partitions the cells trained on, once per distinct data setting (for the histogram).
+
 json cell_partitions(const Grid& grid, const std::string& grid_path, const fs::path& out_dir) {
   json partitions = json::array();
   std::map<std::string, bool> seen;
@@ -427,7 +430,8 @@ json cell_partitions(const Grid& grid, const std::string& grid_path, const fs::p
                           {"partition", cfg.at("data")["partition"]},
                           {"label_skew", st.label_skew},
                           {"counts", st.counts}});
-    if (partitions.size() >= 4) break;  // enough to show the skew
+    // A bound on the picture, not on the grid: beyond it panels become unreadable.
+    if (partitions.size() >= kMaxPartitionPanels) break;
   }
   return partitions;
 }

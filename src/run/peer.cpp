@@ -398,7 +398,9 @@ void Peer::finish_round(std::int64_t round) {
   p.last = line;
   p.files.write_metrics(line);
   if (eval) {
-    std::string msg = "round " + std::to_string(round + 1) + "/" + std::to_string(p.rounds);
+    // The round's index as in the metrics file, then how many of the run's rounds are done.
+    std::string msg = "round " + std::to_string(round) + " (" + std::to_string(round + 1) + " of " +
+                      std::to_string(p.rounds) + " done)";
     if (p.train)
       msg += ": loss " + std::to_string(p.round_loss) + ", test_acc " +
              std::to_string(line["test_acc"].get<double>());

@@ -18,13 +18,15 @@ void Progress::update(std::int64_t done, double loss, double acc, double mb) {
   const auto now = std::chrono::steady_clock::now();
   // A terminal gets a redrawn line; logs get one line every 10 s so they stay short.
   const auto every = tty_ ? std::chrono::milliseconds(200) : std::chrono::milliseconds(10000);
-  if (now - last_ < every && done < rounds_) return;
+  if (done == shown_done_ || (now - last_ < every && done < rounds_)) return;
+  shown_done_ = done;
   last_ = now;
   const double elapsed = std::chrono::duration<double>(now - start_).count();
   const double left = done > 0 ? elapsed * static_cast<double>(rounds_ - done) / done : 0.0;
   char acc_text[32] = "  -  ";
   if (acc >= 0) std::snprintf(acc_text, sizeof acc_text, "%5.1f%%", 100.0 * acc);
-  std::fprintf(stderr, "%sround %lld/%lld  loss %.4f  acc %s  sent %.1f MB  %.0f s, %.0f s left%s",
+  std::fprintf(stderr,
+               "%s%lld/%lld rounds done  loss %.4f  acc %s  sent %.1f MB  %.0f s, %.0f s left%s",
                tty_ ? "\r" : "", static_cast<long long>(done), static_cast<long long>(rounds_),
                loss, acc_text, mb, elapsed, left, tty_ ? "   " : "\n");
   std::fflush(stderr);

@@ -18,6 +18,7 @@ class Progress {
   bool enabled_, tty_;
   std::chrono::steady_clock::time_point start_, last_;
   bool printed_ = false;
+  std::int64_t shown_done_ = -1;  // the count last printed: the final line is printed once
 };
 
 }  // namespace rumor::run
