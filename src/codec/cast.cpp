@@ -1,6 +1,7 @@
 // fp32 | fp16 | bf16: plain casts (fp16 and bf16 round to nearest even).
 #include <cstring>
 
+#include "simd.hpp"
 #include "stage_entry.hpp"
 
 namespace rumor::codec::detail {
@@ -22,11 +23,10 @@ class CastCodec final : public ValueCodec {
     std::uint8_t* p = w.pos();
     if constexpr (K == ValueKind::kFp32) {
       std::memcpy(p, v.data(), v.size() * 4);
+    } else if constexpr (K == ValueKind::kFp16) {
+      simd::to_half(v.data(), v.size(), p);
     } else {
-      for (std::size_t i = 0; i < v.size(); ++i) {
-        const std::uint16_t h = K == ValueKind::kFp16 ? float_to_half(v[i]) : float_to_bf16(v[i]);
-        std::memcpy(p + 2 * i, &h, 2);
-      }
+      simd::to_bf16(v.data(), v.size(), p);
     }
   }
   void decode(Reader& r, std::span<float> out) const override {
@@ -35,12 +35,10 @@ class CastCodec final : public ValueCodec {
     const std::uint8_t* p = r.take(kWidth * out.size(), "values");
     if constexpr (K == ValueKind::kFp32) {
       std::memcpy(out.data(), p, out.size() * 4);
+    } else if constexpr (K == ValueKind::kFp16) {
+      simd::from_half(p, out.size(), out.data());
     } else {
-      for (std::size_t i = 0; i < out.size(); ++i) {
-        std::uint16_t h;
-        std::memcpy(&h, p + 2 * i, 2);
-        out[i] = K == ValueKind::kFp16 ? half_to_float(h) : bf16_to_float(h);
-      }
+      simd::from_bf16(p, out.size(), out.data());
     }
   }
   bool unbiased() const override { return K == ValueKind::kFp32; }

@@ -116,8 +116,10 @@ inline float half_to_float(std::uint16_t h) {
   const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
   const std::uint32_t em = h & 0x7fffu;
   std::uint32_t f;
-  if (em >= 0x7c00u) {
-    f = 0x7f800000u | ((em & 0x3ffu) << 13);
+  if (em > 0x7c00u) {  // NaN: quiet, payload kept (as F16C's conversion does)
+    f = 0x7fc00000u | ((em & 0x3ffu) << 13);
+  } else if (em == 0x7c00u) {
+    f = 0x7f800000u;
   } else if (em >= 0x400u) {
     f = (em << 13) + (112u << 23);
   } else {  // subnormal: em units of 2^-24

@@ -1,0 +1,164 @@
+// Scalar and AVX2 (+F16C) kernels of the casts; see simd.hpp.
+#include "simd.hpp"
+
+#include <cstdlib>
+#include <cstring>
+#include <string_view>
+
+#include "wire.hpp"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define RUMOR_SIMD_X86 1
+#endif
+
+namespace rumor::codec::simd {
+namespace {
+
+using detail::bf16_to_float;
+using detail::float_to_bf16;
+using detail::float_to_half;
+using detail::half_to_float;
+
+void to_half_scalar(const float* in, std::size_t n, std::uint8_t* out) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint16_t h = float_to_half(in[i]);
+    std::memcpy(out + 2 * i, &h, 2);
+  }
+}
+void from_half_scalar(const std::uint8_t* in, std::size_t n, float* out) {
+  for (std::size_t i = 0; i < n; ++i) {
+    std::uint16_t h;
+    std::memcpy(&h, in + 2 * i, 2);
+    out[i] = half_to_float(h);
+  }
+}
+void to_bf16_scalar(const float* in, std::size_t n, std::uint8_t* out) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint16_t h = float_to_bf16(in[i]);
+    std::memcpy(out + 2 * i, &h, 2);
+  }
+}
+void from_bf16_scalar(const std::uint8_t* in, std::size_t n, float* out) {
+  for (std::size_t i = 0; i < n; ++i) {
+    std::uint16_t h;
+    std::memcpy(&h, in + 2 * i, 2);
+    out[i] = bf16_to_float(h);
+  }
+}
+
+#if RUMOR_SIMD_X86
+#define RUMOR_AVX2 __attribute__((target("avx2,f16c")))
+
+// F16C rounds to nearest even like the scalar code; only NaNs differ (the hardware keeps the
+// payload's top bits), so lanes holding a NaN are set to the scalar's quiet NaN.
+RUMOR_AVX2 void to_half_avx2(const float* in, std::size_t n, std::uint8_t* out) {
+  const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff);
+  const __m256i inf = _mm256_set1_epi32(0x7f800000);
+  const __m128i qnan = _mm_set1_epi16(0x7e00);
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 x = _mm256_loadu_ps(in + i);
+    __m128i h = _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256i a = _mm256_and_si256(_mm256_castps_si256(x), abs_mask);
+    const __m256i nan32 = _mm256_cmpgt_epi32(a, inf);
+    if (!_mm256_testz_si256(nan32, nan32)) {
+      const __m128i nan16 =
+          _mm_packs_epi32(_mm256_castsi256_si128(nan32), _mm256_extracti128_si256(nan32, 1));
+      const __m128i fixed = _mm_or_si128(_mm_and_si128(h, _mm_set1_epi16(-0x8000)), qnan);
+      h = _mm_blendv_epi8(h, fixed, nan16);
+    }
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 2 * i), h);
+  }
+  to_half_scalar(in + i, n - i, out + 2 * i);
+}
+
+RUMOR_AVX2 void from_half_avx2(const std::uint8_t* in, std::size_t n, float* out) {
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 2 * i));
+    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(h));
+  }
+  from_half_scalar(in + 2 * i, n - i, out + i);
+}
+
+// Round to nearest even on the integer bits: (f + 0x7fff + ((f >> 16) & 1)) >> 16; a NaN
+// keeps its top half with the quiet bit set.
+RUMOR_AVX2 __m256i bf16_lanes(__m256i f) {
+  const __m256i one = _mm256_set1_epi32(1);
+  const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(f, 16), one);
+  const __m256i rounded =
+      _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(f, _mm256_set1_epi32(0x7fff)), odd), 16);
+  const __m256i a = _mm256_and_si256(f, _mm256_set1_epi32(0x7fffffff));
+  const __m256i nan = _mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x7f800000));
+  const __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(f, 16), _mm256_set1_epi32(0x40));
+  return _mm256_blendv_epi8(rounded, quiet, nan);
+}
+
+RUMOR_AVX2 void to_bf16_avx2(const float* in, std::size_t n, std::uint8_t* out) {
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256i lo = bf16_lanes(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + i)));
+    const __m256i hi = bf16_lanes(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + i + 8)));
+    // packus works within 128-bit halves: restore the order of the four 64-bit blocks.
+    const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(lo, hi), 0xd8);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 2 * i), packed);
+  }
+  to_bf16_scalar(in + i, n - i, out + 2 * i);
+}
+
+RUMOR_AVX2 void from_bf16_avx2(const std::uint8_t* in, std::size_t n, float* out) {
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 2 * i));
+    const __m256i f = _mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), f);
+  }
+  from_bf16_scalar(in + 2 * i, n - i, out + i);
+}
+
+Isa detect() {
+  const char* env = std::getenv("RUMOR_SIMD");
+  if (env != nullptr && std::string_view(env) == "off") return Isa::kScalar;
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") ? Isa::kAvx2
+                                                                          : Isa::kScalar;
+}
+#else
+Isa detect() {
+  return Isa::kScalar;
+}
+#endif
+
+}  // namespace
+
+Isa best() {
+  static const Isa isa = detect();
+  return isa;
+}
+
+std::string isa_name(Isa isa) {
+  return isa == Isa::kAvx2 ? "avx2" : "scalar";
+}
+
+#if RUMOR_SIMD_X86
+#define RUMOR_DISPATCH(name, ...) \
+  (isa == Isa::kAvx2 ? name##_avx2(__VA_ARGS__) : name##_scalar(__VA_ARGS__))
+#else
+#define RUMOR_DISPATCH(name, ...) name##_scalar(__VA_ARGS__)
+#endif
+
+void to_half(const float* in, std::size_t n, std::uint8_t* out, Isa isa) {
+  RUMOR_DISPATCH(to_half, in, n, out);
+}
+void from_half(const std::uint8_t* in, std::size_t n, float* out, Isa isa) {
+  RUMOR_DISPATCH(from_half, in, n, out);
+}
+void to_bf16(const float* in, std::size_t n, std::uint8_t* out, Isa isa) {
+  RUMOR_DISPATCH(to_bf16, in, n, out);
+}
+void from_bf16(const std::uint8_t* in, std::size_t n, float* out, Isa isa) {
+  RUMOR_DISPATCH(from_bf16, in, n, out);
+}
+
+}  // namespace rumor::codec::simd
