@@ -8,6 +8,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "simd.hpp"
 #include "stage_entry.hpp"
 
 namespace rumor::codec::detail {
@@ -169,32 +170,8 @@ class QsgdCodec final : public ValueCodec {
   }
   void encode_groups(const float* x, std::size_t len, float inv, Rng& rng,
                      std::uint8_t*& bp) const {
-    switch (bits_) {
-      case 1:
-        groups_t<1>(x, len, inv, s_, rng, bp);
-        break;
-      case 2:
-        groups_t<2>(x, len, inv, s_, rng, bp);
-        break;
-      case 3:
-        groups_t<3>(x, len, inv, s_, rng, bp);
-        break;
-      case 4:
-        groups_t<4>(x, len, inv, s_, rng, bp);
-        break;
-      case 5:
-        groups_t<5>(x, len, inv, s_, rng, bp);
-        break;
-      case 6:
-        groups_t<6>(x, len, inv, s_, rng, bp);
-        break;
-      case 7:
-        groups_t<7>(x, len, inv, s_, rng, bp);
-        break;
-      default:
-        groups_t<8>(x, len, inv, s_, rng, bp);
-        break;
-    }
+    simd::dispatch_bits(bits_,
+                        [&](auto b) { groups_t<decltype(b)::value>(x, len, inv, s_, rng, bp); });
   }
   void decode(Reader& r, std::span<float> out) const override {
     const std::size_t n = out.size();
@@ -226,7 +203,14 @@ class QsgdCodec final : public ValueCodec {
       const float step = norm / static_cast<float>(s_) * post;
       const std::size_t lo = c * chunk_;
       const std::size_t len = std::min<std::size_t>(chunk_, n - lo);
-      for (std::size_t i = 0; i < len; ++i) {
+      std::size_t i = 0;
+      if (nbits == 0) {  // byte aligned: whole groups of 8 values
+        const std::size_t groups = len / 8 * 8;
+        simd::qsgd_levels(bp + byte, groups, bits_, step, out.data() + lo);
+        byte += groups / 8 * width;
+        i = groups;
+      }
+      for (; i < len; ++i) {
         while (nbits < width) {
           acc |= static_cast<std::uint64_t>(bp[byte++]) << nbits;
           nbits += 8;

@@ -1,6 +1,7 @@
 // Scalar and AVX2 (+F16C) kernels of the casts; see simd.hpp.
 #include "simd.hpp"
 
+#include <bit>
 #include <cstdlib>
 #include <cstring>
 #include <string_view>
@@ -45,6 +46,26 @@ void from_bf16_scalar(const std::uint8_t* in, std::size_t n, float* out) {
     std::memcpy(&h, in + 2 * i, 2);
     out[i] = bf16_to_float(h);
   }
+}
+
+template <unsigned kBits>
+void qsgd_levels_scalar_t(const std::uint8_t* in, std::size_t n, float step, float* out) {
+  constexpr unsigned kW = kBits + 1;
+  __extension__ typedef unsigned __int128 U128;
+  using Acc = std::conditional_t<(kW * 8 > 64), U128, std::uint64_t>;
+  for (std::size_t g = 0; g < n; g += 8, in += kW) {
+    Acc acc = 0;
+    std::memcpy(&acc, in, kW);  // little-endian host: the low kW bytes
+    for (unsigned j = 0; j < 8; ++j) {
+      const auto code = static_cast<std::uint32_t>(acc >> (j * kW)) & ((1u << kW) - 1);
+      const float mag = static_cast<float>(code & ((1u << kBits) - 1)) * step;
+      // step >= +0 (a checked scale), so setting the sign bit is negation
+      out[g + j] = std::bit_cast<float>(std::bit_cast<std::uint32_t>(mag) | (code >> kBits) << 31);
+    }
+  }
+}
+void qsgd_levels_scalar(const std::uint8_t* in, std::size_t n, int bits, float step, float* out) {
+  dispatch_bits(bits, [&](auto b) { qsgd_levels_scalar_t<decltype(b)::value>(in, n, step, out); });
 }
 
 #if RUMOR_SIMD_X86
@@ -117,6 +138,41 @@ RUMOR_AVX2 void from_bf16_avx2(const std::uint8_t* in, std::size_t n, float* out
   from_bf16_scalar(in + 2 * i, n - i, out + i);
 }
 
+// Eight codes of W <= 8 bits sit in one 64-bit word: two variable shifts put codes 0-3 and
+// 4-7 at the bottom of four 64-bit lanes each, whose low halves are then gathered in order.
+template <unsigned kBits>
+RUMOR_AVX2 void qsgd_levels_avx2_t(const std::uint8_t* in, std::size_t n, float step, float* out) {
+  constexpr unsigned kW = kBits + 1;
+  const __m256i lo_shift = _mm256_setr_epi64x(0, kW, 2 * kW, 3 * kW);
+  const __m256i hi_shift = _mm256_setr_epi64x(4 * kW, 5 * kW, 6 * kW, 7 * kW);
+  const __m256i evens = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+  const __m256i code_mask = _mm256_set1_epi32((1 << kW) - 1);
+  const __m256i level_mask = _mm256_set1_epi32((1 << kBits) - 1);
+  const __m256 vstep = _mm256_set1_ps(step);
+  for (std::size_t g = 0; g < n; g += 8, in += kW) {
+    std::uint64_t acc = 0;
+    std::memcpy(&acc, in, kW);
+    const __m256i word = _mm256_set1_epi64x(static_cast<long long>(acc));
+    const __m256i lo = _mm256_permutevar8x32_epi32(_mm256_srlv_epi64(word, lo_shift), evens);
+    const __m256i hi = _mm256_permutevar8x32_epi32(_mm256_srlv_epi64(word, hi_shift), evens);
+    const __m256i code = _mm256_and_si256(_mm256_blend_epi32(lo, hi, 0xf0), code_mask);
+    const __m256 mag = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(code, level_mask)), vstep);
+    const __m256i sign = _mm256_slli_epi32(_mm256_srli_epi32(code, kBits), 31);
+    _mm256_storeu_ps(out + g, _mm256_or_ps(mag, _mm256_castsi256_ps(sign)));
+  }
+}
+RUMOR_AVX2 void qsgd_levels_avx2(const std::uint8_t* in, std::size_t n, int bits, float step,
+                                 float* out) {
+  dispatch_bits(bits, [&](auto b) {
+    constexpr unsigned kBits = decltype(b)::value;
+    if constexpr (kBits < 8) {
+      qsgd_levels_avx2_t<kBits>(in, n, step, out);
+    } else {  // 72 bits per group of 8: the scalar kernel
+      qsgd_levels_scalar_t<kBits>(in, n, step, out);
+    }
+  });
+}
+
 Isa detect() {
   const char* env = std::getenv("RUMOR_SIMD");
   if (env != nullptr && std::string_view(env) == "off") return Isa::kScalar;
@@ -159,6 +215,9 @@ void to_bf16(const float* in, std::size_t n, std::uint8_t* out, Isa isa) {
 }
 void from_bf16(const std::uint8_t* in, std::size_t n, float* out, Isa isa) {
   RUMOR_DISPATCH(from_bf16, in, n, out);
+}
+void qsgd_levels(const std::uint8_t* in, std::size_t n, int bits, float step, float* out, Isa isa) {
+  RUMOR_DISPATCH(qsgd_levels, in, n, bits, step, out);
 }
 
 }  // namespace rumor::codec::simd

@@ -86,6 +86,24 @@ TEST_CASE("simd: the casts' vector kernels write the scalar reference's bytes") 
   }
 }
 
+TEST_CASE("simd: qsgd levels, every width, on arbitrary bytes (negative zeros included)") {
+  if (simd::best() == Isa::kScalar) {
+    MESSAGE("this CPU has no AVX2 (or RUMOR_SIMD=off): only the scalar path runs");
+    return;
+  }
+  std::mt19937 rng(11);
+  std::vector<std::uint8_t> bytes(9 * 64 + 1);  // one spare byte: the kernels read no further
+  for (auto& b : bytes) b = static_cast<std::uint8_t>(rng());
+  for (int bits = 1; bits <= 8; ++bits) {
+    const std::size_t n = 8 * 64;
+    std::vector<float> ref(n), vec(n);
+    simd::qsgd_levels(bytes.data() + 1, n, bits, 0.37f, ref.data(), Isa::kScalar);
+    simd::qsgd_levels(bytes.data() + 1, n, bits, 0.37f, vec.data(), Isa::kAvx2);
+    const std::size_t at = first_difference(ref, vec, 4);
+    CHECK_MESSAGE(at == n, "bits ", bits, ": first differing value ", at);
+  }
+}
+
 TEST_CASE("simd: unaligned output and every tail length") {
   std::vector<float> x(40);
   for (std::size_t i = 0; i < x.size(); ++i) x[i] = 0.37f * static_cast<float>(i) - 5.0f;
