@@ -14,6 +14,15 @@
 // carry a running sum: its error would grow with it) and says so; method.robust false
 // sends codec-compressed shares as before.
 //
+// Sums on the wire only when needed. A link that delivers every message while it lives (TCP,
+// in-process without a loss model) loses messages only when a send is dropped or the link
+// breaks, and the runtime says so (delivery_failed). There each message carries the plain
+// fp32 share, as in plain push-sum (half the bytes of fp64 sums, and the same arithmetic),
+// while both ends still keep sigma and rho locally; after a loss the next message on that
+// edge carries sigma (two scalars: sigma's weight, then 1), which repairs it, and a share
+// older than the sums last applied is ignored. With a loss model (links.loss) every message
+// carries the sums.
+//
 // Plain mode over a lossy codec: the sender keeps x - d * decode(sent), so what it keeps
 // plus what the receivers decode is exactly what it had: mass is conserved without loss.
 // Overlap mode absorbs every message that has arrived and waits only for those more than
@@ -23,6 +32,7 @@
 #include <cstring>
 #include <map>
 #include <set>
+#include <utility>
 
 #include "methods.hpp"
 #include "rumor/common/error.hpp"
@@ -37,7 +47,8 @@ struct EdgeSum {
   // so that steady-state rounds allocate nothing.
   std::shared_ptr<std::vector<double>> wire;
   double w = 0.0;
-  std::int64_t round = -1;  // in-edges: round of the last message applied
+  std::int64_t round = -1;  // in-edges: round of the last running sums applied
+  bool resync = false;      // out-edges: the next message carries the sums (a loss)
 };
 
 // fp64 vectors go into fp32 checkpoint buffers bit for bit (two floats per double).
@@ -59,6 +70,7 @@ class Sgp : public Method {
     overlap_ = param<bool>("overlap");
     tau_ = param<int>("tau");
     robust_ = param<bool>("robust");
+    sums_on_wire_ = robust_ && ctx_.lossy_links;
     if (overlap_ && tau_ < 0) throw ConfigError("method.tau must be >= 0");
     if (!overlap_) tau_ = 0;
     if (robust_ && ctx_.codec->name() != "fp32")
@@ -82,6 +94,7 @@ class Sgp : public Method {
     x_.assign(model.begin(), model.end());
     share_.assign(model.size(), 0.0f);
     sent_.assign(model.size(), 0.0f);
+    recv_.assign(robust_ ? model.size() : 0, 0.0f);
     encoder_.reset(*ctx_.codec, model.size());
     decoder_ = ctx_.codec->make_decoder(model.size());
     p_ = 1.0;
@@ -115,12 +128,30 @@ class Sgp : public Method {
     const float f = static_cast<float>(1.0 / (d + 1.0));
     for (std::size_t k = 0; k < x_.size(); ++k) share_[k] = x_[k] * f;
     const double p_share = p_ / (d + 1.0);
-    if (robust_) return produce_running_sums(round, outs, p_share);
+    if (sums_on_wire_) return produce_running_sums(round, outs, p_share);
     auto payload = encoder_.encode(share_, codec_ctx(ctx_, round, ctx_.self), sent_);
     const float df = static_cast<float>(d);
     for (std::size_t k = 0; k < x_.size(); ++k) x_[k] -= df * sent_[k];
     p_ -= d * p_share;
-    return to_each(outs, gossip_message(ctx_, round, std::move(payload), {p_share}));
+    auto m = gossip_message(ctx_, round, std::move(payload), {p_share});
+    if (!robust_) return to_each(outs, m);
+    std::vector<Outgoing> out;
+    for (int j : outs) {
+      EdgeSum& e = edge(out_, j, "out-neighbour");
+      for (std::size_t k = 0; k < sent_.size(); ++k) e.x[k] += sent_[k];
+      e.w += p_share;
+      if (!std::exchange(e.resync, false)) {
+        out.push_back({j, m});
+        continue;
+      }
+      out.push_back({j, sums_message(round, e)});
+      out.back().message.scalars.push_back(1.0);  // marks sums among shares
+    }
+    return out;
+  }
+
+  void delivery_failed(int peer) override {
+    if (auto it = out_.find(peer); robust_ && it != out_.end()) it->second.resync = true;
   }
 
   std::vector<Expected> expect(std::int64_t round, int) const override {
@@ -145,16 +176,18 @@ class Sgp : public Method {
     if (auto r = check_header(m)) return r;
     // Running sums grow by at most one share a round.
     const double n = ctx_.topology->size();
-    const double rounds = robust_ ? static_cast<double>(std::max<std::int64_t>(m.round, 0) + 2) : 1;
+    const bool sums = carries_sums(m);
+    const double rounds = sums ? static_cast<double>(std::max<std::int64_t>(m.round, 0) + 2) : 1;
     const double bound = ctx_.max_abs_value * n * rounds;
-    if (m.scalars.size() != 1 || (robust_ ? m.scalars[0] < 0 : m.scalars[0] <= 0) ||
+    const std::size_t scalars = sums && !sums_on_wire_ ? 2 : 1;
+    if (m.scalars.size() != scalars || (sums ? m.scalars[0] < 0 : m.scalars[0] <= 0) ||
         m.scalars[0] > n * rounds)
       return {"bad push-sum weight",
               "push-sum weight " +
                   (m.scalars.empty() ? std::string("missing") : std::to_string(m.scalars[0]))};
-    if (!robust_) return check_payload(m);
-    if (!in_.count(m.sender))
-      return {"not an in-neighbour", "running sums from a peer that is not an in-neighbour"};
+    if (robust_ && !in_.count(m.sender))
+      return {"not an in-neighbour", "push-sum share from a peer that is not an in-neighbour"};
+    if (!sums) return check_payload(m);
     if (m.payload.size() != x_.size() * sizeof(double))
       return {"wrong size", std::to_string(m.payload.size()) + " bytes of running sums, expected " +
                                 std::to_string(x_.size() * sizeof(double))};
@@ -165,12 +198,14 @@ class Sgp : public Method {
     sort_by_sender(received);
     for (const auto& m : received) {
       absorbed_.insert({m.sender, m.round});
-      if (robust_) {
+      if (carries_sums(m)) {
         apply_running_sum(m);
-        continue;
+      } else if (robust_) {
+        absorb_tracked_share(m);
+      } else {
+        decoder_->decode_add(m.payload.bytes(), codec_ctx(ctx_, m.round, m.sender), x_, 1.0f);
+        p_ += m.scalars[0];
       }
-      decoder_->decode_add(m.payload.bytes(), codec_ctx(ctx_, m.round, m.sender), x_, 1.0f);
-      p_ += m.scalars[0];
     }
     // Forget bookkeeping that can no longer matter.
     while (!absorbed_.empty() && absorbed_.begin()->second + 2 * tau_ + 2 < round)
@@ -348,17 +383,39 @@ class Sgp : public Method {
       EdgeSum& e = edge(out_, j, "out-neighbour");
       for (std::size_t k = 0; k < share_.size(); ++k) e.x[k] += share_[k];
       e.w += p_share;
-      if (!e.wire || e.wire.use_count() > 1) e.wire = std::make_shared<std::vector<double>>();
-      *e.wire = e.x;
-      out.push_back(
-          {j, gossip_message(
-                  ctx_, round,
-                  net::Payload::share(std::shared_ptr<const std::vector<double>>(e.wire)), {e.w})});
+      out.push_back({j, sums_message(round, e)});
     }
     const float df = static_cast<float>(outs.size());
     for (std::size_t k = 0; k < x_.size(); ++k) x_[k] -= df * share_[k];
     p_ -= static_cast<double>(outs.size()) * p_share;
     return out;
+  }
+
+  // sigma of an out-edge as a message (scalars: sigma's weight).
+  net::Message sums_message(std::int64_t round, EdgeSum& e) {
+    if (!e.wire || e.wire.use_count() > 1) e.wire = std::make_shared<std::vector<double>>();
+    *e.wire = e.x;
+    return gossip_message(ctx_, round,
+                          net::Payload::share(std::shared_ptr<const std::vector<double>>(e.wire)),
+                          {e.w});
+  }
+
+  bool carries_sums(const net::Message& m) const {
+    return sums_on_wire_ || (robust_ && m.scalars.size() == 2);
+  }
+
+  // A plain share on a robust edge: added to x and to rho, unless the running sums already
+  // applied (after a loss, or at a rejoin) hold it.
+  void absorb_tracked_share(const net::Message& m) {
+    EdgeSum& rho = edge(in_, m.sender, "in-neighbour");
+    if (m.round <= rho.round) return;
+    decoder_->decode(m.payload.bytes(), codec_ctx(ctx_, m.round, m.sender), recv_);
+    for (std::size_t k = 0; k < x_.size(); ++k) {
+      x_[k] += recv_[k];
+      rho.x[k] += recv_[k];
+    }
+    p_ += m.scalars[0];
+    rho.w += m.scalars[0];
   }
 
   void apply_running_sum(const net::Message& m) {
@@ -402,9 +459,10 @@ class Sgp : public Method {
   }
 
   bool overlap_ = false, robust_ = false;  // options: sgp_method()
+  bool sums_on_wire_ = false;              // robust over a lossy link model
   int tau_ = 0;
   double p_ = 1.0;
-  std::vector<float> x_, share_, sent_;
+  std::vector<float> x_, share_, sent_, recv_;
   std::map<int, EdgeSum> out_, in_;  // robust: sigma per out-edge, rho per in-edge
   PayloadEncoder encoder_;
   std::unique_ptr<codec::Decoder> decoder_;

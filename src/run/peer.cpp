@@ -113,6 +113,8 @@ struct Peer::Impl {
   gossip::Traffic method_traffic, ctrl_traffic;
   // Replays the transport refused, already added to the traffic: (peer, plane) -> count.
   std::map<std::pair<int, int>, std::uint64_t> link_rejects_seen;
+  // Per data link: drops + reconnects as last told to the method (delivery_failed).
+  std::map<int, std::uint64_t> losses_seen;
   net::TransportStats link_stats;  // as of the last finish_round
   gossip::RingAllreduce eval_ring;
   std::vector<float> average;
@@ -172,6 +174,13 @@ void make_local_work(Peer::Impl& p, const PeerSetup& s, const gossip::MethodInfo
   p.model_span = p.model->params();
 }
 
+// True when the in-process link model may lose a message on a live link.
+bool links_may_lose(const config::Config& c) {
+  bool lossy = c.get<double>("links.loss") > 0;
+  for (const auto& o : c.at("links.overrides")) lossy = lossy || o.value("loss", 0.0) > 0;
+  return lossy;
+}
+
 // The method from its registry entry, wrapped by the bad sender on faults.bad_node and by
 // the attacker on a node of faults.byzantine.
 // Returns the codec's name.
@@ -186,6 +195,7 @@ std::string make_method(Peer::Impl& p, const gossip::MethodInfo& info, std::uint
   ctx.codec_id = codec_tag(ctx.codec->name());
   ctx.identical_init = p.train;
   ctx.max_abs_value = p.faults.max_abs_value;
+  ctx.lossy_links = links_may_lose(c);
   ctx.params = c.at("method");
   p.method = gossip::make_method(info.name, ctx);
   p.method->init(p.model_span);
@@ -302,9 +312,23 @@ constexpr std::pair<LinkCounter, const char*> kShedReasons[] = {
     {&net::LinkStats::rejected_ahead, "round too far ahead"},
     {&net::LinkStats::rejected_mailbox, "mailbox full"}};
 
+// A data link that dropped a message or came up again since the last round: what was sent
+// on it may be lost, which the method hears of.
+void notice_lost_deliveries(Peer::Impl& p) {
+  for (const auto& l : p.link_stats.links) {
+    if (l.link != net::LinkKind::kData) continue;
+    const std::uint64_t n = l.drops + l.reconnects;
+    auto& seen = p.losses_seen[l.peer];
+    if (n == seen) continue;
+    seen = n;
+    p.method->delivery_failed(l.peer);
+  }
+}
+
 void fold_transport_refusals(Peer::Impl& p) {
   if (!p.transport) return;
   p.link_stats = p.transport->stats();
+  notice_lost_deliveries(p);
   for (const auto& l : p.link_stats.links) {
     if (l.rejected_seq == 0) continue;
     gossip::Traffic& t = l.link == net::LinkKind::kData ? p.method_traffic : p.ctrl_traffic;

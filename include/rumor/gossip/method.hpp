@@ -82,6 +82,9 @@ struct MethodContext {
   // True when every node starts from the same model (task train): public copies can start
   // from it instead of zero.
   bool identical_init = true;
+  // True when a message may be lost on a live link (the in-process loss model): methods that
+  // keep per-edge sums then put them in every message, not only after a known loss.
+  bool lossy_links = false;
   std::uint32_t codec_id = 0;                        // tag sent in message headers
   nlohmann::json params = nlohmann::json::object();  // the config's "method" object
   const MethodInfo* info = nullptr;                  // set by make_method: the declared options
@@ -182,6 +185,10 @@ class Method : public Exchange {
   virtual void set_peer_down(int peer, std::int64_t round);
   virtual void set_peer_up(int peer, std::int64_t round);
   bool peer_is_down(int peer) const;
+  // Something sent to `peer` may not have arrived (a send dropped, or its link broke and came
+  // back). Called by the runtime between rounds; push-sum then sends its running sums on
+  // that edge once, which restores whatever was lost.
+  virtual void delivery_failed(int /*peer*/) {}
   // Rejoin of a restarted peer (see src/run/node.cpp for the round agreement):
   //  1. the restarted peer sends each live neighbour rejoin_request(neighbour, ...);
   //     from_checkpoint: it has loaded its own state and only needs to be let back in;
