@@ -21,32 +21,26 @@ using detail::float_to_bf16;
 using detail::float_to_half;
 using detail::half_to_float;
 
-void to_half_scalar(const float* in, std::size_t n, std::uint8_t* out) {
+// The scalar reference: one value at a time through wire.hpp's conversions.
+template <std::uint16_t (*Narrow)(float)>
+void narrow_scalar(const float* in, std::size_t n, std::uint8_t* out) {
   for (std::size_t i = 0; i < n; ++i) {
-    const std::uint16_t h = float_to_half(in[i]);
+    const std::uint16_t h = Narrow(in[i]);
     std::memcpy(out + 2 * i, &h, 2);
   }
 }
-void from_half_scalar(const std::uint8_t* in, std::size_t n, float* out) {
+template <float (*Widen)(std::uint16_t)>
+void widen_scalar(const std::uint8_t* in, std::size_t n, float* out) {
   for (std::size_t i = 0; i < n; ++i) {
     std::uint16_t h;
     std::memcpy(&h, in + 2 * i, 2);
-    out[i] = half_to_float(h);
+    out[i] = Widen(h);
   }
 }
-void to_bf16_scalar(const float* in, std::size_t n, std::uint8_t* out) {
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::uint16_t h = float_to_bf16(in[i]);
-    std::memcpy(out + 2 * i, &h, 2);
-  }
-}
-void from_bf16_scalar(const std::uint8_t* in, std::size_t n, float* out) {
-  for (std::size_t i = 0; i < n; ++i) {
-    std::uint16_t h;
-    std::memcpy(&h, in + 2 * i, 2);
-    out[i] = bf16_to_float(h);
-  }
-}
+constexpr auto to_half_scalar = narrow_scalar<float_to_half>;
+constexpr auto from_half_scalar = widen_scalar<half_to_float>;
+constexpr auto to_bf16_scalar = narrow_scalar<float_to_bf16>;
+constexpr auto from_bf16_scalar = widen_scalar<bf16_to_float>;
 
 template <unsigned kBits>
 void qsgd_levels_scalar_t(const std::uint8_t* in, std::size_t n, float step, float* out) {
