@@ -143,8 +143,9 @@ std::vector<Option> squarm_options() {
             {"method.c_units", "string", "update",
              "squarm: unit of the threshold: update (rounds of movement: the running mean of "
              "||x_t - x_{t-1}||^2; only the lag gathered since the last send counts; one round "
-             "reads about 2, so c0 2.5 skips a send when the model moved little) or lr2 (the "
-             "paper's lr^2: useful c0 depends on the model and its gradients)"},
+             "reads about 3 on the quickstart, so c0 2.5 skips a send when the model moved "
+             "less than usual) or lr2 (the paper's lr^2: useful c0 depends on the model and "
+             "its gradients)"},
             {"method.c_growth", "number", 1.0,
              "squarm: c_t grows by this every c_every_epochs epochs", 0, 1e9},
             {"method.c_every_epochs", "number", 10.0, "squarm: epochs between threshold increases",
