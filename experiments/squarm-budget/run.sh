@@ -12,5 +12,6 @@ for c0 in 2 1000 10000 30000 100000; do
   $R launch $B --inprocess --no-progress --set method.name=squarm --set 'codec=topk:0.1|sign' \
     --set local_steps=5 --set rounds=1000 --set eval.every=100 --set optimizer.lr=0.02 \
     --set method.c0=$c0 \
-    --set method.c_units=lr2 --set method.scale_lr=false
+    --set method.c_units=lr2 --set method.scale_lr=false \
+    --set method.gamma=0.4 --set method.lr_schedule=optimizer
 done

@@ -5,8 +5,9 @@
 
 namespace rumor::gossip {
 
-Choco::Choco(MethodContext ctx) : Method(std::move(ctx)) {
-  gamma_ = param<double>("gamma");
+Choco::Choco(MethodContext ctx, double default_gamma) : Method(std::move(ctx)) {
+  const auto& g = option("gamma");
+  gamma_ = g.is_null() ? default_gamma : g.get<double>();
   if (!(gamma_ > 0 && gamma_ <= 1))
     throw ConfigError("method.gamma must be in (0, 1], got " + std::to_string(gamma_));
 }
@@ -125,7 +126,11 @@ void Choco::rejoin_accept(const net::Message& offer) {
 }
 
 std::vector<Option> choco_options() {
-  return {{"method.gamma", "number", 0.4, "choco, squarm: consensus step size", 0, 10},
+  return {{"method.gamma", "number|null", nullptr,
+           "choco, squarm: consensus step size (null: 0.4 for choco, 0.25 for squarm, whose "
+           "skipped sends leave the public copies staler: at 0.4 its nodes can drift apart "
+           "without bound)",
+           0, 10},
           {"method.allow_noncontractive", "bool", false,
            "choco, squarm: accept a codec that is not contractive (e.g. qsgd:4), at your risk"}};
 }

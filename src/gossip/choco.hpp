@@ -21,7 +21,8 @@ inline constexpr const char* kPublicCopiesNoAggregation =
 
 class Choco : public Method {
  public:
-  explicit Choco(MethodContext ctx);
+  // default_gamma: the consensus step when method.gamma is null.
+  explicit Choco(MethodContext ctx, double default_gamma = 0.4);
   std::string name() const override { return "choco"; }
 
   void init(std::span<float> model) override;

@@ -28,7 +28,10 @@ double sq_distance(std::span<const float> a, std::span<const float> b) {
 
 class Squarm : public Choco {
  public:
-  explicit Squarm(MethodContext ctx) : Choco(std::move(ctx)) {
+  // A consensus step of 0.25: with sends skipped the copies are staler than CHOCO's, and on
+  // the quickstart (topk:0.1|sign) 0.4 makes the nodes' disagreement grow without bound
+  // (experiments/squarm-budget); always sending, 0.4 is stable there.
+  explicit Squarm(MethodContext ctx) : Choco(std::move(ctx), 0.25) {
     c0_ = param<double>("c0");
     growth_ = param<double>("c_growth");
     every_ = param<double>("c_every_epochs");
@@ -37,6 +40,10 @@ class Squarm : public Choco {
       throw ConfigError("squarm: method.c_units must be \"update\" or \"lr2\", got \"" + units +
                         "\"");
     per_update_ = units == "update";
+    const auto decay = param<std::string>("lr_schedule");
+    if (decay != "cosine" && decay != "optimizer")
+      throw ConfigError("squarm: method.lr_schedule must be \"cosine\" or \"optimizer\", got \"" +
+                        decay + "\"");
     if (c0_ < 0 || growth_ < 0 || every_ <= 0)
       throw ConfigError(
           "squarm: method.c0 and method.c_growth must be >= 0, "
@@ -136,13 +143,20 @@ std::vector<Option> squarm_options() {
             {"method.c_units", "string", "update",
              "squarm: unit of the threshold: update (rounds of movement: the running mean of "
              "||x_t - x_{t-1}||^2; only the lag gathered since the last send counts; one round "
-             "reads about 2, so c0 2.5 skips a send when the model moved little) or lr2 (the "
-             "paper's lr^2: useful c0 depends on the model and its gradients)"},
+             "reads about 3 on the quickstart, so c0 2.5 skips a send when the model moved "
+             "less than usual) or lr2 (the paper's lr^2: useful c0 depends on the model and "
+             "its gradients)"},
             {"method.c_growth", "number", 1.0,
              "squarm: c_t grows by this every c_every_epochs epochs", 0, 1e9},
             {"method.c_every_epochs", "number", 10.0, "squarm: epochs between threshold increases",
              0, 1e9},
             {"method.beta", "number", 0.9, "squarm, qgm: Nesterov momentum factor", 0, 1},
+            {"method.lr_schedule", "string", "cosine",
+             "squarm: the local steps' learning rate: cosine (from optimizer.lr down to "
+             "optimizer.schedule.min_lr over the run, after optimizer.schedule.warmup_steps; "
+             "the paper's analysis lets eta_t decay, and the public copies catch up with the "
+             "models as the steps shrink, so the nodes end in agreement) or optimizer "
+             "(optimizer.schedule as configured)"},
             {"method.scale_lr", "bool", true,
              "squarm: local steps at optimizer.lr x (1 - beta), so that they move the model as far "
              "as plain SGD at optimizer.lr (false: the paper's steps, effectively lr / (1 - beta), "

@@ -91,6 +91,16 @@ train::OptimizerOptions local_optimizer_options(const config::Config& c,
       opt.schedule.min_lr *= 1.0 - opt.momentum;
     }
   }
+  // SQuARM's steps shrink over the run (method.lr_schedule) unless told to follow the config.
+  if (method.momentum == gossip::LocalMomentum::kNesterov &&
+      c.get<std::string>("method.lr_schedule") == "cosine") {
+    if (opt.schedule.kind != "constant")
+      throw ConfigError(c.origin() + ": method " + method.name +
+                        " decays its learning rate by a cosine (method.lr_schedule); set "
+                        "method.lr_schedule to \"optimizer\" to use optimizer.schedule.kind " +
+                        opt.schedule.kind);
+    opt.schedule.kind = "cosine";
+  }
   if (method.momentum == gossip::LocalMomentum::kOwn && opt.momentum != 0.0)
     throw ConfigError(c.origin() + ": method " + method.name +
                       " carries its own momentum (method.beta, method.mu); set "

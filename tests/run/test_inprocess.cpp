@@ -6,7 +6,10 @@
 
 #include "rumor/common/error.hpp"
 #include "rumor/config/config.hpp"
+#include "rumor/gossip/method.hpp"
 #include "rumor/run/run.hpp"
+#include "rumor/run/setup.hpp"
+#include "rumor/train/optimizer.hpp"
 #include "run_harness.hpp"
 
 using namespace rumor;
@@ -101,6 +104,29 @@ TEST_SUITE("run") {
                          doctest::Contains("undirected"), ConfigError);
     CHECK_THROWS_WITH_AS(run::run_inprocess(small("choco", ring(4), {"codec=qsgd:4"}), quiet()),
                          doctest::Contains("contractive"), ConfigError);
+  }
+
+  TEST_CASE("squarm: the local learning rate decays by a cosine unless told otherwise") {
+    const auto& info = gossip::method_info("squarm");
+    const auto cfg = small("squarm", ring(4), {"codec=topk:0.25|sign", "local_steps=5"});
+    const auto o = run::local_optimizer_options(cfg, info);
+    CHECK(o.schedule.kind == "cosine");
+    CHECK(o.schedule.total_steps == 500);  // rounds x local_steps: the whole run
+    const train::LrSchedule s(o.lr, o.schedule);
+    CHECK(s.at(0) == doctest::Approx(0.01));  // lr 0.1 x (1 - beta)
+    CHECK(s.at(250) == doctest::Approx(0.005));
+    CHECK(s.at(499) < 1e-6);
+    // The run's metrics follow it: the last round steps at almost nothing.
+    const auto r = run::run_inprocess(cfg, quiet());
+    for (const auto& l : r.last_lines) CHECK(l["lr"].get<double>() < 1e-5);
+
+    const auto plain = small("squarm", ring(4), {"method.lr_schedule=optimizer"});
+    CHECK(run::local_optimizer_options(plain, info).schedule.kind == "constant");
+    const auto step = small("squarm", ring(4), {"optimizer.schedule.kind=step"});
+    CHECK_THROWS_WITH_AS(run::local_optimizer_options(step, info),
+                         doctest::Contains("method.lr_schedule"), ConfigError);
+    const auto bad = small("squarm", ring(4), {"method.lr_schedule=linear"});
+    CHECK_THROWS_WITH_AS(run::check_run_config(bad), doctest::Contains("cosine"), ConfigError);
   }
 }
 
