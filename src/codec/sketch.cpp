@@ -29,8 +29,9 @@ constexpr std::size_t kHeader = 17;
 
 struct SketchSpec {
   std::uint32_t rows = 5;
-  Amount cols{0.002, 0};  // default: 5 x (d / 500) table, K = d / 1000 (see codec.hpp)
-  Amount heavy{0.001, 0};
+  // Default: a 5 x 0.003 d table (1.5% of fp32's bytes), K = d / 100 (see codec.hpp).
+  Amount cols{0.003, 0};
+  Amount heavy{0.01, 0};
   Mode mode = Mode::kEstimates;
 };
 
@@ -355,7 +356,7 @@ StageEntry sketch_stage() {
   return {"sketch",
           StageRole::kStandalone,
           "sketch[:ROWS[:COLS[:K]]][:exact|:linear]",
-          "Count-Sketch, default sketch:5:0.002:0.001 (COLS, K: ratio of d or count; ROWS "
+          "Count-Sketch, default sketch:5:0.003:0.01 (COLS, K: ratio of d or count; ROWS "
           "3..32): the table and a scale for the K heavy hitters' estimates; exact: their exact "
           "values instead; both contractive (delta K/d); linear: the table alone (addable)",
           3,

@@ -67,6 +67,7 @@ bool type_matches(const KeyInfo& key, const json& v) {
   if (v.is_null()) return key.default_value.is_null() || key.type.find("null") != std::string::npos;
   const std::string& t = key.type;
   if (t.find("string|object") != std::string::npos) return v.is_string() || v.is_object();
+  if (t == "number|auto") return v.is_number() || v == "auto";  // a number, or "auto"
   if (t.rfind("int", 0) == 0) return v.is_number_integer();
   if (t.rfind("number", 0) == 0) return v.is_number();
   if (t.rfind("string", 0) == 0) return v.is_string();

@@ -1,20 +1,46 @@
 // CHOCO-SGD: see choco.hpp.
 #include "choco.hpp"
 
+#include <algorithm>
+#include <cmath>
+
+#include "rumor/codec/reference_delta.hpp"
 #include "rumor/common/error.hpp"
+#include "rumor/common/log.hpp"
 
 namespace rumor::gossip {
 
-Choco::Choco(MethodContext ctx, double default_gamma) : Method(std::move(ctx)) {
+double auto_gamma(double delta, double max_gamma) {
+  return std::clamp(kAutoGammaSlope * delta, kAutoGammaMin, max_gamma);
+}
+
+Choco::Choco(MethodContext ctx, double max_gamma) : Method(std::move(ctx)), max_gamma_(max_gamma) {
   const auto& g = option("gamma");
-  gamma_ = g.is_null() ? default_gamma : g.get<double>();
+  gamma_auto_ = g.is_string();
+  if (gamma_auto_ && g != "auto")
+    throw ConfigError("method.gamma must be a number in (0, 1] or \"auto\", got " + g.dump());
+  if (gamma_auto_) return;  // resolved in init(), where the model's size is known
+  gamma_ = g.get<double>();
   if (!(gamma_ > 0 && gamma_ <= 1))
-    throw ConfigError("method.gamma must be in (0, 1], got " + std::to_string(gamma_));
+    throw ConfigError("method.gamma must be in (0, 1] or \"auto\", got " + std::to_string(gamma_));
+}
+
+void Choco::resolve_gamma(std::size_t d) {
+  const double delta = codec::reference_delta(*ctx_.codec, d);
+  gamma_ = auto_gamma(delta, max_gamma_);
+  if (ctx_.self == 0 && !(delta > 0))
+    log::warn(name(), ": codec ", ctx_.codec->name(), " removes nothing from a normal vector (",
+              delta, "), so method.gamma auto is the least step, ", gamma_,
+              "; set method.gamma for this codec");
+  if (ctx_.self == 0)
+    log::info(name(), ": method.gamma auto = ", gamma_, " (codec ", ctx_.codec->name(), " removes ",
+              delta, " of ||x||^2 from a normal vector of ", d, " values)");
 }
 
 void Choco::init(std::span<float> model) {
   model_ = model;
   const std::size_t d = model.size();
+  if (gamma_auto_) resolve_gamma(d);
   encoder_.reset(*ctx_.codec, d);
   decoder_ = ctx_.codec->make_decoder(d);
   diff_.assign(d, 0.0f);
@@ -126,10 +152,12 @@ void Choco::rejoin_accept(const net::Message& offer) {
 }
 
 std::vector<Option> choco_options() {
-  return {{"method.gamma", "number|null", nullptr,
-           "choco, squarm: consensus step size (null: 0.4 for choco, 0.25 for squarm, whose "
-           "skipped sends leave the public copies staler: at 0.4 its nodes can drift apart "
-           "without bound)",
+  return {{"method.gamma", "number|auto", "auto",
+           "choco, squarm: consensus step size; auto: 1.5 delta, delta the share of ||x||^2 "
+           "the codec removes from a normal vector, at most 0.4 for choco (fp32, fp16, sign, "
+           "topk:0.1|sign reach it; topk:0.01: 0.13; randk:0.01 and the default sketch: "
+           "0.015) and 0.25 for squarm, whose skipped sends leave the public copies staler "
+           "(at 0.4 its nodes drifted apart on the quickstart); node 0 logs the value",
            0, 10},
           {"method.allow_noncontractive", "bool", false,
            "choco, squarm: accept a codec that is not contractive (e.g. qsgd:4), at your risk"}};

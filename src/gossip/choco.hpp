@@ -13,6 +13,16 @@ namespace rumor::gossip {
 
 // CHOCO's options, which SQuARM extends.
 std::vector<Option> choco_options();
+// method.gamma "auto": the consensus step for a codec that removes `delta` of ||x||^2 from a
+// vector without structure (codec::reference_delta). CHOCO's analysis makes the step
+// proportional to delta; measured on ring16 (experiments/payloads), K = 1% random values
+// (delta 0.01) stay together at 0.01, drift slowly at 0.02 and run away at 0.04 and above,
+// K = 2% stay together at 0.02, and top-k of 0.7% (delta 0.066) stays together at 0.1 and runs
+// away at 0.25 and 0.4: 1.5 delta is inside every stable range. At most the method's largest
+// step (CHOCO: the former fixed default 0.4, reached at delta 0.27: fp32, fp16, sign,
+// topk:0.1|sign keep it; SQuARM: 0.25, see squarm.cpp); at least 0.001.
+inline constexpr double kAutoGammaSlope = 1.5, kAutoGammaMin = 0.001, kAutoGammaMax = 0.4;
+double auto_gamma(double delta, double max_gamma = kAutoGammaMax);
 // Why CHOCO and SQuARM refuse method.aggregation (robust mixing).
 inline constexpr const char* kPublicCopiesNoAggregation =
     "messages are compressed differences that update public copies hat x_j which every "
@@ -21,8 +31,8 @@ inline constexpr const char* kPublicCopiesNoAggregation =
 
 class Choco : public Method {
  public:
-  // default_gamma: the consensus step when method.gamma is null.
-  explicit Choco(MethodContext ctx, double default_gamma = 0.4);
+  // max_gamma: the largest step method.gamma auto gives.
+  explicit Choco(MethodContext ctx, double max_gamma = kAutoGammaMax);
   std::string name() const override { return "choco"; }
 
   void init(std::span<float> model) override;
@@ -52,6 +62,9 @@ class Choco : public Method {
   net::Message rejoin_offer(const net::Message& request, std::int64_t round) override;
   void rejoin_accept(const net::Message& offer) override;
 
+  // The consensus step in use (method.gamma, or what "auto" resolved to at init()).
+  double gamma() const { return gamma_; }
+
   // Test access: the public copy this node keeps of node j (itself included).
   const std::vector<float>& public_copy(int j) const {
     return j == ctx_.self ? hat_self_ : hats_.at(j);
@@ -61,7 +74,11 @@ class Choco : public Method {
   // Whether to send this round, given ||x - hat x_i||^2; CHOCO always sends.
   virtual bool should_send(double) { return true; }
 
-  double gamma_ = 0;  // method.gamma (choco_options)
+  // method.gamma, resolved (choco_options); "auto" is resolved by init() from the codec.
+  double gamma_ = 0;
+  bool gamma_auto_ = false;
+  double max_gamma_ = kAutoGammaMax;
+  void resolve_gamma(std::size_t d);
   bool hat_synced_ = false;
   std::uint64_t skipped_ = 0, triggered_ = 0;
   std::optional<double> kept_;  // this round's choco_kept, when it sent

@@ -28,9 +28,10 @@ double sq_distance(std::span<const float> a, std::span<const float> b) {
 
 class Squarm : public Choco {
  public:
-  // A consensus step of 0.25: with sends skipped the copies are staler than CHOCO's, and on
-  // the quickstart (topk:0.1|sign) 0.4 makes the nodes' disagreement grow without bound
-  // (experiments/squarm-budget); always sending, 0.4 is stable there.
+  // A consensus step of at most 0.25 (method.gamma auto): with sends skipped the copies are
+  // staler than CHOCO's, and on the quickstart (topk:0.1|sign) 0.4 makes the nodes'
+  // disagreement grow without bound (experiments/squarm-budget); always sending, 0.4 is
+  // stable there.
   explicit Squarm(MethodContext ctx) : Choco(std::move(ctx), 0.25) {
     c0_ = param<double>("c0");
     growth_ = param<double>("c_growth");

@@ -41,11 +41,11 @@ TEST_SUITE("codec") {
                  {"randk:0.01:unbiased", "randk:0.01:unbiased"},
                  {"ef|topk:0.01", "ef|topk:0.01"},
                  {"ef | topk:0.01 | sign", "ef|topk:0.01|sign"},
-                 {"sketch", "sketch:5:0.002:0.001"},
+                 {"sketch", "sketch:5:0.003:0.01"},
                  {"sketch:7:10000:1000", "sketch:7:10000:1000"},
-                 {"ef|sketch:5:0.05", "ef|sketch:5:0.05:0.001"},
+                 {"ef|sketch:5:0.05", "ef|sketch:5:0.05:0.01"},
                  {"sketch:3:64:8:linear", "sketch:3:64:8:linear"},
-                 {"sketch:exact", "sketch:5:0.002:0.001:exact"}};
+                 {"sketch:exact", "sketch:5:0.003:0.01:exact"}};
     for (const auto& c : cases) {
       const std::string spec_s = c.in;
       CAPTURE(spec_s);

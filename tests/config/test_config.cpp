@@ -117,6 +117,14 @@ TEST_SUITE("config") {
                          ConfigError);
     CHECK_THROWS_WITH_AS(from({}, {"method.gammma=0.1"}), doctest::Contains("method.gamma"),
                          ConfigError);
+    // method.gamma: a number in its range, or "auto" (the default), nothing else.
+    CHECK(c.at("method.gamma") == "auto");
+    CHECK(from({}, {"method.gamma=0.25"}).get<double>("method.gamma") == 0.25);
+    CHECK(from({}, {"method.gamma=auto"}).at("method.gamma") == "auto");
+    CHECK_THROWS_WITH_AS(from({}, {"method.gamma=fast"}), doctest::Contains("number|auto"),
+                         ConfigError);
+    CHECK_THROWS_WITH_AS(from({}, {"method.gamma=11"}), doctest::Contains("between 0 and 10"),
+                         ConfigError);
     CHECK_THROWS_AS(gossip::option_value(gossip::method_info("sgp"), json::object(), "gamma"),
                     Error);
   }

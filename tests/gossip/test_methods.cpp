@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "choco.hpp"
 #include "harness.hpp"
 #include "rumor/common/error.hpp"
 #include "rumor/gossip/ring_allreduce.hpp"
@@ -111,6 +112,57 @@ TEST_SUITE("gossip") {
         // Compressed gossip still contracts the disagreement.
         CHECK(sim.consensus_distance() < 0.1 * d0);
       }
+  }
+
+  // The consensus step a choco or squarm node uses after init() on a model of d values.
+  double resolved_gamma(const std::string& method, const std::string& spec,
+                        nlohmann::json params = nlohmann::json::object(), std::size_t d = 20000) {
+    const Topology ring = gen("ring", 4);
+    MethodContext ctx;
+    ctx.topology = &ring;
+    ctx.codec = codec::make_codec(spec);
+    ctx.params = std::move(params);
+    auto m = make_method(method, ctx);
+    std::vector<float> x(d, 0.5f);
+    m->init(x);
+    const auto* c = dynamic_cast<const Choco*>(m.get());
+    REQUIRE(c != nullptr);
+    return c->gamma();
+  }
+
+  TEST_CASE("choco and squarm: method.gamma auto follows what the codec keeps") {
+    // Codecs that keep more than 27% of a normal vector keep the former fixed default.
+    for (const std::string spec : {"fp32", "fp16", "sign", "topk:0.1|sign", "topk:0.25|sign"}) {
+      CAPTURE(spec);
+      CHECK(resolved_gamma("choco", spec) == kAutoGammaMax);
+    }
+    // Sparser ones: 1.5 delta, delta what they remove from a normal vector.
+    CHECK(resolved_gamma("choco", "randk:0.01") == doctest::Approx(0.015).epsilon(0.1));
+    CHECK(resolved_gamma("choco", "sketch", {}, 100000) == doctest::Approx(0.015).epsilon(0.1));
+    // top-k of 1%: 1.5 times the energy of the largest 1% of normal values (0.0845).
+    CHECK(resolved_gamma("choco", "topk:0.01") == doctest::Approx(0.127).epsilon(0.05));
+    CHECK(resolved_gamma("choco", "randk:0.001") < resolved_gamma("choco", "randk:0.01"));
+    CHECK(resolved_gamma("choco", "randk:0.01") < resolved_gamma("choco", "topk:0.01"));
+    CHECK(resolved_gamma("choco", "randk:1", {}, 100000) == kAutoGammaMin);
+    // squarm shares the option and the rule, with its own largest step; "auto" given
+    // explicitly is the default.
+    CHECK(resolved_gamma("squarm", "randk:0.01") == resolved_gamma("choco", "randk:0.01"));
+    CHECK(resolved_gamma("squarm", "topk:0.1|sign") == 0.25);
+    CHECK(resolved_gamma("choco", "randk:0.01", {{"gamma", "auto"}}) ==
+          resolved_gamma("choco", "randk:0.01"));
+    // A number is used as given, whatever the codec.
+    CHECK(resolved_gamma("choco", "randk:0.01", {{"gamma", 0.3}}) == 0.3);
+    CHECK(resolved_gamma("squarm", "fp32", {{"gamma", 0.05}}) == 0.05);
+    CHECK_THROWS_WITH_AS(resolved_gamma("choco", "fp32", {{"gamma", "fast"}}),
+                         doctest::Contains("\"auto\""), ConfigError);
+    CHECK_THROWS_WITH_AS(resolved_gamma("choco", "fp32", {{"gamma", 1.5}}),
+                         doctest::Contains("method.gamma"), ConfigError);
+    // The rule itself: monotone, clamped.
+    CHECK(auto_gamma(0.0) == kAutoGammaMin);
+    CHECK(auto_gamma(0.01) == doctest::Approx(0.015));
+    CHECK(auto_gamma(-0.5) == kAutoGammaMin);  // a codec that adds error (unbiased qsgd)
+    CHECK(auto_gamma(1.0) == kAutoGammaMax);
+    CHECK(auto_gamma(0.001) < auto_gamma(0.002));
   }
 
   // Sends skipped by squarm on a ring of 4 over 20 rounds of a quadratic whose models and

@@ -143,8 +143,9 @@ class Decoder {
 //                                     than K/d of ||x||^2, K exact values at indices from
 //                                     (seed, round, sender) go instead: contractive, delta K/d.
 //                                     linear: the table alone (mergeable, not contractive).
-//                                     Default sketch:5:0.002:0.001: a 5 x d/500 fp32 table
-//                                     (0.32 bits per parameter), K = d/1000. ROWS 3..32
+//                                     Default sketch:5:0.003:0.01: a 5 x 0.003 d fp32 table
+//                                     (0.48 bits per parameter), K = d/100 (the fallback:
+//                                     0.32 bits per parameter). ROWS 3..32
 // A chain is at most one sparsifier (topk, randk) followed by at most one value codec (fp32,
 // fp16, bf16, qsgd, sign; default fp32); sketch stands alone (optionally under ef).
 // Throws ConfigError naming the bad part and listing what is valid. Each stage is one entry

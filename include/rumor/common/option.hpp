@@ -12,7 +12,8 @@ namespace rumor {
 
 struct Option {
   std::string path;  // dotted key, e.g. "method.gamma"
-  std::string type;  // "int", "number", "string", "bool", "list", "string|object", "...|null"
+  std::string type;  // "int", "number", "string", "bool", "list", "string|object", "...|null",
+                     // "number|auto" (a number, or the string "auto")
   nlohmann::json default_value;
   std::string help;
   // Numeric options: the accepted range, inclusive (so no count wraps and no size or
