@@ -192,7 +192,7 @@ TEST_SUITE("cli") {
   // node 1 out after the 1 s grace while node 1 keeps waiting for node 0), and the run
   // stalls until its round timeouts. Passes on a quiet machine; the fix is for both ends to
   // agree on "gone" (or to count missed messages instead of a link that is down).
-  TEST_CASE("attack over TCP: a faulty peer with the secret takes a link over; the run holds" *
+  TEST_CASE("attack over TCP: a faulty peer with the secret takes a link over, and the run holds" *
             doctest::skip()) {
     // Frames of 16 MiB for far-future rounds over up to 64 takeovers (the real node 0 takes
     // its link back each time, cutting the frame being written); 84 logistic-regression

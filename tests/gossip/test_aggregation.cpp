@@ -131,7 +131,7 @@ TEST_SUITE("gossip") {
     CHECK(mean.methods[0]->round_metrics().empty());  // mean adds nothing to the metrics
   }
 
-  TEST_CASE("aggregation: clipped gossip reaches consensus; coordinate-wise rules contract") {
+  TEST_CASE("aggregation: clipped gossip reaches consensus, coordinate-wise rules contract") {
     // Clipping always pulls towards every neighbour, by at most W_ij tau: consensus.
     Sim clip(gen("torus", 9), "dpsgd", "fp32", 8, {{"aggregation", "clip"}});
     const double start = clip.consensus_distance();

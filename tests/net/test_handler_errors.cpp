@@ -169,7 +169,7 @@ TEST_SUITE("net") {
     CHECK(got->payload.size() == opt.max_frame_bytes - 64);
   }
 
-  TEST_CASE("tcp: a peer's stop is a clean down; a connection that just breaks is not") {
+  TEST_CASE("tcp: a peer's stop is a clean down, a connection that just breaks is not") {
     // Node 0 is played by a raw socket that hangs up without a goodbye; node 2 stops cleanly.
     EventLog log;
     Cluster c(Kind::kTcp, small_topology(3, {{1, 2}, {0, 1}}), data_only(), false);

@@ -263,7 +263,7 @@ TEST_SUITE("run") {
     }
   }
 
-  TEST_CASE("qdata resumes with its models and counters; its replay buffer starts empty") {
+  TEST_CASE("qdata resumes with its models and counters, its replay buffer starts empty") {
     const auto r = interrupted("qdata", fresh_dir("methods-qdata"));
     const auto resumed = lines_of(resume(r.run_dir).run_dir, 4);
     REQUIRE(resumed[0].size() == 30);

@@ -120,7 +120,7 @@ TEST_SUITE("run") {
     CHECK(std::distance(fs::directory_iterator(dir), fs::directory_iterator()) == 1);
   }
 
-  TEST_CASE("plot_compare: a method keeps its colour in every grid; labels with spaces split") {
+  TEST_CASE("plot_compare: a method keeps its colour in every grid, labels with spaces split") {
     if (!have_matplotlib()) {
       MESSAGE("skipped: /usr/bin/python3 has no matplotlib (Debian: python3-matplotlib)");
       return;

@@ -52,7 +52,7 @@ TEST_SUITE("topology") {
     }
   }
 
-  TEST_CASE("max_nodes moves the limit; dense kinds are refused by their edge count") {
+  TEST_CASE("max_nodes moves the limit, dense kinds are refused by their edge count") {
     GenOptions o;
     o.nodes = 11;
     o.max_nodes = 10;

@@ -96,7 +96,7 @@ TEST_SUITE("topology") {
     }
   }
 
-  TEST_CASE("a complete graph averages in one round; a ring does not") {
+  TEST_CASE("a complete graph averages in one round, a ring does not") {
     GenOptions o;
     for (int n : {7, 8}) {
       o.nodes = n;
