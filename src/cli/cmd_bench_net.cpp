@@ -85,9 +85,9 @@ void add_bench_net(CLI::App& bench) {
     std::cout << std::fixed << std::setprecision(3);
     if (args->o.mode == "pair") {
       std::cout << "pair" << (args->o.tls ? " over TLS" : "") << ", " << args->o.floats
-                << " floats: " << j["gbps"]["median"].get<double>()
-                << " GB/s median (min " << j["gbps"]["min"].get<double>() << ", max "
-                << j["gbps"]["max"].get<double>() << ")\n";
+                << " floats: " << j["gbps"]["median"].get<double>() << " GB/s median (min "
+                << j["gbps"]["min"].get<double>() << ", max " << j["gbps"]["max"].get<double>()
+                << ")\n";
     } else {
       std::cout << args->o.mode << ", " << args->o.nodes << " nodes, " << args->o.floats
                 << " floats: " << j["median_ms"].get<double>() << " ms/round median (min "

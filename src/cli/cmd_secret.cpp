@@ -44,11 +44,12 @@ void add_tls_commands(CLI::App& secret) {
     std::vector<int> ids;
     for (const auto& n : t.nodes()) ids.push_back(n.id);
     net::make_tls_node_certs(a->ca, ids, a->out, a->days > 0 ? a->days : 825);
-    std::cerr << "wrote " << ids.size() << " node certificates to " << a->out
-              << "; give node <id> its node-<id>.pem and .key and run with\n  --set network.tls=true"
-              << " --set 'network.tls_cert=" << a->out << "/node-{id}.pem'"
-              << " --set 'network.tls_key=" << a->out << "/node-{id}.key'"
-              << " --set network.tls_ca=" << a->ca << "/ca.pem\n";
+    std::cerr
+        << "wrote " << ids.size() << " node certificates to " << a->out
+        << "; give node <id> its node-<id>.pem and .key and run with\n  --set network.tls=true"
+        << " --set 'network.tls_cert=" << a->out << "/node-{id}.pem'"
+        << " --set 'network.tls_key=" << a->out << "/node-{id}.key'"
+        << " --set network.tls_ca=" << a->ca << "/ca.pem\n";
   });
 }
 

@@ -563,10 +563,9 @@ Config Config::from_json(const nlohmann::json& user_in, const std::string& origi
 }
 
 const std::vector<std::string>& path_keys() {
-  static const std::vector<std::string> k = {"data.dataset", "data.data_dir", "data.test_file",
-                                             "model.path", "network.secret_file",
-                                             "network.tls_cert", "network.tls_key",
-                                             "network.tls_ca"};
+  static const std::vector<std::string> k = {
+      "data.dataset",        "data.data_dir",    "data.test_file",  "model.path",
+      "network.secret_file", "network.tls_cert", "network.tls_key", "network.tls_ca"};
   return k;
 }
 

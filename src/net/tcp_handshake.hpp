@@ -73,9 +73,10 @@ class Handshake {
   const bool dialer_;
   Link* link_;
   HandshakeStage stage_ = HandshakeStage::kAwaitHello;
-  int certified_peer_ = -1;  // -1: no certificate to hold the peer to
   std::string nonce_;       // ours: the challenge the peer answers
   std::string peer_nonce_;  // the peer's: the challenge this node answers
+  // The node the peer's TLS certificate names; -1: no certificate to hold the peer to.
+  int certified_peer_ = -1;
 };
 
 }  // namespace rumor::net

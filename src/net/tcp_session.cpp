@@ -280,7 +280,7 @@ template <typename Next>
 void Session::read(asio::mutable_buffer buffer, const char* truncated, Next next) {
   impl_.net_thread.assert_on_net_thread();
   auto handler = [self = shared_from_this(), truncated, next](boost::system::error_code ec,
-                                                                std::size_t n) {
+                                                              std::size_t n) {
     self->guarded("read", [&] {
       if (self->state_ == State::kClosed) return;
       // A TLS peer that closes without a close_notify ends the stream "truncated".

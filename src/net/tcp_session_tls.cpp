@@ -22,9 +22,10 @@ void Session::start_tls() {
 void Session::on_tls_handshake(boost::system::error_code ec) {
   if (state_ == State::kClosed) return;
   int peer = -1;
-  std::string reason = ec ? "TLS handshake failed: " + ec.message() +
-                               " (another run secret, a certificate not accepted, or no TLS on one side)"
-                          : impl_.tls->check_peer(tls_->native_handle(), peer);
+  std::string reason =
+      ec ? "TLS handshake failed: " + ec.message() +
+               " (another run secret, a certificate not accepted, or no TLS on one side)"
+         : impl_.tls->check_peer(tls_->native_handle(), peer);
   if (reason.empty() && dialer_ && !impl_.tls->uses_psk() && peer != link_->peer)
     reason = "its TLS certificate is node " + std::to_string(peer) + "'s, not node " +
              std::to_string(link_->peer) + "'s";

@@ -33,8 +33,9 @@ SSL_SESSION* psk_session(SSL* ssl) {
   const std::string& key = owner_of(ssl).psk();
   const SSL_CIPHER* cipher = SSL_CIPHER_find(ssl, kPskCipher);
   SSL_SESSION* s = cipher ? SSL_SESSION_new() : nullptr;
-  if (s && SSL_SESSION_set1_master_key(s, reinterpret_cast<const unsigned char*>(key.data()),
-                                       key.size()) == 1 &&
+  if (s &&
+      SSL_SESSION_set1_master_key(s, reinterpret_cast<const unsigned char*>(key.data()),
+                                  key.size()) == 1 &&
       SSL_SESSION_set_cipher(s, cipher) == 1 &&
       SSL_SESSION_set1_id_context(s, kSessionContext, sizeof kSessionContext - 1) == 1 &&
       SSL_SESSION_set_protocol_version(s, TLS1_3_VERSION) == 1)
@@ -95,8 +96,7 @@ int certificate_node_id(X509* cert) {
   return (n > 6 && cn[5] == '0') ? -1 : id;  // one spelling per id: no leading zeros
 }
 
-TlsContext::TlsContext(const TransportOptions& options, int self)
-    : ctx_(asio::ssl::context::tls) {
+TlsContext::TlsContext(const TransportOptions& options, int self) : ctx_(asio::ssl::context::tls) {
   SSL_CTX* c = ctx_.native_handle();
   if (owner_index() < 0 || SSL_CTX_set_ex_data(c, owner_index(), this) != 1)
     throw Error("cannot set up TLS: " + openssl_error());
@@ -151,14 +151,15 @@ void TlsContext::use_certificates(const TransportOptions& options, int self) {
                         e.code().message() + " (a PEM file; rumor secret certs makes them)");
     }
   };
-  load("tls_cert", options.tls_cert, [&](const std::string& p) { ctx_.use_certificate_chain_file(p); });
+  load("tls_cert", options.tls_cert,
+       [&](const std::string& p) { ctx_.use_certificate_chain_file(p); });
   load("tls_key", options.tls_key,
        [&](const std::string& p) { ctx_.use_private_key_file(p, asio::ssl::context::pem); });
   load("tls_ca", options.tls_ca, [&](const std::string& p) { ctx_.load_verify_file(p); });
   SSL_CTX* c = ctx_.native_handle();
   if (SSL_CTX_check_private_key(c) != 1)
-    throw ConfigError("network.tls_key '" + options.tls_key + "' is not the key of network.tls_cert '" +
-                      options.tls_cert + "'");
+    throw ConfigError("network.tls_key '" + options.tls_key +
+                      "' is not the key of network.tls_cert '" + options.tls_cert + "'");
   const int id = certificate_node_id(SSL_CTX_get0_certificate(c));
   if (id != self)
     throw ConfigError("network.tls_cert '" + options.tls_cert + "' is " +

@@ -53,8 +53,7 @@ void add_ext(X509* cert, X509* issuer, int nid, const char* value) {
 
 // A certificate for `key` named CN=`cn`, signed by `issuer_key` (and named by `issuer`'s
 // subject; itself when null: a self-signed CA).
-Cert make_cert(const std::string& cn, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuer_key,
-               int days) {
+Cert make_cert(const std::string& cn, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuer_key, int days) {
   Cert c(X509_new());
   std::unique_ptr<BIGNUM, Freer<BIGNUM, BN_free>> serial(BN_new());
   if (!c || !serial || X509_set_version(c.get(), 2) != 1 ||
@@ -80,7 +79,8 @@ Cert make_cert(const std::string& cn, EVP_PKEY* key, X509* issuer, EVP_PKEY* iss
     add_ext(c.get(), signer, NID_key_usage, "critical,digitalSignature");
     add_ext(c.get(), signer, NID_ext_key_usage, "serverAuth,clientAuth");
   }
-  if (X509_sign(c.get(), issuer_key, EVP_sha256()) <= 0) fail("cannot sign the certificate of " + cn);
+  if (X509_sign(c.get(), issuer_key, EVP_sha256()) <= 0)
+    fail("cannot sign the certificate of " + cn);
   return c;
 }
 

@@ -139,7 +139,8 @@ net::TransportOptions transport_options(const config::Config& c) {
                       ": network.tls_cert, tls_key and tls_ca go together (rumor secret ca "
                       "and rumor secret certs make them)");
   if (any && !o.tls)
-    throw ConfigError(c.origin() + ": network.tls_cert is set but network.tls is false; set "
+    throw ConfigError(c.origin() +
+                      ": network.tls_cert is set but network.tls is false; set "
                       "network.tls: true to use it");
   return o;
 }

@@ -20,7 +20,7 @@ using nlohmann::json;
 // Fields that measure the machine (wall clock) or name the run: where it was written, and
 // its id (a hash of the resolved config, which changes whenever an option is added).
 inline const std::set<std::string> kWallClock = {"time_s",          "wall_time_s", "round_ms_mean",
-                                          "round_ms_median", "run_dir",     "run_id"};
+                                                 "round_ms_median", "run_dir",     "run_id"};
 
 inline json without_wall_clock(const json& v) {
   if (v.is_object()) {
@@ -63,7 +63,7 @@ inline json outputs_of(const fs::path& run_dir) {
 
 // Every key of `want` (recursively) has the same value in `got`; returns the differences.
 inline void compare(const json& want, const json& got, const std::string& where,
-             std::vector<std::string>& diffs) {
+                    std::vector<std::string>& diffs) {
   if (diffs.size() >= 20) return;
   if (want.is_object()) {
     if (!got.is_object()) {

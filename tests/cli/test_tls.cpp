@@ -31,8 +31,8 @@ std::string ring4_config(const fs::path& dir) {
 json launch_outputs(const std::string& config, const fs::path& dir, const std::string& name,
                     const std::string& sets = "") {
   const auto out = dir / name;
-  const auto r = rumor("launch " + config + " --no-progress --log-level warn --set output.dir=" +
-                       out.string() + sets);
+  const auto r = rumor("launch " + config +
+                       " --no-progress --log-level warn --set output.dir=" + out.string() + sets);
   INFO(r.out);
   REQUIRE(r.code == 0);
   return outputs_of(only_subdir(out));
@@ -53,7 +53,8 @@ TEST_SUITE("cli") {
   TEST_CASE("tls: config keys lists the TLS options with their help") {
     const auto k = rumor("config keys");
     REQUIRE(k.code == 0);
-    for (const char* key : {"network.tls ", "network.tls_cert", "network.tls_key", "network.tls_ca"})
+    for (const char* key :
+         {"network.tls ", "network.tls_cert", "network.tls_key", "network.tls_ca"})
       CHECK_MESSAGE(k.out.find(key) != std::string::npos, key);
     const auto h = rumor("secret certs --help");
     CHECK(h.code == 0);
@@ -94,10 +95,11 @@ TEST_SUITE("cli") {
     REQUIRE(rumor("secret certs --topology " + (dir / "ring4.json").string() + " --ca " +
                   (dir / "ca").string() + " -o " + (dir / "certs").string())
                 .code == 0);
-    const std::string certs = " --set network.tls=true --set network.tls_cert=" +
-                              (dir / "certs" / "node-{id}.pem").string() +
-                              " --set network.tls_key=" + (dir / "certs" / "node-{id}.key").string() +
-                              " --set network.tls_ca=" + (dir / "ca" / "ca.pem").string();
+    const std::string certs =
+        " --set network.tls=true --set network.tls_cert=" +
+        (dir / "certs" / "node-{id}.pem").string() +
+        " --set network.tls_key=" + (dir / "certs" / "node-{id}.key").string() +
+        " --set network.tls_ca=" + (dir / "ca" / "ca.pem").string();
     check_same(plain, launch_outputs(config, dir, "certs", certs), "TLS (certificates)");
     // A certificate option without network.tls is a mistake, said before anything starts.
     const auto r = rumor("launch " + config + " --dry-run --set network.tls_cert=x.pem");

@@ -38,7 +38,8 @@ fs::path make_pki(const std::string& name) {
   fs::remove_all(dir);
   for (const char* ca : {"a", "b"}) {
     make_tls_ca((dir / ca).string());
-    make_tls_node_certs((dir / ca).string(), {0, 1, 2}, (dir / (std::string("certs-") + ca)).string());
+    make_tls_node_certs((dir / ca).string(), {0, 1, 2},
+                        (dir / (std::string("certs-") + ca)).string());
   }
   return dir;
 }
@@ -148,18 +149,20 @@ TEST_SUITE("net") {
     const fs::path pki = make_pki("tls-certs");
     const Topology graph = ring_topology(3);
     {
-      auto nodes = start_nodes(graph, {cert_options(pki, 0, "a", "a"), cert_options(pki, 1, "a", "a"),
-                                       cert_options(pki, 2, "a", "a")});
+      auto nodes =
+          start_nodes(graph, {cert_options(pki, 0, "a", "a"), cert_options(pki, 1, "a", "a"),
+                              cert_options(pki, 2, "a", "a")});
       for (auto& n : nodes) n->wait_connected(kWait);
-      for (int i = 0; i < 3; ++i) check_link(*nodes[static_cast<std::size_t>(i)],
-                                             *nodes[static_cast<std::size_t>((i + 1) % 3)], 0);
+      for (int i = 0; i < 3; ++i)
+        check_link(*nodes[static_cast<std::size_t>(i)],
+                   *nodes[static_cast<std::size_t>((i + 1) % 3)], 0);
       CHECK(nodes[1]->stats().refused_handshakes == 0);
     }
     // Node 0 holds CA b's certificate (and trusts b): 1 and 2 refuse it, it refuses them.
     auto outsider = cert_options(pki, 0, "b", "b");
     outsider.connect_timeout = 1500ms;
-    auto nodes = start_nodes(graph, {outsider, cert_options(pki, 1, "a", "a"),
-                                     cert_options(pki, 2, "a", "a")});
+    auto nodes = start_nodes(
+        graph, {outsider, cert_options(pki, 1, "a", "a"), cert_options(pki, 2, "a", "a")});
     CHECK_THROWS_AS(nodes[0]->wait_connected(1500ms), ProtocolError);
     CHECK(eventually([&] { return nodes[1]->stats().refused_handshakes > 0; }));
     CHECK_FALSE(nodes[1]->link_up(0, LinkKind::kData));
@@ -194,9 +197,9 @@ TEST_SUITE("net") {
       CHECK(std::string(e.what()).find("node 1's certificate") != std::string::npos);
     }
     // A peer holding node 0's valid certificate that claims to be node 1 is refused by 2.
-    auto nodes = start_nodes(ring_topology(3), {cert_options(pki, 0, "a", "a"),
-                                                cert_options(pki, 1, "a", "a"),
-                                                cert_options(pki, 2, "a", "a")});
+    auto nodes = start_nodes(ring_topology(3),
+                             {cert_options(pki, 0, "a", "a"), cert_options(pki, 1, "a", "a"),
+                              cert_options(pki, 2, "a", "a")});
     asio::io_context ioc;
     asio::ssl::context ctx(asio::ssl::context::tls_client);
     ctx.use_certificate_chain_file((pki / "certs-a" / "node-0.pem").string());
