@@ -15,6 +15,7 @@
 
 #include "rumor/common/error.hpp"
 #include "rumor/common/log.hpp"
+#include "rumor/net/secret.hpp"
 #include "rumor/net/tcp.hpp"
 #include "rumor/topology/topology.hpp"
 
@@ -208,7 +209,11 @@ Message take_or_throw(Transport& t, int from, std::int64_t round, std::size_t fl
 }
 
 nlohmann::json run_pair(const NetBenchOptions& o) {
-  const auto opt = bench_options();
+  auto opt = bench_options();
+  if (o.tls) {
+    opt.tls = true;
+    opt.secret = net::new_secret();
+  }
   TcpTransport a(opt), b(opt);
   const std::vector<int> ports = {a.bind("127.0.0.1", 0), b.bind("127.0.0.1", 0)};
   const Topology topo = bench_topology("ring", 2, ports);
@@ -253,6 +258,7 @@ nlohmann::json run_pair(const NetBenchOptions& o) {
   const Figures f = figures(gbps);
   return {{"bench", "rumor-net"},
           {"mode", "pair"},
+          {"tls", o.tls},
           {"floats", o.floats},
           {"repeats", o.repeats},
           {"gbps", {{"median", f.median}, {"min", f.min}, {"max", f.max}}},

@@ -48,6 +48,8 @@ void add_bench_net(CLI::App& bench) {
       ->capture_default_str();
   cmd->add_option("--timeout", args->o.timeout_s, "seconds before the workers are killed")
       ->capture_default_str();
+  cmd->add_flag("--tls", args->o.tls,
+                "pair: the links run over TLS 1.3 (pre-shared key from a fresh run secret)");
   cmd->add_flag("--json", args->json, "print one JSON document on stdout");
   // Internal: one peer process of ring/pushsum mode, started by the benchmark itself.
   cmd->add_flag("--worker", args->worker)->group("");
@@ -72,6 +74,8 @@ void add_bench_net(CLI::App& bench) {
       if (rc != 0) throw Error("bench net worker " + std::to_string(w.id) + " failed");
       return;
     }
+    if (args->o.tls && args->o.mode != "pair")
+      throw ConfigError("bench net --tls is measured in pair mode only (--mode pair)");
     args->o.exe = std::filesystem::read_symlink("/proc/self/exe").string();
     const auto j = bench::run_net_bench(args->o);
     if (args->json) {
@@ -80,9 +84,10 @@ void add_bench_net(CLI::App& bench) {
     }
     std::cout << std::fixed << std::setprecision(3);
     if (args->o.mode == "pair") {
-      std::cout << "pair, " << args->o.floats << " floats: " << j["gbps"]["median"].get<double>()
-                << " GB/s median (min " << j["gbps"]["min"].get<double>() << ", max "
-                << j["gbps"]["max"].get<double>() << ")\n";
+      std::cout << "pair" << (args->o.tls ? " over TLS" : "") << ", " << args->o.floats
+                << " floats: " << j["gbps"]["median"].get<double>() << " GB/s median (min "
+                << j["gbps"]["min"].get<double>() << ", max " << j["gbps"]["max"].get<double>()
+                << ")\n";
     } else {
       std::cout << args->o.mode << ", " << args->o.nodes << " nodes, " << args->o.floats
                 << " floats: " << j["median_ms"].get<double>() << " ms/round median (min "

@@ -288,6 +288,17 @@ std::vector<KeyInfo> run_keys() {
       {"network.insecure", "bool", false,
        "rumor node without network.secret_file: anyone who reaches a port may join as any node "
        "(warned once)"},
+      {"network.tls", "bool", false,
+       "TCP links over TLS 1.3, both sides authenticated: with network.tls_cert by "
+       "certificates (rumor secret ca, rumor secret certs), else by a key derived from the run "
+       "secret (network.secret_file; launch makes one)"},
+      {"network.tls_cert", "string|null", nullptr,
+       "network.tls: this node's PEM certificate, signed by tls_ca, subject CN node-<id>; {id} "
+       "in the path becomes the node id (e.g. certs/node-{id}.pem)"},
+      {"network.tls_key", "string|null", nullptr,
+       "network.tls: the private key of tls_cert (PEM; {id} as there)"},
+      {"network.tls_ca", "string|null", nullptr,
+       "network.tls: the CA certificate (PEM) a peer's certificate must be signed by"},
       {"network.max_rounds_ahead", "int", 32,
        "gossip messages for rounds further ahead of this node than this are refused unread "
        "(counted)",
@@ -542,6 +553,8 @@ Config Config::from_json(const nlohmann::json& user_in, const std::string& origi
   // Nor is the secret that guards it (launch makes a fresh one per run, in the run directory).
   identity["network"]["secret_file"] = nullptr;
   identity["network"].erase("insecure");
+  // Nor how its links are guarded: a TLS run is the same run (and gives the same metrics).
+  for (const char* k : {"tls", "tls_cert", "tls_key", "tls_ca"}) identity["network"].erase(k);
   for (auto& node : identity["topology"]["nodes"])
     if (resolved["network"]["base_port"].is_number()) node.erase("port");
   c.run_id_ = resolved["name"].get<std::string>() + "-s" +
@@ -551,8 +564,9 @@ Config Config::from_json(const nlohmann::json& user_in, const std::string& origi
 }
 
 const std::vector<std::string>& path_keys() {
-  static const std::vector<std::string> k = {"data.dataset", "data.data_dir", "data.test_file",
-                                             "model.path", "network.secret_file"};
+  static const std::vector<std::string> k = {
+      "data.dataset",        "data.data_dir",    "data.test_file",  "model.path",
+      "network.secret_file", "network.tls_cert", "network.tls_key", "network.tls_ca"};
   return k;
 }
 

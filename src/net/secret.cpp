@@ -27,18 +27,23 @@ std::string new_secret() {
   return out;
 }
 
-void write_secret_file(const std::string& path, const std::string& secret) {
+void write_private_file(const std::string& path, const std::string& contents,
+                        const std::string& what) {
   // Created 0600 before anything is written; an older file is replaced, not reused (its
   // mode may be wider).
   ::unlink(path.c_str());
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) throw Error("cannot write the run secret to '" + path + "': " + std::strerror(errno));
-  const std::string line = secret + "\n";
-  const bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
-                  ::fchmod(fd, 0600) == 0;
+  if (fd < 0) throw Error("cannot write " + what + " to '" + path + "': " + std::strerror(errno));
+  const bool ok =
+      ::write(fd, contents.data(), contents.size()) == static_cast<ssize_t>(contents.size()) &&
+      ::fchmod(fd, 0600) == 0;
   const int err = errno;
   ::close(fd);
-  if (!ok) throw Error("cannot write the run secret to '" + path + "': " + std::strerror(err));
+  if (!ok) throw Error("cannot write " + what + " to '" + path + "': " + std::strerror(err));
+}
+
+void write_secret_file(const std::string& path, const std::string& secret) {
+  write_private_file(path, secret + "\n", "the run secret");
 }
 
 std::string read_secret_file(const std::string& path) {

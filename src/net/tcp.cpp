@@ -12,6 +12,7 @@
 
 #include "rumor/common/error.hpp"
 #include "tcp_impl.hpp"
+#include "tls.hpp"
 
 namespace rumor::net {
 
@@ -39,6 +40,13 @@ void TcpTransport::start(const Topology& topology, int self) {
     throw TopologyError("node id " + std::to_string(self) + " outside 0.." +
                         std::to_string(topology.size() - 1) + " of topology '" + topology.name() +
                         "'");
+  if (im.options.tls) {
+    try {
+      im.tls = std::make_shared<TlsContext>(im.options, self);
+    } catch (const ConfigError& e) {
+      throw ConfigError("node " + std::to_string(self) + ": " + e.what());
+    }
+  }
   im.topology = std::make_unique<Topology>(topology);
   im.self = self_ = self;
   data_peers_ = topology.peers(self);

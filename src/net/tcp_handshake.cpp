@@ -104,6 +104,8 @@ HandshakeStep Handshake::acceptor_hello(const wire::Header& h, const AdmitFn& ad
   if (err.empty() && hello.target_id() != self_)
     err = "hello addressed to node " + std::to_string(hello.target_id()) + ", this is node " +
           std::to_string(self_);
+  if (err.empty() && certified_peer_ >= 0 && peer != certified_peer_)
+    err = "its TLS certificate is node " + std::to_string(certified_peer_) + "'s";
   Link* link = err.empty() ? admit(peer, kind, err) : nullptr;
   if (!link) return refuse(err, peer, kind);
   link_ = link;

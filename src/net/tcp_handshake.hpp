@@ -51,6 +51,9 @@ class Handshake {
   HandshakeStage stage() const { return stage_; }
   // The link of this connection: the dialer's, or the acceptor's once the HELLO is admitted.
   Link* link() const { return link_; }
+  // TLS with certificates: the node the peer's certificate names. An acceptor refuses a
+  // HELLO that claims another node.
+  void set_certified_peer(int peer) { certified_peer_ = peer; }
   // Dialer: the first frame on the connection.
   wire::Header open() const;
   // The next frame from the peer (parsed, before the handshake is done).
@@ -72,6 +75,8 @@ class Handshake {
   HandshakeStage stage_ = HandshakeStage::kAwaitHello;
   std::string nonce_;       // ours: the challenge the peer answers
   std::string peer_nonce_;  // the peer's: the challenge this node answers
+  // The node the peer's TLS certificate names; -1: no certificate to hold the peer to.
+  int certified_peer_ = -1;
 };
 
 }  // namespace rumor::net

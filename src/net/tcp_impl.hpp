@@ -23,6 +23,7 @@
 namespace rumor::net {
 
 class Session;
+class TlsContext;
 
 struct TcpTransport::Impl {
   Impl(TcpTransport& o, TransportOptions opt) : owner(o), options(std::move(opt)) {}
@@ -37,6 +38,7 @@ struct TcpTransport::Impl {
   std::vector<std::weak_ptr<Session>> sessions;                // network thread: for stop()
   std::shared_ptr<BufferPool> pool = std::make_shared<BufferPool>();
   std::unique_ptr<Topology> topology;
+  std::shared_ptr<TlsContext> tls;  // network.tls; made at start
   int self = -1;
   std::chrono::steady_clock::time_point started_at;
   std::thread thread;

@@ -94,6 +94,14 @@ void Session::start() {
   socket_.set_option(asio::socket_base::send_buffer_size(kSendBufferBytes), ignored);
   remote_ = endpoint_text();
   last_recv_ = last_send_ = Clock::now();
+  if (impl_.tls) {
+    start_tls();
+    return;
+  }
+  open_handshake();
+}
+
+void Session::open_handshake() {
   if (dialer_) push_internal(handshake_.open());
   read_prefix();
 }
@@ -146,14 +154,16 @@ void Session::write_inflight() {
   }
   writing_ = true;
   // At most kSyscallBytes per sendmsg (see there).
-  asio::async_write(
-      socket_, buffers_,
-      [](const boost::system::error_code& ec, std::size_t) -> std::size_t {
-        return ec ? 0 : kSyscallBytes;
-      },
-      [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-        self->guarded("write", [&] { self->on_written(ec, n); });
-      });
+  on_stream([&](auto& stream) {
+    asio::async_write(
+        stream, buffers_,
+        [](const boost::system::error_code& ec, std::size_t) -> std::size_t {
+          return ec ? 0 : kSyscallBytes;
+        },
+        [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+          self->guarded("write", [&] { self->on_written(ec, n); });
+        });
+  });
 }
 
 void Session::push_internal(wire::Header h) {
@@ -269,23 +279,23 @@ std::uint64_t Session::frame_limit() const {
 template <typename Next>
 void Session::read(asio::mutable_buffer buffer, const char* truncated, Next next) {
   impl_.net_thread.assert_on_net_thread();
-  asio::async_read(
-      socket_, buffer,
-      [self = shared_from_this(), truncated, next](boost::system::error_code ec, std::size_t n) {
-        self->guarded("read", [&] {
-          if (self->state_ == State::kClosed) return;
-          if (ec && truncated) {
-            self->fail(truncated + (": " + ec.message()), true);
-          } else if (ec) {
-            self->fail(ec == asio::error::eof ? "connection closed by peer"
-                                              : "read failed: " + ec.message(),
-                       false);
-          } else {
-            self->last_recv_ = Clock::now();
-            next(*self, n);
-          }
-        });
-      });
+  auto handler = [self = shared_from_this(), truncated, next](boost::system::error_code ec,
+                                                              std::size_t n) {
+    self->guarded("read", [&] {
+      if (self->state_ == State::kClosed) return;
+      // A TLS peer that closes without a close_notify ends the stream "truncated".
+      const bool closed = ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
+      if (ec && truncated) {
+        self->fail(truncated + (": " + ec.message()), true);
+      } else if (ec) {
+        self->fail(closed ? "connection closed by peer" : "read failed: " + ec.message(), false);
+      } else {
+        self->last_recv_ = Clock::now();
+        next(*self, n);
+      }
+    });
+  };
+  on_stream([&](auto& stream) { asio::async_read(stream, buffer, std::move(handler)); });
 }
 
 void Session::read_prefix() {

@@ -7,6 +7,8 @@
 // out in the next gather write (coalesced), handshake and heartbeat frames first. Every
 // handler runs on the network thread and is guarded: an exception thrown in it (or in a
 // handler it calls, such as the event handler) closes this session and nothing else.
+// With network.tls the connection first runs a TLS 1.3 handshake (tcp_session_tls.cpp) and
+// everything after it, the rumor handshake included, goes through the TLS stream.
 #include <array>
 #include <chrono>
 #include <deque>
@@ -19,6 +21,7 @@
 #include "rumor/net/tcp.hpp"
 #include "tcp_handshake.hpp"
 #include "tcp_link.hpp"
+#include "tls.hpp"
 
 namespace rumor::net {
 
@@ -61,6 +64,19 @@ class Session : public std::enable_shared_from_this<Session> {
   // io_context (which would leave the session half-updated).
   template <typename F>
   void guarded(const char* where, F&& body) noexcept;
+  // Runs f on the stream the frames go through: the TLS stream, or the socket itself.
+  template <typename F>
+  void on_stream(F&& f) {
+    if (tls_) {
+      f(*tls_);
+    } else {
+      f(socket_);
+    }
+  }
+  // The rumor handshake: the dialer's HELLO, then the reader.
+  void open_handshake();
+  void start_tls();
+  void on_tls_handshake(boost::system::error_code ec);
   void on_handler_error(const char* where, const std::string& what) noexcept;
 
   std::string endpoint_text() const;
@@ -91,6 +107,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   Impl& impl_;
   tcp::socket socket_;
+  std::unique_ptr<TlsStream> tls_;  // network.tls: over socket_ (destroyed before it)
   const bool dialer_;
   Link* link_;
   Handshake handshake_;

@@ -136,12 +136,42 @@ net::TransportOptions transport_options(const config::Config& c) {
   o.max_pending_handshakes = c.get<std::size_t>("network.max_pending_handshakes");
   if (c.at("network.secret_file").is_string())
     o.secret = net::read_secret_file(c.get<std::string>("network.secret_file"));
+  o.tls = c.get<bool>("network.tls");
+  auto path = [&](const char* key) {
+    return c.at(key).is_string() ? c.get<std::string>(key) : std::string();
+  };
+  o.tls_cert = path("network.tls_cert");
+  o.tls_key = path("network.tls_key");
+  o.tls_ca = path("network.tls_ca");
+  const bool any = !o.tls_cert.empty() || !o.tls_key.empty() || !o.tls_ca.empty();
+  if (any && (o.tls_cert.empty() || o.tls_key.empty() || o.tls_ca.empty()))
+    throw ConfigError(c.origin() +
+                      ": network.tls_cert, tls_key and tls_ca go together (rumor secret ca "
+                      "and rumor secret certs make them)");
+  if (any && !o.tls)
+    throw ConfigError(c.origin() +
+                      ": network.tls_cert is set but network.tls is false; set "
+                      "network.tls: true to use it");
   return o;
 }
 
+namespace {
+
+// "{id}" in a per-node path becomes the node's id.
+std::string with_node_id(std::string path, int id) {
+  for (auto at = path.find("{id}"); at != std::string::npos; at = path.find("{id}", at))
+    path.replace(at, 4, std::to_string(id));
+  return path;
+}
+
+}  // namespace
+
 net::TransportOptions node_transport_options(const config::Config& c, int id) {
   net::TransportOptions o = transport_options(c);
-  if (!o.secret.empty()) return o;
+  o.tls_cert = with_node_id(o.tls_cert, id);
+  o.tls_key = with_node_id(o.tls_key, id);
+  // Certificates authenticate the links as a secret would.
+  if (!o.secret.empty() || (o.tls && !o.tls_cert.empty())) return o;
   if (!c.get<bool>("network.insecure"))
     throw ConfigError(c.origin() + ": node " + std::to_string(id) +
                       " has no network.secret_file, so anyone who can reach its port could "

@@ -13,55 +13,13 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli_run.hpp"
+#include "cli/golden_compare.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-// Fields that measure the machine (wall clock) or name the run: where it was written, and
-// its id (a hash of the resolved config, which changes whenever an option is added).
-const std::set<std::string> kWallClock = {"time_s",          "wall_time_s", "round_ms_mean",
-                                          "round_ms_median", "run_dir",     "run_id"};
-
-json without_wall_clock(const json& v) {
-  if (v.is_object()) {
-    json out = json::object();
-    for (const auto& [k, x] : v.items())
-      if (!kWallClock.count(k)) out[k] = without_wall_clock(x);
-    return out;
-  }
-  if (v.is_array()) {
-    json out = json::array();
-    for (const auto& x : v) out.push_back(without_wall_clock(x));
-    return out;
-  }
-  return v;
-}
-
-json read_json(const fs::path& p) {
-  std::ifstream in(p);
-  REQUIRE_MESSAGE(in.good(), "cannot read " << p);
-  return json::parse(in);
-}
-
-// What a run left: node lines in node order, summary.json, in_flight.json when present.
-json outputs_of(const fs::path& run_dir) {
-  json out = {{"nodes", json::array()}};
-  for (int i = 0;; ++i) {
-    const auto path = run_dir / ("node-" + std::to_string(i) + ".jsonl");
-    if (!fs::exists(path)) break;
-    json lines = json::array();
-    std::ifstream in(path);
-    std::string line;
-    while (std::getline(in, line)) lines.push_back(without_wall_clock(json::parse(line)));
-    out["nodes"].push_back(lines);
-  }
-  out["summary"] = without_wall_clock(read_json(run_dir / "summary.json"));
-  if (fs::exists(run_dir / "in_flight.json"))
-    out["in_flight"] = read_json(run_dir / "in_flight.json");
-  return out;
-}
+using namespace golden_compare;
 
 // One node line per text line, so a change shows as a readable diff.
 void write_golden(const fs::path& path, const json& g) {
@@ -79,40 +37,6 @@ void write_golden(const fs::path& path, const json& g) {
   out << " ]}\n";
 }
 
-// Every key of `want` (recursively) has the same value in `got`; returns the differences.
-void compare(const json& want, const json& got, const std::string& where,
-             std::vector<std::string>& diffs) {
-  if (diffs.size() >= 20) return;
-  if (want.is_object()) {
-    if (!got.is_object()) {
-      diffs.push_back(where + ": expected an object, got " + got.dump());
-      return;
-    }
-    for (const auto& [k, v] : want.items()) {
-      if (!got.contains(k)) {
-        diffs.push_back(where + "." + k + ": missing (was " + v.dump() + ")");
-        continue;
-      }
-      compare(v, got[k], where + "." + k, diffs);
-    }
-    return;
-  }
-  if (want.is_array() && got.is_array() && want.size() == got.size()) {
-    for (std::size_t i = 0; i < want.size(); ++i)
-      compare(want[i], got[i], where + "[" + std::to_string(i) + "]", diffs);
-    return;
-  }
-  if (want != got) diffs.push_back(where + ": was " + want.dump() + ", now " + got.dump());
-}
-
-fs::path only_subdir(const fs::path& dir) {
-  std::vector<fs::path> subs;
-  for (const auto& e : fs::directory_iterator(dir))
-    if (e.is_directory()) subs.push_back(e.path());
-  REQUIRE_MESSAGE(subs.size() == 1, "expected one run directory in " << dir);
-  return subs.front();
-}
-
 void check_golden(const json& run) {
   const std::string name = run.at("name");
   const fs::path golden = fs::path(RUMOR_SOURCE_DIR) / "tests" / "golden";
@@ -127,8 +51,11 @@ void check_golden(const json& run) {
   INFO(r.out);
   REQUIRE(r.code == 0);
   const json got = outputs_of(only_subdir(dir));
-  const fs::path file = golden / (name + ".json");
+  // "golden": another run's file, which this variant must match (e.g. the same run over TLS).
+  const std::string recorded = run.value("golden", name);
+  const fs::path file = golden / (recorded + ".json");
   if (const char* rec = std::getenv("RUMOR_GOLDEN_RECORD"); rec && std::string(rec) == "1") {
+    if (recorded != name) return;  // compared with `recorded`'s file, never written
     write_golden(file, got);
     MESSAGE("recorded " << file.string());
     return;
@@ -140,7 +67,7 @@ void check_golden(const json& run) {
   compare(want, got, name, diffs);
   std::ostringstream all;
   for (const auto& d : diffs) all << d << "\n";
-  CHECK_MESSAGE(diffs.empty(), "metrics moved against tests/golden/" << name << ".json:\n"
+  CHECK_MESSAGE(diffs.empty(), "metrics moved against tests/golden/" << recorded << ".json:\n"
                                                                      << all.str());
 }
 

@@ -211,6 +211,13 @@ TEST_SUITE("config") {
                              {"data.test_file=/srv/t.csv", "topology=" + dir_a + "/t.json"});
     CHECK(d.get<std::string>("data.test_file") == "/srv/t.csv");
     CHECK(d.get<std::string>("data.dataset") == "csv:" + dir_a + "/d.csv");
+    // How the links are guarded is not what the run is; TLS paths anchor like other paths.
+    const auto tls = config::Config::load(
+        (root / "a" / "c.json").string(),
+        {"network.tls=true", "network.tls_cert=certs/node-{id}.pem", "network.tls_ca=ca.pem"});
+    CHECK(tls.run_id() == a.run_id());
+    CHECK(tls.get<std::string>("network.tls_cert") ==
+          (fs::current_path() / "certs/node-{id}.pem").string());
 
     // A recorded config (absolute paths and the paths as written) keeps the run id anywhere.
     json record = a.json();

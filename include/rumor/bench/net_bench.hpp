@@ -26,6 +26,7 @@ struct NetBenchOptions {
   std::size_t floats = 10'000'000;
   int rounds = 20;   // ring/pushsum: measured rounds (after 2 warm-up rounds)
   int repeats = 10;  // pair: measured repeats (after 1 warm-up)
+  bool tls = false;  // pair: both links over TLS 1.3 (a fresh run secret's key)
   std::string exe;   // ring/pushsum: binary re-executed as `EXE bench net --worker ...`
   double timeout_s = 300;
 };

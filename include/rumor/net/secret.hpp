@@ -15,6 +15,10 @@ std::string new_secret();
 // Writes `secret` and a newline to `path`, readable by its owner only (0600; an existing
 // file is replaced). Throws Error naming the path.
 void write_secret_file(const std::string& path, const std::string& secret);
+// Writes `contents` to `path` with mode 0600 (an existing file is replaced). Throws Error
+// naming `what` and the path.
+void write_private_file(const std::string& path, const std::string& contents,
+                        const std::string& what);
 // The first line of `path`. Throws ConfigError naming the file when it cannot be read or
 // the line is empty; warns once when group or others may read it.
 std::string read_secret_file(const std::string& path);

@@ -188,6 +188,12 @@ struct TransportOptions {
   // connected peer replaces the old one (a restarted peer). Empty: such a connection is
   // refused while the peer's link is up.
   std::string secret;
+  // TCP: every link over TLS 1.3, both sides authenticated: by certificates when tls_cert is
+  // set (with tls_key and tls_ca; the subject CN node-<id> must be the node the peer claims
+  // to be), else by a pre-shared key derived from `secret` (which must then be set). The
+  // three files are PEM.
+  bool tls = false;
+  std::string tls_cert, tls_key, tls_ca;
   std::chrono::milliseconds connect_timeout{30000};    // wait_connected() deadline
   std::chrono::milliseconds handshake_timeout{5000};   // per connection attempt
   std::chrono::milliseconds heartbeat_interval{1000};  // idle links send a heartbeat
