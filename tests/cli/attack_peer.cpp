@@ -2,7 +2,7 @@
 // handshake and framing by hand (the hostile-peer tests and tools/attack-probe.sh use it).
 //
 //   attack_peer RUNDIR PROBE [--as A] [--target T] [--secret FILE] [--frames N] [--mb M]
-//               [--takeovers K] [--payload-bytes B]
+//               [--takeovers K] [--payload-bytes B] [--until-counted]
 //
 // It dials node T's data port (from RUNDIR/config.json) claiming to be node A. PROBE:
 //   stranger    complete the handshake; reports whether it was accepted
@@ -16,8 +16,12 @@
 // until the node closes it (the real node A authenticates again and takes its link back),
 // so the link is never left empty. Far-future frames go on over K takeovers (default 1),
 // until N are written. With --secret it answers the handshake's challenge with that secret
-// (an authenticated but faulty peer). Prints one JSON line: what the node answered and what
-// was sent.
+// (an authenticated but faulty peer). With --until-counted it watches node T's metrics
+// lines instead: each takeover repeats the probes node T has not counted yet under node A's
+// name (far-future: until N are counted, up to N frames per connection), for at most K
+// takeovers; a frame cut off by the real node A taking its link back was never read, and
+// so never refused. Prints one JSON line: what the node answered, what was sent and (with
+// --until-counted) what node T counted.
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -48,6 +52,7 @@ struct Args {
   int as = 0, target = 1, frames = 8, takeovers = 1;
   std::uint64_t payload_bytes = 0;
   double mb = 16;
+  bool until_counted = false;
 };
 
 // The run's message format.
@@ -124,8 +129,9 @@ wire::Header gossip(const Format& f, std::int64_t round, std::uint64_t seq,
 }
 
 // The probes' frames, written at once after the handshake; `far` counts the far-future frames
-// written (on this and earlier connections). Returns the frames written.
-int send_probe(Conn& c, const Args& a, const Format& f, bool first, int& far) {
+// written (on this and earlier connections), up to `far_limit`. `first`: the one-time probes
+// too. Returns the frames written.
+int send_probe(Conn& c, const Args& a, const Format& f, bool first, int& far, int far_limit) {
   const bool all = a.probe == "all" && first;
   const double nan = std::numeric_limits<double>::quiet_NaN();
   std::uint64_t seq = 0;
@@ -147,7 +153,7 @@ int send_probe(Conn& c, const Args& a, const Format& f, bool first, int& far) {
   }
   if (a.probe == "all" || a.probe == "far-future") {
     const std::vector<std::uint8_t> big(static_cast<std::size_t>(a.mb * 1024 * 1024), 0);
-    while (far < a.frames) {
+    while (far < far_limit) {
       send(gossip(f, f.round + 1000000 + far, ++seq, f.scalars), big);
       if (c.closed()) break;
       ++far;
@@ -171,6 +177,33 @@ Format format_of(const Args& a, const json& cfg) {
   return f;
 }
 
+// Node T's refusals of node A's messages by reason, from its last metrics line (empty when
+// none, or when the line is being written).
+json counted_by(const Args& a) {
+  std::ifstream in(a.run_dir + "/node-" + std::to_string(a.target) + ".jsonl", std::ios::ate);
+  const std::streamoff size = in.tellg();
+  in.seekg(std::max<std::streamoff>(0, size - 65536));
+  std::string line, last;
+  while (std::getline(in, line))
+    if (!line.empty()) last = line;
+  const json j = json::parse(last, nullptr, false);
+  if (!j.is_object() || !j.contains("rejected")) return json::object();
+  return j["rejected"].value(std::to_string(a.as), json::object());
+}
+
+// What --until-counted waits for: the one-time probes' reasons, and far-future frames.
+bool one_time_counted(const Args& a, const json& c) {
+  auto has = [&](const char* probe, const char* reason) {
+    return (a.probe != "all" && a.probe != probe) || c.value(reason, 0) >= 1;
+  };
+  return has("wrong-size", "wrong size") && has("nan", "non-finite values") &&
+         has("dup-seq", "sequence number not increasing");
+}
+bool all_counted(const Args& a, const json& c) {
+  const bool far = a.probe == "all" || a.probe == "far-future";
+  return one_time_counted(a, c) && (!far || c.value("round too far ahead", 0) >= a.frames);
+}
+
 Args parse(int argc, char** argv) {
   Args a;
   std::vector<std::string> pos;
@@ -191,6 +224,8 @@ Args parse(int argc, char** argv) {
       a.payload_bytes = std::stoull(next());
     else if (s == "--secret")
       std::getline(std::ifstream(next()), a.secret);
+    else if (s == "--until-counted")
+      a.until_counted = true;
     else
       pos.push_back(s);
   }
@@ -220,19 +255,25 @@ int main(int argc, char** argv) try {
   out["format"] = {
       {"round", format.round}, {"codec", format.codec}, {"payload_bytes", format.payload}};
   int sent = 0, far = 0;
+  json counted = json::object();
   for (int k = 0; k < std::max(1, a.takeovers); ++k) {
+    if (a.until_counted && k > 0 && all_counted(a, counted = counted_by(a))) break;
     Conn c(port);
     const std::string refused = handshake(c, a, run_id);
     out["handshake"] = refused.empty() ? "accepted" : refused;
     if (!refused.empty()) break;
-    sent += send_probe(c, a, format, k == 0, far);
+    const bool again = a.until_counted && !one_time_counted(a, counted);
+    sent +=
+        send_probe(c, a, format, k == 0 || again, far, a.until_counted ? far + a.frames : a.frames);
     out["takeovers"] = k + 1;
     // Until the node closes this connection (replaced by the real peer, or refused).
     for (int i = 0; i < 100000 && c.read();) ++i;
+    if (a.until_counted) continue;
     if (far >= a.frames || (a.probe != "all" && a.probe != "far-future")) break;
   }
   out["sent"] = sent;
   out["far_future_sent"] = far;
+  if (a.until_counted) out["counted"] = counted_by(a);
   std::cout << out.dump() << std::endl;
   return 0;
 } catch (const std::exception& e) {
