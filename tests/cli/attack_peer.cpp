@@ -11,17 +11,17 @@
 //   dup-seq     a message repeating the previous sequence number, with all-zero sums
 //   far-future  up to N frames of M MiB for rounds a million rounds ahead
 //   all         wrong-size, nan, dup-seq and far-future on one connection
-// For every probe but stranger it takes the link over and sends the probe at once, in the
-// run's format (see format_of; --payload-bytes gives the size). Each connection is held
-// until the node closes it (the real node A authenticates again and takes its link back),
-// so the link is never left empty. Far-future frames go on over K takeovers (default 1),
-// until N are written. With --secret it answers the handshake's challenge with that secret
-// (an authenticated but faulty peer). With --until-counted it watches node T's metrics
-// lines instead: each takeover repeats the probes node T has not counted yet under node A's
-// name (far-future: until N are counted, up to N frames per connection), for at most K
-// takeovers; a frame cut off by the real node A taking its link back was never read, and
-// so never refused. Prints one JSON line: what the node answered, what was sent and (with
-// --until-counted) what node T counted.
+// For every probe but stranger it takes the link over and sends the probe at once, right
+// behind its AUTH frame (so the node reads it before the real node A can take its link
+// back), in the run's format (see format_of; --payload-bytes gives the size). Each
+// connection is held until the node closes it (the real node A authenticates again and
+// takes its link back), so the link is never left empty. Far-future frames go on over K
+// takeovers (default 1), until N are written. With --secret it answers the handshake's
+// challenge with that secret (an authenticated but faulty peer). With --until-counted it
+// watches node T's metrics lines instead: each takeover repeats the probes node T has not
+// counted yet under node A's name (far-future: until N are counted, up to N frames per
+// connection), for at most K takeovers. Prints one JSON line: what the node answered, what
+// was sent and (with --until-counted) what node T counted.
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -29,6 +29,7 @@
 #include <array>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <limits>
 #include <optional>
@@ -100,8 +101,12 @@ class Conn {
   bool closed_ = false;
 };
 
-// Dials as node a.as; returns the refusal, or empty once accepted.
-std::string handshake(Conn& c, const Args& a, const std::string& run_id) {
+// Dials as node a.as; returns the refusal ("refused: ..."), what went wrong, or empty once
+// accepted. `then` writes right after the AUTH frame, before the verdict is read: those
+// frames are in the node's socket before it lets anyone in, so it reads them before the
+// real node A can take its link back.
+std::string handshake(Conn& c, const Args& a, const std::string& run_id,
+                      const std::function<void()>& then = {}) {
   const std::string nonce = random_nonce();
   c.write(make_hello(run_id, a.as, a.target, LinkKind::kData, nonce));
   auto h = c.read();
@@ -113,6 +118,7 @@ std::string handshake(Conn& c, const Args& a, const std::string& run_id) {
     auth.mutable_auth()->set_mac(handshake_mac(a.secret, "dialer", run_id, LinkKind::kData, a.as,
                                                a.target, h->hello().nonce(), nonce));
   c.write(auth);
+  if (then) then();
   auto v = c.read();
   if (!v) return "closed after auth";
   return v->verdict().accepted() ? std::string() : "refused: " + v->verdict().reason();
@@ -259,12 +265,15 @@ int main(int argc, char** argv) try {
   for (int k = 0; k < std::max(1, a.takeovers); ++k) {
     if (a.until_counted && k > 0 && all_counted(a, counted = counted_by(a))) break;
     Conn c(port);
-    const std::string refused = handshake(c, a, run_id);
-    out["handshake"] = refused.empty() ? "accepted" : refused;
-    if (!refused.empty()) break;
     const bool again = a.until_counted && !one_time_counted(a, counted);
-    sent +=
-        send_probe(c, a, format, k == 0 || again, far, a.until_counted ? far + a.frames : a.frames);
+    const std::string answer = handshake(c, a, run_id, [&] {
+      sent += send_probe(c, a, format, k == 0 || again, far,
+                         a.until_counted ? far + a.frames : a.frames);
+    });
+    // Closed before the verdict could be read: the real node A took its link back already.
+    if (answer.empty() || !out.contains("handshake"))
+      out["handshake"] = answer.empty() ? "accepted" : answer;
+    if (answer.rfind("refused", 0) == 0) break;
     out["takeovers"] = k + 1;
     // Until the node closes this connection (replaced by the real peer, or refused).
     for (int i = 0; i < 100000 && c.read();) ++i;

@@ -25,7 +25,8 @@ using nlohmann::json;
 
 constexpr int kNodes = 6;
 
-// `max_rejects`: network.max_rejects (0: the default).
+// `max_rejects`: network.max_rejects (0: the default). Ports away from launch's default
+// range, which other builds' tests on this machine may be taking at the same moment.
 std::string attack_config(const fs::path& dir, int max_rejects = 0) {
   json network = {
       {"connect_timeout_s", 20}, {"round_timeout_s", 20}, {"round_deadline", "adaptive"}};
@@ -33,7 +34,10 @@ std::string attack_config(const fs::path& dir, int max_rejects = 0) {
   const auto path = dir / "attack.json";
   std::ofstream(path) << json{{"name", "attack"},
                               {"seed", 5},
-                              {"topology", {{"gen", "ring"}, {"nodes", kNodes}}},
+                              {"topology",
+                               {{"gen", "ring"},
+                                {"nodes", kNodes},
+                                {"base_port", cli_test::free_base_port(kNodes)}}},
                               {"method", {{"name", "sgp"}}},
                               {"model", {{"name", "logreg"}}},
                               {"data",
