@@ -22,6 +22,8 @@
 // counted yet under node A's name (far-future: until N are counted, up to N frames per
 // connection), for at most K takeovers. Prints one JSON line: what the node answered, what
 // was sent and (with --until-counted) what node T counted.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -73,11 +75,17 @@ class Conn {
     ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   }
   void write(wire::Header h, const std::vector<std::uint8_t>& payload = {}) {
-    auto head = encode_frame_head(h, payload.size());
-    head.insert(head.end(), payload.begin(), payload.end());
+    const auto head = encode_frame_head(h, payload.size());
+    const std::array<asio::const_buffer, 2> frame{asio::buffer(head), asio::buffer(payload)};
     boost::system::error_code ec;
-    asio::write(socket_, asio::buffer(head), ec);
+    asio::write(socket_, frame, ec);
     if (ec) closed_ = true;
+  }
+  // Corked, the kernel holds small writes until a full segment or uncorking: the AUTH frame
+  // and the probes behind it reach the node together.
+  void cork(bool on) {
+    const int v = on ? 1 : 0;
+    ::setsockopt(socket_.native_handle(), IPPROTO_TCP, TCP_CORK, &v, sizeof v);
   }
   // The next frame's header (its payload skipped); nullopt once the node closed.
   std::optional<wire::Header> read() {
@@ -117,8 +125,10 @@ std::string handshake(Conn& c, const Args& a, const std::string& run_id,
   if (!a.secret.empty())
     auth.mutable_auth()->set_mac(handshake_mac(a.secret, "dialer", run_id, LinkKind::kData, a.as,
                                                a.target, h->hello().nonce(), nonce));
+  c.cork(static_cast<bool>(then));
   c.write(auth);
   if (then) then();
+  c.cork(false);
   auto v = c.read();
   if (!v) return "closed after auth";
   return v->verdict().accepted() ? std::string() : "refused: " + v->verdict().reason();
@@ -135,9 +145,10 @@ wire::Header gossip(const Format& f, std::int64_t round, std::uint64_t seq,
 }
 
 // The probes' frames, written at once after the handshake; `far` counts the far-future frames
-// written (on this and earlier connections), up to `far_limit`. `first`: the one-time probes
-// too. Returns the frames written.
-int send_probe(Conn& c, const Args& a, const Format& f, bool first, int& far, int far_limit) {
+// written (on this and earlier connections), up to `far_limit`, each with payload `big`.
+// `first`: the one-time probes too. Returns the frames written.
+int send_probe(Conn& c, const Args& a, const Format& f, bool first, int& far, int far_limit,
+               const std::vector<std::uint8_t>& big) {
   const bool all = a.probe == "all" && first;
   const double nan = std::numeric_limits<double>::quiet_NaN();
   std::uint64_t seq = 0;
@@ -158,7 +169,6 @@ int send_probe(Conn& c, const Args& a, const Format& f, bool first, int& far, in
          std::vector<std::uint8_t>(f.payload, 0));
   }
   if (a.probe == "all" || a.probe == "far-future") {
-    const std::vector<std::uint8_t> big(static_cast<std::size_t>(a.mb * 1024 * 1024), 0);
     while (far < far_limit) {
       send(gossip(f, f.round + 1000000 + far, ++seq, f.scalars), big);
       if (c.closed()) break;
@@ -262,13 +272,14 @@ int main(int argc, char** argv) try {
       {"round", format.round}, {"codec", format.codec}, {"payload_bytes", format.payload}};
   int sent = 0, far = 0;
   json counted = json::object();
+  const std::vector<std::uint8_t> big(static_cast<std::size_t>(a.mb * 1024 * 1024), 0);
   for (int k = 0; k < std::max(1, a.takeovers); ++k) {
     if (a.until_counted && k > 0 && all_counted(a, counted = counted_by(a))) break;
     Conn c(port);
     const bool again = a.until_counted && !one_time_counted(a, counted);
     const std::string answer = handshake(c, a, run_id, [&] {
       sent += send_probe(c, a, format, k == 0 || again, far,
-                         a.until_counted ? far + a.frames : a.frames);
+                         a.until_counted ? far + a.frames : a.frames, big);
     });
     // Closed before the verdict could be read: the real node A took its link back already.
     if (answer.empty() || !out.contains("handshake"))
