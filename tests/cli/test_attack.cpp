@@ -227,7 +227,7 @@ TEST_SUITE("cli") {
   // and with 2, where node 1 leaves node 0 out of the mixing, closes their link and tells
   // it, and node 0 leaves node 1 out too. Nothing checked depends on when a frame lands:
   // only what was refused, and that the two ends of every link agree.
-  TEST_CASE("attack over TCP: a faulty peer with the secret takes a link over; the run holds") {
+  TEST_CASE("attack over TCP: a faulty peer with the secret takes a link over, and the run holds") {
     // The real node 0 takes its link back each time, cutting what the attacker is writing:
     // the attacker takes it over again, repeating what node 1 has not counted yet (its
     // metrics lines say), until every bad frame and 8 far-future frames of 16 MiB are

@@ -44,7 +44,9 @@ json read_json(const fs::path& p) {
 
 // A summary without what depends on where it was written and on wall-clock time.
 json figures(json s) {
-  for (const char* k : {"run_dir", "wall_time_s", "round_ms_median", "round_ms_mean"}) s.erase(k);
+  for (const char* k :
+       {"run_dir", "wall_time_s", "round_ms_median", "round_ms_mean", "peak_rss_mb_by_node"})
+    s.erase(k);
   for (auto& point : s["curve"]) point.erase("time_s");
   return s;
 }
