@@ -260,9 +260,14 @@ void take_expected_until(const PeerIo& p, std::int64_t round, int stage, const W
   for (const auto& e : p.exchange->expect(round, stage)) {
     const net::MessageFilter f = filter_of(e);
     const auto left = std::max(clock::duration::zero(), until - clock::now());
+    std::function<bool()> give_up = w.give_up;
+    if (w.stop_waiting_for)
+      give_up = [&w, sender = e.sender] {
+        return (w.give_up && w.give_up()) || w.stop_waiting_for(sender);
+      };
     auto m = take_or_give_up(*p.transport, f,
                              std::chrono::duration_cast<std::chrono::milliseconds>(left),
-                             w.link_down_grace, w.give_up);
+                             w.link_down_grace, give_up);
     if (!m) {
       ++p.traffic->msgs_missed;
       late.missed.push_back({e.sender, e.round, e.kind});

@@ -13,6 +13,7 @@ constexpr Named kNames[] = {
     {MessageKind::kBarrier, "barrier"},
     {MessageKind::kAverage, "average"},
     {MessageKind::kStop, "stop"},
+    {MessageKind::kPeerDown, "peer-down"},
     {MessageKind::kBenchRelease, "bench-release"},
     {MessageKind::kBenchStep, "bench-step"},
     {MessageKind::kAllreduce, "allreduce"},

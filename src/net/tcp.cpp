@@ -11,7 +11,9 @@
 #include <thread>
 
 #include "rumor/common/error.hpp"
+#include "rumor/common/log.hpp"
 #include "tcp_impl.hpp"
+#include "tcp_session.hpp"
 #include "tls.hpp"
 
 namespace rumor::net {
@@ -201,6 +203,20 @@ TransportStats TcpTransport::stats() const {
   out.busy_refused = im.busy_total;
   out.handshake_timeouts = im.handshake_timeouts_total;
   return out;
+}
+
+void TcpTransport::close_link(int peer, LinkKind kind, const std::string& why) {
+  auto& im = *impl_;
+  Link* link = im.started ? im.find(peer, kind) : nullptr;
+  if (!link) return;
+  asio::post(im.ioc, [&im, link, why] {
+    im.guarded("close link", [&] {
+      if (!link->session || link->session->state() != Session::State::kEstablished) return;
+      log::warn(im.who(), ": closing the ", to_string(link->kind), " link to node ", link->peer,
+                " (", why, ")");
+      link->session->say_bye("closed by this node: " + why);
+    });
+  });
 }
 
 bool TcpTransport::link_up(int peer, LinkKind link) const {

@@ -207,16 +207,16 @@ void Session::fail(const std::string& reason, bool malformed) {
 
 // A session in the middle of a (possibly large) write is closed at once so stop() never
 // waits on a slow peer.
-void Session::say_bye() noexcept {
+void Session::say_bye(const std::string& reason) noexcept {
   guarded("stop", [&] {
     if (state_ != State::kEstablished || writing_) {
-      fail("transport stopped", false);
+      fail(reason, false);
       return;
     }
     wire::Header h;
     h.set_type(wire::FRAME_BYE);
     close_after_write_ = true;
-    close_reason_ = "transport stopped";
+    close_reason_ = reason;
     push_internal(h);
   });
 }

@@ -55,8 +55,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // Closes the connection. `malformed`: bad input from the remote side (counted).
   void fail(const std::string& reason, bool malformed);
   // Clean stop: tell the peer, then close once that is written. Never throws: stop() waits
-  // for every session to close.
-  void say_bye() noexcept;
+  // for every session to close. `reason`: logged here as the close's.
+  void say_bye(const std::string& reason = "transport stopped") noexcept;
   bool peer_bye() const { return peer_bye_; }
 
  private:

@@ -10,11 +10,14 @@
 // on_peer_failure continue: a neighbour whose message is missing at the deadline while its
 // link is down, or whose link is down at two round boundaries in a row (neighbours this
 // node only sends to), is marked down (Method::set_peer_down): it leaves the mixing and
-// nobody waits for it. Exact averages (consensus distance, model.pt) need every node on the
-// control ring: once a node is gone they are off for good (test accuracy is still
-// reported); the nodes that notice pass a notice around the control ring, so the others
-// stop too instead of waiting in the all-reduce until the round timeout. At the end, each
-// node exchanges a stop notice with its live neighbours instead of the all-node barrier.
+// nobody waits for it. So is one whose messages were refused network.max_rejects times
+// (its connection is closed as well). Either way the node tells it (down_notices.hpp), and
+// it leaves this node out in turn: both ends of a link agree on "down". Exact averages
+// (consensus distance, model.pt) need every node on the control ring: once a node is gone
+// they are off for good (test accuracy is still reported); the nodes that notice pass a
+// notice around the control ring, so the others stop too instead of waiting in the
+// all-reduce until the round timeout. At the end, each node exchanges a stop notice with its
+// live neighbours instead of the all-node barrier.
 // A restarted peer comes back through the rejoin hand-over (rejoin.hpp).
 #include <signal.h>
 #include <sys/resource.h>
@@ -27,7 +30,9 @@
 #include <optional>
 #include <set>
 
+#include "down_notices.hpp"
 #include "fault_options.hpp"
+#include "node_files.hpp"
 #include "rejoin.hpp"
 #include "round.hpp"
 #include "rumor/common/error.hpp"
@@ -104,6 +109,7 @@ class TcpNode {
         peer_(ps),
         deadline_(s.faults.deadline()),
         rejoin_(peer_, t, s.faults.round_timeout),
+        down_(peer_.method(), t),
         exact_average_(!s.options.rejoin),
         tolerant_(s.faults.keep_going || s.faults.adaptive_deadline) {
     const auto& f = s.faults;
@@ -130,6 +136,9 @@ class TcpNode {
     if (hold_for_ >= 0 && r == hold_round_ + 1 && peer_.method().peer_is_down(hold_for_))
       hold = std::make_pair(hold_for_, s_.faults.connect_timeout);
     rejoin_.serve(r, hold);
+    for (int j : s_.topology.peers(s_.id))
+      if (rejoin_.pending(j)) down_.forget(j);
+    down_.boundary(r);
     if (exact_average_ && t_.take(no_average_filter(), milliseconds(0))) no_average(r);
     watch_links(r);
   }
@@ -138,7 +147,8 @@ class TcpNode {
   bool eval_round(std::int64_t r) const { return peer_.eval_round(r); }
   void evaluate(std::int64_t r);
   void record(std::int64_t r) {
-    peer_.finish_round(r);
+    for (int j : peer_.finish_round(r))
+      if (s_.faults.keep_going) refused_out(j, r);
     deadline_.record(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - round_start_).count());
   }
@@ -159,6 +169,7 @@ class TcpNode {
   void no_average(std::int64_t r);
   void watch_links(std::int64_t r);
   void leave_out(int j, std::int64_t from, const std::string& why);
+  void refused_out(int j, std::int64_t r);
   void stop_with_neighbours(std::int64_t rounds);
 
   const NodeSetup& s_;
@@ -166,6 +177,7 @@ class TcpNode {
   Peer peer_;
   gossip::RoundDeadline deadline_;
   Rejoin rejoin_;
+  DownNotices down_;    // both ends of a link agree on "down"
   bool exact_average_;  // exact averages need every node: off once one is gone
   bool tolerant_;       // wait with deadlines and go on without what is missing
   gossip::LateMessages late_, eval_late_;
@@ -193,7 +205,15 @@ void TcpNode::no_average(std::int64_t r) {
 
 void TcpNode::leave_out(int j, std::int64_t from, const std::string& why) {
   log::warn("peer ", j, " is gone (", why, "): leaving it out of the mixing");
-  peer_.method().set_peer_down(j, from);
+  down_.leave_out(j, from, DownNotices::Reason::kLinkGone, "gone: " + why);
+}
+
+// A neighbour left out for messages refused network.max_rejects times (finish_round): it
+// is told, and its connection is closed (what it has in flight is not read).
+void TcpNode::refused_out(int j, std::int64_t r) {
+  const std::string why = "network.max_rejects of its messages refused";
+  down_.leave_out(j, r + 1, DownNotices::Reason::kRefused, why);
+  t_.close_link(j, net::LinkKind::kData, why);
 }
 
 // A neighbour this node only sends to is never missed at a deadline (directed and
@@ -230,8 +250,10 @@ void TcpNode::exchange(std::int64_t r) {
   gossip::WaitPolicy w;
   w.deadline = deadline_.next();
   w.fail_on_missing = false;
+  w.stop_waiting_for = [this](int j) { return down_.told_by(j); };
   for (int j : gossip::run_blocking(peer_.method_io(), r, w, late_)) {
-    if (!link_gone(j)) continue;  // slow, or its connection is being replaced: late
+    if (down_.told_by(j)) continue;  // it left this node out: so will this node, next round
+    if (!link_gone(j)) continue;     // slow, or its connection is being replaced: late
     if (!s_.faults.keep_going)
       throw ProtocolError("node " + std::to_string(s_.id) + ": peer " + std::to_string(j) +
                           " sent nothing for round " + std::to_string(r + 1) +
@@ -271,6 +293,7 @@ void TcpNode::evaluate(std::int64_t r) {
 // End of a run without the all-node barrier: a stop notice to and from each live neighbour
 // (a notice comes after all of that neighbour's messages, so nothing it waits for is lost).
 void TcpNode::stop_with_neighbours(std::int64_t rounds) {
+  down_.boundary(rounds);  // a neighbour that left this node out sends no stop notice
   std::vector<int> live;
   for (int j : s_.topology.peers(s_.id))
     if (!peer_.method().peer_is_down(j) && t_.link_up(j, net::LinkKind::kData)) live.push_back(j);
@@ -280,9 +303,16 @@ void TcpNode::stop_with_neighbours(std::int64_t rounds) {
     m.round = rounds;
     t_.send(j, std::move(m));
   }
-  for (int j : live)
-    if (!take_data(t_, j, MessageKind::kStop, s_.faults.round_timeout))
-      log::warn("peer ", j, " sent no stop notice (gone, or much slower)");
+  for (int j : live) {
+    net::MessageFilter f;
+    f.sender = j;
+    f.kind = MessageKind::kStop;
+    f.link = net::LinkKind::kData;
+    if (!gossip::take_or_give_up(t_, f, s_.faults.round_timeout,
+                                 gossip::WaitPolicy{}.link_down_grace,
+                                 [&] { return down_.told_by(j); }))
+      log::warn("peer ", j, " sent no stop notice (gone, much slower, or it left this node out)");
+  }
 }
 
 void TcpNode::finish(std::int64_t rounds) {
@@ -394,6 +424,7 @@ RunResult run_node(const config::Config& cfg, int id, const RunOptions& options)
   rusage ru{};
   ::getrusage(RUSAGE_SELF, &ru);
   log::info("finished ", rounds, " rounds; peak memory ", ru.ru_maxrss / 1024, " MB");
+  write_node_end(s.run_dir, id, {{"node", id}, {"peak_rss_mb", ru.ru_maxrss / 1024.0}});
 
   RunResult result;
   result.run_dir = s.run_dir;

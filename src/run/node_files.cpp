@@ -6,6 +6,18 @@
 #include "rumor/common/error.hpp"
 
 namespace rumor::run {
+
+std::string node_end_path(const std::string& run_dir, int id) {
+  return (std::filesystem::path(run_dir) / ("node-" + std::to_string(id) + ".end.json")).string();
+}
+
+void write_node_end(const std::string& run_dir, int id, const nlohmann::json& facts) {
+  const std::string path = node_end_path(run_dir, id);
+  std::ofstream out(path, std::ios::trunc);
+  out << facts.dump() << "\n";
+  if (!out) throw Error("node " + std::to_string(id) + ": cannot write " + path);
+}
+
 namespace {
 
 namespace fs = std::filesystem;

@@ -28,4 +28,9 @@ class NodeFiles {
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
+// node-<i>.end.json: what a node measured of itself when it finished (its peak resident
+// memory), kept out of the metrics lines so that runs still compare line for line.
+std::string node_end_path(const std::string& run_dir, int id);
+void write_node_end(const std::string& run_dir, int id, const nlohmann::json& facts);
+
 }  // namespace rumor::run

@@ -360,11 +360,11 @@ void add_refusals(Peer::Impl& p, nlohmann::json& line) {
 
 }  // namespace
 
-void Peer::finish_round(std::int64_t round) {
+std::vector<int> Peer::finish_round(std::int64_t round) {
   Impl& p = *impl_;
   fold_transport_refusals(p);
-  leave_out_refused(*p.method, p.method_traffic, p.topology.peers(p.id), round,
-                    p.faults.max_rejects);
+  auto left_out = leave_out_refused(*p.method, p.method_traffic, p.topology.peers(p.id), round,
+                                    p.faults.max_rejects);
   const auto elapsed =
       p.time_offset +
       std::chrono::duration<double>(std::chrono::steady_clock::now() - p.start).count();
@@ -432,6 +432,7 @@ void Peer::finish_round(std::int64_t round) {
       msg += ", consensus_dist " + std::to_string(line["consensus_dist"].get<double>());
     log(msg);
   }
+  return left_out;
 }
 
 void Peer::save_average_model(const std::string& path) const {

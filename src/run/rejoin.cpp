@@ -94,6 +94,11 @@ std::int64_t Rejoin::rejoin(bool from_checkpoint) {
     throw ProtocolError("node " + std::to_string(peer_.id()) +
                         ": cannot rejoin, no neighbour answered (are the others still running, "
                         "with on_peer_failure continue?)");
+  // Down notices that came before a neighbour's offer were meant for this peer's earlier
+  // life (down_notices.hpp): one connection delivers in order, so they are here by now.
+  for (const auto& o : offers)
+    for (int k = 0; k < 1024; ++k)  // bounded: a neighbour sends one per reconnect
+      if (!t_.take(data_filter(o.sender, MessageKind::kPeerDown), milliseconds(0))) break;
   std::int64_t start = 0;
   for (const auto& o : offers) start = std::max(start, o.round);
   std::vector<int> offered;

@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "node_files.hpp"
 #include "rumor/common/error.hpp"
 #include "rumor/run/peer.hpp"
 #include "rumor/run/run.hpp"
@@ -348,6 +349,22 @@ void add_rejections(json& s, const NodeLines& nodes) {
   }
 }
 
+// Each node's peak resident memory (MB), from the node-<i>.end.json a TCP node writes when
+// it finishes (in-process runs have none).
+void add_peak_memory(json& s, const std::string& run_dir, const NodeLines& nodes) {
+  json by_node = json::object();
+  for (const auto& [id, lines] : nodes) {
+    std::ifstream in(node_end_path(run_dir, id));
+    if (!in) continue;
+    try {
+      by_node[std::to_string(id)] = json::parse(in).at("peak_rss_mb").get<double>();
+    } catch (const json::exception& e) {
+      throw Error(node_end_path(run_dir, id) + ": " + e.what());
+    }
+  }
+  if (!by_node.empty()) s["peak_rss_mb_by_node"] = by_node;
+}
+
 // Nodes run free (no barrier per round), so a node's round is the time between two of its
 // metrics lines; the run's figure is the slowest node's median. (The maximum over nodes of
 // each round's durations would count every node's jitter: their clocks are not aligned.)
@@ -417,6 +434,7 @@ json summarize(const std::string& run_dir) {
   add_time_to_target(s, cfg, curve);
   add_traffic(s, nodes, last_round);
   add_rejections(s, nodes);
+  add_peak_memory(s, run_dir, nodes);
   add_round_times(s, columns.node_round_times);
   add_push_sum_weight(s, run_dir, rounds, n, last_round);
 

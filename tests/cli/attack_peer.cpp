@@ -2,7 +2,7 @@
 // handshake and framing by hand (the hostile-peer tests and tools/attack-probe.sh use it).
 //
 //   attack_peer RUNDIR PROBE [--as A] [--target T] [--secret FILE] [--frames N] [--mb M]
-//               [--takeovers K] [--payload-bytes B]
+//               [--takeovers K] [--payload-bytes B] [--until-counted]
 //
 // It dials node T's data port (from RUNDIR/config.json) claiming to be node A. PROBE:
 //   stranger    complete the handshake; reports whether it was accepted
@@ -11,13 +11,19 @@
 //   dup-seq     a message repeating the previous sequence number, with all-zero sums
 //   far-future  up to N frames of M MiB for rounds a million rounds ahead
 //   all         wrong-size, nan, dup-seq and far-future on one connection
-// For every probe but stranger it takes the link over and sends the probe at once, in the
-// run's format (see format_of; --payload-bytes gives the size). Each connection is held
-// until the node closes it (the real node A authenticates again and takes its link back),
-// so the link is never left empty. Far-future frames go on over K takeovers (default 1),
-// until N are written. With --secret it answers the handshake's challenge with that secret
-// (an authenticated but faulty peer). Prints one JSON line: what the node answered and what
-// was sent.
+// For every probe but stranger it takes the link over and sends the probe at once, right
+// behind its AUTH frame (so the node reads it before the real node A can take its link
+// back), in the run's format (see format_of; --payload-bytes gives the size). Each
+// connection is held until the node closes it (the real node A authenticates again and
+// takes its link back), so the link is never left empty. Far-future frames go on over K
+// takeovers (default 1), until N are written. With --secret it answers the handshake's
+// challenge with that secret (an authenticated but faulty peer). With --until-counted it
+// watches node T's metrics lines instead: each takeover repeats the probes node T has not
+// counted yet under node A's name (far-future: until N are counted, up to N frames per
+// connection), for at most K takeovers. Prints one JSON line: what the node answered, what
+// was sent and (with --until-counted) what node T counted.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -25,6 +31,7 @@
 #include <array>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <limits>
 #include <optional>
@@ -48,6 +55,7 @@ struct Args {
   int as = 0, target = 1, frames = 8, takeovers = 1;
   std::uint64_t payload_bytes = 0;
   double mb = 16;
+  bool until_counted = false;
 };
 
 // The run's message format.
@@ -67,11 +75,17 @@ class Conn {
     ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   }
   void write(wire::Header h, const std::vector<std::uint8_t>& payload = {}) {
-    auto head = encode_frame_head(h, payload.size());
-    head.insert(head.end(), payload.begin(), payload.end());
+    const auto head = encode_frame_head(h, payload.size());
+    const std::array<asio::const_buffer, 2> frame{asio::buffer(head), asio::buffer(payload)};
     boost::system::error_code ec;
-    asio::write(socket_, asio::buffer(head), ec);
+    asio::write(socket_, frame, ec);
     if (ec) closed_ = true;
+  }
+  // Corked, the kernel holds small writes until a full segment or uncorking: the AUTH frame
+  // and the probes behind it reach the node together.
+  void cork(bool on) {
+    const int v = on ? 1 : 0;
+    ::setsockopt(socket_.native_handle(), IPPROTO_TCP, TCP_CORK, &v, sizeof v);
   }
   // The next frame's header (its payload skipped); nullopt once the node closed.
   std::optional<wire::Header> read() {
@@ -95,8 +109,12 @@ class Conn {
   bool closed_ = false;
 };
 
-// Dials as node a.as; returns the refusal, or empty once accepted.
-std::string handshake(Conn& c, const Args& a, const std::string& run_id) {
+// Dials as node a.as; returns the refusal ("refused: ..."), what went wrong, or empty once
+// accepted. `then` writes right after the AUTH frame, before the verdict is read: those
+// frames are in the node's socket before it lets anyone in, so it reads them before the
+// real node A can take its link back.
+std::string handshake(Conn& c, const Args& a, const std::string& run_id,
+                      const std::function<void()>& then = {}) {
   const std::string nonce = random_nonce();
   c.write(make_hello(run_id, a.as, a.target, LinkKind::kData, nonce));
   auto h = c.read();
@@ -107,7 +125,10 @@ std::string handshake(Conn& c, const Args& a, const std::string& run_id) {
   if (!a.secret.empty())
     auth.mutable_auth()->set_mac(handshake_mac(a.secret, "dialer", run_id, LinkKind::kData, a.as,
                                                a.target, h->hello().nonce(), nonce));
+  c.cork(static_cast<bool>(then));
   c.write(auth);
+  if (then) then();
+  c.cork(false);
   auto v = c.read();
   if (!v) return "closed after auth";
   return v->verdict().accepted() ? std::string() : "refused: " + v->verdict().reason();
@@ -124,8 +145,10 @@ wire::Header gossip(const Format& f, std::int64_t round, std::uint64_t seq,
 }
 
 // The probes' frames, written at once after the handshake; `far` counts the far-future frames
-// written (on this and earlier connections). Returns the frames written.
-int send_probe(Conn& c, const Args& a, const Format& f, bool first, int& far) {
+// written (on this and earlier connections), up to `far_limit`, each with payload `big`.
+// `first`: the one-time probes too. Returns the frames written.
+int send_probe(Conn& c, const Args& a, const Format& f, bool first, int& far, int far_limit,
+               const std::vector<std::uint8_t>& big) {
   const bool all = a.probe == "all" && first;
   const double nan = std::numeric_limits<double>::quiet_NaN();
   std::uint64_t seq = 0;
@@ -146,8 +169,7 @@ int send_probe(Conn& c, const Args& a, const Format& f, bool first, int& far) {
          std::vector<std::uint8_t>(f.payload, 0));
   }
   if (a.probe == "all" || a.probe == "far-future") {
-    const std::vector<std::uint8_t> big(static_cast<std::size_t>(a.mb * 1024 * 1024), 0);
-    while (far < a.frames) {
+    while (far < far_limit) {
       send(gossip(f, f.round + 1000000 + far, ++seq, f.scalars), big);
       if (c.closed()) break;
       ++far;
@@ -171,6 +193,33 @@ Format format_of(const Args& a, const json& cfg) {
   return f;
 }
 
+// Node T's refusals of node A's messages by reason, from its last metrics line (empty when
+// none, or when the line is being written).
+json counted_by(const Args& a) {
+  std::ifstream in(a.run_dir + "/node-" + std::to_string(a.target) + ".jsonl", std::ios::ate);
+  const std::streamoff size = in.tellg();
+  in.seekg(std::max<std::streamoff>(0, size - 65536));
+  std::string line, last;
+  while (std::getline(in, line))
+    if (!line.empty()) last = line;
+  const json j = json::parse(last, nullptr, false);
+  if (!j.is_object() || !j.contains("rejected")) return json::object();
+  return j["rejected"].value(std::to_string(a.as), json::object());
+}
+
+// What --until-counted waits for: the one-time probes' reasons, and far-future frames.
+bool one_time_counted(const Args& a, const json& c) {
+  auto has = [&](const char* probe, const char* reason) {
+    return (a.probe != "all" && a.probe != probe) || c.value(reason, 0) >= 1;
+  };
+  return has("wrong-size", "wrong size") && has("nan", "non-finite values") &&
+         has("dup-seq", "sequence number not increasing");
+}
+bool all_counted(const Args& a, const json& c) {
+  const bool far = a.probe == "all" || a.probe == "far-future";
+  return one_time_counted(a, c) && (!far || c.value("round too far ahead", 0) >= a.frames);
+}
+
 Args parse(int argc, char** argv) {
   Args a;
   std::vector<std::string> pos;
@@ -191,6 +240,8 @@ Args parse(int argc, char** argv) {
       a.payload_bytes = std::stoull(next());
     else if (s == "--secret")
       std::getline(std::ifstream(next()), a.secret);
+    else if (s == "--until-counted")
+      a.until_counted = true;
     else
       pos.push_back(s);
   }
@@ -220,19 +271,29 @@ int main(int argc, char** argv) try {
   out["format"] = {
       {"round", format.round}, {"codec", format.codec}, {"payload_bytes", format.payload}};
   int sent = 0, far = 0;
+  json counted = json::object();
+  const std::vector<std::uint8_t> big(static_cast<std::size_t>(a.mb * 1024 * 1024), 0);
   for (int k = 0; k < std::max(1, a.takeovers); ++k) {
+    if (a.until_counted && k > 0 && all_counted(a, counted = counted_by(a))) break;
     Conn c(port);
-    const std::string refused = handshake(c, a, run_id);
-    out["handshake"] = refused.empty() ? "accepted" : refused;
-    if (!refused.empty()) break;
-    sent += send_probe(c, a, format, k == 0, far);
+    const bool again = a.until_counted && !one_time_counted(a, counted);
+    const std::string answer = handshake(c, a, run_id, [&] {
+      sent += send_probe(c, a, format, k == 0 || again, far,
+                         a.until_counted ? far + a.frames : a.frames, big);
+    });
+    // Closed before the verdict could be read: the real node A took its link back already.
+    if (answer.empty() || !out.contains("handshake"))
+      out["handshake"] = answer.empty() ? "accepted" : answer;
+    if (answer.rfind("refused", 0) == 0) break;
     out["takeovers"] = k + 1;
     // Until the node closes this connection (replaced by the real peer, or refused).
     for (int i = 0; i < 100000 && c.read();) ++i;
+    if (a.until_counted) continue;
     if (far >= a.frames || (a.probe != "all" && a.probe != "far-future")) break;
   }
   out["sent"] = sent;
   out["far_future_sent"] = far;
+  if (a.until_counted) out["counted"] = counted_by(a);
   std::cout << out.dump() << std::endl;
   return 0;
 } catch (const std::exception& e) {

@@ -3,11 +3,16 @@
 
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <string>
 
 namespace cli_test {
@@ -29,6 +34,35 @@ inline Result shell(const std::string& command) {
   const int status = ::pclose(p);
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return r;
+}
+
+// Whether host:port can be bound now.
+inline bool bindable(const std::string& host, int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  ::inet_pton(AF_INET, host.c_str(), &addr.sin_addr);
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// A base port p with p+i free for every node i, on 127.0.0.1 or (distinct_hosts) on
+// 127.0.0.(i+1), away from launch's default range: other builds may be running tests on
+// this machine at the same time.
+inline int free_base_port(int nodes, bool distinct_hosts = false) {
+  std::mt19937 rng(static_cast<unsigned>(::getpid()));
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    const int base = 30000 + static_cast<int>(rng() % 30000);
+    bool ok = true;
+    for (int i = 0; i < nodes && ok; ++i)
+      ok = bindable(distinct_hosts ? "127.0.0." + std::to_string(i + 1) : "127.0.0.1", base + i);
+    if (ok) return base;
+  }
+  FAIL("no free range of " << nodes << " ports on loopback");
+  return -1;
 }
 
 inline std::string rumor_path() {

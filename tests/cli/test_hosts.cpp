@@ -3,14 +3,8 @@
 // by veth pairs (tools/run-netns.sh, skipped where the machine cannot create them).
 #include <doctest/doctest.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -22,33 +16,6 @@ namespace {
 namespace fs = std::filesystem;
 using namespace cli_test;
 using nlohmann::json;
-
-bool bindable(const std::string& host, int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return false;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  ::inet_pton(AF_INET, host.c_str(), &addr.sin_addr);
-  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(fd);
-  return ok;
-}
-
-// A base port p with 127.0.0.(i+1):p+i free for every node i; other builds may be running
-// tests on this machine at the same time.
-int free_base_port(int nodes) {
-  std::mt19937 rng(static_cast<unsigned>(::getpid()));
-  for (int attempt = 0; attempt < 50; ++attempt) {
-    const int base = 30000 + static_cast<int>(rng() % 30000);
-    bool ok = true;
-    for (int i = 0; i < nodes && ok; ++i)
-      ok = bindable("127.0.0." + std::to_string(i + 1), base + i);
-    if (ok) return base;
-  }
-  FAIL("no free range of ports on 127.0.0.1..8");
-  return -1;
-}
 
 std::string write_config(const fs::path& dir, const std::string& topology) {
   const auto path = dir / "hosts.json";
@@ -77,7 +44,9 @@ json read_json(const fs::path& p) {
 
 // A summary without what depends on where it was written and on wall-clock time.
 json figures(json s) {
-  for (const char* k : {"run_dir", "wall_time_s", "round_ms_median", "round_ms_mean"}) s.erase(k);
+  for (const char* k :
+       {"run_dir", "wall_time_s", "round_ms_median", "round_ms_mean", "peak_rss_mb_by_node"})
+    s.erase(k);
   for (auto& point : s["curve"]) point.erase("time_s");
   return s;
 }
@@ -95,7 +64,7 @@ TEST_SUITE("cli") {
   TEST_CASE("nodes started one by one on 127.0.0.1 to 127.0.0.8 give the figures launch gives") {
     const auto dir = scratch("hosts");
     const auto cfg = write_config(dir, "\"" + src("topologies/ring8-hosts.json") + "\"");
-    const int base = free_base_port(8);
+    const int base = free_base_port(8, true);
     const auto r =
         shell("bash " + src("tools/run-hosts.sh") + " " + cfg + " --rumor " + rumor_path() +
               " --timeout 120 --set network.base_port=" + std::to_string(base));

@@ -68,6 +68,9 @@ struct WaitPolicy {
   // Checked while waiting (every 50 ms): true ends the wait, what is missing counts as
   // missed (e.g. another node announced that this exchange cannot complete).
   std::function<bool()> give_up;
+  // Checked like give_up, for the one sender waited for: true ends the wait for it (e.g. it
+  // said it left this node out of the mixing).
+  std::function<bool(int sender)> stop_waiting_for;
 };
 
 // The deadline of a round (TCP runtime): the timeout, or when adaptive `factor` times the

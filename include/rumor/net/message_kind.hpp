@@ -12,6 +12,7 @@ enum class MessageKind : std::uint32_t {
   kBarrier = 2,          // control ring: start/stop barrier token
   kAverage = 3,          // control ring: exact-average traffic
   kStop = 4,             // data link: stop notice to a neighbour (on_peer_failure continue)
+  kPeerDown = 5,         // data link: the sender leaves the receiver out from `round` on
   kBenchRelease = 17,    // `rumor bench net`: barrier release
   kBenchStep = 18,       // `rumor bench net`: one timed round
   kAllreduce = 116,      // the allreduce method's ring exchange

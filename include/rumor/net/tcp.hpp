@@ -34,6 +34,7 @@ class TcpTransport final : public Transport {
   void stop() override;
   TransportStats stats() const override;
   bool link_up(int peer, LinkKind link) const override;
+  void close_link(int peer, LinkKind link, const std::string& why) override;
 
   struct Impl;
 

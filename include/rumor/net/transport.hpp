@@ -268,6 +268,10 @@ class Transport {
   virtual void stop() = 0;
   virtual TransportStats stats() const = 0;
   virtual bool link_up(int peer, LinkKind link) const = 0;
+  // Closes the link's current connection, saying goodbye first (a peer left out of the
+  // mixing: what it has in flight is not read); `why` is logged. The dialing side dials
+  // again as after any close. In-process links have no connection: nothing happens.
+  virtual void close_link(int peer, LinkKind link, const std::string& why) {}
 
   int self() const { return self_; }
   // Neighbours on one plane, sorted.

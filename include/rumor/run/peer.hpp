@@ -66,7 +66,9 @@ class Peer {
   // the test accuracy without consensus distance.
   void skip_average();
   // Evaluates (test accuracy, consensus distance on eval rounds) and writes the metrics line.
-  void finish_round(std::int64_t round);
+  // Returns the neighbours it left out of the mixing for refused messages
+  // (network.max_rejects), from round + 1 on.
+  std::vector<int> finish_round(std::int64_t round);
   // Checkpoints: every checkpoint.every rounds each peer writes its whole state (model,
   // optimizer, method buffers, counters, data position) atomically to
   // <run dir>/checkpoints/node-<i>-r<round>.ckpt, keeping the newest two.
