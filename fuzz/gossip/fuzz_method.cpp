@@ -5,7 +5,8 @@
 // neighbour's real one, damaged (bytes flipped, side values replaced, length changed) or made
 // up, as the input says. What the transport guarantees (sender, kind, plane, round, stage of
 // what was expected) holds; everything else is the peer's. absorb() may throw nothing once
-// check() accepted, and the model stays finite; rejoin refusals are ProtocolErrors.
+// check() accepted, the model stays finite, and rejoin messages pass their gate
+// (gossip::answer_rejoin, accept_rejoin) without any other exception.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -15,6 +16,8 @@
 #include "fuzz_input.hpp"
 #include "fuzz_nodes.hpp"
 #include "rumor/common/error.hpp"
+#include "rumor/common/log.hpp"
+#include "rumor/gossip/driver.hpp"
 
 namespace gossip = rumor::gossip;
 namespace net = rumor::net;
@@ -102,18 +105,27 @@ net::Message shape(Input& in, const net::Message* real) {
   return m;
 }
 
-// The driver's gate (admit in src/gossip/driver.cpp): true when check() accepts.
-bool admit(gossip::Method& method, const net::Message& m) {
+// The driver's gate (admit in src/gossip/driver.cpp): true when check() accepts; a refusal
+// is counted (and logged) as the driver does.
+bool admit(Nodes& nodes, const net::Message& m) {
+  gossip::Refusal why;
   try {
-    return !method.check(m);
-  } catch (const std::exception&) {
-    return false;  // the driver counts a throwing check() as a refusal
+    why = nodes.self().check(m);
+  } catch (const std::exception& e) {
+    why = {"check failed", e.what()};  // the driver counts a throwing check() as a refusal
   }
+  if (why) nodes.traffic.add_rejected(m, why);
+  return !why;
 }
 
-void absorb(Nodes& nodes, std::int64_t round, int stage, std::vector<net::Message>& got) {
+// `complete`: every expected message passed the gate. An exchange that cannot go on without
+// one (the all-reduce) may then stop with a ProtocolError, as when it never comes.
+void absorb(Nodes& nodes, std::int64_t round, int stage, std::vector<net::Message>& got,
+            bool complete) {
   try {
     nodes.self().absorb(round, stage, got);
+  } catch (const rumor::ProtocolError& e) {
+    if (complete) bug(std::string("absorb threw after check() accepted: ") + e.what());
   } catch (const std::exception& e) {
     bug(std::string("absorb threw after check() accepted: ") + e.what());
   }
@@ -169,9 +181,9 @@ void take_early(Input& in, Nodes& nodes, std::int64_t round, int stage,
     m.round = r;
     m.kind = net::MessageKind::kGossip;
     m.link = net::LinkKind::kData;
-    if (admit(self, m)) early.push_back(std::move(m));
+    if (admit(nodes, m)) early.push_back(std::move(m));
   }
-  if (!early.empty()) absorb(nodes, round, stage, early);
+  if (!early.empty()) absorb(nodes, round, stage, early, true);
 }
 
 // What the fuzzed node waits for: one message per expected sender, as the input shapes it.
@@ -179,16 +191,17 @@ void take_expected(Input& in, Nodes& nodes, std::int64_t round, int stage,
                    const std::vector<net::Message>& box) {
   gossip::Method& self = nodes.self();
   std::vector<net::Message> got;
-  for (const auto& e : self.expect(round, stage)) {
+  const auto expected = self.expect(round, stage);
+  for (const auto& e : expected) {
     net::Message m = shape(in, find(box, filter_of(e)));
     m.sender = e.sender;
     m.round = e.round;
     m.kind = e.kind;
     m.link = e.link;
     if (!e.any_stage) m.stage = e.stage;
-    if (admit(self, m)) got.push_back(std::move(m));
+    if (admit(nodes, m)) got.push_back(std::move(m));
   }
-  absorb(nodes, round, stage, got);
+  absorb(nodes, round, stage, got, got.size() == expected.size());
 }
 
 void round_step(Input& in, Nodes& nodes, std::int64_t round) {
@@ -217,7 +230,9 @@ void set_peer(gossip::Method& m, int j, bool down, std::int64_t round) {
   }
 }
 
-// A neighbour's rejoin request (src/run/rejoin.cpp: Rejoin::answer).
+constexpr std::int64_t kLastRound = 1000;  // the run's rounds, for rejoin offers
+
+// A neighbour's rejoin request (src/run/rejoin.cpp: Rejoin::answer, through the gate).
 void rejoin_request(Input& in, Nodes& nodes, std::int64_t round) {
   const auto peers = nodes.topology.peers(rumor::fuzz::kSelf);
   const int j = peers[in.pick(peers.size())];
@@ -226,17 +241,13 @@ void rejoin_request(Input& in, Nodes& nodes, std::int64_t round) {
   m.sender = j;
   m.kind = net::MessageKind::kRejoinRequest;
   m.link = net::LinkKind::kData;
-  try {
-    (void)nodes.self().rejoin_offer(m, round);
-  } catch (const rumor::ProtocolError&) {
-    // refused (Rejoin::answer counts it)
-  }
+  (void)gossip::answer_rejoin(nodes.self(), m, round, nodes.traffic);
   set_peer(nodes.self(), j, true, round);
   for (float x : nodes.models[rumor::fuzz::kSelf])
     if (!std::isfinite(x)) bug("the model is not finite after rejoin_offer()");
 }
 
-// A neighbour's offer to the fuzzed node as it rejoins (Rejoin::rejoin).
+// A neighbour's offer to the fuzzed node as it rejoins (Rejoin::rejoin, through the gate).
 void rejoin_offer(Input& in, Nodes& nodes, std::int64_t round) {
   const auto peers = nodes.topology.peers(rumor::fuzz::kSelf);
   const int j = peers[in.pick(peers.size())];
@@ -251,12 +262,8 @@ void rejoin_offer(Input& in, Nodes& nodes, std::int64_t round) {
   m.sender = j;
   m.kind = net::MessageKind::kRejoinOffer;
   m.link = net::LinkKind::kData;
-  m.round = real && in.flag() ? real->round : in.take<std::int64_t>();
-  try {
-    nodes.self().rejoin_accept(m);
-  } catch (const rumor::ProtocolError&) {
-    // refused (Rejoin::rejoin leaves the neighbour out)
-  }
+  m.round = real && in.flag() ? real->round : (in.flag() ? in.byte() : in.take<std::int64_t>());
+  (void)gossip::accept_rejoin(nodes.self(), m, kLastRound, nodes.traffic);
   for (float x : nodes.models[rumor::fuzz::kSelf])
     if (!std::isfinite(x)) bug("the model is not finite after rejoin_accept()");
 }
@@ -264,6 +271,8 @@ void rejoin_offer(Input& in, Nodes& nodes, std::int64_t round) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  static const bool quiet = (rumor::log::set_level(rumor::log::Level::kOff), true);
+  (void)quiet;
   static const gossip::MethodInfo& info = gossip::method_info(rumor::fuzz::kFuzzMethod);
   static const std::vector<Variant> all = variants(info);
   Input in(data, size);

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "rumor/codec/codec.hpp"
+#include "rumor/gossip/driver.hpp"
 #include "rumor/gossip/method.hpp"
 #include "rumor/gossip/qdata.hpp"
 #include "rumor/topology/generators.hpp"
@@ -81,6 +82,7 @@ struct Nodes {
   std::vector<std::vector<float>> models;
   std::vector<std::unique_ptr<FuzzWork>> work;
   std::vector<std::unique_ptr<gossip::Method>> methods;
+  gossip::Traffic traffic;  // the fuzzed node's refusals
 
   Nodes(const std::string& method, const Variant& v) : topology(ring()) {
     const auto codec = codec::make_codec(v.codec);
