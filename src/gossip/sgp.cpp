@@ -244,7 +244,8 @@ class Sgp : public Method {
       const double n = ctx_.topology->size();
       const double bound = n * (static_cast<double>(std::max<std::int64_t>(round, 0)) + 2);
       std::vector<double> sigma(request.payload.size() / sizeof(double));
-      std::memcpy(sigma.data(), request.payload.data(), sigma.size() * sizeof(double));
+      if (!sigma.empty())
+        std::memcpy(sigma.data(), request.payload.data(), sigma.size() * sizeof(double));
       if (request.payload.size() != rho.x.size() * sizeof(double) || !std::isfinite(w) || w < 0 ||
           w > bound || check_values(sigma, ctx_.max_abs_value * bound))
         throw ProtocolError("sgp rejoin: node " + std::to_string(ctx_.self) +
@@ -319,7 +320,7 @@ class Sgp : public Method {
       sigma.x = o.applied;
       sigma.w = offer.scalars[3];
     }
-    if (p_ > 0) debias();
+    debias();
   }
 
  private:
@@ -420,8 +421,14 @@ class Sgp : public Method {
     return net::Payload::share(std::make_shared<const std::vector<double>>(v));
   }
 
+  // z = x / p. A weight so near zero (or below) that z would leave float's range, which only
+  // a peer's bad values make, leaves the model as it was until the weight recovers.
   void debias() {
     const float inv = static_cast<float>(1.0 / p_);
+    float largest = 0.0f;
+    for (float v : x_)
+      if (!(std::abs(v) <= largest)) largest = std::abs(v);  // NaN sticks
+    if (!(p_ > 0) || !std::isfinite(largest * inv)) return;
     for (std::size_t k = 0; k < x_.size(); ++k) model_[k] = x_[k] * inv;
   }
 

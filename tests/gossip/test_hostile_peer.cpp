@@ -137,4 +137,17 @@ TEST_SUITE("gossip") {
     bad.payload = net::Payload::share(std::make_shared<const std::vector<double>>(nan));
     CHECK_FALSE(answer_rejoin(*sim.methods[1], bad, 3, traffic).has_value());
   }
+
+  TEST_CASE("a push-sum weight near zero in a rejoin offer leaves the model finite") {
+    // Found by fuzz_gossip_sgp: z = x / p overflowed to infinity for p = 1e-300.
+    Sim sim(gen("ring", 4), "sgp", "fp32", 8);
+    net::Message req = sim.methods[1]->rejoin_request(0, false);
+    req.sender = 1;
+    net::Message offer = sim.methods[0]->rejoin_offer(req, 3);
+    offer.sender = 0;
+    offer.scalars[0] = 1e-300;
+    Traffic traffic;
+    CHECK(accept_rejoin(*sim.methods[1], offer, 100, traffic));
+    CHECK(finite(sim.models[1]));
+  }
 }
