@@ -137,6 +137,7 @@ void Choco::rejoin_accept(const net::Message& offer) {
     throw ProtocolError(name() + ": node " + std::to_string(ctx_.self) +
                         " got a malformed rejoin offer from peer " + std::to_string(offer.sender) +
                         "; do all nodes use the same config?");
+  refuse_offer_values(check_values(v), offer);
   const float* at = v.data();
   if (has_model) {
     const float k = static_cast<float>(offers_accepted_);

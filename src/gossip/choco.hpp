@@ -41,6 +41,7 @@ class Choco : public Method {
   void absorb(std::int64_t round, int stage, std::vector<net::Message>& received) override;
 
   MethodStats stats() const override { return {skipped_, triggered_}; }
+  bool sends_not_triggered() const override { return true; }
   nlohmann::json save_state() const override {
     return {{"skipped", skipped_}, {"triggered", triggered_}};
   }

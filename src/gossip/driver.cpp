@@ -1,6 +1,7 @@
 #include "rumor/gossip/driver.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <tuple>
 
 #include "rumor/common/error.hpp"
@@ -20,10 +21,43 @@ void Traffic::add_recv(const net::Message& m) {
 
 void Traffic::add_rejected(const net::Message& m, const Refusal& why) {
   ++msgs_rejected;
+  // Rounds are shown from 1; the peer's round may be any value, the largest included.
+  const std::string round = m.round == std::numeric_limits<std::int64_t>::max()
+                                ? std::to_string(m.round) + "+1"
+                                : std::to_string(m.round + 1);
   if (rejected[m.sender][why.reason]++ == 0)
     log::warn("refused a ", net::to_string(m.kind), " message from peer ", m.sender, " for round ",
-              m.round + 1, ": ", why.reason, " (", why.detail,
+              round, ": ", why.reason, " (", why.detail,
               "); later ones for the same reason are counted, not logged");
+}
+
+std::optional<net::Message> answer_rejoin(Method& method, const net::Message& request,
+                                          std::int64_t round, Traffic& traffic) {
+  try {
+    return method.rejoin_offer(request, round);
+  } catch (const ProtocolError& e) {
+    method.set_peer_down(request.sender, round);  // rejoin_offer may have let it in first
+    traffic.add_rejected(request, {"malformed rejoin request", e.what()});
+    return std::nullopt;
+  }
+}
+
+bool accept_rejoin(Method& method, const net::Message& offer, std::int64_t last_round,
+                   Traffic& traffic) {
+  Refusal why;
+  if (offer.round < 0 || offer.round > last_round) {
+    why = {"malformed rejoin offer", "round " + std::to_string(offer.round) +
+                                         " outside this run's 0.." + std::to_string(last_round)};
+  } else {
+    try {
+      method.rejoin_accept(offer);
+      return true;
+    } catch (const ProtocolError& e) {
+      why = {"malformed rejoin offer", e.what()};
+    }
+  }
+  traffic.add_rejected(offer, why);
+  return false;
 }
 
 std::uint64_t Traffic::rejected_from(int sender) const {

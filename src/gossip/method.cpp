@@ -40,6 +40,10 @@ Refusal Method::check_header(const net::Message& m) const {
   for (double s : m.scalars)
     if (!std::isfinite(s))
       return {"non-finite values", "a side value (push-sum weight) is not finite"};
+  // Its absorb() would read the empty payload of the notice as a model.
+  if (m.not_triggered && !sends_not_triggered())
+    return {"unexpected not-triggered notice",
+            "a 'not triggered' notice, which method " + name() + " never sends"};
   return {};
 }
 
@@ -132,6 +136,13 @@ net::Message Method::rejoin_offer(const net::Message& request, std::int64_t roun
   return m;
 }
 
+void Method::refuse_offer_values(const Refusal& r, const net::Message& offer) const {
+  if (r)
+    throw ProtocolError("rejoin: node " + std::to_string(ctx_.self) +
+                        " refuses the offer of peer " + std::to_string(offer.sender) + ": " +
+                        r.reason + " (" + r.detail + ")");
+}
+
 // Offers are averaged: a restarted peer between two neighbours starts from their mean.
 void Method::rejoin_accept(const net::Message& offer) {
   if (offer.payload.empty()) return;
@@ -141,6 +152,7 @@ void Method::rejoin_accept(const net::Message& offer) {
                         std::to_string(v.size()) + " values from peer " +
                         std::to_string(offer.sender) + ", expected " +
                         std::to_string(model_.size()) + "; do all nodes use the same config?");
+  refuse_offer_values(check_values(v), offer);
   const float k = static_cast<float>(offers_accepted_);
   for (std::size_t i = 0; i < v.size(); ++i) model_[i] = (k * model_[i] + v[i]) / (k + 1.0f);
   ++offers_accepted_;

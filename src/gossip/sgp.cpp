@@ -275,14 +275,19 @@ class Sgp : public Method {
     if (auto it = in_.find(j); robust_ && it != in_.end()) {
       // A fresh peer's sums start at zero; one from a checkpoint adopts this rho (below).
       EdgeSum& rho = it->second;
-      const auto sums = as_doubles(request.payload);
       const double w = request.scalars.size() > 1 ? request.scalars[1] : -1.0;
-      if (sums.size() != rho.x.size() || !std::isfinite(w) || w < 0)
+      const double n = ctx_.topology->size();
+      const double bound = n * (static_cast<double>(std::max<std::int64_t>(round, 0)) + 2);
+      std::vector<double> sigma(request.payload.size() / sizeof(double));
+      if (!sigma.empty())
+        std::memcpy(sigma.data(), request.payload.data(), sigma.size() * sizeof(double));
+      if (request.payload.size() != rho.x.size() * sizeof(double) || !std::isfinite(w) || w < 0 ||
+          w > bound || check_values(sigma, ctx_.max_abs_value * bound))
         throw ProtocolError("sgp rejoin: node " + std::to_string(ctx_.self) +
                             " got a malformed request from peer " + std::to_string(j) +
                             "; do all nodes use the same config (method.robust, model)?");
       if (fresh) {
-        std::copy(sums.begin(), sums.end(), rho.x.begin());
+        rho.x = sigma;
         rho.w = w;
       }
       rho.round = round - 1;  // anything older is from before the restart
@@ -321,61 +326,81 @@ class Sgp : public Method {
 
   void rejoin_accept(const net::Message& offer) override {
     const std::size_t d = x_.size();
-    const bool has_model = offer.scalars.size() == 4 && offer.scalars[2] != 0.0;
-    // The neighbour's sigma comes along when it pushes to this node (an in-edge here), its
-    // rho when this node pushes to it and rebuilds from a checkpoint.
-    const auto in = in_.find(offer.sender);
-    const bool has_sums = robust_ && in != in_.end();
-    const auto out = out_.find(offer.sender);
-    const bool has_rho = robust_ && !has_model && out != out_.end();
-    const std::size_t want = (has_model ? d * sizeof(float) : 0) +
-                             (has_sums ? d * sizeof(double) : 0) +
-                             (has_rho ? d * sizeof(double) : 0);
-    bool finite = true;
-    for (double v : offer.scalars) finite = finite && std::isfinite(v) && v >= 0;
-    if (offer.scalars.size() != 4 || !finite || offer.payload.size() != want)
-      throw ProtocolError("sgp rejoin: node " + std::to_string(ctx_.self) +
-                          " got a malformed offer from peer " + std::to_string(offer.sender) +
-                          "; do all nodes use the same config (method.robust)?");
-    const std::uint8_t* at = offer.payload.data();
-    if (has_model) {
+    const Offer o = read_offer(offer);
+    if (o.has_model) {
       if (offers_accepted_ == 0) {  // the first offer replaces the fresh start
         std::fill(x_.begin(), x_.end(), 0.0f);
         p_ = 0.0;
       }
-      std::vector<float> part(d);
-      std::memcpy(part.data(), at, d * sizeof(float));
-      at += d * sizeof(float);
-      for (std::size_t k = 0; k < d; ++k) x_[k] += part[k];
+      for (std::size_t k = 0; k < d; ++k) x_[k] += o.part[k];
       p_ += offer.scalars[0];
       ++offers_accepted_;
     }
-    if (has_sums) {
-      EdgeSum& rho = in->second;
-      if (!has_model) {  // what the neighbour pushed after the checkpoint
-        const double* sigma = reinterpret_cast<const double*>(at);
-        for (std::size_t k = 0; k < d; ++k) x_[k] += static_cast<float>(sigma[k] - rho.x[k]);
+    if (o.in != in_.end()) {
+      EdgeSum& rho = o.in->second;
+      if (!o.has_model) {  // what the neighbour pushed after the checkpoint
+        for (std::size_t k = 0; k < d; ++k) x_[k] += static_cast<float>(o.sigma[k] - rho.x[k]);
         p_ += offer.scalars[1] - rho.w;
       }
-      std::memcpy(rho.x.data(), at, d * sizeof(double));
-      at += d * sizeof(double);
+      rho.x = o.sigma;
       rho.w = offer.scalars[1];
       // Messages the neighbour pushed before it let this node back in (still queued on a
       // link that went down) are older than the offer: ignored.
       rho.round = offer.round - 1;
     }
-    if (has_rho) {  // what this node pushed to the neighbour after the checkpoint
-      EdgeSum& sigma = out->second;
-      const double* applied = reinterpret_cast<const double*>(at);
-      for (std::size_t k = 0; k < d; ++k) x_[k] -= static_cast<float>(applied[k] - sigma.x[k]);
+    if (o.out != out_.end()) {  // what this node pushed to the neighbour after the checkpoint
+      EdgeSum& sigma = o.out->second;
+      for (std::size_t k = 0; k < d; ++k) x_[k] -= static_cast<float>(o.applied[k] - sigma.x[k]);
       p_ -= offer.scalars[3] - sigma.w;
-      std::memcpy(sigma.x.data(), at, d * sizeof(double));
+      sigma.x = o.applied;
       sigma.w = offer.scalars[3];
     }
-    if (p_ > 0) debias();
+    debias();
   }
 
  private:
+  // A rejoin offer's parts, checked and copied out of the payload (no unaligned reads). The
+  // neighbour's sigma comes along when it pushes to this node (an in-edge here, `in`), its
+  // rho when this node pushes to it and rebuilds from a checkpoint (`out`); end() otherwise.
+  struct Offer {
+    bool has_model = false;
+    std::vector<float> part;
+    std::vector<double> sigma, applied;
+    std::map<int, EdgeSum>::iterator in, out;
+  };
+  Offer read_offer(const net::Message& offer) {
+    const std::size_t d = x_.size();
+    Offer o;
+    o.has_model = offer.scalars.size() == 4 && offer.scalars[2] != 0.0;
+    o.in = robust_ ? in_.find(offer.sender) : in_.end();
+    o.out = robust_ && !o.has_model ? out_.find(offer.sender) : out_.end();
+    const std::size_t want = (o.has_model ? d * sizeof(float) : 0) +
+                             (o.in != in_.end() ? d * sizeof(double) : 0) +
+                             (o.out != out_.end() ? d * sizeof(double) : 0);
+    // Weights and sums are bounded as check() bounds gossip: a share a round at most.
+    const double n = ctx_.topology->size();
+    const double bound = n * (static_cast<double>(std::max<std::int64_t>(offer.round, 0)) + 2);
+    bool ok = offer.scalars.size() == 4 && offer.payload.size() == want;
+    for (double v : offer.scalars) ok = ok && std::isfinite(v) && v >= 0 && v <= bound;
+    if (!ok)
+      throw ProtocolError("sgp rejoin: node " + std::to_string(ctx_.self) +
+                          " got a malformed offer from peer " + std::to_string(offer.sender) +
+                          "; do all nodes use the same config (method.robust)?");
+    const std::uint8_t* at = offer.payload.data();
+    auto take = [&at, d](auto& v) {
+      v.resize(d);
+      std::memcpy(v.data(), at, d * sizeof(v[0]));
+      at += d * sizeof(v[0]);
+    };
+    if (o.has_model) take(o.part);
+    if (o.in != in_.end()) take(o.sigma);
+    if (o.out != out_.end()) take(o.applied);
+    refuse_offer_values(check_values(o.part), offer);
+    refuse_offer_values(check_values(o.sigma, ctx_.max_abs_value * bound), offer);
+    refuse_offer_values(check_values(o.applied, ctx_.max_abs_value * bound), offer);
+    return o;
+  }
+
   std::vector<Outgoing> produce_running_sums(std::int64_t round, const std::vector<int>& outs,
                                              double p_share) {
     std::vector<Outgoing> out;
@@ -453,8 +478,14 @@ class Sgp : public Method {
     return net::Payload::share(std::make_shared<const std::vector<double>>(v));
   }
 
+  // z = x / p. A weight so near zero (or below) that z would leave float's range, which only
+  // a peer's bad values make, leaves the model as it was until the weight recovers.
   void debias() {
     const float inv = static_cast<float>(1.0 / p_);
+    float largest = 0.0f;
+    for (float v : x_)
+      if (!(std::abs(v) <= largest)) largest = std::abs(v);  // NaN sticks
+    if (!(p_ > 0) || !std::isfinite(largest * inv)) return;
     for (std::size_t k = 0; k < x_.size(); ++k) model_[k] = x_[k] * inv;
   }
 

@@ -362,7 +362,9 @@ std::uint64_t LinkStats::*Session::refusal(std::uint64_t payload_bytes, std::str
   if (ahead > 0 && now != Transport::kNoRound && link_->kind == LinkKind::kData &&
       header_.kind() == static_cast<std::uint32_t>(MessageKind::kGossip) && header_.round() > now &&
       header_.round() - now > ahead) {
-    detail = "gossip for round " + std::to_string(header_.round() + 1) + " while this node is at " +
+    // round > now >= 0 here; unsigned so that the largest round is shown without overflow.
+    const std::uint64_t shown = static_cast<std::uint64_t>(header_.round()) + 1;
+    detail = "gossip for round " + std::to_string(shown) + " while this node is at " +
              std::to_string(now + 1) + " (network.max_rounds_ahead " + std::to_string(ahead) + ")";
     return &LinkStats::rejected_ahead;
   }

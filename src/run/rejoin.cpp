@@ -29,12 +29,13 @@ std::optional<net::Message> take_data(net::Transport& t, int sender, MessageKind
 void Rejoin::answer(const net::Message& req, std::int64_t r) {
   gossip::Method& method = peer_.method();
   const int j = req.sender;
-  auto offer = method.rejoin_offer(req, r);
+  peer_.traffic().add_recv(req);
+  auto offer = gossip::answer_rejoin(method, req, r, peer_.traffic());
   method.set_peer_down(j, r);  // out of the mixing until the round j confirms
   up_at_.erase(j);
-  peer_.traffic().add_recv(req);
-  peer_.traffic().add_sent(offer);
-  t_.send(j, std::move(offer));
+  if (!offer) return;  // refused: j waits for it in vain and goes on without this node
+  peer_.traffic().add_sent(*offer);
+  t_.send(j, std::move(*offer));
   auto confirm = take_data(t_, j, MessageKind::kRejoinConfirm, 2 * timeout_);
   if (!confirm) {
     log::warn("peer ", j, " asked to rejoin before round ", r + 1,
@@ -90,10 +91,15 @@ std::int64_t Rejoin::rejoin(bool from_checkpoint) {
       log::warn("rejoin: no offer from peer ", j, "; it stays out of the mixing");
     }
   }
+  // An offer the method cannot use is refused (counted); its neighbour stays out.
+  std::erase_if(offers, [&](const net::Message& o) {
+    return !gossip::accept_rejoin(method, o, peer_.rounds(), peer_.traffic());
+  });
   if (offers.empty())
     throw ProtocolError("node " + std::to_string(peer_.id()) +
-                        ": cannot rejoin, no neighbour answered (are the others still running, "
-                        "with on_peer_failure continue?)");
+                        ": cannot rejoin, no neighbour answered with a usable offer (are the "
+                        "others still running, with on_peer_failure continue and the same "
+                        "config?)");
   // Down notices that came before a neighbour's offer were meant for this peer's earlier
   // life (down_notices.hpp): one connection delivers in order, so they are here by now.
   for (const auto& o : offers)
@@ -103,7 +109,6 @@ std::int64_t Rejoin::rejoin(bool from_checkpoint) {
   for (const auto& o : offers) start = std::max(start, o.round);
   std::vector<int> offered;
   for (const auto& o : offers) {
-    method.rejoin_accept(o);
     offered.push_back(o.sender);
     net::Message confirm;
     confirm.kind = MessageKind::kRejoinConfirm;

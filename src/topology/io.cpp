@@ -417,6 +417,8 @@ Topology parse_topology_json(const std::string& text, const std::string& source,
     j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     throw TopologyError(json_syntax_error(text, e.byte, e.what(), source));
+  } catch (const nlohmann::json::exception& e) {  // e.g. a number too large for a double
+    throw TopologyError(source + ": " + e.what());
   }
   try {
     return parse_json_value(j, source, element_lines(text, "nodes"), element_lines(text, "edges"),

@@ -135,4 +135,12 @@ TEST_SUITE("topology") {
               .summary()
               .connected);
   }
+
+  TEST_CASE("a JSON number beyond a double is refused as a topology error naming the file") {
+    // Found by fuzz_topology_read: nlohmann's out_of_range escaped the reader.
+    const auto msg =
+        error_of([] { parse_topology_json(std::string("{\"nodes\": [1e712]}"), "big.json"); });
+    CHECK(has(msg, "big.json"));
+    CHECK(has(msg, "1e712"));
+  }
 }

@@ -52,6 +52,16 @@ struct PeerIo {
   SimClock* sim = nullptr;     // run_phased: simulated time when set
 };
 
+// The gate of the rejoin hand-over (src/run/rejoin.cpp). A neighbour's request or offer the
+// method cannot use (rejoin_offer / rejoin_accept throw ProtocolError: wrong sizes, values
+// that are not finite) is refused and counted in `traffic` like a gossip message check()
+// refuses, instead of ending the run: the neighbour stays out of the mixing. An offer's round
+// must lie in 0..last_round (the neighbour's round boundary).
+std::optional<net::Message> answer_rejoin(Method& method, const net::Message& request,
+                                          std::int64_t round, Traffic& traffic);
+bool accept_rejoin(Method& method, const net::Message& offer, std::int64_t last_round,
+                   Traffic& traffic);
+
 // Runs every stage of `round` for one peer; waits up to `timeout` for each expected message
 // and throws ProtocolError naming the node, the peer and the round when one does not come.
 void run_blocking(const PeerIo& peer, std::int64_t round, std::chrono::milliseconds timeout);

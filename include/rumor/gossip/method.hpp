@@ -210,6 +210,9 @@ class Method : public Exchange {
     return request.scalars.empty() || request.scalars[0] == 0.0;
   }
   int offers_accepted_ = 0;
+  // True for methods whose senders skip rounds with a "not triggered" notice (an empty
+  // payload flagged Message::not_triggered: choco, squarm); the others refuse such notices.
+  virtual bool sends_not_triggered() const { return false; }
   // check() in two parts: kind, codec tag and finite scalars; then the payload decoded by
   // the codec (model-sized) into finite values within max_abs_value.
   Refusal check_header(const net::Message& m) const;
@@ -218,6 +221,8 @@ class Method : public Exchange {
   // check() helpers for methods with payloads of their own.
   Refusal check_values(std::span<const float> v) const;
   Refusal check_values(std::span<const double> v, double bound) const;
+  // Rejoin: throws ProtocolError naming the offer's sender when `r` refuses its values.
+  void refuse_offer_values(const Refusal& r, const net::Message& offer) const;
 
   explicit Method(MethodContext ctx) : ctx_(std::move(ctx)) {}
   // The method's option `key` (method.<key> in a config): the config's value, else the
