@@ -155,7 +155,8 @@ json anchor_paths(json& resolved, const std::string& base_dir,
   json& topology = resolved["topology"];
   json& file = topology.is_object() && topology.contains("file") ? topology["file"] : topology;
   if (file.is_string()) {
-    const bool from_override = overridden(overrides, &file == &topology ? "topology" : "topology.file");
+    const bool from_override =
+        overridden(overrides, &file == &topology ? "topology" : "topology.file");
     file = absolute_from(file.get<std::string>(),
                          from_override ? fs::current_path().string() : base_dir);
   }
@@ -223,8 +224,9 @@ json resolve_topology(const json& t, const std::string& format, const std::strin
       } else {
         base.erase("file");
         if (!base.empty())
-          throw ConfigError(origin + ": \"topology\" with a \"file\" takes only schedule and "
-                                     "fanout beside it, not " +
+          throw ConfigError(origin +
+                            ": \"topology\" with a \"file\" takes only schedule and "
+                            "fanout beside it, not " +
                             base.begin().key());
         topo = load_topology_file(t.at("file").get<std::string>(), format, origin);
       }
@@ -252,7 +254,10 @@ std::vector<KeyInfo> run_keys() {
        9.007199254740992e15},
       {"topology", "string|object", "topologies/ring8.json",
        "topology file path, inline topology, or generator {\"gen\": \"ring\", \"nodes\": 8}; "
-       "a generator also takes max_nodes (default 100000: more nodes are refused at once)"},
+       "a generator also takes max_nodes (default 100000: more nodes are refused at once); "
+       "schedule peer-sampling with fanout S beside a generator or a file ({\"file\": PATH}, "
+       "or --set topology.schedule=peer-sampling --set topology.fanout=S) keeps its nodes and "
+       "draws S peers per node each round"},
       {"topology_format", "string", "auto",
        "format of a topology file: json, edges (first line n, then \"u v\" per line), adj "
        "(first line n, then the neighbours of node i on line i), or auto (JSON when it starts "
@@ -557,8 +562,8 @@ Config Config::from_json(const nlohmann::json& user_in, const std::string& origi
   // Relative paths are resolved now so that every node agrees (and --resume works anywhere).
   c.paths_as_written_ = anchor_paths(resolved, base_dir, overrides, recorded_paths);
   nlohmann::json topo =
-      resolve_topology(resolved["topology"], resolved["topology_format"].get<std::string>(),
-                       origin, resolved["seed"].get<std::uint64_t>());
+      resolve_topology(resolved["topology"], resolved["topology_format"].get<std::string>(), origin,
+                       resolved["seed"].get<std::uint64_t>());
   if (!resolved["network"]["base_port"].is_null()) {
     // Rebase: a launcher moved the run to a free port range (only for files without ports).
     const int base = resolved["network"]["base_port"].get<int>();

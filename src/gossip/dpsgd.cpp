@@ -143,10 +143,9 @@ std::vector<Option> dpsgd_options() {
 }  // namespace
 
 MethodInfo dpsgd_method() {
-  return method_entry<Dpsgd>("dpsgd",
-                             "D-PSGD: local step, then gossip averaging with Metropolis weights",
-                             {true, false, false, true}, LocalMomentum::kOptimizer,
-                             dpsgd_options());
+  return method_entry<Dpsgd>(
+      "dpsgd", "D-PSGD: local step, then gossip averaging with Metropolis weights",
+      {true, false, false, true}, LocalMomentum::kOptimizer, dpsgd_options());
 }
 
 }  // namespace rumor::gossip

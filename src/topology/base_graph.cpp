@@ -137,7 +137,8 @@ Rounds simple_base(const std::vector<int>& v, int k) {
     Round& r = out.emplace_back();
     for (const auto& g : groups) cycled_hypercube(g.nodes, k, m, r);
   }
-  const int settle = static_cast<int>(radix(static_cast<int>(groups[0].subgroups[0].size()), k)->size());
+  const int settle =
+      static_cast<int>(radix(static_cast<int>(groups[0].subgroups[0].size()), k)->size());
   std::vector<int> b(groups.size(), 0);
   for (int s = 0; b[0] < settle && s < count + settle + 1; ++s) {
     Round& r = out.emplace_back();

@@ -130,8 +130,9 @@ std::vector<Edge> parse_round(const nlohmann::json& list, const std::string& whe
         e.weight = o["weight"].get<double>();
       }
     } else {
-      throw TopologyError(where + ": an edge must be [from, to] or {\"from\", \"to\", "
-                                  "\"weight\"}, got " +
+      throw TopologyError(where +
+                          ": an edge must be [from, to] or {\"from\", \"to\", "
+                          "\"weight\"}, got " +
                           o.dump());
     }
     edges.push_back(e);
@@ -164,11 +165,10 @@ Topology parse_json_value(const nlohmann::json& j, const std::string& source,
                           const std::vector<int>& node_lines, const std::vector<int>& edge_lines,
                           int max_nodes) {
   if (!j.is_object()) throw TopologyError(source + ": a topology file must be a JSON object");
-  refuse_unknown_keys(
-      j,
-      {"name", "directed", "schedule", "mixing", "base_port", "nodes", "edges", "description",
-       "fanout", "seed", "rounds"},
-      source, "the topology");
+  refuse_unknown_keys(j,
+                      {"name", "directed", "schedule", "mixing", "base_port", "nodes", "edges",
+                       "description", "fanout", "seed", "rounds"},
+                      source, "the topology");
   const std::string name = j.value("name", stem_of(source));
   const Schedule schedule = parse_schedule(j, source);
   // Peer sampling pushes: directed unless the file says otherwise (and is then refused).

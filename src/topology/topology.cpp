@@ -80,8 +80,7 @@ Topology::Topology(std::string name, bool directed, Schedule schedule, MixingKin
                    std::vector<NodeInfo> nodes, std::vector<Edge> edges, std::string source,
                    std::vector<int> node_lines, std::vector<int> edge_lines)
     : Topology(std::move(name), directed, schedule, mixing, ScheduleParams{}, std::move(nodes),
-               std::move(edges), std::move(source), std::move(node_lines),
-               std::move(edge_lines)) {}
+               std::move(edges), std::move(source), std::move(node_lines), std::move(edge_lines)) {}
 
 Topology::Topology(std::string name, bool directed, Schedule schedule, MixingKind mixing,
                    ScheduleParams params, std::vector<NodeInfo> nodes, std::vector<Edge> edges,
@@ -285,29 +284,34 @@ void Topology::validate_schedule(const std::vector<int>& node_line_by_id) {
     throw TopologyError(file + ": \"rounds\" is a key of schedule periodic only");
   if (schedule_ == Schedule::kPeerSampling) {
     if (!directed_)
-      throw TopologyError(file + ": schedule 'peer-sampling' pushes to the peers it draws; set "
-                                 "\"directed\": true");
+      throw TopologyError(file +
+                          ": schedule 'peer-sampling' pushes to the peers it draws; set "
+                          "\"directed\": true");
     if (n < 2) throw TopologyError(file + ": schedule 'peer-sampling' needs at least 2 nodes");
     if (params_.fanout < 1 || params_.fanout > n - 1)
       throw TopologyError(file + ": \"fanout\" " + std::to_string(params_.fanout) +
                           " is out of range; a node pushes to 1.." + std::to_string(n - 1) +
                           " of the other nodes each round (set \"fanout\": s)");
     if (mixing_ != MixingKind::kUniform)
-      throw TopologyError(file + ": schedule 'peer-sampling' mixes uniformly; set \"mixing\": "
-                                 "\"uniform\" or leave it out");
+      throw TopologyError(file +
+                          ": schedule 'peer-sampling' mixes uniformly; set \"mixing\": "
+                          "\"uniform\" or leave it out");
     if (!edges_.empty())
-      throw TopologyError(file + ": schedule 'peer-sampling' draws peers from all nodes each "
-                                 "round; remove its " +
+      throw TopologyError(file +
+                          ": schedule 'peer-sampling' draws peers from all nodes each "
+                          "round; remove its " +
                           std::to_string(edges_.size()) + " \"edges\"");
     return;
   }
   if (schedule_ != Schedule::kPeriodic) return;
   if (params_.rounds.empty())
-    throw TopologyError(file + ": schedule 'periodic' needs \"rounds\": one list of edges per "
-                               "round");
+    throw TopologyError(file +
+                        ": schedule 'periodic' needs \"rounds\": one list of edges per "
+                        "round");
   if (mixing_ == MixingKind::kMetropolis)
-    throw TopologyError(file + ": schedule 'periodic' takes mixing 'explicit' (weights in "
-                               "\"rounds\") or 'uniform'");
+    throw TopologyError(file +
+                        ": schedule 'periodic' takes mixing 'explicit' (weights in "
+                        "\"rounds\") or 'uniform'");
   const auto p = params_.rounds.size();
   round_out_.assign(p, std::vector<std::vector<int>>(n));
   round_in_.assign(p, std::vector<std::vector<int>>(n));
@@ -333,8 +337,9 @@ void Topology::validate_schedule(const std::vector<int>& node_line_by_id) {
     listed.insert(directed_ ? std::pair{e.from, e.to}
                             : std::pair{std::min(e.from, e.to), std::max(e.from, e.to)});
   if (!edges_.empty() && listed != all)
-    throw TopologyError(file + ": \"edges\" of a periodic schedule must be the union of its "
-                               "rounds' edges (or leave them out)");
+    throw TopologyError(file +
+                        ": \"edges\" of a periodic schedule must be the union of its "
+                        "rounds' edges (or leave them out)");
   edges_.clear();
   for (const auto& [a, b] : all) edges_.push_back({a, b, std::nullopt});
 }

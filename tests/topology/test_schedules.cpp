@@ -105,15 +105,16 @@ TEST_SUITE("topology") {
     CHECK_THROWS_WITH_AS(peer_sampling(5, 5), doctest::Contains("1..4"), TopologyError);
     ScheduleParams p;
     p.fanout = 1;
-    CHECK_THROWS_WITH_AS(Topology("x", false, Schedule::kPeerSampling, MixingKind::kUniform, p,
-                                  nodes(4), {}),
-                         doctest::Contains("\"directed\": true"), TopologyError);
+    CHECK_THROWS_WITH_AS(
+        Topology("x", false, Schedule::kPeerSampling, MixingKind::kUniform, p, nodes(4), {}),
+        doctest::Contains("\"directed\": true"), TopologyError);
     CHECK_THROWS_WITH_AS(Topology("x", true, Schedule::kPeerSampling, MixingKind::kUniform, p,
                                   nodes(4), {{0, 1, std::nullopt}}),
                          doctest::Contains("remove its 1 \"edges\""), TopologyError);
     CHECK_THROWS_WITH_AS(
         parse_topology_json(
-            std::string(R"({"schedule": "static", "fanout": 2, "nodes": [0, 1], "edges": [[0, 1]]})"),
+            std::string(
+                R"({"schedule": "static", "fanout": 2, "nodes": [0, 1], "edges": [[0, 1]]})"),
             "f.json"),
         doctest::Contains("peer-sampling only"), TopologyError);
   }
@@ -135,8 +136,9 @@ TEST_SUITE("topology") {
     CHECK(std::isnan(s.slem));
   }
 
-  TEST_CASE("Base-(k+1): every round has degree <= k and the product over its period is exact "
-            "averaging") {
+  TEST_CASE(
+      "Base-(k+1): every round has degree <= k and the product over its period is exact "
+      "averaging") {
     for (int k : {1, 2, 3}) {
       for (int n : {2, 3, 5, 6, 7, 10, 11, 12, 13, 17, 22, 25, 31, 48}) {
         CAPTURE(k);
@@ -185,8 +187,8 @@ TEST_SUITE("topology") {
 
     nlohmann::json bad = j;
     bad["rounds"][0].push_back({{"from", 0}, {"to", 0}, {"weight", 0.5}});
-    CHECK_THROWS_WITH_AS(parse_topology_json(bad, "b.json"), doctest::Contains("round 0: edge [0, 0]"),
-                         TopologyError);
+    CHECK_THROWS_WITH_AS(parse_topology_json(bad, "b.json"),
+                         doctest::Contains("round 0: edge [0, 0]"), TopologyError);
     bad = j;
     bad["rounds"][1][0]["weight"] = 1.5;
     CHECK_THROWS_WITH_AS(parse_topology_json(bad, "b.json"), doctest::Contains("round 1: edge"),

@@ -79,7 +79,7 @@ void check_topology_size(long nodes, long edges, int max_nodes, const std::strin
 
 // What a schedule other than static needs besides nodes and edges.
 struct ScheduleParams {
-  int fanout = 0;          // kPeerSampling: peers each node pushes to per round (1..n-1)
+  int fanout = 0;  // kPeerSampling: peers each node pushes to per round (1..n-1)
   // kPeerSampling: the draws are a function of (seed, round, node); unset: 1 (a run sets its
   // own seed when the topology names none).
   std::optional<std::uint64_t> seed;
