@@ -111,32 +111,35 @@ Schedule parse_schedule(const nlohmann::json& j, const std::string& source) {
                       "\"; valid: static, one-peer-exponential, peer-sampling, periodic");
 }
 
-// One round of a periodic schedule: a list of edges, each [from, to] or {from, to, weight}.
+// One edge: [from, to] or {"from", "to", "weight"}.
+Edge parse_edge(const nlohmann::json& o, const std::string& where) {
+  Edge e;
+  if (o.is_array() && o.size() == 2) {
+    e.from = get_int(o[0], where, "an edge end");
+    e.to = get_int(o[1], where, "an edge end");
+  } else if (o.is_object()) {
+    refuse_unknown_keys(o, {"from", "to", "weight"}, where, "an edge");
+    if (!o.contains("from") || !o.contains("to"))
+      throw TopologyError(where + ": an edge object needs \"from\" and \"to\"");
+    e.from = get_int(o["from"], where, "edge \"from\"");
+    e.to = get_int(o["to"], where, "edge \"to\"");
+    if (o.contains("weight")) {
+      if (!o["weight"].is_number())
+        throw TopologyError(where + ": edge \"weight\" must be a number");
+      e.weight = o["weight"].get<double>();
+    }
+  } else {
+    throw TopologyError(
+        where + ": an edge must be [from, to] or {\"from\", \"to\", \"weight\"}, got " + o.dump());
+  }
+  return e;
+}
+
+// One round of a periodic schedule: a list of edges.
 std::vector<Edge> parse_round(const nlohmann::json& list, const std::string& where) {
   if (!list.is_array()) throw TopologyError(where + " must be a list of edges");
   std::vector<Edge> edges;
-  for (const auto& o : list) {
-    Edge e;
-    if (o.is_array() && o.size() == 2) {
-      e.from = get_int(o[0], where, "an edge end");
-      e.to = get_int(o[1], where, "an edge end");
-    } else if (o.is_object() && o.contains("from") && o.contains("to")) {
-      refuse_unknown_keys(o, {"from", "to", "weight"}, where, "an edge");
-      e.from = get_int(o["from"], where, "edge \"from\"");
-      e.to = get_int(o["to"], where, "edge \"to\"");
-      if (o.contains("weight")) {
-        if (!o["weight"].is_number())
-          throw TopologyError(where + ": edge \"weight\" must be a number");
-        e.weight = o["weight"].get<double>();
-      }
-    } else {
-      throw TopologyError(where +
-                          ": an edge must be [from, to] or {\"from\", \"to\", "
-                          "\"weight\"}, got " +
-                          o.dump());
-    }
-    edges.push_back(e);
-  }
+  for (const auto& o : list) edges.push_back(parse_edge(o, where));
   return edges;
 }
 
@@ -237,31 +240,8 @@ Topology parse_json_value(const nlohmann::json& j, const std::string& source,
   if (j.contains("edges")) {
     const auto& je = j["edges"];
     if (!je.is_array()) throw TopologyError(source + ": \"edges\" must be a list");
-    for (std::size_t k = 0; k < je.size(); ++k) {
-      const std::string where = at_line(source, edge_lines, k);
-      const auto& o = je[k];
-      Edge e;
-      if (o.is_array() && o.size() == 2) {
-        e.from = get_int(o[0], where, "an edge end");
-        e.to = get_int(o[1], where, "an edge end");
-      } else if (o.is_object()) {
-        refuse_unknown_keys(o, {"from", "to", "weight"}, where, "an edge");
-        if (!o.contains("from") || !o.contains("to"))
-          throw TopologyError(where + ": an edge object needs \"from\" and \"to\"");
-        e.from = get_int(o["from"], where, "edge \"from\"");
-        e.to = get_int(o["to"], where, "edge \"to\"");
-        if (o.contains("weight")) {
-          if (!o["weight"].is_number())
-            throw TopologyError(where + ": edge \"weight\" must be a number");
-          e.weight = o["weight"].get<double>();
-        }
-      } else {
-        throw TopologyError(where +
-                            ": an edge must be [from, to] or {\"from\", \"to\", \"weight\"}, got " +
-                            o.dump());
-      }
-      edges.push_back(e);
-    }
+    for (std::size_t k = 0; k < je.size(); ++k)
+      edges.push_back(parse_edge(je[k], at_line(source, edge_lines, k)));
   }
   Topology t(name, directed, schedule, mixing, schedule_params(j, source), std::move(nodes),
              std::move(edges), source, node_lines, edge_lines);
