@@ -157,7 +157,7 @@ Topology::Summary Topology::summary() const {
     s.component_sizes = {n};
     s.connected = true;
     s.diameter = 1;
-    s.slem = std::numeric_limits<double>::quiet_NaN();
+    s.slem = s.spectral_gap = std::numeric_limits<double>::quiet_NaN();
     s.slem_method = "skipped";
     s.notes.push_back("peer sampling: each round every node pushes to " +
                       std::to_string(params_.fanout) +

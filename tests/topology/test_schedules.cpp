@@ -134,6 +134,7 @@ TEST_SUITE("topology") {
     CHECK(s.connected);
     CHECK(s.slem_method == "skipped");
     CHECK(std::isnan(s.slem));
+    CHECK(std::isnan(s.spectral_gap));
   }
 
   TEST_CASE(
