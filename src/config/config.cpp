@@ -189,6 +189,9 @@ json with_schedule(json topo, const json& spec, const std::string& origin) {
                       " beside a topology file or generator: only \"peer-sampling\" (with "
                       "topology.fanout) can be set this way; other schedules are written in the "
                       "topology file");
+  // Named for what it now is ("ring8-peer-sampling"), so that summaries do not say "ring8".
+  if (topo.value("schedule", json("static")) != "peer-sampling")
+    topo["name"] = topo.value("name", json("topology")).get<std::string>() + "-peer-sampling";
   topo["schedule"] = "peer-sampling";
   topo["directed"] = true;
   topo["mixing"] = "uniform";

@@ -31,6 +31,7 @@ TEST_SUITE("config") {
     CHECK(t["nodes"].size() == 8);
     CHECK(t["edges"].empty());
     CHECK(t["directed"] == true);
+    CHECK(t["name"] == "ring8-peer-sampling");
     // A generator: the same keys beside its own.
     const auto g = from({{"topology", {{"gen", "ring"}, {"nodes", 16}}}},
                         {"topology.schedule=peer-sampling", "topology.fanout=3"});
