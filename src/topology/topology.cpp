@@ -277,33 +277,40 @@ void Topology::validate_weights(const std::vector<Edge>& edges,
 // when the file lists no edges, their union as edges.
 void Topology::validate_schedule(const std::vector<int>& node_line_by_id) {
   const std::string file = source_.empty() ? std::string("<topology>") : source_;
-  const int n = size();
   if (schedule_ != Schedule::kPeerSampling && params_.fanout != 0)
     throw TopologyError(file + ": \"fanout\" is a key of schedule peer-sampling only");
   if (schedule_ != Schedule::kPeriodic && !params_.rounds.empty())
     throw TopologyError(file + ": \"rounds\" is a key of schedule periodic only");
-  if (schedule_ == Schedule::kPeerSampling) {
-    if (!directed_)
-      throw TopologyError(file +
-                          ": schedule 'peer-sampling' pushes to the peers it draws; set "
-                          "\"directed\": true");
-    if (n < 2) throw TopologyError(file + ": schedule 'peer-sampling' needs at least 2 nodes");
-    if (params_.fanout < 1 || params_.fanout > n - 1)
-      throw TopologyError(file + ": \"fanout\" " + std::to_string(params_.fanout) +
-                          " is out of range; a node pushes to 1.." + std::to_string(n - 1) +
-                          " of the other nodes each round (set \"fanout\": s)");
-    if (mixing_ != MixingKind::kUniform)
-      throw TopologyError(file +
-                          ": schedule 'peer-sampling' mixes uniformly; set \"mixing\": "
-                          "\"uniform\" or leave it out");
-    if (!edges_.empty())
-      throw TopologyError(file +
-                          ": schedule 'peer-sampling' draws peers from all nodes each "
-                          "round; remove its " +
-                          std::to_string(edges_.size()) + " \"edges\"");
-    return;
-  }
-  if (schedule_ != Schedule::kPeriodic) return;
+  if (schedule_ == Schedule::kPeerSampling) validate_peer_sampling(file);
+  if (schedule_ == Schedule::kPeriodic) build_rounds(file, node_line_by_id);
+}
+
+void Topology::validate_peer_sampling(const std::string& file) const {
+  const int n = size();
+  if (!directed_)
+    throw TopologyError(file +
+                        ": schedule 'peer-sampling' pushes to the peers it draws; set "
+                        "\"directed\": true");
+  if (n < 2) throw TopologyError(file + ": schedule 'peer-sampling' needs at least 2 nodes");
+  if (params_.fanout < 1 || params_.fanout > n - 1)
+    throw TopologyError(file + ": \"fanout\" " + std::to_string(params_.fanout) +
+                        " is out of range; a node pushes to 1.." + std::to_string(n - 1) +
+                        " of the other nodes each round (set \"fanout\": s)");
+  if (mixing_ != MixingKind::kUniform)
+    throw TopologyError(file +
+                        ": schedule 'peer-sampling' mixes uniformly; set \"mixing\": "
+                        "\"uniform\" or leave it out");
+  if (!edges_.empty())
+    throw TopologyError(file +
+                        ": schedule 'peer-sampling' draws peers from all nodes each "
+                        "round; remove its " +
+                        std::to_string(edges_.size()) + " \"edges\"");
+}
+
+// Checks each round like a static graph and builds its adjacency; the union of the rounds is
+// the edges (given ones must match it).
+void Topology::build_rounds(const std::string& file, const std::vector<int>& node_line_by_id) {
+  const int n = size();
   if (params_.rounds.empty())
     throw TopologyError(file +
                         ": schedule 'periodic' needs \"rounds\": one list of edges per "

@@ -182,6 +182,8 @@ class Topology {
   void validate_weights(const std::vector<Edge>& edges, const std::vector<int>& node_line_by_id,
                         const std::string& context) const;
   void validate_schedule(const std::vector<int>& node_line_by_id);
+  void validate_peer_sampling(const std::string& file) const;
+  void build_rounds(const std::string& file, const std::vector<int>& node_line_by_id);
   std::vector<std::vector<int>> union_out_adjacency() const;
   // The weighted edges mixing of `round` reads (periodic: that round's; else all).
   const std::vector<Edge>& round_edges(std::int64_t round) const;
