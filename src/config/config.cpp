@@ -153,10 +153,13 @@ json anchor_paths(json& resolved, const std::string& base_dir,
     written[key] = !from_override && recorded.contains(key) ? recorded[key] : json(value);
   }
   // A topology file is read in here; its contents, not its path, count for the run id.
-  if (resolved["topology"].is_string()) {
-    const bool from_override = overridden(overrides, "topology");
-    resolved["topology"] = absolute_from(resolved["topology"].get<std::string>(),
-                                         from_override ? fs::current_path().string() : base_dir);
+  json& topology = resolved["topology"];
+  json& file = topology.is_object() && topology.contains("file") ? topology["file"] : topology;
+  if (file.is_string()) {
+    const bool from_override =
+        overridden(overrides, &file == &topology ? "topology" : "topology.file");
+    file = absolute_from(file.get<std::string>(),
+                         from_override ? fs::current_path().string() : base_dir);
   }
   return written;
 }
@@ -177,20 +180,68 @@ json generate_from(const json& t, const std::string& origin) {
   return g.make(o).to_json();
 }
 
-json resolve_topology(const json& t, const std::string& format, const std::string& origin) {
+// topology.schedule / topology.fanout beside a file ("file") or a generator ("gen"): the same
+// nodes under peer sampling (their edges are dropped: peers are drawn from all nodes).
+json with_schedule(json topo, const json& spec, const std::string& origin) {
+  if (!spec.contains("schedule") && !spec.contains("fanout")) return topo;
+  const json schedule = spec.value("schedule", topo.value("schedule", json("static")));
+  if (schedule != "peer-sampling")
+    throw ConfigError(origin + ": topology.schedule " + schedule.dump() +
+                      " beside a topology file or generator: only \"peer-sampling\" (with "
+                      "topology.fanout) can be set this way; other schedules are written in the "
+                      "topology file");
+  // Named for what it now is ("ring8-peer-sampling"), so that summaries do not say "ring8".
+  if (topo.value("schedule", json("static")) != "peer-sampling")
+    topo["name"] = topo.value("name", json("topology")).get<std::string>() + "-peer-sampling";
+  topo["schedule"] = "peer-sampling";
+  topo["directed"] = true;
+  topo["mixing"] = "uniform";
+  topo["edges"] = json::array();
+  topo.erase("rounds");
+  if (spec.contains("fanout")) topo["fanout"] = spec["fanout"];
+  return topo;
+}
+
+json load_topology_file(const std::string& path, const std::string& format,
+                        const std::string& origin) {
+  if (!fs::exists(path))
+    throw ConfigError(origin + ": topology file " + path +
+                      " not found (a relative path in a config file is relative to the "
+                      "file's folder, one given with --set to the working directory)");
+  TopologyReadOptions read;
+  read.format = format;
+  return load_topology(path, read).to_json();
+}
+
+json resolve_topology(const json& t, const std::string& format, const std::string& origin,
+                      std::uint64_t run_seed) {
   try {
-    TopologyReadOptions read;
-    read.format = format;
+    json topo;
     if (t.is_string()) {
-      const std::string path = t.get<std::string>();
-      if (!fs::exists(path))
-        throw ConfigError(origin + ": topology file " + path +
-                          " not found (a relative path in a config file is relative to the "
-                          "file's folder, one given with --set to the working directory)");
-      return load_topology(path, read).to_json();
+      topo = load_topology_file(t.get<std::string>(), format, origin);
+    } else if (t.contains("gen") || t.contains("file")) {
+      json base = t;
+      base.erase("schedule");
+      base.erase("fanout");
+      if (t.contains("gen")) {
+        topo = generate_from(base, origin);
+      } else {
+        base.erase("file");
+        if (!base.empty())
+          throw ConfigError(origin +
+                            ": \"topology\" with a \"file\" takes only schedule and "
+                            "fanout beside it, not " +
+                            base.begin().key());
+        topo = load_topology_file(t.at("file").get<std::string>(), format, origin);
+      }
+      topo = with_schedule(topo, t, origin);
+    } else {
+      topo = t;
     }
-    if (t.contains("gen")) return generate_from(t, origin);
-    return parse_topology_json(t, origin + " (topology)").to_json();
+    // Peer sampling draws from the run's seed unless the topology names its own.
+    if (topo.value("schedule", json("static")) == "peer-sampling" && !topo.contains("seed"))
+      topo["seed"] = run_seed;
+    return parse_topology_json(topo, origin + " (topology)").to_json();
   } catch (const json::exception& e) {
     throw ConfigError(origin + ": bad \"topology\": " + e.what());
   }
@@ -207,7 +258,10 @@ std::vector<KeyInfo> run_keys() {
        9.007199254740992e15},
       {"topology", "string|object", "topologies/ring8.json",
        "topology file path, inline topology, or generator {\"gen\": \"ring\", \"nodes\": 8}; "
-       "a generator also takes max_nodes (default 100000: more nodes are refused at once)"},
+       "a generator also takes max_nodes (default 100000: more nodes are refused at once); "
+       "schedule peer-sampling with fanout S beside a generator or a file ({\"file\": PATH}, "
+       "or --set topology.schedule=peer-sampling --set topology.fanout=S) keeps its nodes and "
+       "draws S peers per node each round"},
       {"topology_format", "string", "auto",
        "format of a topology file: json, edges (first line n, then \"u v\" per line), adj "
        "(first line n, then the neighbours of node i on line i), or auto (JSON when it starts "
@@ -454,8 +508,10 @@ void apply_override(json& doc, const std::string& assignment) {
   for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
     json& next = (*node)[parts[i]];
     if (!next.is_object()) {
-      // A leaf given as a string (e.g. "topology": "file.json") is replaced by an object.
-      next = json::object();
+      // A leaf given as a string is replaced by an object; a topology file stays its "file"
+      // (--set topology.schedule=peer-sampling keeps the file's nodes).
+      next = i == 0 && parts[0] == "topology" && next.is_string() ? json{{"file", next}}
+                                                                  : json::object();
     }
     node = &next;
   }
@@ -520,8 +576,9 @@ Config Config::from_json(const nlohmann::json& user_in, const std::string& origi
   c.origin_ = origin;
   // Relative paths are resolved now so that every node agrees (and --resume works anywhere).
   c.paths_as_written_ = anchor_paths(resolved, base_dir, overrides, recorded_paths);
-  nlohmann::json topo = resolve_topology(resolved["topology"],
-                                         resolved["topology_format"].get<std::string>(), origin);
+  nlohmann::json topo =
+      resolve_topology(resolved["topology"], resolved["topology_format"].get<std::string>(), origin,
+                       resolved["seed"].get<std::uint64_t>());
   if (!resolved["network"]["base_port"].is_null()) {
     // Rebase: a launcher moved the run to a free port range (only for files without ports).
     const int base = resolved["network"]["base_port"].get<int>();

@@ -54,12 +54,11 @@ void Dpsgd::absorb(std::int64_t round, int, std::vector<net::Message>& received)
     absorb_robust(round, received);
     return;
   }
-  const Topology& t = *ctx_.topology;
   // The weight of a neighbour that sent nothing (down, or past the deadline) stays here.
-  const float sw = kept_weight(ctx_, round, received);
+  const float sw = peer_sampling() ? uniform_weight(received) : kept_weight(ctx_, round, received);
   for (std::size_t k = 0; k < model_.size(); ++k) mixed_[k] = sw * model_[k];
   for (const auto& m : received) {
-    const float w = static_cast<float>(t.weight(ctx_.self, m.sender, round));
+    const float w = static_cast<float>(neighbour_weight(round, m.sender, received));
     decoder_->decode_add(m.payload.bytes(), codec_ctx(ctx_, round, m.sender), mixed_, w);
   }
   std::memcpy(model_.data(), mixed_.data(), model_.size_bytes());
@@ -76,7 +75,7 @@ void Dpsgd::absorb_robust(std::int64_t round, const std::vector<net::Message>& r
     decoded_[j].resize(model_.size());
     decoder_->decode(m.payload.bytes(), codec_ctx(ctx_, round, m.sender), decoded_[j]);
     models.push_back(decoded_[j]);
-    weights.push_back(ctx_.topology->weight(ctx_.self, m.sender, round));
+    weights.push_back(neighbour_weight(round, m.sender, received));
   }
   switch (aggregation_) {
     case Aggregation::kClip:
@@ -91,6 +90,22 @@ void Dpsgd::absorb_robust(std::int64_t round, const std::vector<net::Message>& r
   std::memcpy(model_.data(), mixed_.data(), model_.size_bytes());
   if (cta_work_) cta_work_->step(model_);
   cta_work_ = nullptr;
+}
+
+bool Dpsgd::peer_sampling() const {
+  return ctx_.topology->schedule() == Schedule::kPeerSampling;
+}
+
+// Peer sampling: itself and every model that arrived, each 1/(1 + arrived) (the in-degree is
+// random, so column weights would not make rows sum to one).
+float Dpsgd::uniform_weight(const std::vector<net::Message>& received) {
+  return 1.0f / (1.0f + static_cast<float>(received.size()));
+}
+
+double Dpsgd::neighbour_weight(std::int64_t round, int sender,
+                               const std::vector<net::Message>& received) const {
+  return peer_sampling() ? uniform_weight(received)
+                         : ctx_.topology->weight(ctx_.self, sender, round);
 }
 
 nlohmann::json Dpsgd::round_metrics() const {
@@ -128,9 +143,9 @@ std::vector<Option> dpsgd_options() {
 }  // namespace
 
 MethodInfo dpsgd_method() {
-  return method_entry<Dpsgd>("dpsgd",
-                             "D-PSGD: local step, then gossip averaging with Metropolis weights",
-                             {true, true, false}, LocalMomentum::kOptimizer, dpsgd_options());
+  return method_entry<Dpsgd>(
+      "dpsgd", "D-PSGD: local step, then gossip averaging with Metropolis weights",
+      {true, false, false, true}, LocalMomentum::kOptimizer, dpsgd_options());
 }
 
 }  // namespace rumor::gossip

@@ -216,13 +216,17 @@ void check_aggregation(const MethodInfo& info, const nlohmann::json& params) {
                     "; robust aggregation is an option of dpsgd and qgm (or set "
                     "method.aggregation to mean)");
 }
-}  // namespace
 
-std::unique_ptr<Method> make_method(const std::string& name, MethodContext ctx) {
-  const MethodInfo& info = method_info(name);
-  check_aggregation(info, ctx.params);
-  const Topology& t = *ctx.topology;
-  const auto& req = info.needs;
+// What the method needs of the graph against the topology. Under peer sampling a method that
+// averages what arrived (needs.peer_sampling) has neither need.
+void check_graph(const std::string& name, const Requirements& req, const Topology& t) {
+  if (t.schedule() == Schedule::kPeerSampling) {
+    if (req.peer_sampling || !(req.undirected || req.static_schedule)) return;
+    throw ConfigError("method " + name + " cannot run on topology '" + t.name() +
+                      "' (schedule peer-sampling: random directed peers each round): it needs " +
+                      (req.undirected ? "an undirected graph" : "a static graph") +
+                      "; use sgp (push-sum) or dpsgd (uniform average of what arrived)");
+  }
   if (req.undirected && t.directed()) {
     throw ConfigError("method " + name +
                       " needs an undirected graph (symmetric mixing), but "
@@ -234,6 +238,15 @@ std::unique_ptr<Method> make_method(const std::string& name, MethodContext ctx) 
                       "' is time-varying (" + to_string(t.schedule()) +
                       "); use sgp, or a static topology");
   }
+}
+}  // namespace
+
+std::unique_ptr<Method> make_method(const std::string& name, MethodContext ctx) {
+  const MethodInfo& info = method_info(name);
+  check_aggregation(info, ctx.params);
+  const Topology& t = *ctx.topology;
+  const auto& req = info.needs;
+  check_graph(name, req, t);
   // method.allow_noncontractive: run anyway (e.g. Count-Sketch with error feedback, whose
   // guarantee is empirical); the experiment then shows whether it works.
   if (req.contractive_codec && !ctx.codec->contractive() &&

@@ -40,6 +40,11 @@ class Dpsgd : public Method {
  private:
   // method.aggregation other than mean: the received models decoded one by one.
   void absorb_robust(std::int64_t round, const std::vector<net::Message>& received);
+  bool peer_sampling() const;
+  static float uniform_weight(const std::vector<net::Message>& received);
+  // W(self, sender) of the round, or the uniform weight over what arrived (peer sampling).
+  double neighbour_weight(std::int64_t round, int sender,
+                          const std::vector<net::Message>& received) const;
   Aggregation aggregation_ = Aggregation::kMean;
   double clip_tau_ = -1;  // < 0: adaptive radius
   int clip_b_ = 1, trim_ = 1;

@@ -82,10 +82,8 @@ class Sgp : public Method {
           "shares (mass is then lost with every lost message)");
     // Every edge of the schedule, so checkpoints list the same buffers on save and load.
     const Topology& t = *ctx_.topology;
-    for (int r = 0; r < t.period(); ++r) {
-      for (int j : t.out_neighbors(ctx_.self, r)) out_[j];
-      for (int j : t.in_neighbors(ctx_.self, r)) in_[j];
-    }
+    for (int j : t.out_peers(ctx_.self)) out_[j];
+    for (int j : t.in_peers(ctx_.self)) in_[j];
   }
   std::string name() const override { return "sgp"; }
 

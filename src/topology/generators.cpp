@@ -143,6 +143,18 @@ Topology exponential(const GenOptions& o) {
   return t;
 }
 
+Topology base(const GenOptions& o) {
+  require_nodes(o, 2, "base");
+  require_edges(o, 0.5 * o.nodes * std::max(o.k, 1), "base");
+  ScheduleParams params;
+  params.rounds = base_graph_rounds(o.nodes, o.k);
+  Topology t("base" + std::to_string(o.k + 1) + "-" + std::to_string(o.nodes), false,
+             Schedule::kPeriodic, MixingKind::kExplicit, std::move(params), make_nodes(o), {},
+             "generated base");
+  t.set_ports_explicit(o.base_port.has_value());
+  return t;
+}
+
 // G(n, p) in time linear in the edges: the gap to the next present pair is geometric
 // (Batagelj and Brandes 2005, "Efficient generation of large random networks").
 std::set<std::pair<int, int>> gnp_pairs(int n, double p, Rng& rng) {
@@ -276,7 +288,8 @@ const std::vector<GenOption>& generator_options() {
        "node i listens on base-port + i (default: left to the launcher, 29500 + i)"},
       {"seed", "--seed", &GenOptions::seed, "seed for random graphs"},
       {"p", "--p", &GenOptions::p, "erdos-renyi: edge probability"},
-      {"k", "--k", &GenOptions::k, "small-world: ring neighbours per node (even)"},
+      {"k", "--k", &GenOptions::k,
+       "small-world: ring neighbours per node (even); base: maximum degree k"},
       {"beta", "--beta", &GenOptions::beta, "small-world: rewiring probability"},
       {"m", "--m", &GenOptions::m, "barabasi-albert: edges per new node"},
       {"rows", "--rows", &GenOptions::rows, "torus: number of rows (0: most square)"},
@@ -326,6 +339,11 @@ const std::vector<GeneratorInfo>& topology_generators() {
        "SGP's one-peer time-varying directed graph: round t, i sends to i + 2^(t mod log2 n)",
        {},
        exponential},
+      {"base",
+       "Base-(k+1) graph: periodic rounds of degree <= k whose product is exact averaging for "
+       "any n",
+       {"k"},
+       base},
       {"erdos-renyi", "random graph G(n, p), re-drawn until connected", {"seed", "p"}, erdos_renyi},
       {"small-world",
        "Watts-Strogatz ring lattice of k neighbours, rewired with probability beta",

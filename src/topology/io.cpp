@@ -102,23 +102,80 @@ std::string stem_of(const std::string& path) {
   return std::filesystem::path(path).stem().string();
 }
 
+Schedule parse_schedule(const nlohmann::json& j, const std::string& source) {
+  const std::string sched = j.value("schedule", std::string("static"));
+  for (Schedule s : {Schedule::kStatic, Schedule::kOnePeerExponential, Schedule::kPeerSampling,
+                     Schedule::kPeriodic})
+    if (sched == to_string(s)) return s;
+  throw TopologyError(source + ": unknown schedule \"" + sched +
+                      "\"; valid: static, one-peer-exponential, peer-sampling, periodic");
+}
+
+// One edge: [from, to] or {"from", "to", "weight"}.
+Edge parse_edge(const nlohmann::json& o, const std::string& where) {
+  Edge e;
+  if (o.is_array() && o.size() == 2) {
+    e.from = get_int(o[0], where, "an edge end");
+    e.to = get_int(o[1], where, "an edge end");
+  } else if (o.is_object()) {
+    refuse_unknown_keys(o, {"from", "to", "weight"}, where, "an edge");
+    if (!o.contains("from") || !o.contains("to"))
+      throw TopologyError(where + ": an edge object needs \"from\" and \"to\"");
+    e.from = get_int(o["from"], where, "edge \"from\"");
+    e.to = get_int(o["to"], where, "edge \"to\"");
+    if (o.contains("weight")) {
+      if (!o["weight"].is_number())
+        throw TopologyError(where + ": edge \"weight\" must be a number");
+      e.weight = o["weight"].get<double>();
+    }
+  } else {
+    throw TopologyError(
+        where + ": an edge must be [from, to] or {\"from\", \"to\", \"weight\"}, got " + o.dump());
+  }
+  return e;
+}
+
+// One round of a periodic schedule: a list of edges.
+std::vector<Edge> parse_round(const nlohmann::json& list, const std::string& where) {
+  if (!list.is_array()) throw TopologyError(where + " must be a list of edges");
+  std::vector<Edge> edges;
+  for (const auto& o : list) edges.push_back(parse_edge(o, where));
+  return edges;
+}
+
+// "fanout" and "seed" (peer sampling), "rounds" (periodic); the Topology checks which
+// schedule may have them.
+ScheduleParams schedule_params(const nlohmann::json& j, const std::string& source) {
+  ScheduleParams p;
+  if (j.contains("fanout")) p.fanout = get_int(j["fanout"], source, "\"fanout\"");
+  if (j.contains("seed")) {
+    if (!j["seed"].is_number_unsigned())
+      throw TopologyError(source + ": \"seed\" must be a non-negative integer, got " +
+                          j["seed"].dump());
+    p.seed = j["seed"].get<std::uint64_t>();
+  }
+  if (j.contains("rounds")) {
+    const auto& rounds = j["rounds"];
+    if (!rounds.is_array())
+      throw TopologyError(source + ": \"rounds\" must be a list, one list of edges per round");
+    for (std::size_t r = 0; r < rounds.size(); ++r)
+      p.rounds.push_back(parse_round(rounds[r], source + ": round " + std::to_string(r)));
+  }
+  return p;
+}
+
 Topology parse_json_value(const nlohmann::json& j, const std::string& source,
                           const std::vector<int>& node_lines, const std::vector<int>& edge_lines,
                           int max_nodes) {
   if (!j.is_object()) throw TopologyError(source + ": a topology file must be a JSON object");
-  refuse_unknown_keys(
-      j, {"name", "directed", "schedule", "mixing", "base_port", "nodes", "edges", "description"},
-      source, "the topology");
+  refuse_unknown_keys(j,
+                      {"name", "directed", "schedule", "mixing", "base_port", "nodes", "edges",
+                       "description", "fanout", "seed", "rounds"},
+                      source, "the topology");
   const std::string name = j.value("name", stem_of(source));
-  const bool directed = j.value("directed", false);
-  Schedule schedule = Schedule::kStatic;
-  const std::string sched = j.value("schedule", std::string("static"));
-  if (sched == "one-peer-exponential") {
-    schedule = Schedule::kOnePeerExponential;
-  } else if (sched != "static") {
-    throw TopologyError(source + ": unknown schedule \"" + sched +
-                        "\"; valid: static, one-peer-exponential");
-  }
+  const Schedule schedule = parse_schedule(j, source);
+  // Peer sampling pushes: directed unless the file says otherwise (and is then refused).
+  const bool directed = j.value("directed", schedule == Schedule::kPeerSampling);
   MixingKind mixing = directed ? MixingKind::kUniform : MixingKind::kMetropolis;
   if (j.contains("mixing")) {
     const std::string m = j["mixing"].get<std::string>();
@@ -183,34 +240,11 @@ Topology parse_json_value(const nlohmann::json& j, const std::string& source,
   if (j.contains("edges")) {
     const auto& je = j["edges"];
     if (!je.is_array()) throw TopologyError(source + ": \"edges\" must be a list");
-    for (std::size_t k = 0; k < je.size(); ++k) {
-      const std::string where = at_line(source, edge_lines, k);
-      const auto& o = je[k];
-      Edge e;
-      if (o.is_array() && o.size() == 2) {
-        e.from = get_int(o[0], where, "an edge end");
-        e.to = get_int(o[1], where, "an edge end");
-      } else if (o.is_object()) {
-        refuse_unknown_keys(o, {"from", "to", "weight"}, where, "an edge");
-        if (!o.contains("from") || !o.contains("to"))
-          throw TopologyError(where + ": an edge object needs \"from\" and \"to\"");
-        e.from = get_int(o["from"], where, "edge \"from\"");
-        e.to = get_int(o["to"], where, "edge \"to\"");
-        if (o.contains("weight")) {
-          if (!o["weight"].is_number())
-            throw TopologyError(where + ": edge \"weight\" must be a number");
-          e.weight = o["weight"].get<double>();
-        }
-      } else {
-        throw TopologyError(where +
-                            ": an edge must be [from, to] or {\"from\", \"to\", \"weight\"}, got " +
-                            o.dump());
-      }
-      edges.push_back(e);
-    }
+    for (std::size_t k = 0; k < je.size(); ++k)
+      edges.push_back(parse_edge(je[k], at_line(source, edge_lines, k)));
   }
-  Topology t(name, directed, schedule, mixing, std::move(nodes), std::move(edges), source,
-             node_lines, edge_lines);
+  Topology t(name, directed, schedule, mixing, schedule_params(j, source), std::move(nodes),
+             std::move(edges), source, node_lines, edge_lines);
   t.set_ports_explicit(ports_explicit);
   return t;
 }
@@ -500,8 +534,8 @@ void save_topology(const Topology& topology, const std::string& path) {
     // One node and one edge per line keeps files diffable and error lines meaningful.
     const nlohmann::json j = topology.to_json();
     out << "{\n";
-    for (const char* key : {"name", "directed", "schedule", "mixing"})
-      out << "  \"" << key << "\": " << j[key].dump() << ",\n";
+    for (const char* key : {"name", "directed", "schedule", "mixing", "fanout", "seed"})
+      if (j.contains(key)) out << "  \"" << key << "\": " << j[key].dump() << ",\n";
     if (topology.ports_explicit() && topology.size() > 0)
       out << "  \"base_port\": " << topology.node(0).port << ",\n";
     auto write_list = [&](const char* key, const nlohmann::json& list, bool last) {
@@ -511,7 +545,8 @@ void save_topology(const Topology& topology, const std::string& path) {
       out << (list.empty() ? "]" : "\n  ]") << (last ? "\n" : ",\n");
     };
     write_list("nodes", j["nodes"], false);
-    write_list("edges", j["edges"], true);
+    write_list("edges", j["edges"], !j.contains("rounds"));
+    if (j.contains("rounds")) write_list("rounds", j["rounds"], true);
     out << "}\n";
     if (!out) throw TopologyError(path + ": write failed (disk full?)");
   }

@@ -70,6 +70,49 @@ SpectralFigures exponential_figures(const Topology& t) {
   return f;
 }
 
+Eigen::MatrixXd dense(const SparseMixing& w) {
+  const int n = w.size();
+  Eigen::MatrixXd m = Eigen::MatrixXd::Zero(n, n);
+  for (int j = 0; j < n; ++j)
+    for (const auto& [i, v] : w.rows[j]) m(j, i) = v;
+  return m;
+}
+
+// Every entry 1/n up to rounding (entries are products of a few rational weights).
+bool is_averaging(const Eigen::MatrixXd& m) {
+  const double target = 1.0 / static_cast<double>(m.rows());
+  return ((m.array() - target).abs() <= 1e-12).all();
+}
+
+// A periodic schedule: the product of its rounds' matrices over one period, built densely.
+// When some prefix of rounds multiplies to exact averaging (finite-time consensus, as the
+// Base-(k+1) graph and the exponential graph at powers of two), the SLEM is 0 and the figure
+// is the shortest such prefix; else the SLEM of the product, to the power 1/period.
+SpectralFigures periodic_figures(const Topology& t) {
+  const int n = t.size();
+  const int period = t.period();
+  if (n > kDenseGeneralLimit)
+    return {kNaN, "skipped", 0,
+            "SLEM skipped: the product over a period is built densely only up to " +
+                std::to_string(kDenseGeneralLimit) + " nodes"};
+  Eigen::MatrixXd product = Eigen::MatrixXd::Identity(n, n);
+  for (int r = 0; r < period; ++r) {
+    product = dense(t.sparse_mixing(r)) * product;
+    if (is_averaging(product))
+      return {0.0, "exact", r + 1,
+              "the product of the mixing matrices of rounds 0.." + std::to_string(r) +
+                  " is exact averaging (finite-time consensus; every entry 1/n to 1e-12): SLEM 0"};
+  }
+  Eigen::EigenSolver<Eigen::MatrixXd> solver(product, false);
+  std::vector<double> moduli;
+  for (const auto& v : solver.eigenvalues()) moduli.push_back(std::abs(v));
+  std::sort(moduli.rbegin(), moduli.rend());
+  const double second = moduli.size() < 2 ? 0.0 : moduli[1];
+  return {std::pow(second, 1.0 / period), "dense", 0,
+          "SLEM of the product over one period of " + std::to_string(period) +
+              " rounds, to the power 1/period"};
+}
+
 // W = (1/n) 1 1^T: one round averages exactly.
 bool averages_in_one_round(const SparseMixing& w) {
   const int n = w.size();
@@ -93,10 +136,7 @@ bool symmetric(const SparseMixing& w) {
 }
 
 double dense_second_modulus(const SparseMixing& w, bool is_symmetric) {
-  const int n = w.size();
-  Eigen::MatrixXd m = Eigen::MatrixXd::Zero(n, n);
-  for (int j = 0; j < n; ++j)
-    for (const auto& [i, v] : w.rows[j]) m(j, i) = v;
+  const Eigen::MatrixXd m = dense(w);
   std::vector<double> moduli;
   if (is_symmetric) {
     Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> solver(m, Eigen::EigenvaluesOnly);
@@ -200,7 +240,16 @@ SpectralFigures lanczos_figures(const SparseMixing& w) {
 SpectralFigures spectral_figures(const Topology& topology) {
   const int n = topology.size();
   if (n < 2) return {0.0, "exact", 1, ""};
-  if (topology.schedule() == Schedule::kOnePeerExponential) return exponential_figures(topology);
+  switch (topology.schedule()) {
+    case Schedule::kOnePeerExponential:
+      return exponential_figures(topology);
+    case Schedule::kPeriodic:
+      return periodic_figures(topology);
+    case Schedule::kPeerSampling:
+      return {kNaN, "skipped", 0, "peer sampling draws every round afresh: no fixed mixing matrix"};
+    case Schedule::kStatic:
+      break;
+  }
   const SparseMixing w = topology.sparse_mixing(0);
   if (averages_in_one_round(w)) return {0.0, "exact", 1, "W averages exactly in one round: SLEM 0"};
   const bool is_symmetric = symmetric(w);

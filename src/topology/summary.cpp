@@ -127,6 +127,7 @@ void check_topology_size(long nodes, long edges, int max_nodes, const std::strin
 }
 
 std::vector<int> Topology::component_sizes() const {
+  if (schedule_ == Schedule::kPeerSampling) return {size()};  // any node may draw any other
   const Adjacency adj = union_out_adjacency();
   std::vector<int> sizes;
   if (directed_) {
@@ -149,6 +150,21 @@ Topology::Summary Topology::summary() const {
   const int n = size();
   Summary s;
   s.nodes = n;
+  if (schedule_ == Schedule::kPeerSampling) {
+    // The union over rounds is the complete graph; each round is a fresh random draw.
+    s.edges = n * (n - 1);
+    s.degree_min = s.degree_max = n - 1;
+    s.component_sizes = {n};
+    s.connected = true;
+    s.diameter = 1;
+    s.slem = s.spectral_gap = std::numeric_limits<double>::quiet_NaN();
+    s.slem_method = "skipped";
+    s.notes.push_back("peer sampling: each round every node pushes to " +
+                      std::to_string(params_.fanout) +
+                      " peers drawn afresh from (seed, round, node); there is no fixed mixing "
+                      "matrix to take a SLEM of (edges and degrees above are the union)");
+    return s;
+  }
   const Adjacency adj = union_out_adjacency();
   std::size_t links = 0;
   for (const auto& a : adj) links += a.size();

@@ -58,6 +58,30 @@ TEST_SUITE("cli") {
       CHECK(j.contains(key));
   }
 
+  TEST_CASE("topology check reports the Base-(k+1) graph's finite-time exact average") {
+    const auto dir = scratch("base");
+    for (const auto& [n, k] :
+         {std::pair{5, 1}, std::pair{6, 1}, std::pair{7, 2}, std::pair{12, 2}}) {
+      CAPTURE(n);
+      CAPTURE(k);
+      const auto file = (dir / ("b" + std::to_string(n) + ".json")).string();
+      REQUIRE(rumor("topology gen base --nodes " + std::to_string(n) + " --k " + std::to_string(k) +
+                    " -o " + file)
+                  .code == 0);
+      const auto r = rumor("topology check " + file + " --json --log-level off");
+      REQUIRE(r.code == 0);
+      const auto j = nlohmann::json::parse(r.out);
+      CHECK(j["schedule"] == "periodic");
+      CHECK(j["slem"] == 0.0);
+      CHECK(j["slem_method"] == "exact");
+      CHECK(j["rounds_to_exact_average"].get<int>() > 0);
+      CHECK(j["rounds_to_exact_average"].get<int>() <= j["period"].get<int>());
+      CHECK(j["degree_max"].get<int>() >= 1);
+      const auto text = rumor("topology check " + file);
+      CHECK(text.out.find("exact average after") != std::string::npos);
+    }
+  }
+
   TEST_CASE("topology gen takes each kind's own options, from the generator registry") {
     const auto t = rumor("topology gen torus --nodes 12 --rows 3 --base-port 7000");
     REQUIRE(t.code == 0);

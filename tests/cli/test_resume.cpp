@@ -148,6 +148,16 @@ TEST_SUITE("cli") {
                          " --set optimizer.name=adam --set optimizer.lr=0.01");
   }
 
+  TEST_CASE("resume line for line: peer sampling, in-process and over TCP") {
+    const std::string ps =
+        " --set topology.gen=ring --set topology.schedule=peer-sampling --set topology.fanout=2";
+    check_resume_matches("resume-ps-sgp-inproc", " --inprocess", false,
+                         " --set method.name=sgp" + ps);
+    check_resume_matches("resume-ps-dpsgd-inproc", " --inprocess", false,
+                         " --set method.name=dpsgd" + ps);
+    check_resume_matches("resume-ps-sgp-tcp", "", false, " --set method.name=sgp" + ps);
+  }
+
   TEST_CASE("config paths: relative to the config's folder, --set ones to the working dir") {
     const auto root = scratch("paths");
     fs::create_directories(root / "cfg" / "topo");

@@ -18,6 +18,38 @@ config::Config from(const json& j, std::vector<std::string> overrides = {}) {
 }  // namespace
 
 TEST_SUITE("config") {
+  TEST_CASE(
+      "topology.schedule and topology.fanout turn a file's or a generator's nodes into peer "
+      "sampling") {
+    // A file: its nodes (hosts, ports) stay, its edges go; the draws take the run's seed.
+    const auto c = from({{"topology", "topologies/ring8.json"}, {"seed", 5}},
+                        {"topology.schedule=peer-sampling", "topology.fanout=2"});
+    const auto& t = c.at("topology");
+    CHECK(t["schedule"] == "peer-sampling");
+    CHECK(t["fanout"] == 2);
+    CHECK(t["seed"] == 5);
+    CHECK(t["nodes"].size() == 8);
+    CHECK(t["edges"].empty());
+    CHECK(t["directed"] == true);
+    CHECK(t["name"] == "ring8-peer-sampling");
+    // A generator: the same keys beside its own.
+    const auto g = from({{"topology", {{"gen", "ring"}, {"nodes", 16}}}},
+                        {"topology.schedule=peer-sampling", "topology.fanout=3"});
+    CHECK(g.at("topology")["nodes"].size() == 16);
+    CHECK(g.at("topology")["fanout"] == 3);
+    CHECK(g.at("topology")["seed"] == 1);
+    // The run id follows the fanout.
+    CHECK(from({{"topology", "topologies/ring8.json"}, {"seed", 5}},
+               {"topology.schedule=peer-sampling", "topology.fanout=1"})
+              .run_id() != c.run_id());
+    CHECK_THROWS_WITH_AS(
+        from({{"topology", "topologies/ring8.json"}}, {"topology.schedule=peer-sampling"}),
+        doctest::Contains("\"fanout\" 0 is out of range"), TopologyError);
+    CHECK_THROWS_WITH_AS(
+        from({{"topology", "topologies/ring8.json"}}, {"topology.schedule=one-peer-exponential"}),
+        doctest::Contains("only \"peer-sampling\""), ConfigError);
+  }
+
   TEST_CASE("every key has a default and the resolved config holds them all") {
     const auto c = from(json::object());
     for (const auto& k : config::keys()) {

@@ -244,6 +244,9 @@ struct Requirements {
   bool undirected = false;         // symmetric mixing (dpsgd, choco, squarm, qgm)
   bool static_schedule = false;    // one graph for every round
   bool contractive_codec = false;  // choco, squarm
+  // Under peer sampling (random directed peers each round) it averages uniformly over the
+  // models that arrived instead (dpsgd); methods without the two needs above take it as is.
+  bool peer_sampling = false;
 };
 
 // How a method's local steps use the optimizer's momentum.

@@ -19,7 +19,8 @@ struct GenOptions {
   std::string host = "127.0.0.1";
   std::optional<int> base_port;  // unset: ports left to the launcher (default 29500 + id)
   double p = 0.3;                // erdos-renyi edge probability
-  int k = 4;          // small-world: each node joins its k nearest ring neighbours (even)
+  int k = 4;          // small-world: each node joins its k nearest ring neighbours (even);
+                      // base: the maximum degree of the Base-(k+1) graph
   double beta = 0.2;  // small-world rewiring probability
   int m = 2;          // barabasi-albert: edges per new node
   int rows = 0;       // torus: rows (0: the most square factorisation of nodes)
@@ -59,5 +60,10 @@ const std::vector<GeneratorInfo>& topology_generators();
 // Throws TopologyError listing the valid names when `kind` is unknown.
 const GeneratorInfo& find_generator(const std::string& kind);
 Topology generate_topology(const std::string& kind, const GenOptions& options);
+
+// The rounds of one period of the Base-(k+1) graph on `nodes` nodes (Takezawa et al. 2023):
+// undirected weighted edges (from < to, W symmetric), each node in at most k edges a round;
+// the product of the rounds' mixing matrices is exact averaging.
+std::vector<std::vector<Edge>> base_graph_rounds(int nodes, int k);
 
 }  // namespace rumor

@@ -26,7 +26,11 @@ struct Edge {
   std::optional<double> weight;
 };
 
-enum class Schedule { kStatic, kOnePeerExponential };
+// kStatic: one graph for every round. kOnePeerExponential: round t, i sends to i + 2^(t mod
+// period). kPeerSampling: each round every node pushes to `fanout` peers drawn afresh from
+// (seed, round, node) out of all other nodes (period 1: nothing repeats). kPeriodic: an
+// explicit list of rounds, each its own set of (weighted) edges, repeated.
+enum class Schedule { kStatic, kOnePeerExponential, kPeerSampling, kPeriodic };
 enum class MixingKind { kMetropolis, kUniform, kExplicit };
 
 const char* to_string(Schedule s);
@@ -73,6 +77,17 @@ inline constexpr long kEdgesPerMaxNode = 100;
 // kEdgesPerMaxNode * max_nodes, and says which option raises the limit.
 void check_topology_size(long nodes, long edges, int max_nodes, const std::string& what);
 
+// What a schedule other than static needs besides nodes and edges.
+struct ScheduleParams {
+  int fanout = 0;  // kPeerSampling: peers each node pushes to per round (1..n-1)
+  // kPeerSampling: the draws are a function of (seed, round, node); unset: 1 (a run sets its
+  // own seed when the topology names none).
+  std::optional<std::uint64_t> seed;
+  // kPeriodic: the edges of each round of one period (same form as edges: undirected ones
+  // once with from < to; weights when mixing is explicit).
+  std::vector<std::vector<Edge>> rounds;
+};
+
 class Topology {
  public:
   // Builds and validates; throws TopologyError naming `source` and the problem.
@@ -81,6 +96,11 @@ class Topology {
   Topology(std::string name, bool directed, Schedule schedule, MixingKind mixing,
            std::vector<NodeInfo> nodes, std::vector<Edge> edges, std::string source = "",
            std::vector<int> node_lines = {}, std::vector<int> edge_lines = {});
+  // The same with a schedule's own parameters (peer sampling, periodic rounds).
+  Topology(std::string name, bool directed, Schedule schedule, MixingKind mixing,
+           ScheduleParams params, std::vector<NodeInfo> nodes, std::vector<Edge> edges,
+           std::string source = "", std::vector<int> node_lines = {},
+           std::vector<int> edge_lines = {});
 
   const std::string& name() const { return name_; }
   const std::string& source() const { return source_; }
@@ -89,8 +109,13 @@ class Topology {
   Schedule schedule() const { return schedule_; }
   MixingKind mixing_kind() const { return mixing_; }
   bool time_varying() const { return schedule_ != Schedule::kStatic; }
-  // Rounds after which the schedule repeats (1 for static).
+  // Rounds after which the schedule repeats (1 for static, and for peer sampling, whose rounds
+  // are drawn afresh and never repeat).
   int period() const;
+  int fanout() const { return params_.fanout; }
+  std::uint64_t sample_seed() const { return params_.seed.value_or(1); }
+  // kPeriodic: the edges of each round of one period (empty otherwise).
+  const std::vector<std::vector<Edge>>& rounds() const { return params_.rounds; }
   // True when the file set ports (base_port or a node's port); false lets a launcher
   // move the whole run to a free port range.
   bool ports_explicit() const { return ports_explicit_; }
@@ -101,13 +126,17 @@ class Topology {
   const NodeInfo& node(int id) const { return nodes_.at(static_cast<std::size_t>(id)); }
   const std::vector<NodeInfo>& nodes() const { return nodes_; }
   // Edges as given (undirected: once each, from < to). For a time-varying schedule,
-  // the union over one period.
+  // the union over one period; none for peer sampling (every other node may be drawn).
   const std::vector<Edge>& edges() const { return edges_; }
 
   // Directed links of one round: i sends to out_neighbors(i, r), receives from
-  // in_neighbors(i, r). Sorted ascending, no self.
+  // in_neighbors(i, r). Sorted ascending, no self. Peer sampling: out O(fanout), in O(n fanout)
+  // (every node's draw of that round).
   std::vector<int> out_neighbors(int i, std::int64_t round = 0) const;
   std::vector<int> in_neighbors(int i, std::int64_t round = 0) const;
+  // Every node i ever sends to (out_peers) or hears from (in_peers) under the schedule.
+  std::vector<int> out_peers(int i) const;
+  std::vector<int> in_peers(int i) const;
   // Every node i ever exchanges data with, in either direction, over one period:
   // the data-plane links a transport opens.
   std::vector<int> peers(int i) const;
@@ -148,7 +177,16 @@ class Topology {
 
  private:
   void validate(const std::vector<int>& node_lines, const std::vector<int>& edge_lines);
+  void validate_edges(std::vector<Edge>& edges, const std::vector<int>& edge_lines,
+                      const std::string& context, bool weights) const;
+  void validate_weights(const std::vector<Edge>& edges, const std::vector<int>& node_line_by_id,
+                        const std::string& context) const;
+  void validate_schedule(const std::vector<int>& node_line_by_id);
+  void validate_peer_sampling(const std::string& file) const;
+  void build_rounds(const std::string& file, const std::vector<int>& node_line_by_id);
   std::vector<std::vector<int>> union_out_adjacency() const;
+  // The weighted edges mixing of `round` reads (periodic: that round's; else all).
+  const std::vector<Edge>& round_edges(std::int64_t round) const;
   std::string where(const std::vector<int>& lines, std::size_t index) const;
 
   std::string name_;
@@ -161,6 +199,9 @@ class Topology {
   std::vector<Edge> edges_;
   std::vector<std::vector<int>> out_;  // static out-adjacency (directed view)
   std::vector<std::vector<int>> in_;
+  ScheduleParams params_;
+  // kPeriodic: adjacency of each round (directed view), [round][node].
+  std::vector<std::vector<std::vector<int>>> round_out_, round_in_;
 };
 
 // Second-largest eigenvalue modulus (SLEM) of W (static) or of the product over one period,
