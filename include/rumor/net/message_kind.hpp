@@ -12,6 +12,10 @@ enum class MessageKind : std::uint32_t {
   kBarrier = 2,          // control ring: start/stop barrier token
   kAverage = 3,          // control ring: exact-average traffic
   kStop = 4,             // data link: stop notice to a neighbour (on_peer_failure continue)
+  kPairRequest = 5,      // asynchronous pairwise averaging: the requester's model
+  kPairReply = 6,        // the average, kept by both ends
+  kPairBusy = 7,         // the neighbour is in another exchange: ask again
+  kPairDone = 8,         // the sender finished its steps (it still serves requests)
   kBenchRelease = 17,    // `rumor bench net`: barrier release
   kBenchStep = 18,       // `rumor bench net`: one timed round
   kAllreduce = 116,      // the allreduce method's ring exchange
