@@ -45,7 +45,6 @@ class AdPsgd : public Method, public Pairwise {
     peer_x_.assign(model.size(), 0.0f);
     encoder_.reset(*ctx_.codec, model.size());
     decoder_ = ctx_.codec->make_decoder(model.size());
-    done_.assign(static_cast<std::size_t>(ctx_.topology->size()), 0);
   }
 
   // No synchronous rounds: the drivers of asynchronous methods use pairwise().
@@ -60,9 +59,6 @@ class AdPsgd : public Method, public Pairwise {
   net::Message busy(const net::Message& request) override;
   bool finish(const net::Message& answer) override;
   void give_up() override;
-  void peer_done(int peer) override {
-    if (peer >= 0 && static_cast<std::size_t>(peer) < done_.size()) done_[peer] = 1;
-  }
   bool locked() const override { return partner_ >= 0; }
   int partner() const override { return partner_; }
 
@@ -97,7 +93,6 @@ class AdPsgd : public Method, public Pairwise {
   int max_tries_ = 3;
   int partner_ = -1;  // the neighbour asked, while locked
   int tries_ = 0;     // requests made after the current local step
-  std::vector<char> done_;
   std::vector<float> peer_x_;
   PayloadEncoder encoder_;
   std::unique_ptr<codec::Decoder> decoder_;
@@ -120,8 +115,8 @@ Refusal AdPsgd::check(const net::Message& m) {
 }
 
 std::optional<Outgoing> AdPsgd::start(std::int64_t step) {
-  auto peers = live(ctx_.topology->peers(ctx_.self));
-  std::erase_if(peers, [this](int j) { return done_[j] != 0; });
+  // Neighbours done with their steps are asked too: they serve until everyone is done.
+  const auto peers = live(ctx_.topology->peers(ctx_.self));
   if (peers.empty()) {
     ++skipped_;
     unlock();

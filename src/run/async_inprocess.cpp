@@ -198,7 +198,7 @@ void AsyncSim::on_arrival(Event& e) {
   }
   using K = net::MessageKind;
   if (m.kind == K::kPairRequest) return send(e.node, m.sender, pw(e.node).serve(m), e.t);
-  if (m.kind == K::kPairDone) return pw(e.node).peer_done(m.sender);
+  if (m.kind == K::kPairDone) return;  // in-process, done nodes serve until the loop ends
   clock(e.node) = std::max(clock(e.node), e.t);
   on_answer(e.node, m);
 }
@@ -214,9 +214,6 @@ void AsyncSim::on_answer(int i, const net::Message& m) {
 void AsyncSim::end_step(int i) {
   Peer& p = *peers_[i];
   const std::int64_t r = step_[i];
-  ++steps_done_;
-  if (steps_done_ % n_ == 0)
-    progress_.update(steps_done_ / n_, p.last_metrics().value("loss", 0.0), -1, 0);
   if (r + 1 == rounds_) {
     for (int j : topology_.peers(i)) send(i, j, gossip::pair_done_message(rounds_), clock(i));
     return;
@@ -224,6 +221,8 @@ void AsyncSim::end_step(int i) {
   if (p.eval_round(r)) p.skip_average();
   p.finish_round(r);
   if (p.checkpoint_due(r)) p.save_checkpoint(r);
+  if (++steps_done_ % n_ == 0)  // "rounds" on the progress line: steps per node on average
+    progress_.update(steps_done_ / n_, p.last_metrics().value("loss", 0.0), -1, 0);
   if (r == options_.stop_after) stopped_ = true;
   ++step_[i];
   push(clock(i), Event::kStep, i);

@@ -88,7 +88,6 @@ std::optional<net::Message> AsyncNode::handle(net::Message m) {
     return std::nullopt;
   }
   if (m.kind == MessageKind::kPairDone) {
-    pw_.peer_done(m.sender);
     done_.insert(m.sender);
     return std::nullopt;
   }

@@ -60,7 +60,7 @@ void check_complete(const fs::path& run_dir, int n, int steps) {
   json s;
   std::ifstream(run_dir / "summary.json") >> s;
   CHECK(s["complete"] == true);
-  CHECK(s["final"]["test_acc_mean"].get<double>() > 0.8);
+  CHECK(s["final"]["test_acc_mean"].get<double>() > 0.5);  // nodes alone (local): 0.39
 }
 
 }  // namespace
@@ -106,15 +106,20 @@ TEST_SUITE("cli") {
       REQUIRE(rumor("launch " + small_config(dir) + sets).code == 0);
       const auto run_dir = only_run(dir / "runs");
       for (const char* f : {"summary.json", "summary.csv", "model.pt"}) fs::remove(run_dir / f);
-      for (int i = 0; i < 8; ++i)  // the newest checkpoint of node 5 is lost: it goes back further
-        if (i == 5) REQUIRE(fs::remove(run_dir / "checkpoints" / "node-5-r29.ckpt"));
+      // Node 5 lost its newest checkpoint, node 2 its older one: no round is common to all
+      // nodes, and each resumes from its own newest.
+      REQUIRE(fs::remove(run_dir / "checkpoints" / "node-5-r29.ckpt"));
+      REQUIRE(fs::remove(run_dir / "checkpoints" / "node-2-r19.ckpt"));
       const auto again = rumor("launch --resume " + run_dir.string() + " --no-progress" + flags);
       INFO(again.out);
       REQUIRE(again.code == 0);
       check_complete(run_dir, 8, 40);
-      std::ifstream log(run_dir / "node-5.log");
-      const std::string text((std::istreambuf_iterator<char>(log)), {});
-      CHECK(text.find("resumed from the checkpoint of round 20") != std::string::npos);
+      for (const auto& [node, from] : {std::pair{5, 20}, std::pair{2, 30}}) {
+        std::ifstream log(run_dir / ("node-" + std::to_string(node) + ".log"));
+        const std::string text((std::istreambuf_iterator<char>(log)), {});
+        CHECK(text.find("resumed from the checkpoint of round " + std::to_string(from)) !=
+              std::string::npos);
+      }
     }
   }
 

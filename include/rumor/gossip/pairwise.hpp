@@ -9,7 +9,8 @@
 //                        (x_j <- (x_i + x_j) / 2) and the requester takes, or busy
 //   answer received      finish(answer) -> true: averaged, or given up after
 //                        method.max_tries busy answers; false: start() again
-//   a neighbour is done  peer_done(j): it is not asked again (it still serves)
+//   a node is done       it tells its neighbours (pair_done_message) and serves them until
+//                        they are all done (they may still ask it)
 //
 // Why it cannot deadlock: serving never waits, so no node waits on a node that waits on
 // it. A locked node answers busy at once, except to the neighbour it is itself asking when
@@ -36,7 +37,6 @@ class Pairwise {
   virtual bool finish(const net::Message& answer) = 0;
   // No answer within the deadline: the step goes on without averaging (counted).
   virtual void give_up() = 0;
-  virtual void peer_done(int peer) = 0;
   virtual bool locked() const = 0;
   // The neighbour asked while locked (-1 when not locked).
   virtual int partner() const = 0;
