@@ -3,10 +3,11 @@
 # four times slower in every other run. A run passes when `rumor launch` exits 0 and the
 # exchanges the nodes made equal those they served (none lost or doubled). A deadlock would
 # end in an error naming the peer after network.round_timeout_s (20 s here).
-# usage: experiments/async/tcp_repeat.sh [N] [RUMOR]
+# usage: experiments/async/tcp_repeat.sh [N] [RUMOR] [FIRST_SEED]
 set -euo pipefail
 n=${1:-20}
 rumor=${2:-build/release/rumor}
+first=${3:-1}
 dir=$(mktemp -d)
 cat > "$dir/small.json" <<JSON
 {"name": "adpsgd-tcp", "topology": {"gen": "ring", "nodes": 8}, "method": {"name": "adpsgd"},
@@ -15,7 +16,7 @@ cat > "$dir/small.json" <<JSON
  "network": {"connect_timeout_s": 20, "round_timeout_s": 20}, "output": {"dir": "$dir/runs"}}
 JSON
 pass=0
-for ((s = 1; s <= n; s++)); do
+for ((s = first; s < first + n; s++)); do
   slow=$([[ $((s % 2)) == 0 ]] && echo '[3]' || echo '[]')
   start=$(date +%s.%N)
   if "$rumor" launch "$dir/small.json" --no-progress --set seed=$s --set "faults.slow_nodes=$slow" \
