@@ -82,11 +82,15 @@ def main():
         final = sum(j["test_acc"] for j in last.values()) / len(last)
         end = max(j["sim_time_s"] for j in last.values())
         fast_end = sorted(j["sim_time_s"] for j in last.values())[len(last) // 2]
-        rows[cell["group"]].append((cell["seed"], reached, final, end, fast_end))
+        steps = sum(j["step"] for j in last.values())
+        pairs = [sum(j.get(k, 0) for j in last.values()) for k in ("pair_exchanges", "pair_busy")]
+        rows[cell["group"]].append((cell["seed"], reached, final, end, fast_end,
+                                    pairs[0] / steps, pairs[1] / steps))
     with open(os.path.join(results, "time_curves.json"), "w") as f:
         json.dump(doc, f, indent=1)
-    print("| cell | sim s to %.2f (seeds) | mean | final mean acc | sim s to end (median node, last node) |" % target)
-    print("|---|---|---|---|---|")
+    print("| cell | sim s to %.2f (seeds) | mean | final mean acc | sim s to end (median node, "
+          "last node) | steps averaged | busy answers per step |" % target)
+    print("|---|---|---|---|---|---|---|")
     for group, r in rows.items():
         times = [x[1] for x in r]
         per = ", ".join("-" if t is None else "%.1f" % t for t in times)
@@ -94,7 +98,10 @@ def main():
         acc = sum(x[2] for x in r) / len(r)
         end = sum(x[3] for x in r) / len(r)
         mid = sum(x[4] for x in r) / len(r)
-        print("| %s | %s | %s | %.4f | %.1f, %.1f |" % (group, per, mean, acc, mid, end))
+        avg = sum(x[5] for x in r) / len(r)
+        busy = sum(x[6] for x in r) / len(r)
+        pair = ("%.0f%% | %.2f" % (100 * avg, busy)) if avg > 0 else "- | -"
+        print("| %s | %s | %s | %.4f | %.1f, %.1f | %s |" % (group, per, mean, acc, mid, end, pair))
     spec = dict(dict(FIGURES)["accuracy_vs_sim_time.png"])
     spec["title"] = "accuracy by simulated time (each node's latest evaluation)"
     spec["xlabel"] = "simulated time (s)"

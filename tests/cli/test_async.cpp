@@ -43,8 +43,9 @@ std::vector<std::vector<json>> node_lines(const fs::path& run_dir, int n) {
 }
 
 // Every node wrote one line per step, in order; the last one has the exact average; every
-// exchange a node made was served by a neighbour (over TCP: none lost or doubled).
-void check_complete(const fs::path& run_dir, int n, int steps) {
+// exchange a node made was served by a neighbour (over TCP: none lost or doubled). Not after
+// a resume: nodes restart from checkpoints taken at different times, with their counters.
+void check_complete(const fs::path& run_dir, int n, int steps, bool resumed = false) {
   const auto lines = node_lines(run_dir, n);
   std::uint64_t made = 0, served = 0;
   for (int i = 0; i < n; ++i) {
@@ -56,7 +57,7 @@ void check_complete(const fs::path& run_dir, int n, int steps) {
     made += lines[i].back()["pair_exchanges"].get<std::uint64_t>();
     served += lines[i].back()["pair_served"].get<std::uint64_t>();
   }
-  CHECK(made == served);
+  if (!resumed) CHECK(made == served);
   json s;
   std::ifstream(run_dir / "summary.json") >> s;
   CHECK(s["complete"] == true);
@@ -113,7 +114,7 @@ TEST_SUITE("cli") {
       const auto again = rumor("launch --resume " + run_dir.string() + " --no-progress" + flags);
       INFO(again.out);
       REQUIRE(again.code == 0);
-      check_complete(run_dir, 8, 40);
+      check_complete(run_dir, 8, 40, true);
       for (const auto& [node, from] : {std::pair{5, 20}, std::pair{2, 30}}) {
         std::ifstream log(run_dir / ("node-" + std::to_string(node) + ".log"));
         const std::string text((std::istreambuf_iterator<char>(log)), {});
