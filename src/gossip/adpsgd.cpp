@@ -24,6 +24,14 @@ bool is_pairwise_kind(net::MessageKind k) {
   return k == K::kPairRequest || k == K::kPairReply || k == K::kPairBusy || k == K::kPairDone;
 }
 
+Refusal check_message(Exchange& method, const net::Message& m) {
+  try {
+    return method.check(m);
+  } catch (const std::exception& e) {
+    return {"check failed", e.what()};
+  }
+}
+
 namespace {
 
 class AdPsgd : public Method, public Pairwise {

@@ -181,13 +181,7 @@ void AsyncSim::on_arrival(Event& e) {
   Peer& p = *peers_[e.node];
   net::Message& m = e.message;
   p.traffic().add_recv(m);
-  gossip::Refusal why;
-  try {
-    why = p.method().check(m);
-  } catch (const std::exception& ex) {
-    why = {"check failed", ex.what()};
-  }
-  if (why) {
+  if (const auto why = gossip::check_message(p.method(), m)) {
     p.traffic().add_rejected(m, why);
     if (m.kind == net::MessageKind::kPairRequest) send(e.node, m.sender, pw(e.node).busy(m), e.t);
     if (m.kind != net::MessageKind::kPairRequest && pw(e.node).partner() == m.sender) {

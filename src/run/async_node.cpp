@@ -70,13 +70,7 @@ std::optional<net::Message> AsyncNode::pump(milliseconds wait) {
 std::optional<net::Message> AsyncNode::handle(net::Message m) {
   if (!gossip::is_pairwise_kind(m.kind)) return std::nullopt;  // e.g. a stop notice
   peer_.traffic().add_recv(m);
-  gossip::Refusal why;
-  try {
-    why = peer_.method().check(m);
-  } catch (const std::exception& e) {
-    why = {"check failed", e.what()};
-  }
-  if (why) {
+  if (const auto why = gossip::check_message(peer_.method(), m)) {
     peer_.traffic().add_rejected(m, why);
     if (m.kind == MessageKind::kPairRequest) send(m.sender, pw_.busy(m));
     if (m.kind != MessageKind::kPairRequest && pw_.partner() == m.sender)

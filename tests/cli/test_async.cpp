@@ -14,6 +14,8 @@
 namespace {
 
 namespace fs = std::filesystem;
+using cli_test::node_lines;
+using cli_test::only_run;
 using cli_test::rumor;
 using cli_test::scratch;
 using cli_test::small_config;
@@ -21,26 +23,6 @@ using nlohmann::json;
 
 const std::string kAsync =
     " --no-progress --set method.name=adpsgd --set topology.gen=ring --set topology.nodes=8";
-
-fs::path only_run(const fs::path& runs) {
-  std::vector<fs::path> found;
-  for (const auto& e : fs::directory_iterator(runs)) found.push_back(e.path());
-  REQUIRE(found.size() == 1);
-  return found[0];
-}
-
-std::vector<std::vector<json>> node_lines(const fs::path& run_dir, int n) {
-  std::vector<std::vector<json>> out(n);
-  for (int i = 0; i < n; ++i) {
-    std::ifstream in(run_dir / ("node-" + std::to_string(i) + ".jsonl"));
-    for (std::string line; std::getline(in, line);) {
-      auto j = json::parse(line);
-      j.erase("time_s");
-      out[i].push_back(j);
-    }
-  }
-  return out;
-}
 
 // Every node wrote one line per step, in order; the last one has the exact average; every
 // exchange a node made was served by a neighbour (over TCP: none lost or doubled). Not after

@@ -47,5 +47,8 @@ class Pairwise {
 net::Message pair_done_message(std::int64_t steps);
 // True for the message kinds of the pairwise protocol.
 bool is_pairwise_kind(net::MessageKind kind);
+// The gate for a message the drivers take: the method's check(), with an exception it
+// throws as a refusal ("check failed").
+Refusal check_message(Exchange& method, const net::Message& m);
 
 }  // namespace rumor::gossip
