@@ -6,7 +6,8 @@
 // tells its neighbours and serves them until each has said it is done too; then the exact
 // average of all final models is taken on the control ring (the last metrics line and
 // model.pt), and the stop barrier closes the run. Every wait is bounded by
-// network.round_timeout_s: a neighbour silent that long ends the run with an error naming it.
+// network.round_timeout_s (a neighbour silent that long ends the run with an error naming
+// it), the final ones by that plus the time a straggler may still need (final_patience).
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -38,7 +39,8 @@ class AsyncNode {
       : peer_(ps), t_(t), pw_(*peer_.method().pairwise()), timeout_(timeout) {}
   void step(std::int64_t r);
   void serve_until_neighbours_done(std::int64_t rounds);
-  void final_average(std::int64_t rounds, const std::string& run_dir);
+  // `patience`: how long to wait for the ring (the slowest node may still be running).
+  void final_average(std::int64_t rounds, const std::string& run_dir, milliseconds patience);
   const nlohmann::json& last_metrics() const { return peer_.last_metrics(); }
 
  private:
@@ -139,9 +141,10 @@ void AsyncNode::serve_until_neighbours_done(std::int64_t rounds) {
   }
 }
 
-void AsyncNode::final_average(std::int64_t rounds, const std::string& run_dir) {
+void AsyncNode::final_average(std::int64_t rounds, const std::string& run_dir,
+                              milliseconds patience) {
   peer_.prepare_eval(rounds - 1);
-  gossip::run_blocking(peer_.eval_io(), rounds - 1, timeout_);
+  gossip::run_blocking(peer_.eval_io(), rounds - 1, patience);
   peer_.finish_round(rounds - 1);
   if (peer_.id() == 0)
     peer_.save_average_model((std::filesystem::path(run_dir) / "model.pt").string());
@@ -149,7 +152,16 @@ void AsyncNode::final_average(std::int64_t rounds, const std::string& run_dir) {
   gossip::RingAllreduce barrier(peer_.id(), peer_.topology().size(), MessageKind::kStopBarrier);
   barrier.begin(token);
   gossip::Traffic ignored;
-  gossip::run_blocking({&barrier, &t_, &ignored}, rounds, timeout_);
+  gossip::run_blocking({&barrier, &t_, &ignored}, rounds, patience);
+}
+
+// Nodes finish their steps at their own pace: the exact average waits for the slowest. A
+// straggler (faults.slow_nodes) takes at most `slowdown` times as long as this node did.
+milliseconds final_patience(const FaultOptions& f, std::chrono::steady_clock::time_point start) {
+  const double ran =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double extra = f.slow_nodes.empty() ? 0.0 : (f.slowdown - 1.0) * ran;
+  return f.round_timeout + milliseconds(static_cast<std::int64_t>(extra * 1000));
 }
 
 void check_async_faults(const config::Config& cfg, const FaultOptions& f) {
@@ -208,9 +220,10 @@ RunResult run_async_node(const config::Config& cfg, int id, const RunOptions& op
   ps.transport = &transport;
   AsyncNode node(ps, transport, faults.round_timeout);
   const std::int64_t rounds = cfg.get<std::int64_t>("rounds");
+  const auto steps_start = std::chrono::steady_clock::now();
   for (std::int64_t r = ps.resume_round + 1; r < rounds; ++r) node.step(r);
   node.serve_until_neighbours_done(rounds);
-  node.final_average(rounds, run_dir);
+  node.final_average(rounds, run_dir, final_patience(faults, steps_start));
   if (!transport.flush(faults.round_timeout)) log::warn("messages still queued at the end");
   transport.stop();
   rusage ru{};
