@@ -47,6 +47,7 @@ METHOD_COLOURS = {
     "qdata": "#e377c2",
     "gt": "#17becf",
     "diloco": "#bcbd22",
+    "adpsgd": "#8c6d31",
 }
 # Codec families (stage names without arguments), for grids of one method.
 CODEC_COLOURS = {

@@ -162,7 +162,7 @@ void Method::rejoin_accept(const net::Message& offer) {
 // MethodInfo <name>_method() in <name>.cpp (explicit: static self-registration would be
 // dropped by the linker from a static library).
 // clang-format off
-#define RUMOR_METHODS(X) X(dpsgd) X(sgp) X(choco) X(squarm) X(qgm) X(allreduce) X(local) X(qdata) X(gt) X(diloco)
+#define RUMOR_METHODS(X) X(dpsgd) X(sgp) X(choco) X(squarm) X(qgm) X(allreduce) X(local) X(qdata) X(gt) X(diloco) X(adpsgd)
 // clang-format on
 #define RUMOR_DECLARE_METHOD(name) MethodInfo name##_method();
 RUMOR_METHODS(RUMOR_DECLARE_METHOD)

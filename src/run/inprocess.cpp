@@ -23,7 +23,9 @@
 #include <limits>
 #include <set>
 
+#include "async_run.hpp"
 #include "fault_options.hpp"
+#include "link_model.hpp"
 #include "progress.hpp"
 #include "round.hpp"
 #include "rumor/common/error.hpp"
@@ -60,7 +62,8 @@ net::LinkParams link_params(const nlohmann::json& j, const net::LinkParams& defa
   return p;
 }
 
-// The links.* keys as a simulated-time link model.
+}  // namespace
+
 net::LinkModel link_model(const config::Config& cfg, const Topology& topology) {
   net::LinkModel m;
   m.simulated = true;
@@ -87,6 +90,8 @@ net::LinkModel link_model(const config::Config& cfg, const Topology& topology) {
   }
   return m;
 }
+
+namespace {
 
 // Exact average of the live peers' models, in id order (deterministic).
 std::vector<float> live_average(const std::vector<std::unique_ptr<Peer>>& peers,
@@ -378,6 +383,8 @@ RunResult InProcRun::finish(std::int64_t end, double seconds) {
 }  // namespace
 
 RunResult run_inprocess(const config::Config& cfg, const RunOptions& options) {
+  if (gossip::method_info(cfg.get<std::string>("method.name")).asynchronous)
+    return run_async_inprocess(cfg, options);
   const auto t0 = std::chrono::steady_clock::now();
   InProcRun run(cfg, options);
   const std::int64_t end = run_rounds(run, run.first_round(), cfg.get<std::int64_t>("rounds"));

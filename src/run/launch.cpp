@@ -410,7 +410,10 @@ int launch(const LaunchOptions& o) {
   const FaultOptions faults = FaultOptions::parse(cfg, n);
   cmd.run_dir = cfg.run_dir();
   fs::create_directories(cmd.run_dir);
-  if (cmd.resume) {
+  if (cmd.resume && gossip::method_info(cfg.get<std::string>("method.name")).asynchronous) {
+    std::cerr << "launch: resuming each node from its own newest checkpoint (no common round: "
+                 "the method is asynchronous)\n";
+  } else if (cmd.resume) {
     const std::int64_t after = resume_point(cmd.run_dir, n);  // warns first if it falls back
     std::cerr << "launch: resuming after round " << after + 1 << "\n";
   } else {

@@ -30,6 +30,7 @@
 #include <optional>
 #include <set>
 
+#include "async_run.hpp"
 #include "down_notices.hpp"
 #include "fault_options.hpp"
 #include "node_files.hpp"
@@ -46,6 +47,17 @@
 #include "rumor/train/model.hpp"
 
 namespace rumor::run {
+
+std::int64_t last_good_checkpoint(const std::string& run_dir, int id) {
+  const auto mine = checkpoint_rounds(run_dir, id);
+  for (auto r = mine.rbegin(); r != mine.rend(); ++r) {
+    const auto problem = checkpoint_problem(checkpoint_path(run_dir, id, *r));
+    if (problem.empty()) return *r;
+    log::warn("passing over checkpoint ", checkpoint_path(run_dir, id, *r), ": ", problem);
+  }
+  return -1;
+}
+
 namespace {
 
 using net::MessageKind;
@@ -56,18 +68,6 @@ net::MessageFilter no_average_filter() {
   f.kind = MessageKind::kNoAverage;
   f.link = net::LinkKind::kControl;
   return f;
-}
-
-// The newest of this node's checkpoints that reads back whole (-1: none); a bad one is
-// passed over, saying why.
-std::int64_t last_good_checkpoint(const std::string& run_dir, int id) {
-  const auto mine = checkpoint_rounds(run_dir, id);
-  for (auto r = mine.rbegin(); r != mine.rend(); ++r) {
-    const auto problem = checkpoint_problem(checkpoint_path(run_dir, id, *r));
-    if (problem.empty()) return *r;
-    log::warn("rejoin: passing over checkpoint ", checkpoint_path(run_dir, id, *r), ": ", problem);
-  }
-  return -1;
 }
 
 // Everything a node needs before its peer exists: checked config, run directory, data.
@@ -386,6 +386,8 @@ int node_id_from_env(int cli_id) {
 }
 
 RunResult run_node(const config::Config& cfg, int id, const RunOptions& options) {
+  if (gossip::method_info(cfg.get<std::string>("method.name")).asynchronous)
+    return run_async_node(cfg, id, options);
   const auto t0 = std::chrono::steady_clock::now();
   const NodeSetup s(cfg, id, options);
   if (!std::getenv("RUMOR_LAUNCHED"))

@@ -14,6 +14,9 @@
 #include <fstream>
 #include <random>
 #include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace cli_test {
 
@@ -95,6 +98,30 @@ inline std::string small_config(const std::filesystem::path& dir, const std::str
     "output": {"dir": ")" + (dir / "runs").string() +
                              "\"}" + extra + "}";
   return path.string();
+}
+
+// The one run directory a test's config wrote.
+inline std::filesystem::path only_run(const std::filesystem::path& runs) {
+  std::vector<std::filesystem::path> found;
+  if (std::filesystem::is_directory(runs))
+    for (const auto& e : std::filesystem::directory_iterator(runs)) found.push_back(e.path());
+  REQUIRE(found.size() == 1);
+  return found[0];
+}
+
+// Every node's metrics lines, wall-clock time aside.
+inline std::vector<std::vector<nlohmann::json>> node_lines(const std::filesystem::path& run_dir,
+                                                           int n) {
+  std::vector<std::vector<nlohmann::json>> out(n);
+  for (int i = 0; i < n; ++i) {
+    std::ifstream in(run_dir / ("node-" + std::to_string(i) + ".jsonl"));
+    for (std::string line; std::getline(in, line);) {
+      auto j = nlohmann::json::parse(line);
+      j.erase("time_s");
+      out[i].push_back(j);
+    }
+  }
+  return out;
 }
 
 }  // namespace cli_test

@@ -28,14 +28,6 @@ std::string write_config(const fs::path& dir, const std::string& topology) {
   return path.string();
 }
 
-// The one run directory under `parent`.
-fs::path only_run(const fs::path& parent) {
-  std::vector<fs::path> runs;
-  for (const auto& e : fs::directory_iterator(parent)) runs.push_back(e.path());
-  REQUIRE(runs.size() == 1);
-  return runs[0];
-}
-
 json read_json(const fs::path& p) {
   json j;
   std::ifstream(p) >> j;

@@ -13,34 +13,13 @@
 namespace {
 
 namespace fs = std::filesystem;
+using cli_test::node_lines;
+using cli_test::only_run;
 using cli_test::rumor;
 using cli_test::scratch;
 using cli_test::shell;
 using cli_test::small_config;
 using nlohmann::json;
-
-// The one run directory a test's config wrote.
-fs::path only_run(const fs::path& runs) {
-  std::vector<fs::path> found;
-  if (fs::is_directory(runs))
-    for (const auto& e : fs::directory_iterator(runs)) found.push_back(e.path());
-  REQUIRE(found.size() == 1);
-  return found[0];
-}
-
-// Every node's metrics lines, wall-clock time aside.
-std::vector<std::vector<json>> node_lines(const fs::path& run_dir, int n) {
-  std::vector<std::vector<json>> out(n);
-  for (int i = 0; i < n; ++i) {
-    std::ifstream in(run_dir / ("node-" + std::to_string(i) + ".jsonl"));
-    for (std::string line; std::getline(in, line);) {
-      auto j = json::parse(line);
-      j.erase("time_s");
-      out[i].push_back(j);
-    }
-  }
-  return out;
-}
 
 // Leaves a finished run as a crash after round `last` + 1 would have: checkpoints after it
 // gone (unless `keep_checkpoints`), metrics lines after it gone, no summary or model.

@@ -27,6 +27,7 @@
 namespace rumor::gossip {
 
 class SampleWork;   // rumor/gossip/qdata.hpp: sample access for data-sharing methods
+class Pairwise;     // rumor/gossip/pairwise.hpp: asynchronous pairwise exchanges
 struct MethodInfo;  // the registry entry (below)
 
 // Local training seen from a method: gradients at the model vector, optimizer steps on any
@@ -165,6 +166,8 @@ class Method : public Exchange {
   virtual MethodStats stats() const { return {}; }
   // Method-specific fields merged into each round's metrics line (e.g. qdata's byte split).
   virtual nlohmann::json round_metrics() const { return nlohmann::json::object(); }
+  // Asynchronous methods (MethodInfo::asynchronous): their pairwise protocol; null otherwise.
+  virtual Pairwise* pairwise() { return nullptr; }
 
   // Checkpoint: the method's own state (beyond the model vector and the optimizer): small
   // values as JSON, and float buffers (numerators, public copies, error-feedback memory).
@@ -269,6 +272,9 @@ struct MethodInfo {
   // Why method.aggregation (Byzantine-robust mixing) does not fit this method, for methods
   // that do not declare it; a run asking for it is refused with this reason.
   std::string no_aggregation;
+  // No global rounds: the drivers of run/async_*.cpp run it through pairwise(); `rounds`
+  // counts each node's own local steps.
+  bool asynchronous = false;
 };
 // The registry entry of method class M, built from its MethodContext.
 template <typename M>

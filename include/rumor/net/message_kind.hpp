@@ -13,6 +13,10 @@ enum class MessageKind : std::uint32_t {
   kAverage = 3,          // control ring: exact-average traffic
   kStop = 4,             // data link: stop notice to a neighbour (on_peer_failure continue)
   kPeerDown = 5,         // data link: the sender leaves the receiver out from `round` on
+  kPairRequest = 6,      // asynchronous pairwise averaging: the requester's model
+  kPairReply = 7,        // the average, kept by both ends
+  kPairBusy = 8,         // the neighbour is in another exchange: ask again
+  kPairDone = 9,         // the sender finished its steps (it still serves requests)
   kBenchRelease = 17,    // `rumor bench net`: barrier release
   kBenchStep = 18,       // `rumor bench net`: one timed round
   kAllreduce = 116,      // the allreduce method's ring exchange
