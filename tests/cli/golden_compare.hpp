@@ -21,8 +21,8 @@ using nlohmann::json;
 // its id (a hash of the resolved config, which changes whenever an option is added).
 // Fields that measure the machine (wall clock, memory) or name the run.
 inline const std::set<std::string> kWallClock = {
-    "time_s", "wall_time_s", "round_ms_mean", "round_ms_median", "run_dir", "run_id",
-    "peak_rss_mb_by_node"};
+    "time_s",  "wall_time_s", "round_ms_mean",      "round_ms_median",
+    "run_dir", "run_id",      "peak_rss_mb_by_node"};
 
 inline json without_wall_clock(const json& v) {
   if (v.is_object()) {
