@@ -145,7 +145,7 @@ TEST_SUITE("net") {
     CHECK_THROWS_AS(t.start(with_ports(ring_topology(2), {t.port(), 1}), 0), ConfigError);
   }
 
-  TEST_CASE("tls: certificates of one CA connect; another CA's, and none, are refused") {
+  TEST_CASE("tls: certificates of one CA connect, another CA's and none are refused") {
     const fs::path pki = make_pki("tls-certs");
     const Topology graph = ring_topology(3);
     {
