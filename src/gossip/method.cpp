@@ -54,6 +54,12 @@ Refusal Method::check_payload(const net::Message& m, std::size_t dim) {
     check_decoder_ = ctx_.codec->make_decoder(dim);
     check_buffer_.resize(dim);
   }
+  // A payload of the wrong length is named as such before the codec reads into it.
+  const std::size_t want = ctx_.codec->max_encoded_size(dim);
+  if (ctx_.codec->fixed_size() ? m.payload.size() != want : m.payload.size() > want)
+    return {"wrong size", std::to_string(m.payload.size()) + " bytes of payload, " +
+                              (ctx_.codec->fixed_size() ? "expected " : "at most ") +
+                              std::to_string(want) + " for " + std::to_string(dim) + " values"};
   try {
     check_decoder_->decode(m.payload.bytes(), codec_ctx(ctx_, m.round, m.sender), check_buffer_);
   } catch (const std::exception& e) {

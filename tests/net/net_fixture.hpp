@@ -3,6 +3,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -15,6 +16,18 @@ namespace rumor::net::testing {
 
 using namespace std::chrono_literals;
 inline constexpr auto kWait = std::chrono::milliseconds(20000);  // generous: shared CI cores
+
+// Polls until `done` holds, for at most 3 x kWait: tests check what happens, and the bound
+// only keeps a broken build from hanging (a loaded machine can take seconds per handshake).
+template <typename F>
+bool eventually(F done) {
+  const auto end = std::chrono::steady_clock::now() + 3 * kWait;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
 
 enum class Kind { kTcp, kInProc };
 inline std::string name(Kind k) {

@@ -16,15 +16,6 @@ using namespace rumor::net::testing;
 
 namespace {
 
-// Waits (bounded) until `done` holds.
-bool eventually(const std::function<bool()>& done) {
-  for (int i = 0; i < 2000; ++i) {
-    if (done()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return done();
-}
-
 // Nodes 1..3 in a triangle plus node 0, a neighbour of node 1 that a raw socket plays.
 std::unique_ptr<Cluster> raw_zero_cluster(const TransportOptions& opt) {
   auto c = std::make_unique<Cluster>(

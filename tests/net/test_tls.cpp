@@ -26,12 +26,6 @@ TransportOptions psk_options(const std::string& secret) {
   return o;
 }
 
-template <typename F>
-bool eventually(F done) {
-  for (int i = 0; i < 1000 && !done(); ++i) std::this_thread::sleep_for(10ms);
-  return done();
-}
-
 // CA directories "a" and "b", each with certificates for nodes 0-2 (certs-a, certs-b).
 fs::path make_pki(const std::string& name) {
   const auto dir = fs::temp_directory_path() / "rumor_net_tests" / name;
