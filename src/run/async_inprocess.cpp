@@ -116,19 +116,11 @@ void AsyncSim::start_peers() {
   data::Partition partition;
   if (dataset) partition = partition_of(cfg_, *dataset, n_);
   for (int i = 0; i < n_; ++i) {
-    PeerSetup s;
-    s.config = &cfg_;
-    s.faults = &faults_;
-    s.topology = &topology_;
-    s.id = i;
-    s.dataset = dataset;
-    if (dataset) s.shard = partition.nodes[i];
-    s.run_dir = run_dir_;
+    PeerSetup s =
+        peer_setup(cfg_, faults_, topology_, i, dataset, dataset ? &partition : nullptr, run_dir_);
     s.write_files = options_.write_files;
     s.simulated = true;
-    if (options_.resume && (s.resume_round = last_good_checkpoint(run_dir_, i)) < 0)
-      throw Error(run_dir_ + ": node " + std::to_string(i) +
-                  " has no good checkpoint to resume from; start the run again");
+    if (options_.resume) s.resume_round = own_resume_round(run_dir_, i);
     peers_.push_back(std::make_unique<Peer>(s));
     if (!peers_.back()->method().pairwise())
       throw Error("method " + cfg_.get<std::string>("method.name") +

@@ -202,18 +202,11 @@ RunResult run_async_node(const config::Config& cfg, int id, const RunOptions& op
   train::set_compute_threads(std::max(1, options.threads));
 
   const auto dataset = load_data(cfg);
-  PeerSetup ps;
-  ps.config = &cfg;
-  ps.faults = &faults;
-  ps.topology = &topology;
-  ps.id = id;
-  ps.dataset = dataset;
-  if (dataset) ps.shard = partition_of(cfg, *dataset, topology.size()).nodes[id];
-  ps.run_dir = run_dir;
+  data::Partition partition;
+  if (dataset) partition = partition_of(cfg, *dataset, topology.size());
+  PeerSetup ps = peer_setup(cfg, faults, topology, id, dataset, &partition, run_dir);
   // Each node resumes from its own newest checkpoint: nodes never share a round.
-  if (options.resume && (ps.resume_round = last_good_checkpoint(run_dir, id)) < 0)
-    throw Error(run_dir + ": node " + std::to_string(id) +
-                " has no good checkpoint to resume from");
+  if (options.resume) ps.resume_round = own_resume_round(run_dir, id);
 
   net::TcpTransport transport(node_transport_options(cfg, id));
   connect_async(transport, topology, id);

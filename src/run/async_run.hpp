@@ -16,5 +16,7 @@ RunResult run_async_node(const config::Config& config, int id, const RunOptions&
 // The newest checkpoint of node `id` that reads back whole (-1: none); a bad one is passed
 // over, saying why. Asynchronous runs resume each node from its own.
 std::int64_t last_good_checkpoint(const std::string& run_dir, int id);
+// The same for a resumed asynchronous run; throws naming the node when it has none.
+std::int64_t own_resume_round(const std::string& run_dir, int id);
 
 }  // namespace rumor::run

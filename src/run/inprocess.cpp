@@ -247,15 +247,9 @@ void InProcRun::start_peers() {
   for (int i = 0; i < n_; ++i) transports_[i]->wait_connected();
   peers_.resize(n_);
   pool_.parallel_for(n_, [&](std::size_t i) {
-    PeerSetup s;
-    s.config = &cfg_;
-    s.faults = &faults_;
-    s.topology = &topology_;
-    s.id = static_cast<int>(i);
-    s.dataset = dataset;
-    if (dataset) s.shard = partition.nodes[i];
+    PeerSetup s = peer_setup(cfg_, faults_, topology_, static_cast<int>(i), dataset,
+                             dataset ? &partition : nullptr, run_dir_);
     s.transport = transports_[i].get();
-    s.run_dir = run_dir_;
     s.write_files = options_.write_files;
     s.resume_round = resume_round_;
     s.simulated = true;

@@ -58,6 +58,14 @@ std::int64_t last_good_checkpoint(const std::string& run_dir, int id) {
   return -1;
 }
 
+std::int64_t own_resume_round(const std::string& run_dir, int id) {
+  const std::int64_t r = last_good_checkpoint(run_dir, id);
+  if (r < 0)
+    throw Error(run_dir + ": node " + std::to_string(id) +
+                " has no good checkpoint to resume from; start the run again");
+  return r;
+}
+
 namespace {
 
 using net::MessageKind;
@@ -399,14 +407,9 @@ RunResult run_node(const config::Config& cfg, int id, const RunOptions& options)
   const net::TransportOptions topts = node_transport_options(cfg, id);
 
   const auto dataset = load_data(cfg);
-  PeerSetup ps;
-  ps.config = &cfg;
-  ps.faults = &s.faults;
-  ps.topology = &s.topology;
-  ps.id = id;
-  ps.dataset = dataset;
-  if (dataset) ps.shard = partition_of(cfg, *dataset, s.topology.size()).nodes[id];
-  ps.run_dir = s.run_dir;
+  data::Partition partition;
+  if (dataset) partition = partition_of(cfg, *dataset, s.topology.size());
+  PeerSetup ps = peer_setup(cfg, s.faults, s.topology, id, dataset, &partition, s.run_dir);
   ps.resume_round = options.rejoin ? s.own_checkpoint : s.resume_round;
   ps.rejoin = options.rejoin;
 

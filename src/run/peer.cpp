@@ -210,6 +210,20 @@ std::string make_method(Peer::Impl& p, const gossip::MethodInfo& info, std::uint
 
 }  // namespace
 
+PeerSetup peer_setup(const config::Config& c, const FaultOptions& faults, const Topology& topology,
+                     int id, std::shared_ptr<const data::Dataset> dataset,
+                     const data::Partition* partition, const std::string& run_dir) {
+  PeerSetup s;
+  s.config = &c;
+  s.faults = &faults;
+  s.topology = &topology;
+  s.id = id;
+  if (dataset && partition) s.shard = partition->nodes[static_cast<std::size_t>(id)];
+  s.dataset = std::move(dataset);
+  s.run_dir = run_dir;
+  return s;
+}
+
 Peer::Peer(const PeerSetup& s) : impl_(std::make_unique<Impl>(s)) {
   Impl& p = *impl_;
   const auto& c = p.cfg;

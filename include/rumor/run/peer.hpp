@@ -12,6 +12,7 @@
 
 #include "rumor/config/config.hpp"
 #include "rumor/data/dataset.hpp"
+#include "rumor/data/partition.hpp"
 #include "rumor/gossip/driver.hpp"
 #include "rumor/gossip/method.hpp"
 #include "rumor/gossip/ring_allreduce.hpp"
@@ -42,6 +43,13 @@ struct PeerSetup {
   // appended to, not rewritten.
   bool rejoin = false;
 };
+
+// The fields every driver fills the same way: config, faults, topology, id, data and its shard
+// (`partition` may be null when the dataset is), run directory. The driver sets the transport,
+// the resume round and its flags.
+PeerSetup peer_setup(const config::Config& c, const FaultOptions& faults, const Topology& topology,
+                     int id, std::shared_ptr<const data::Dataset> dataset,
+                     const data::Partition* partition, const std::string& run_dir);
 
 class Peer {
  public:
