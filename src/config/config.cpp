@@ -498,7 +498,10 @@ void apply_override(json& doc, const std::string& assignment) {
   try {
     value = json::parse(text);
   } catch (const json::parse_error&) {
-    value = text;  // not JSON: a plain string
+    value = text;                       // not JSON: a plain string
+  } catch (const json::exception& e) {  // e.g. 1e712: JSON, but no double holds it
+    throw ConfigError("--set " + assignment + ": the value cannot be read (" + e.what() +
+                      "); give a number a double can hold");
   }
   json* node = &doc;
   std::stringstream in(key);
@@ -546,6 +549,9 @@ Config Config::load(const std::string& path, const std::vector<std::string>& ove
     user = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     throw ConfigError(json_syntax_error(text, e.byte, e.what(), path));
+  } catch (const nlohmann::json::exception& e) {  // e.g. 1e712: no double holds it
+    throw ConfigError(path + ": a value cannot be read (" + e.what() +
+                      "); give numbers a double can hold");
   }
   const std::string dir = fs::path(path).parent_path().string();
   return from_json(user, path, dir.empty() ? "." : dir, overrides);

@@ -228,9 +228,10 @@ class Sgp : public Method {
     if (robust_) {
       for (const auto& e : s.at("edges")) {
         if (e.contains("to")) {
-          out_.at(e.at("to").get<int>()).w = e.at("w").get<double>();
+          edge(out_, e.at("to").get<int>(), "out-neighbour (checkpoint edge)").w =
+              e.at("w").get<double>();
         } else {
-          auto& in = in_.at(e.at("from").get<int>());
+          auto& in = edge(in_, e.at("from").get<int>(), "in-neighbour (checkpoint edge)");
           in.w = e.at("w").get<double>();
           in.round = e.at("round").get<std::int64_t>();
         }

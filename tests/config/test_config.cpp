@@ -172,6 +172,9 @@ TEST_SUITE("config") {
     CHECK_THROWS_AS(from({}, {"no-equals-sign"}), ConfigError);
     CHECK_THROWS_WITH_AS(from({}, {"optimizer.lrr=1"}), doctest::Contains("optimizer.lr"),
                          ConfigError);
+    // JSON that no double holds is refused by name, not passed through as a raw json error.
+    CHECK_THROWS_WITH_AS(from({}, {"rounds=1e712"}), doctest::Contains("--set rounds=1e712"),
+                         ConfigError);
   }
 
   TEST_CASE("the run id is the same for the same config and changes with it") {
@@ -196,6 +199,9 @@ TEST_SUITE("config") {
                          doctest::Contains("bad.json:3:"), ConfigError);
     CHECK_THROWS_WITH_AS(config::Config::load((dir / "none.json").string()),
                          doctest::Contains("no such file"), ConfigError);
+    std::ofstream(dir / "huge.json") << "{\"rounds\": 1e712}\n";
+    CHECK_THROWS_WITH_AS(config::Config::load((dir / "huge.json").string()),
+                         doctest::Contains("huge.json: a value cannot be read"), ConfigError);
     // Relative topology paths resolve against the config's folder too.
     std::ofstream(dir / "t.json") << R"({"nodes": [0, 1, 2], "edges": [[0, 1], [1, 2], [2, 0]]})";
     std::ofstream(dir / "ok.json") << R"({"topology": "t.json"})";

@@ -270,6 +270,10 @@ TEST_SUITE("gossip") {
       b.round(r, Lossy{0.2, r});
     }
     for (int i = 0; i < 8; ++i) CHECK(a.methods[i]->weight() == b.methods[i]->weight());
+    // A crafted state naming an edge this node does not have is refused by name.
+    auto bad = a.methods[0]->save_state();
+    bad["edges"].push_back({{"to", 5}, {"w", 1.0}});
+    CHECK_THROWS_WITH_AS(b.methods[0]->load_state(bad), doctest::Contains("peer 5"), ProtocolError);
   }
 
   TEST_CASE("a peer marked down is left out: nobody waits for it, survivors reach consensus") {
