@@ -1,17 +1,14 @@
 // Scalar and AVX2 (+F16C) kernels of the casts; see simd.hpp.
 #include "simd.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cstdlib>
 #include <cstring>
 #include <string_view>
 
+#include "simd_target.hpp"
 #include "wire.hpp"
-
-#if defined(__x86_64__)
-#include <immintrin.h>
-#define RUMOR_SIMD_X86 1
-#endif
 
 namespace rumor::codec::simd {
 namespace {
@@ -63,27 +60,48 @@ void qsgd_levels_scalar(const std::uint8_t* in, std::size_t n, int bits, float s
 }
 
 #if RUMOR_SIMD_X86
-#define RUMOR_AVX2 __attribute__((target("avx2,f16c")))
-
 // F16C rounds to nearest even like the scalar code; only NaNs differ (the hardware keeps the
 // payload's top bits), so lanes holding a NaN are set to the scalar's quiet NaN.
+RUMOR_AVX2 __m128i half_lanes(const float* in) {
+  const __m256 x = _mm256_loadu_ps(in);
+  __m128i h = _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m256i a = _mm256_and_si256(_mm256_castps_si256(x), _mm256_set1_epi32(0x7fffffff));
+  const __m256i nan32 = _mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x7f800000));
+  if (!_mm256_testz_si256(nan32, nan32)) {
+    const __m128i nan16 =
+        _mm_packs_epi32(_mm256_castsi256_si128(nan32), _mm256_extracti128_si256(nan32, 1));
+    const __m128i fixed =
+        _mm_or_si128(_mm_and_si128(h, _mm_set1_epi16(-0x8000)), _mm_set1_epi16(0x7e00));
+    h = _mm_blendv_epi8(h, fixed, nan16);
+  }
+  return h;
+}
+
+// Outputs this large leave the caches anyway: streaming stores skip reading each output line
+// before writing it, so a cast moves 6 bytes per value where a copy moves 8.
+constexpr std::size_t kStreamBytes = std::size_t{8} << 20;
+
+// Whether 16-bit values written from `out` on get streaming stores, after a head of
+// `head` values brings them to a 32-byte boundary (none for an odd address).
+bool stream_16bit(const std::uint8_t* out, std::size_t n, std::size_t& head) {
+  const auto addr = reinterpret_cast<std::uintptr_t>(out);
+  if (2 * n < kStreamBytes || addr % 2 != 0) return false;
+  head = (32 - addr % 32) % 32 / 2;  // < 16 <= n
+  return true;
+}
+
 RUMOR_AVX2 void to_half_avx2(const float* in, std::size_t n, std::uint8_t* out) {
-  const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff);
-  const __m256i inf = _mm256_set1_epi32(0x7f800000);
-  const __m128i qnan = _mm_set1_epi16(0x7e00);
   std::size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 x = _mm256_loadu_ps(in + i);
-    __m128i h = _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m256i a = _mm256_and_si256(_mm256_castps_si256(x), abs_mask);
-    const __m256i nan32 = _mm256_cmpgt_epi32(a, inf);
-    if (!_mm256_testz_si256(nan32, nan32)) {
-      const __m128i nan16 =
-          _mm_packs_epi32(_mm256_castsi256_si128(nan32), _mm256_extracti128_si256(nan32, 1));
-      const __m128i fixed = _mm_or_si128(_mm_and_si128(h, _mm_set1_epi16(-0x8000)), qnan);
-      h = _mm_blendv_epi8(h, fixed, nan16);
+  if (stream_16bit(out, n, i)) {
+    to_half_scalar(in, i, out);
+    for (; i + 16 <= n; i += 16) {
+      const __m256i h = _mm256_set_m128i(half_lanes(in + i + 8), half_lanes(in + i));
+      _mm256_stream_si256(reinterpret_cast<__m256i*>(out + 2 * i), h);
     }
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 2 * i), h);
+    _mm_sfence();
+  }
+  for (; i + 8 <= n; i += 8) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 2 * i), half_lanes(in + i));
   }
   to_half_scalar(in + i, n - i, out + 2 * i);
 }
@@ -110,14 +128,24 @@ RUMOR_AVX2 __m256i bf16_lanes(__m256i f) {
   return _mm256_blendv_epi8(rounded, quiet, nan);
 }
 
+RUMOR_AVX2 __m256i bf16_pack16(const float* in) {
+  const __m256i lo = bf16_lanes(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(in)));
+  const __m256i hi = bf16_lanes(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + 8)));
+  // packus works within 128-bit halves: restore the order of the four 64-bit blocks.
+  return _mm256_permute4x64_epi64(_mm256_packus_epi32(lo, hi), 0xd8);
+}
+
 RUMOR_AVX2 void to_bf16_avx2(const float* in, std::size_t n, std::uint8_t* out) {
   std::size_t i = 0;
+  if (stream_16bit(out, n, i)) {
+    to_bf16_scalar(in, i, out);
+    for (; i + 16 <= n; i += 16) {
+      _mm256_stream_si256(reinterpret_cast<__m256i*>(out + 2 * i), bf16_pack16(in + i));
+    }
+    _mm_sfence();
+  }
   for (; i + 16 <= n; i += 16) {
-    const __m256i lo = bf16_lanes(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + i)));
-    const __m256i hi = bf16_lanes(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + i + 8)));
-    // packus works within 128-bit halves: restore the order of the four 64-bit blocks.
-    const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(lo, hi), 0xd8);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 2 * i), packed);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 2 * i), bf16_pack16(in + i));
   }
   to_bf16_scalar(in + i, n - i, out + 2 * i);
 }
@@ -171,8 +199,10 @@ Isa detect() {
   const char* env = std::getenv("RUMOR_SIMD");
   if (env != nullptr && std::string_view(env) == "off") return Isa::kScalar;
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") ? Isa::kAvx2
-                                                                          : Isa::kScalar;
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") &&
+                    __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
+                    __builtin_cpu_supports("popcnt");
+  return avx2 ? Isa::kAvx2 : Isa::kScalar;
 }
 #else
 Isa detect() {
@@ -190,13 +220,6 @@ Isa best() {
 std::string isa_name(Isa isa) {
   return isa == Isa::kAvx2 ? "avx2" : "scalar";
 }
-
-#if RUMOR_SIMD_X86
-#define RUMOR_DISPATCH(name, ...) \
-  (isa == Isa::kAvx2 ? name##_avx2(__VA_ARGS__) : name##_scalar(__VA_ARGS__))
-#else
-#define RUMOR_DISPATCH(name, ...) name##_scalar(__VA_ARGS__)
-#endif
 
 void to_half(const float* in, std::size_t n, std::uint8_t* out, Isa isa) {
   RUMOR_DISPATCH(to_half, in, n, out);
