@@ -160,39 +160,45 @@ RUMOR_AVX2 void from_bf16_avx2(const std::uint8_t* in, std::size_t n, float* out
   from_bf16_scalar(in + 2 * i, n - i, out + i);
 }
 
-// Eight codes of W <= 8 bits sit in one 64-bit word: two variable shifts put codes 0-3 and
-// 4-7 at the bottom of four 64-bit lanes each, whose low halves are then gathered in order.
+// Codes 0-3 sit in the 64-bit word at the group's start, codes 4-7 in the one at byte
+// 4 W / 8 (after 4 W % 8 bits): variable shifts put each code at the bottom of a 64-bit lane,
+// whose low halves are then gathered in order. Each word is one 8-byte load (bits past the
+// group are masked off), not a W-byte copy, whose pieces would stall the vector load on
+// store forwarding; so the last groups, whose loads would run past the input, take the
+// scalar kernel.
 template <unsigned kBits>
 RUMOR_AVX2 void qsgd_levels_avx2_t(const std::uint8_t* in, std::size_t n, float step, float* out) {
   constexpr unsigned kW = kBits + 1;
+  constexpr unsigned kHiByte = 4 * kW / 8, kHiBit = 4 * kW % 8;
+  constexpr std::size_t kRead = kHiByte + 8;  // bytes read from a group's start
   const __m256i lo_shift = _mm256_setr_epi64x(0, kW, 2 * kW, 3 * kW);
-  const __m256i hi_shift = _mm256_setr_epi64x(4 * kW, 5 * kW, 6 * kW, 7 * kW);
+  const __m256i hi_shift =
+      _mm256_setr_epi64x(kHiBit, kHiBit + kW, kHiBit + 2 * kW, kHiBit + 3 * kW);
   const __m256i evens = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
   const __m256i code_mask = _mm256_set1_epi32((1 << kW) - 1);
   const __m256i level_mask = _mm256_set1_epi32((1 << kBits) - 1);
   const __m256 vstep = _mm256_set1_ps(step);
-  for (std::size_t g = 0; g < n; g += 8, in += kW) {
-    std::uint64_t acc = 0;
-    std::memcpy(&acc, in, kW);
-    const __m256i word = _mm256_set1_epi64x(static_cast<long long>(acc));
-    const __m256i lo = _mm256_permutevar8x32_epi32(_mm256_srlv_epi64(word, lo_shift), evens);
-    const __m256i hi = _mm256_permutevar8x32_epi32(_mm256_srlv_epi64(word, hi_shift), evens);
+  const std::size_t groups = n / 8;
+  const std::size_t loaded = groups * kW >= kRead ? (groups * kW - kRead) / kW + 1 : 0;
+  std::size_t g = 0;
+  for (; g < loaded; ++g, in += kW) {
+    std::uint64_t lo_word, hi_word;
+    std::memcpy(&lo_word, in, 8);
+    std::memcpy(&hi_word, in + kHiByte, 8);
+    const __m256i lo = _mm256_permutevar8x32_epi32(
+        _mm256_srlv_epi64(_mm256_set1_epi64x(static_cast<long long>(lo_word)), lo_shift), evens);
+    const __m256i hi = _mm256_permutevar8x32_epi32(
+        _mm256_srlv_epi64(_mm256_set1_epi64x(static_cast<long long>(hi_word)), hi_shift), evens);
     const __m256i code = _mm256_and_si256(_mm256_blend_epi32(lo, hi, 0xf0), code_mask);
     const __m256 mag = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(code, level_mask)), vstep);
     const __m256i sign = _mm256_slli_epi32(_mm256_srli_epi32(code, kBits), 31);
-    _mm256_storeu_ps(out + g, _mm256_or_ps(mag, _mm256_castsi256_ps(sign)));
+    _mm256_storeu_ps(out + 8 * g, _mm256_or_ps(mag, _mm256_castsi256_ps(sign)));
   }
+  qsgd_levels_scalar_t<kBits>(in, 8 * (groups - g), step, out + 8 * g);
 }
 RUMOR_AVX2 void qsgd_levels_avx2(const std::uint8_t* in, std::size_t n, int bits, float step,
                                  float* out) {
-  dispatch_bits(bits, [&](auto b) {
-    constexpr unsigned kBits = decltype(b)::value;
-    if constexpr (kBits < 8) {
-      qsgd_levels_avx2_t<kBits>(in, n, step, out);
-    } else {  // 72 bits per group of 8: the scalar kernel
-      qsgd_levels_scalar_t<kBits>(in, n, step, out);
-    }
-  });
+  dispatch_bits(bits, [&](auto b) { qsgd_levels_avx2_t<decltype(b)::value>(in, n, step, out); });
 }
 
 Isa detect() {
