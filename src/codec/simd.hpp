@@ -68,10 +68,10 @@ constexpr std::uint32_t sketch_mix(std::uint32_t k, std::uint32_t key) {
 constexpr std::uint32_t sketch_bucket(std::uint32_t h, std::uint32_t cols) {
   return static_cast<std::uint32_t>((static_cast<std::uint64_t>(h >> 1) * cols) >> 31);
 }
-// For keys first .. first + n - 1 of one row: bucket[j] and signed[j] = x[j] with its sign
-// bit flipped by the hash (the terms `sketch` adds to the table).
-void sketch_terms(std::uint32_t first, std::size_t n, std::uint32_t key, std::uint32_t cols,
-                  const float* x, std::uint32_t* bucket, float* signed_x, Isa isa = best());
+// For keys first .. first + n - 1 of one row, in that order: row[bucket] += x[j] with its
+// sign bit flipped by the hash.
+void sketch_add(std::uint32_t first, std::size_t n, std::uint32_t key, std::uint32_t cols,
+                const float* x, float* row, Isa isa = best());
 // For keys first .. first + n - 1 of one row: out[j] = row[bucket] with its sign bit flipped
 // by the hash (the row's estimate of each key).
 void sketch_lookup(std::uint32_t first, std::size_t n, std::uint32_t key, std::uint32_t cols,

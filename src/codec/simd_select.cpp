@@ -41,12 +41,12 @@ std::size_t collect_at_least_scalar(const float* x, std::size_t n, std::int32_t 
   return pos;
 }
 
-void sketch_terms_scalar(std::uint32_t first, std::size_t n, std::uint32_t key, std::uint32_t cols,
-                         const float* x, std::uint32_t* bucket, float* signed_x) {
+void sketch_add_scalar(std::uint32_t first, std::size_t n, std::uint32_t key, std::uint32_t cols,
+                       const float* x, float* row) {
   for (std::size_t j = 0; j < n; ++j) {
     const std::uint32_t h = sketch_mix(first + static_cast<std::uint32_t>(j), key);
-    bucket[j] = sketch_bucket(h, cols);
-    signed_x[j] = std::bit_cast<float>(std::bit_cast<std::uint32_t>(x[j]) ^ h << 31);
+    row[sketch_bucket(h, cols)] +=
+        std::bit_cast<float>(std::bit_cast<std::uint32_t>(x[j]) ^ h << 31);
   }
 }
 
@@ -124,23 +124,27 @@ RUMOR_AVX2 __m256i bucket8(__m256i h, __m256i cols) {
   return _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xaa);
 }
 
-RUMOR_AVX2 void sketch_terms_avx2(std::uint32_t first, std::size_t n, std::uint32_t key,
-                                  std::uint32_t cols, const float* x, std::uint32_t* bucket,
-                                  float* signed_x) {
+// Eight keys hashed in vector lanes, then their eight additions in scalar code: the
+// additions (loads and stores) overlap the next keys' hashing (vector arithmetic), which
+// hashing a whole block first and adding it afterwards does not.
+RUMOR_AVX2 void sketch_add_avx2(std::uint32_t first, std::size_t n, std::uint32_t key,
+                                std::uint32_t cols, const float* x, float* row) {
   const __m256i vkey = _mm256_set1_epi32(static_cast<int>(key));
   const __m256i vcols = _mm256_set1_epi32(static_cast<int>(cols));
   __m256i k = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(first)),
                                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  alignas(32) std::uint32_t bucket[8];
+  alignas(32) float term[8];
   std::size_t j = 0;
   for (; j + 8 <= n; j += 8, k = _mm256_add_epi32(k, _mm256_set1_epi32(8))) {
     const __m256i h = mix8(k, vkey);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(bucket + j), bucket8(h, vcols));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(bucket), bucket8(h, vcols));
     const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + j));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(signed_x + j),
-                        _mm256_xor_si256(xv, _mm256_slli_epi32(h, 31)));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(term),
+                       _mm256_xor_si256(xv, _mm256_slli_epi32(h, 31)));
+    for (unsigned l = 0; l < 8; ++l) row[bucket[l]] += term[l];
   }
-  sketch_terms_scalar(first + static_cast<std::uint32_t>(j), n - j, key, cols, x + j, bucket + j,
-                      signed_x + j);
+  sketch_add_scalar(first + static_cast<std::uint32_t>(j), n - j, key, cols, x + j, row);
 }
 
 RUMOR_AVX2 void sketch_lookup_avx2(std::uint32_t first, std::size_t n, std::uint32_t key,
@@ -166,9 +170,9 @@ std::size_t collect_at_least(const float* x, std::size_t n, std::int32_t thresho
                              std::uint32_t* idx, std::int32_t* key, Isa isa) {
   return RUMOR_DISPATCH(collect_at_least, x, n, threshold, cap, idx, key);
 }
-void sketch_terms(std::uint32_t first, std::size_t n, std::uint32_t key, std::uint32_t cols,
-                  const float* x, std::uint32_t* bucket, float* signed_x, Isa isa) {
-  RUMOR_DISPATCH(sketch_terms, first, n, key, cols, x, bucket, signed_x);
+void sketch_add(std::uint32_t first, std::size_t n, std::uint32_t key, std::uint32_t cols,
+                const float* x, float* row, Isa isa) {
+  RUMOR_DISPATCH(sketch_add, first, n, key, cols, x, row);
 }
 void sketch_lookup(std::uint32_t first, std::size_t n, std::uint32_t key, std::uint32_t cols,
                    const float* row, float* out, Isa isa) {

@@ -27,18 +27,13 @@ SketchHash::SketchHash(std::uint64_t seed, std::uint32_t rows, std::uint32_t col
 }
 
 void SketchHash::sketch(std::span<const float> x, float* table) const {
-  // Blocks of x stay in L1 while every row visits them: x is read from memory once. The
-  // vector kernel hashes a block; the additions stay scalar (no scatter-add on AVX2).
+  // Blocks of x stay in L1 while every row visits them: x is read from memory once.
   constexpr std::size_t kBlock = 2048;
-  alignas(32) std::uint32_t bucket[kBlock];
-  alignas(32) float term[kBlock];
   for (std::size_t lo = 0; lo < x.size(); lo += kBlock) {
     const std::size_t len = std::min(x.size() - lo, kBlock);
     for (std::uint32_t r = 0; r < rows_; ++r) {
-      float* row = table + static_cast<std::size_t>(r) * cols_;
-      simd::sketch_terms(static_cast<std::uint32_t>(lo), len, key_[r], cols_, x.data() + lo, bucket,
-                         term);
-      for (std::size_t j = 0; j < len; ++j) row[bucket[j]] += term[j];
+      simd::sketch_add(static_cast<std::uint32_t>(lo), len, key_[r], cols_, x.data() + lo,
+                       table + static_cast<std::size_t>(r) * cols_);
     }
   }
 }
