@@ -1,7 +1,7 @@
 #pragma once
-// Vector kernels of the value codecs, chosen once at run time by what the CPU has (the build
-// flags stay generic). The scalar kernels are the reference: every vector kernel gives the
-// same bytes, which tests check path against path.
+// Vector kernels of the codecs (casts, qsgd, sign, top-k candidates, Count-Sketch rows),
+// chosen once at run time by what the CPU has (the build flags stay generic). The scalar kernels
+// are the reference: every vector kernel gives the same bytes, which tests check path against path.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -55,8 +55,9 @@ void sign_values(const std::uint8_t* bits, std::size_t first, std::size_t n, flo
 std::size_t collect_at_least(const float* x, std::size_t n, std::int32_t threshold, std::size_t cap,
                              std::uint32_t* idx, std::int32_t* key, Isa isa = best());
 
-// Count-Sketch row hash of key k: h = mix32(k + key), a bijection of 32-bit words; the
-// bucket is ((h >> 1) * cols) >> 31 and the sign bit is h's lowest bit.
+// Count-Sketch row hash of key k: h = an xorshift-multiply mix of k + key (a bijection of
+// 32-bit words; the multipliers are Wellons' "lowbias32"); the bucket is
+// ((h >> 1) * cols) >> 31 and the sign bit is h's lowest bit, disjoint bits of h.
 constexpr std::uint32_t sketch_mix(std::uint32_t k, std::uint32_t key) {
   std::uint32_t z = k + key;
   z ^= z >> 16;
