@@ -15,7 +15,8 @@ struct Timing {
 
 // Limits LibTorch intra-op and inter-op parallelism to one thread.
 void use_one_thread();
-// torch::topk(|x|, k, unsorted) on a CPU tensor, median of `repeats` runs.
+// torch::topk(|x|, k, unsorted) on a CPU tensor, then index_select of the values at its
+// indices, median of `repeats` runs.
 Timing topk(std::span<const float> x, std::size_t k, int repeats);
 // 8-bit min-max quantization written with tensor ops: q = round((x - min) / scale) as uint8.
 Timing minmax8(std::span<const float> x, int repeats);

@@ -4,10 +4,6 @@
 #include <cmath>
 #include <cstring>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
 #include "simd.hpp"
 #include "stage_entry.hpp"
 
@@ -62,8 +58,7 @@ class QsgdCodec final : public ValueCodec {
       const std::size_t lo = c * chunk_;
       const std::size_t len = std::min<std::size_t>(chunk_, n - lo);
       const float* x = v.data() + lo;
-      const float norm = static_cast<float>(
-          std::sqrt(sum_of(x, len, [](float v) { return static_cast<double>(v) * v; })));
+      const float norm = static_cast<float>(std::sqrt(simd::sum_squares(x, len)));
       if (!finite(norm)) {
         throw CodecError("codec " + name() + ": cannot encode: chunk " + std::to_string(c) +
                          " has a non-finite norm (NaN/inf in the input, or values too large)");
@@ -73,7 +68,8 @@ class QsgdCodec final : public ValueCodec {
       std::size_t i = 0;
       if (nbits == 0) {  // byte aligned: whole groups of 8 values fill exactly BITS+1 bytes
         const std::size_t groups = len / 8 * 8;
-        encode_groups(x, groups, inv, rng, bitp);
+        simd::qsgd_codes(x, groups, inv, bits_, rng, bitp);
+        bitp += groups / 8 * width;
         i = groups;
       }
       for (; i < len; ++i) {
@@ -106,72 +102,6 @@ class QsgdCodec final : public ValueCodec {
       acc >>= 8;
       nbits = nbits > 8 ? nbits - 8 : 0;
     }
-  }
-  // Fast path: len is a multiple of 8; 8 codes of W = BITS+1 bits are W whole bytes of the
-  // same LSB-first bit stream the generic path writes.
-  template <unsigned kBits>
-  static void groups_t(const float* x, std::size_t len, float inv, std::uint32_t s, Rng& rng,
-                       std::uint8_t*& bp) {
-    constexpr unsigned kW = kBits + 1;
-    __extension__ typedef unsigned __int128 U128;
-    using Acc = std::conditional_t<(kW * 8 > 64), U128, std::uint64_t>;
-    const float sf = static_cast<float>(s);
-    for (std::size_t g = 0; g < len; g += 8) {
-      alignas(16) std::int32_t code[8];
-#if defined(__SSE2__)
-      // a = min(|x| s / norm, s); l = floor(a) + (u < frac(a)), so l <= s; frac is exact and u
-      // has 24 random bits; the sign bit is set only for non-zero levels.
-      for (unsigned j = 0; j < 8; j += 4) {
-        const __m128i xb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + g + j));
-        const __m128 ax = _mm_castsi128_ps(_mm_and_si128(xb, _mm_set1_epi32(0x7fffffff)));
-        const __m128 a = _mm_min_ps(_mm_mul_ps(ax, _mm_set1_ps(inv)), _mm_set1_ps(sf));
-        const __m128i li = _mm_cvttps_epi32(a);
-        const __m128 frac = _mm_sub_ps(a, _mm_cvtepi32_ps(li));
-        // Four 24-bit uniforms from two 64-bit draws, built in registers (a round trip
-        // through memory stalls on store forwarding).
-        const auto r0 = static_cast<long long>(rng());
-        const auto r1 = static_cast<long long>(rng());
-        const __m128 uf =
-            _mm_cvtepi32_ps(_mm_and_si128(_mm_set_epi64x(r1, r0), _mm_set1_epi32(0xffffff)));
-        const __m128i up =
-            _mm_castps_si128(_mm_cmplt_ps(uf, _mm_mul_ps(frac, _mm_set1_ps(16777216.0f))));
-        const __m128i l = _mm_sub_epi32(li, up);  // up is -1 where rounding up
-        const __m128i zero = _mm_cmpeq_epi32(l, _mm_setzero_si128());
-        const __m128i neg = _mm_andnot_si128(zero, _mm_srli_epi32(xb, 31));
-        _mm_store_si128(reinterpret_cast<__m128i*>(code + j),
-                        _mm_or_si128(l, _mm_slli_epi32(neg, kBits)));
-      }
-#else
-      std::uint32_t u[8];
-      for (unsigned j = 0; j < 8; j += 2) {
-        const std::uint64_t rnd = rng();
-        u[j] = static_cast<std::uint32_t>(rnd) & 0xffffffu;
-        u[j + 1] = static_cast<std::uint32_t>(rnd >> 32) & 0xffffffu;
-      }
-      for (unsigned j = 0; j < 8; ++j) {
-        // a <= s, so floor(a) + (round up) <= s; frac is exact, u has 24 random bits.
-        const float a = std::min(std::fabs(x[g + j]) * inv, sf);
-        const std::int32_t li = static_cast<std::int32_t>(a);
-        const float frac = a - static_cast<float>(li);
-        const std::int32_t l =
-            li + (static_cast<float>(static_cast<std::int32_t>(u[j])) < frac * 16777216.0f ? 1 : 0);
-        const std::int32_t neg =
-            static_cast<std::int32_t>(std::bit_cast<std::uint32_t>(x[g + j]) >> 31) &
-            (l != 0 ? 1 : 0);
-        code[j] = l | (neg << kBits);
-      }
-#endif
-      Acc acc = 0;
-      for (unsigned j = 0; j < 8; ++j)
-        acc |= static_cast<Acc>(static_cast<std::uint32_t>(code[j])) << (j * kW);
-      std::memcpy(bp, &acc, kW);  // little-endian host: the low kW bytes
-      bp += kW;
-    }
-  }
-  void encode_groups(const float* x, std::size_t len, float inv, Rng& rng,
-                     std::uint8_t*& bp) const {
-    simd::dispatch_bits(bits_,
-                        [&](auto b) { groups_t<decltype(b)::value>(x, len, inv, s_, rng, bp); });
   }
   void decode(Reader& r, std::span<float> out) const override {
     const std::size_t n = out.size();
@@ -224,15 +154,9 @@ class QsgdCodec final : public ValueCodec {
     }
     if (acc != 0) malformed(r.codec(), "qsgd padding bits are not zero");
   }
-  bool unbiased() const override {
-    return !biased_;
-  }
-  bool contractive() const override {
-    return biased_;
-  }
-  double delta(std::size_t n) const override {
-    return biased_ ? 1.0 / (1.0 + omega(n)) : 0.0;
-  }
+  bool unbiased() const override { return !biased_; }
+  bool contractive() const override { return biased_; }
+  double delta(std::size_t n) const override { return biased_ ? 1.0 / (1.0 + omega(n)) : 0.0; }
 
  private:
   int bits_;

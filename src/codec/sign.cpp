@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "simd.hpp"
 #include "stage_entry.hpp"
 
 namespace rumor::codec::detail {
@@ -27,27 +28,15 @@ class SignCodec final : public ValueCodec {
     for (std::size_t c = 0; c < nc; ++c) {
       const std::size_t lo = c * chunk_;
       const std::size_t len = std::min<std::size_t>(chunk_, n - lo);
-      const float scale = static_cast<float>(
-          sum_of(v.data() + lo, len, [](float x) { return static_cast<double>(std::fabs(x)); }) /
-          static_cast<double>(len));
+      const float scale =
+          static_cast<float>(simd::sum_abs(v.data() + lo, len) / static_cast<double>(len));
       if (!finite(scale)) {
         throw CodecError("codec " + name() + ": cannot encode: chunk " + std::to_string(c) +
                          " has a non-finite scale (NaN/inf in the input)");
       }
       w.f32(scale);
     }
-    std::uint8_t* bp = w.pos();
-    std::size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-      unsigned b = 0;
-      for (unsigned j = 0; j < 8; ++j) b |= (std::bit_cast<std::uint32_t>(v[i + j]) >> 31) << j;
-      *bp++ = static_cast<std::uint8_t>(b);
-    }
-    if (i < n) {
-      unsigned b = 0;
-      for (unsigned j = 0; i + j < n; ++j) b |= (std::bit_cast<std::uint32_t>(v[i + j]) >> 31) << j;
-      *bp = static_cast<std::uint8_t>(b);
-    }
+    simd::sign_bits(v.data(), n, w.pos());
   }
   void decode(Reader& r, std::span<float> out) const override {
     const std::size_t n = out.size();
@@ -68,13 +57,9 @@ class SignCodec final : public ValueCodec {
     for (std::size_t c = 0; c < nc; ++c) {
       float scale;
       std::memcpy(&scale, scales + 4 * c, 4);
-      const std::uint32_t sb = std::bit_cast<std::uint32_t>(scale);
       const std::size_t lo = c * chunk_;
-      const std::size_t hi = std::min<std::size_t>(lo + chunk_, n);
-      for (std::size_t i = lo; i < hi; ++i) {
-        const std::uint32_t neg = (bp[i >> 3] >> (i & 7)) & 1u;
-        out[i] = std::bit_cast<float>(sb | (neg << 31));
-      }
+      const std::size_t len = std::min<std::size_t>(chunk_, n - lo);
+      simd::sign_values(bp, lo, len, scale, out.data() + lo);
     }
   }
   bool unbiased() const override { return false; }

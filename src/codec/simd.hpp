@@ -1,11 +1,13 @@
 #pragma once
-// Vector kernels of the value codecs, chosen once at run time by what the CPU has (the build
-// flags stay generic). The scalar kernels are the reference: every vector kernel gives the
-// same bytes, which tests check path against path.
+// Vector kernels of the codecs (casts, qsgd, sign, top-k candidates, Count-Sketch rows),
+// chosen once at run time by what the CPU has (the build flags stay generic). The scalar kernels
+// are the reference: every vector kernel gives the same bytes, which tests check path against path.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <type_traits>
+
+#include "rumor/common/rng.hpp"
 
 namespace rumor::codec::simd {
 
@@ -26,6 +28,55 @@ void from_bf16(const std::uint8_t* in, std::size_t n, float* out, Isa isa = best
 // sign) from `in`, a byte boundary; out[i] = level * step, negated when the sign bit is set.
 void qsgd_levels(const std::uint8_t* in, std::size_t n, int bits, float step, float* out,
                  Isa isa = best());
+
+// QSGD codes of n values (a multiple of 8), written as `qsgd_levels` reads them:
+// a = min(|x| inv, 2^BITS - 1), level floor(a) + (u < frac(a)) with u the next 24-bit
+// uniform (two per rng() word, low half first), sign bit set for negative non-zero levels.
+// Draws n / 2 words from rng, in the same order on every path.
+void qsgd_codes(const float* x, std::size_t n, float inv, int bits, Rng& rng, std::uint8_t* out,
+                Isa isa = best());
+
+// Sums of x^2 and of |x| in double with four interleaved partial sums (x[i] goes to sum
+// i % 4 while four remain, the rest to sum 0; then (s0 + s1) + (s2 + s3)). The order is part
+// of the encoded bytes (qsgd norms, sign scales): every path gives the same bits.
+double sum_squares(const float* x, std::size_t n, Isa isa = best());
+double sum_abs(const float* x, std::size_t n, Isa isa = best());
+
+// Sign bits: bit i of the (n + 7) / 8 bytes at `out` (LSB first) is x[i]'s sign bit; the
+// unused bits of the last byte are zero.
+void sign_bits(const float* x, std::size_t n, std::uint8_t* out, Isa isa = best());
+// out[i] = scale with the sign bit of bit (first + i) of `bits` (scale's own sign bit clear).
+void sign_values(const std::uint8_t* bits, std::size_t first, std::size_t n, float scale,
+                 float* out, Isa isa = best());
+
+// Top-k candidates: (i, |x_i| bits) of every i with |x_i| bits >= threshold (>= 0), in index
+// order, into idx and key (room for cap + 16 each). Returns their count, or a number above
+// cap as soon as the room is known to be too small (the arrays then hold a prefix).
+std::size_t collect_at_least(const float* x, std::size_t n, std::int32_t threshold, std::size_t cap,
+                             std::uint32_t* idx, std::int32_t* key, Isa isa = best());
+
+// Count-Sketch row hash of key k: h = an xorshift-multiply mix of k + key (a bijection of
+// 32-bit words; the multipliers are Wellons' "lowbias32"); the bucket is
+// ((h >> 1) * cols) >> 31 and the sign bit is h's lowest bit, disjoint bits of h.
+constexpr std::uint32_t sketch_mix(std::uint32_t k, std::uint32_t key) {
+  std::uint32_t z = k + key;
+  z ^= z >> 16;
+  z *= 0x7feb352dU;
+  z ^= z >> 15;
+  z *= 0x846ca68bU;
+  return z ^ (z >> 16);
+}
+constexpr std::uint32_t sketch_bucket(std::uint32_t h, std::uint32_t cols) {
+  return static_cast<std::uint32_t>((static_cast<std::uint64_t>(h >> 1) * cols) >> 31);
+}
+// For keys first .. first + n - 1 of one row, in that order: row[bucket] += x[j] with its
+// sign bit flipped by the hash.
+void sketch_add(std::uint32_t first, std::size_t n, std::uint32_t key, std::uint32_t cols,
+                const float* x, float* row, Isa isa = best());
+// For keys first .. first + n - 1 of one row: out[j] = row[bucket] with its sign bit flipped
+// by the hash (the row's estimate of each key).
+void sketch_lookup(std::uint32_t first, std::size_t n, std::uint32_t key, std::uint32_t cols,
+                   const float* row, float* out, Isa isa = best());
 
 // Calls f(std::integral_constant<unsigned, BITS>{}) for BITS in 1..8, so kernels over packed
 // codes are compiled once per width.

@@ -19,6 +19,7 @@
 
 #include "codec_base.hpp"
 #include "rumor/codec/topk.hpp"
+#include "simd.hpp"
 #include "stage_entry.hpp"
 
 namespace rumor::codec::detail {
@@ -307,7 +308,7 @@ class SketchEncoder final : public EncoderBase {
       const double y = c_->mode() == Mode::kExact ? v : static_cast<double>(scale) * rec.est[j];
       removed += v * v - (v - y) * (v - y);
     }
-    for (const float v : x) total += static_cast<double>(v) * v;
+    total = simd::sum_squares(x.data(), x.size());
     return removed * static_cast<double>(d_) >= total * static_cast<double>(c_->heavy(d_));
   }
   // argmin over s in [0, 1] of ||x - s r||, r the estimates at the heavy hitters.

@@ -23,47 +23,33 @@ void block_random_indices(std::size_t d, std::size_t k, const CodecContext& ctx,
 SketchHash::SketchHash(std::uint64_t seed, std::uint32_t rows, std::uint32_t cols)
     : rows_(std::min(rows, kMaxSketchRows)), cols_(cols) {
   Rng rng = Rng::derive(seed, 0x736b65746368ULL, rows, cols);  // from the shared seed alone
-  for (std::uint32_t r = 0; r < rows_; ++r) key_[r] = rng();
+  for (std::uint32_t r = 0; r < rows_; ++r) key_[r] = static_cast<std::uint32_t>(rng() >> 32);
 }
 
 void SketchHash::sketch(std::span<const float> x, float* table) const {
   // Blocks of x stay in L1 while every row visits them: x is read from memory once.
   constexpr std::size_t kBlock = 2048;
-  const std::uint64_t cols = cols_;
   for (std::size_t lo = 0; lo < x.size(); lo += kBlock) {
-    const std::size_t hi = std::min(x.size(), lo + kBlock);
+    const std::size_t len = std::min(x.size() - lo, kBlock);
     for (std::uint32_t r = 0; r < rows_; ++r) {
-      float* row = table + static_cast<std::size_t>(r) * cols_;
-      const std::uint64_t key = key_[r];
-      for (std::size_t k = lo; k < hi; ++k) {
-        const std::uint64_t v = mix(k, key);
-        const std::uint32_t flip = static_cast<std::uint32_t>(v) << 31;
-        row[((v >> 32) * cols) >> 32] +=
-            std::bit_cast<float>(std::bit_cast<std::uint32_t>(x[k]) ^ flip);
-      }
+      simd::sketch_add(static_cast<std::uint32_t>(lo), len, key_[r], cols_, x.data() + lo,
+                       table + static_cast<std::size_t>(r) * cols_);
     }
   }
 }
 
 void SketchHash::estimate(const float* table, std::span<float> est,
                           std::vector<float>& vals) const {
-  // Per block of keys: each row's signed bucket values (row by row, simple loops), then the
-  // median per key (a min/max network for 5 rows, insertion sort otherwise).
+  // Per block of keys: each row's signed bucket values (row by row), then the median per key
+  // (a min/max network for 5 rows, insertion sort otherwise).
   constexpr std::size_t kBlock = 1024;
   vals.resize(static_cast<std::size_t>(rows_) * kBlock);
-  const std::uint64_t cols = cols_;
   for (std::size_t lo = 0; lo < est.size(); lo += kBlock) {
     const std::size_t len = std::min(est.size() - lo, kBlock);
     for (std::uint32_t r = 0; r < rows_; ++r) {
-      const float* row = table + static_cast<std::size_t>(r) * cols_;
-      float* out = vals.data() + static_cast<std::size_t>(r) * kBlock;
-      const std::uint64_t key = key_[r];
-      for (std::size_t j = 0; j < len; ++j) {
-        const std::uint64_t v = mix(lo + j, key);
-        const std::uint32_t flip = static_cast<std::uint32_t>(v) << 31;
-        out[j] = std::bit_cast<float>(std::bit_cast<std::uint32_t>(row[((v >> 32) * cols) >> 32]) ^
-                                      flip);
-      }
+      simd::sketch_lookup(static_cast<std::uint32_t>(lo), len, key_[r], cols_,
+                          table + static_cast<std::size_t>(r) * cols_,
+                          vals.data() + static_cast<std::size_t>(r) * kBlock);
     }
     if (rows_ == 5) {
       const float* v0 = vals.data();
@@ -83,7 +69,7 @@ void SketchHash::estimate(const float* table, std::span<float> est,
         est[lo + j] = std::max(std::min(lo3, hi3), std::min(std::max(lo3, hi3), c));
       }
     } else {
-      float v[kMaxSketchRows];
+      float v[kMaxSketchRows] = {};
       for (std::size_t j = 0; j < len; ++j) {
         for (std::uint32_t r = 0; r < rows_; ++r) {
           const float e = vals[static_cast<std::size_t>(r) * kBlock + j];

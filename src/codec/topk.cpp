@@ -5,6 +5,8 @@
 #include <cmath>
 #include <functional>
 
+#include "simd.hpp"
+
 namespace rumor::codec {
 namespace {
 
@@ -21,38 +23,14 @@ constexpr std::size_t kBlock = 16;
 // Collects (index, key) of every element with key >= threshold, in index order. Returns
 // false (and stops) when more than cap candidates would be needed.
 bool TopkSelector::collect(std::span<const float> x, std::int32_t threshold, std::size_t cap) {
-  const std::size_t n = x.size();
   if (cand_idx_.size() < cap + kBlock) {
     cand_idx_.resize(cap + kBlock);
     cand_key_.resize(cap + kBlock);
     scratch_.reserve(cap + kBlock);  // select_among copies at most cap keys
   }
-  std::uint32_t* idx = cand_idx_.data();
-  std::int32_t* key = cand_key_.data();
-  std::size_t pos = 0;
-  std::size_t i = 0;
-  for (; i + kBlock <= n; i += kBlock) {
-    // Most blocks hold no candidate: test the whole block first (vectorizes), then compact.
-    std::int32_t any = 0;
-    for (std::size_t j = 0; j < kBlock; ++j) any |= mag_key(x[i + j]) >= threshold;
-    if (!any) continue;
-    if (pos > cap) return false;
-    for (std::size_t j = 0; j < kBlock; ++j) {
-      const std::int32_t kv = mag_key(x[i + j]);
-      idx[pos] = static_cast<std::uint32_t>(i + j);
-      key[pos] = kv;
-      pos += kv >= threshold;
-    }
-  }
-  if (pos > cap) return false;
-  for (; i < n; ++i) {
-    const std::int32_t kv = mag_key(x[i]);
-    idx[pos] = static_cast<std::uint32_t>(i);
-    key[pos] = kv;
-    pos += kv >= threshold;
-  }
-  count_ = pos;
-  return pos <= cap;
+  count_ = simd::collect_at_least(x.data(), x.size(), threshold, cap, cand_idx_.data(),
+                                  cand_key_.data());
+  return count_ <= cap;
 }
 
 // Top k among the count_ collected candidates (count_ >= k), ties to the lower index.

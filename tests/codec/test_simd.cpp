@@ -117,3 +117,139 @@ TEST_CASE("simd: unaligned output and every tail length") {
     for (std::size_t i = 0; i < n; ++i) CHECK(back[i] == doctest::Approx(x[i]).epsilon(1e-3));
   }
 }
+
+namespace {
+
+// Gaussian values with zeros of both signs and a few huge ones (the clamp to 2^BITS - 1).
+std::vector<float> mixed_values(std::size_t n, std::uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint32_t r = rng() % 16;
+    x[i] = r == 0 ? 0.0f : r == 1 ? -0.0f : r == 2 ? 1e6f * normal(rng) : normal(rng);
+  }
+  return x;
+}
+
+}  // namespace
+
+TEST_CASE("simd: qsgd codes, every width: the scalar reference's bytes and random stream") {
+  if (simd::best() == Isa::kScalar) {
+    MESSAGE("this CPU has no AVX2 (or RUMOR_SIMD=off): only the scalar path runs");
+    return;
+  }
+  const std::size_t n = 8 * 300;
+  const auto x = mixed_values(n, 3);
+  for (int bits = 1; bits <= 8; ++bits) {
+    for (const float inv : {0.0f, 0.37f, 3.1f, 1e-3f}) {
+      const std::size_t bytes = n / 8 * static_cast<std::size_t>(bits + 1);
+      std::vector<std::uint8_t> ref(bytes + 8, 0xa5), vec(bytes + 8, 0xa5);
+      rumor::Rng r_ref(99), r_vec(99);
+      simd::qsgd_codes(x.data(), n, inv, bits, r_ref, ref.data(), Isa::kScalar);
+      simd::qsgd_codes(x.data(), n, inv, bits, r_vec, vec.data(), Isa::kAvx2);
+      const std::size_t at = first_difference(ref, vec, 1);
+      CHECK_MESSAGE(at == ref.size(), "bits ", bits, " inv ", inv, ": first differing byte ", at);
+      CHECK_MESSAGE(r_ref() == r_vec(), "bits ", bits, ": the paths drew different streams");
+    }
+  }
+}
+
+TEST_CASE("simd: sums of squares and magnitudes give the same bits on every path") {
+  const auto x = mixed_values(4099, 5);
+  for (std::size_t n : {0ul, 1ul, 3ul, 4ul, 5ul, 7ul, 8ul, 33ul, 4099ul}) {
+    CAPTURE(n);
+    const double sq = simd::sum_squares(x.data(), n, Isa::kScalar);
+    const double ab = simd::sum_abs(x.data(), n, Isa::kScalar);
+    CHECK(std::bit_cast<std::uint64_t>(sq) ==
+          std::bit_cast<std::uint64_t>(simd::sum_squares(x.data(), n, simd::best())));
+    CHECK(std::bit_cast<std::uint64_t>(ab) ==
+          std::bit_cast<std::uint64_t>(simd::sum_abs(x.data(), n, simd::best())));
+  }
+}
+
+TEST_CASE("simd: sign bits and sign values, every length and bit offset") {
+  const auto x = mixed_values(300, 6);
+  for (std::size_t n = 0; n <= x.size(); n += (n < 70 ? 1 : 23)) {
+    std::vector<std::uint8_t> ref((n + 7) / 8 + 1, 0x5a), vec((n + 7) / 8 + 1, 0x5a);
+    simd::sign_bits(x.data(), n, ref.data(), Isa::kScalar);
+    simd::sign_bits(x.data(), n, vec.data(), simd::best());
+    CHECK_MESSAGE(ref == vec, "n ", n);
+    for (std::size_t i = 0; i < n; ++i) {
+      REQUIRE(((ref[i / 8] >> (i % 8)) & 1) == (std::bit_cast<std::uint32_t>(x[i]) >> 31));
+    }
+  }
+  std::vector<std::uint8_t> bits(64);
+  std::mt19937 rng(8);
+  for (auto& b : bits) b = static_cast<std::uint8_t>(rng());
+  for (std::size_t first = 0; first < 17; ++first) {
+    for (std::size_t n : {0ul, 1ul, 7ul, 8ul, 9ul, 31ul, 200ul}) {
+      std::vector<float> ref(n), vec(n);
+      simd::sign_values(bits.data(), first, n, 0.75f, ref.data(), Isa::kScalar);
+      simd::sign_values(bits.data(), first, n, 0.75f, vec.data(), simd::best());
+      CHECK_MESSAGE(first_difference(ref, vec, 4) == n, "first ", first, " n ", n);
+      for (std::size_t i = 0; i < n; ++i) {
+        const bool neg = (bits[(first + i) / 8] >> ((first + i) % 8)) & 1;
+        REQUIRE(vec[i] == (neg ? -0.75f : 0.75f));
+      }
+    }
+  }
+}
+
+TEST_CASE("simd: top-k candidates, counts and early stops equal the scalar reference") {
+  const auto x = mixed_values(5003, 9);  // no multiple of 16: the tail runs
+  for (const std::int32_t threshold : {0, 0x3f000000, 0x3fc00000, 0x40400000, 0x7f800000}) {
+    for (const std::size_t cap : {0ul, 10ul, 100ul, 1000ul, 5003ul}) {
+      std::vector<std::uint32_t> ri(cap + 16), vi(cap + 16);
+      std::vector<std::int32_t> rk(cap + 16), vk(cap + 16);
+      const std::size_t rn = simd::collect_at_least(x.data(), x.size(), threshold, cap, ri.data(),
+                                                    rk.data(), Isa::kScalar);
+      const std::size_t vn = simd::collect_at_least(x.data(), x.size(), threshold, cap, vi.data(),
+                                                    vk.data(), simd::best());
+      CAPTURE(threshold);
+      CAPTURE(cap);
+      REQUIRE(rn == vn);
+      REQUIRE(rn <= cap + 16);
+      ri.resize(rn), vi.resize(rn), rk.resize(rn), vk.resize(rn);
+      CHECK(ri == vi);
+      CHECK(rk == vk);
+    }
+  }
+}
+
+TEST_CASE("simd: Count-Sketch row additions and lookups equal the scalar reference") {
+  const auto x = mixed_values(1000, 10);
+  std::vector<float> row(1u << 12);
+  for (std::size_t i = 0; i < row.size(); ++i) row[i] = x[i % x.size()] + static_cast<float>(i);
+  for (const std::uint32_t cols : {1u, 3u, 97u, 4096u}) {
+    for (const std::uint32_t first : {0u, 5u, 0xfffffc00u}) {
+      for (const std::size_t n : {0ul, 7ul, 1000ul}) {
+        CAPTURE(cols);
+        CAPTURE(first);
+        CAPTURE(n);
+        std::vector<float> rt(row), vt(row), rl(n), vl(n);
+        simd::sketch_add(first, n, 0x9e3779b9u, cols, x.data(), rt.data(), Isa::kScalar);
+        simd::sketch_add(first, n, 0x9e3779b9u, cols, x.data(), vt.data(), simd::best());
+        CHECK(first_difference(rt, vt, 4) == rt.size());
+        for (std::size_t i = cols; i < row.size(); ++i) REQUIRE(rt[i] == row[i]);  // in range
+        simd::sketch_lookup(first, n, 12345u, cols, row.data(), rl.data(), Isa::kScalar);
+        simd::sketch_lookup(first, n, 12345u, cols, row.data(), vl.data(), simd::best());
+        CHECK(first_difference(rl, vl, 4) == n);
+      }
+    }
+  }
+}
+
+TEST_CASE("simd: large casts (streaming stores) at even and odd output addresses") {
+  const std::size_t n = (std::size_t{4} << 20) + 13;
+  auto x = mixed_values(n, 12);
+  x[n / 2] = std::bit_cast<float>(0x7fa00001u);  // a signalling NaN in the streamed part
+  for (auto enc : {&simd::to_half, &simd::to_bf16}) {
+    for (std::size_t offset : {0ul, 1ul, 6ul}) {
+      std::vector<std::uint8_t> ref(2 * n + 8), vec(2 * n + 8);
+      enc(x.data(), n, ref.data() + offset, Isa::kScalar);
+      enc(x.data(), n, vec.data() + offset, simd::best());
+      CHECK_MESSAGE(first_difference(ref, vec, 1) == ref.size(), "offset ", offset);
+    }
+  }
+}
