@@ -151,10 +151,13 @@ void ShmLink::service() {
   if (!active() || closed_ || in_service_) return;
   in_service_ = true;
   try {
+    // Until neither side can move, at most kBudget bytes each way: then other handlers
+    // (heartbeats, other links) get the thread and the rest follows in a posted turn.
+    std::size_t read = 0, written = 0;
     bool progress = true;
-    for (int pass = 0; progress && pass < 64 && !closed_; ++pass) {
-      progress = read_some();
-      if (!closed_) progress = write_some() || progress;
+    while (progress && !closed_ && read < kBudget && written < kBudget) {
+      progress = read_some(read);
+      if (!closed_) progress = write_some(written) || progress;
     }
     if (progress && !closed_ && !posted_.exchange(true)) post_();  // more next turn
   } catch (const ProtocolError& e) {
@@ -168,7 +171,8 @@ void ShmLink::service() {
 void ShmLink::drain() {
   if (!active() || closed_ || in_service_) return;
   try {
-    read_some();
+    std::size_t read = 0;
+    read_some(read);
   } catch (const ProtocolError&) {  // closing anyway: what was whole is delivered
   }
 }
@@ -180,11 +184,12 @@ std::size_t ShmLink::fill(std::uint8_t* buf, std::size_t want) {
   return n;
 }
 
-bool ShmLink::read_some() {
+bool ShmLink::read_some(std::size_t& total) {
   std::size_t moved = 0;
-  while (moved < kBudget && !closed_ && read_step(moved)) {
+  while (total + moved < kBudget && !closed_ && read_step(moved)) {
   }
   if (moved > 0) peer_bell_.ring();  // space freed
+  total += moved;
   return moved > 0;
 }
 
@@ -272,9 +277,9 @@ bool ShmLink::take_next() {
   return true;
 }
 
-bool ShmLink::write_some() {
+bool ShmLink::write_some(std::size_t& total) {
   std::size_t moved = 0;
-  while (moved < kBudget && !closed_) {
+  while (total + moved < kBudget && !closed_) {
     if (!tx_ && !take_next()) break;
     const std::size_t head = tx_->head.size();
     std::span<const std::uint8_t> rest =
@@ -288,6 +293,7 @@ bool ShmLink::write_some() {
     if (tx_off_ == tx_->bytes()) finish_message();
   }
   if (moved > 0) peer_bell_.ring();
+  total += moved;
   return moved > 0;
 }
 

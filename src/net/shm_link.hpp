@@ -78,7 +78,8 @@ class ShmLink {
   // dialer's CONFIRM); the path is then active. Throws ProtocolError when the frame is out
   // of turn or the nonce it reads back is not the one this side wrote (bad input).
   std::optional<wire::Header> on_frame(const wire::Shm& frame);
-  // Network thread: moves bytes both ways until neither can move (bounded per call).
+  // Network thread: moves bytes both ways until neither can move (bounded per call; the
+  // rest follows in a posted call).
   void service();
   // The connection is closing: delivers the whole messages still in the ring (the peer wrote
   // them before its bye); bad bytes end it quietly.
@@ -92,12 +93,13 @@ class ShmLink {
           Post post, ShmSegment segment, State state);
   void activate();
   void doorbell_loop();
-  bool read_some();
+  // Both add the bytes they moved to `total`; true when they moved any.
+  bool read_some(std::size_t& total);
   bool read_step(std::size_t& moved);
   std::size_t fill(std::uint8_t* buf, std::size_t want);
   void on_prefix();
   void on_header();
-  bool write_some();
+  bool write_some(std::size_t& total);
   bool take_next();
   void finish_message();
 

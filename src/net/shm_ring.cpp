@@ -19,6 +19,7 @@
 #include "frame.hpp"
 #include "rumor/common/error.hpp"
 #include "rumor/common/log.hpp"
+#include "rumor/net/secret.hpp"
 
 namespace rumor::net {
 namespace {
@@ -38,16 +39,6 @@ static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 
 std::string errno_text() {
   return std::strerror(errno);
-}
-
-std::string hex(const std::string& bytes) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out += digits[c >> 4];
-    out += digits[c & 15];
-  }
-  return out;
 }
 
 bool power_of_two(std::size_t n) {
@@ -186,7 +177,7 @@ ShmSegment ShmSegment::create(std::size_t ring_bytes) {
   ShmSegment s;
   s.ring_bytes_ = ring_bytes;
   s.side_ = 0;
-  s.name_ = kPrefix + std::to_string(::getpid()) + "-" + hex(random_nonce().substr(0, 16));
+  s.name_ = kPrefix + std::to_string(::getpid()) + "-" + new_secret().substr(0, 32);
   const int fd = ::shm_open(s.name_.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
   if (fd < 0) throw Error("shm_open(" + s.name_ + ") failed: " + errno_text());
   s.linked_ = true;
