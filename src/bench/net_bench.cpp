@@ -86,14 +86,33 @@ Topology bench_topology(const std::string& mode, int n, const std::vector<int>& 
   return Topology("bench-ring", false, Schedule::kStatic, MixingKind::kMetropolis, nodes, edges);
 }
 
-TransportOptions bench_options() {
+// `secret` set: the data links move to shared memory (network.shm auto); else TCP only.
+TransportOptions bench_options(const std::string& secret = {}) {
   TransportOptions o;
+  o.secret = secret;
+  o.shm = !secret.empty();
   o.run_id = "rumor-bench-net";
   o.connect_timeout = 60s;
   o.retry_min = 10ms;
   o.retry_max = 200ms;
   o.heartbeat_timeout = 0ms;  // rounds can be long under load; never time out a bench link
   return o;
+}
+
+// transport shm: waits until the data link to `peer` goes through shared memory (a bench
+// that measured TCP under the name shm would be wrong); throws after 30 s.
+void wait_shm(const Transport& t, int peer) {
+  const auto until = Clock::now() + std::chrono::seconds(30);
+  while (true) {
+    const auto s = t.stats();
+    const net::LinkStats* l = s.find(peer, net::LinkKind::kData);
+    if (l && l->shm) return;
+    if (Clock::now() > until)
+      throw Error("bench net --transport shm: the data link of node " + std::to_string(t.self()) +
+                  " to node " + std::to_string(peer) +
+                  " did not move to shared memory within 30 s (see the log for why)");
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
 }
 
 // Free loopback ports: bound together (so they differ), then released for the workers.
@@ -209,7 +228,7 @@ Message take_or_throw(Transport& t, int from, std::int64_t round, std::size_t fl
 }
 
 nlohmann::json run_pair(const NetBenchOptions& o) {
-  auto opt = bench_options();
+  auto opt = bench_options(o.transport == "shm" ? net::new_secret() : std::string());
   if (o.tls) {
     opt.tls = true;
     opt.secret = net::new_secret();
@@ -221,6 +240,7 @@ nlohmann::json run_pair(const NetBenchOptions& o) {
   b.start(topo, 1);
   a.wait_connected();
   b.wait_connected();
+  if (o.transport == "shm") wait_shm(a, 1);
   const int total = o.repeats + 1;
   std::atomic<bool> failed{false};
   std::thread echo([&] {
@@ -259,6 +279,7 @@ nlohmann::json run_pair(const NetBenchOptions& o) {
   return {{"bench", "rumor-net"},
           {"mode", "pair"},
           {"tls", o.tls},
+          {"transport", o.transport},
           {"floats", o.floats},
           {"repeats", o.repeats},
           {"gbps", {{"median", f.median}, {"min", f.min}, {"max", f.max}}},
@@ -425,16 +446,18 @@ std::vector<pid_t> spawn_workers(const NetBenchOptions& o, const std::filesystem
   std::vector<pid_t> pids;
   for (int i = 0; i < o.nodes; ++i) {
     std::vector<std::string> args = {
-        o.exe,      "--log-level",
-        "warn",     "bench",
-        "net",      "--worker",
-        "--mode",   o.mode,
-        "--id",     std::to_string(i),
-        "--nodes",  std::to_string(o.nodes),
-        "--floats", std::to_string(o.floats),
-        "--rounds", std::to_string(o.rounds),
-        "--ports",  ports_csv,
-        "--out",    (dir / ("worker-" + std::to_string(i) + ".json")).string()};
+        o.exe,           "--log-level",
+        "warn",          "bench",
+        "net",           "--worker",
+        "--mode",        o.mode,
+        "--id",          std::to_string(i),
+        "--nodes",       std::to_string(o.nodes),
+        "--floats",      std::to_string(o.floats),
+        "--rounds",      std::to_string(o.rounds),
+        "--ports",       ports_csv,
+        "--transport",   o.transport,
+        "--secret-file", (dir / "secret").string(),
+        "--out",         (dir / ("worker-" + std::to_string(i) + ".json")).string()};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -520,6 +543,7 @@ nlohmann::json summarize(const NetBenchOptions& o, const WorkerResults& res, Clo
   const double per_rank = (o.mode == "ring" ? 2 * bytes : bytes) / (f.median / 1e3) / 1e9;
   nlohmann::json out = {{"bench", "rumor-net"},
                         {"mode", o.mode},
+                        {"transport", o.transport},
                         {"nodes", o.nodes},
                         {"floats", o.floats},
                         {"rounds", o.rounds},
@@ -552,9 +576,12 @@ nlohmann::json summarize(const NetBenchOptions& o, const WorkerResults& res, Clo
 int run_net_bench_worker(const NetBenchWorker& w) {
   try {
     const Topology topo = bench_topology(w.mode, w.nodes, w.ports);
-    TcpTransport t(bench_options());
+    const bool shm = !w.secret_file.empty();
+    TcpTransport t(bench_options(shm ? net::read_secret_file(w.secret_file) : std::string()));
     t.start(topo, w.id);
     t.wait_connected();
+    if (shm)
+      for (int p : t.peers(net::LinkKind::kData)) wait_shm(t, p);
     const nlohmann::json out = Worker(w, t).run();
     std::ofstream(w.out) << out.dump() << "\n";
     t.stop();
@@ -576,6 +603,7 @@ nlohmann::json run_net_bench(const NetBenchOptions& o) {
       std::filesystem::temp_directory_path() / ("rumor-bench-net-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   const std::vector<int> ports = free_ports(o.nodes);
+  net::write_secret_file((dir / "secret").string(), net::new_secret());
   const auto t0 = Clock::now();
   const std::vector<pid_t> pids = spawn_workers(o, dir, ports);
   if (!wait_workers(pids, t0, o.timeout_s)) {

@@ -353,6 +353,10 @@ std::vector<KeyInfo> run_keys() {
        "network.tls: the private key of tls_cert (PEM; {id} as there)"},
       {"network.tls_ca", "string|null", nullptr,
        "network.tls: the CA certificate (PEM) a peer's certificate must be signed by"},
+      {"network.shm", "string", "auto",
+       "auto: a data link between two peers on one host (both holding the run secret, no TLS) "
+       "moves its messages to a shared-memory ring once the connection proves they share "
+       "memory, TCP staying the control path and the fallback; off: TCP only"},
       {"network.max_rounds_ahead", "int", 32,
        "gossip messages for rounds further ahead of this node than this are refused unread "
        "(counted)",
@@ -616,8 +620,10 @@ Config Config::from_json(const nlohmann::json& user_in, const std::string& origi
   // Nor is the secret that guards it (launch makes a fresh one per run, in the run directory).
   identity["network"]["secret_file"] = nullptr;
   identity["network"].erase("insecure");
-  // Nor how its links are guarded: a TLS run is the same run (and gives the same metrics).
-  for (const char* k : {"tls", "tls_cert", "tls_key", "tls_ca"}) identity["network"].erase(k);
+  // Nor how its links are guarded or carried: a TLS run, or one whose co-located peers talk
+  // through shared memory, is the same run (and gives the same metrics).
+  for (const char* k : {"tls", "tls_cert", "tls_key", "tls_ca", "shm"})
+    identity["network"].erase(k);
   for (auto& node : identity["topology"]["nodes"])
     if (resolved["network"]["base_port"].is_number()) node.erase("port");
   c.run_id_ = resolved["name"].get<std::string>() + "-s" +

@@ -1,6 +1,7 @@
 #include "tcp_handshake.hpp"
 
 #include "frame.hpp"
+#include "shm_link.hpp"
 
 namespace rumor::net {
 namespace {
@@ -37,7 +38,7 @@ wire::Header verdict_accepted() {
 }  // namespace
 
 wire::Header make_hello(const std::string& run_id, int self, int target, LinkKind kind,
-                        const std::string& nonce, const std::string& mac) {
+                        const std::string& nonce, const std::string& mac, bool shm) {
   wire::Header h;
   h.set_type(wire::FRAME_HELLO);
   auto* hello = h.mutable_hello();
@@ -49,6 +50,7 @@ wire::Header make_hello(const std::string& run_id, int self, int target, LinkKin
   hello->set_link(to_wire(kind));
   hello->set_nonce(nonce);
   if (!mac.empty()) hello->set_mac(mac);
+  if (shm) hello->set_shm(true);
   return h;
 }
 
@@ -60,7 +62,8 @@ Handshake::Handshake(const TransportOptions& options, int self, Link* link)
       nonce_(random_nonce()) {}
 
 wire::Header Handshake::open() const {
-  return make_hello(options_.run_id, self_, link_->peer, link_->kind, nonce_);
+  return make_hello(options_.run_id, self_, link_->peer, link_->kind, nonce_, {},
+                    shm_wanted(options_, link_->kind));
 }
 
 HandshakeStep Handshake::on_frame(const wire::Header& h, const AdmitFn& admit) {
@@ -110,10 +113,12 @@ HandshakeStep Handshake::acceptor_hello(const wire::Header& h, const AdmitFn& ad
   if (!link) return refuse(err, peer, kind);
   link_ = link;
   peer_nonce_ = hello.nonce();
+  peer_shm_ = hello.shm();
   HandshakeStep s;
   const std::string answer =
       options_.secret.empty() ? std::string() : mac("acceptor", peer, self_, peer_nonce_, nonce_);
-  s.reply = make_hello(options_.run_id, self_, peer, kind, nonce_, answer);
+  s.reply =
+      make_hello(options_.run_id, self_, peer, kind, nonce_, answer, shm_wanted(options_, kind));
   stage_ = HandshakeStage::kAwaitAuth;
   return s;
 }
@@ -148,6 +153,7 @@ HandshakeStep Handshake::dialer_hello(const wire::Header& h) {
   if (err.empty() && from_wire(hello.link()) != link_->kind) err = "link kind differs";
   if (!err.empty()) return refuse(err, link_->peer, link_->kind);
   peer_nonce_ = hello.nonce();
+  peer_shm_ = hello.shm();
   // Answer first, so the acceptor also checks (and counts) a secret mismatch.
   HandshakeStep s;
   s.reply.emplace();

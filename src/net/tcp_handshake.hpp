@@ -40,8 +40,9 @@ struct HandshakeStep {
 using AdmitFn = std::function<Link*(int peer, LinkKind kind, std::string& error)>;
 
 // The HELLO frame of either side; `mac` is set only when non-empty (the acceptor's answer).
+// `shm`: this node would move the link's messages to shared memory (shm_wanted).
 wire::Header make_hello(const std::string& run_id, int self, int target, LinkKind kind,
-                        const std::string& nonce, const std::string& mac = {});
+                        const std::string& nonce, const std::string& mac = {}, bool shm = false);
 
 class Handshake {
  public:
@@ -54,6 +55,8 @@ class Handshake {
   // TLS with certificates: the node the peer's certificate names. An acceptor refuses a
   // HELLO that claims another node.
   void set_certified_peer(int peer) { certified_peer_ = peer; }
+  // The peer's HELLO said it would move this link's messages to shared memory.
+  bool peer_shm() const { return peer_shm_; }
   // Dialer: the first frame on the connection.
   wire::Header open() const;
   // The next frame from the peer (parsed, before the handshake is done).
@@ -77,6 +80,7 @@ class Handshake {
   std::string peer_nonce_;  // the peer's: the challenge this node answers
   // The node the peer's TLS certificate names; -1: no certificate to hold the peer to.
   int certified_peer_ = -1;
+  bool peer_shm_ = false;
 };
 
 }  // namespace rumor::net

@@ -61,6 +61,7 @@ struct Link {
   asio::steady_timer retry;
   std::chrono::milliseconds backoff{0};
   bool deadline_reported = false;
+  bool shm_reported = false;  // why this link stays on TCP was logged
 };
 
 }  // namespace rumor::net

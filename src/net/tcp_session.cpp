@@ -115,13 +115,16 @@ std::string Session::endpoint_text() const {
 
 void Session::kick() {
   impl_.net_thread.assert_on_net_thread();
+  if (shm_ && shm_->active() && state_ == State::kEstablished && !close_after_write_)
+    shm_->service();  // the link's messages go through shared memory
   if (writing_ || state_ == State::kClosed) return;
   inflight_.clear();
   while (!internal_.empty()) {
     inflight_.push_back(std::move(internal_.front()));
     internal_.pop_front();
   }
-  if (state_ == State::kEstablished && !close_after_write_) take_queued();
+  // With shm_ set the queue waits for the shared-memory path (or goes through it).
+  if (state_ == State::kEstablished && !close_after_write_ && !shm_) take_queued();
   if (!inflight_.empty()) write_inflight();
 }
 
@@ -194,6 +197,11 @@ void Session::fail(const std::string& reason, bool malformed) {
     link_->writing = 0;
   }
   inflight_.clear();
+  if (shm_) {
+    // What the peer wrote into the ring before it closed comes first, as on TCP.
+    if (was == State::kEstablished && !malformed) shm_->drain();
+    shm_->close();
+  }
   if (malformed) {
     impl_.count_malformed(link_ && (was == State::kEstablished || dialer_) ? link_ : nullptr,
                           reason, remote_);
@@ -260,7 +268,7 @@ void Session::on_written(boost::system::error_code ec, std::size_t n) {
     std::lock_guard lock(link_->mu);
     link_->stats.bytes_sent += n;
     link_->stats.msgs_sent += msgs;
-    link_->writing = 0;
+    link_->writing -= msgs;  // the shared-memory path may be writing one as well
   }
   inflight_.clear();
   if (close_after_write_) {
@@ -326,7 +334,7 @@ void Session::on_header() {
   if (state_ == State::kEstablished && header_.type() == wire::FRAME_MESSAGE &&
       header_.sender() == link_->peer && known_kind(header_.kind())) {
     std::string detail;
-    if (auto counter = refusal(n, detail)) {
+    if (auto counter = refusal(header_, n, detail)) {
       impl_.count_rejected(*link_, counter, detail);
       {
         std::lock_guard lock(link_->mu);
@@ -350,20 +358,21 @@ void Session::on_header() {
   read_payload();
 }
 
-std::uint64_t LinkStats::*Session::refusal(std::uint64_t payload_bytes, std::string& detail) {
-  if (header_.seq() <= last_seq_) {
-    detail = "sequence number " + std::to_string(header_.seq()) + " after " +
-             std::to_string(last_seq_) + " on the same connection (a replay?)";
+std::uint64_t LinkStats::*Session::refusal(const wire::Header& h, std::uint64_t payload_bytes,
+                                           std::string& detail) {
+  if (h.seq() <= last_seq_) {
+    detail = "sequence number " + std::to_string(h.seq()) + " after " + std::to_string(last_seq_) +
+             " on the same connection (a replay?)";
     return &LinkStats::rejected_seq;
   }
-  last_seq_ = header_.seq();
+  last_seq_ = h.seq();
   const std::int64_t now = impl_.current_round();
   const std::int64_t ahead = impl_.options.max_rounds_ahead;
   if (ahead > 0 && now != Transport::kNoRound && link_->kind == LinkKind::kData &&
-      header_.kind() == static_cast<std::uint32_t>(MessageKind::kGossip) && header_.round() > now &&
-      header_.round() - now > ahead) {
+      h.kind() == static_cast<std::uint32_t>(MessageKind::kGossip) && h.round() > now &&
+      h.round() - now > ahead) {
     // round > now >= 0 here; unsigned so that the largest round is shown without overflow.
-    const std::uint64_t shown = static_cast<std::uint64_t>(header_.round()) + 1;
+    const std::uint64_t shown = static_cast<std::uint64_t>(h.round()) + 1;
     detail = "gossip for round " + std::to_string(shown) + " while this node is at " +
              std::to_string(now + 1) + " (network.max_rounds_ahead " + std::to_string(ahead) + ")";
     return &LinkStats::rejected_ahead;
@@ -417,9 +426,16 @@ void Session::on_frame(Payload payload) {
   const std::uint64_t frame_bytes = kPrefixBytes + prefix_.frame_length - 4;
   switch (header_.type()) {
     case wire::FRAME_MESSAGE:
-      on_message(std::move(payload), frame_bytes);
+      on_message(header_, std::move(payload), frame_bytes);
       if (state_ == State::kClosed) return;
       break;
+    case wire::FRAME_SHM: {
+      on_shm_frame();
+      if (state_ == State::kClosed) return;
+      std::lock_guard lock(link_->mu);
+      link_->stats.bytes_recv += frame_bytes;
+      break;
+    }
     case wire::FRAME_HEARTBEAT:
     case wire::FRAME_BYE: {
       if (header_.type() == wire::FRAME_BYE) peer_bye_ = true;
@@ -434,19 +450,21 @@ void Session::on_frame(Payload payload) {
   read_prefix();
 }
 
+std::string Session::message_error(const wire::Header& h) const {
+  if (h.sender() != link_->peer)
+    return "message claims sender " + std::to_string(h.sender()) + " on the link of node " +
+           std::to_string(link_->peer);
+  if (!known_kind(h.kind())) return "message of unknown kind " + std::to_string(h.kind());
+  return {};
+}
+
 // An application message: checked, counted, handed to the mailbox.
-void Session::on_message(Payload payload, std::uint64_t frame_bytes) {
-  if (header_.sender() != link_->peer) {
-    fail("message claims sender " + std::to_string(header_.sender()) + " on the link of node " +
-             std::to_string(link_->peer),
-         true);
+void Session::on_message(const wire::Header& h, Payload payload, std::uint64_t frame_bytes) {
+  if (const std::string err = message_error(h); !err.empty()) {
+    fail(err, true);
     return;
   }
-  if (!known_kind(header_.kind())) {
-    fail("message of unknown kind " + std::to_string(header_.kind()), true);
-    return;
-  }
-  Message m = message_from_header(header_, std::move(payload));
+  Message m = message_from_header(h, std::move(payload));
   m.link = link_->kind;
   {
     std::lock_guard lock(link_->mu);
@@ -490,6 +508,7 @@ void Session::established() {
   handshake_timer_.cancel();
   last_recv_ = Clock::now();
   impl_.attach(*link_, shared_from_this());
+  if (dialer_ && state_ == State::kEstablished) offer_shm();
   arm_heartbeat();
 }
 

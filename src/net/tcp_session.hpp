@@ -9,6 +9,8 @@
 // handler it calls, such as the event handler) closes this session and nothing else.
 // With network.tls the connection first runs a TLS 1.3 handshake (tcp_session_tls.cpp) and
 // everything after it, the rumor handshake included, goes through the TLS stream.
+// Between co-located peers a data link's messages then move to a shared-memory ring
+// (shm_link.hpp); the connection keeps the handshake, heartbeats and bye.
 #include <array>
 #include <chrono>
 #include <deque>
@@ -19,13 +21,14 @@
 #include "asio.hpp"
 #include "frame.hpp"
 #include "rumor/net/tcp.hpp"
+#include "shm_link.hpp"
 #include "tcp_handshake.hpp"
 #include "tcp_link.hpp"
 #include "tls.hpp"
 
 namespace rumor::net {
 
-class Session : public std::enable_shared_from_this<Session> {
+class Session : public std::enable_shared_from_this<Session>, private ShmHost {
  public:
   using Impl = TcpTransport::Impl;
   using Clock = std::chrono::steady_clock;
@@ -95,15 +98,30 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_header();
   // Why an application message may not go to the mailbox (seen from its header): the
   // LinkStats counter to bump, or null. Records its sequence number.
-  std::uint64_t LinkStats::*refusal(std::uint64_t payload_bytes, std::string& detail);
+  std::uint64_t LinkStats::*refusal(const wire::Header& h, std::uint64_t payload_bytes,
+                                    std::string& detail);
   void skip_payload();
   void end_pending();
   void read_payload();
   void on_frame(Payload payload);
-  void on_message(Payload payload, std::uint64_t frame_bytes);
+  void on_message(const wire::Header& h, Payload payload, std::uint64_t frame_bytes);
   void on_handshake_frame();
   void established();
   void refuse(const std::string& reason, int claimed_peer, LinkKind kind);
+  // Why a message header may not be taken at all (bad input), or empty.
+  std::string message_error(const wire::Header& h) const;
+
+  // Shared memory (shm_link.hpp): offer, answer, fall back to TCP (logged once per link).
+  bool co_located() const;
+  void offer_shm();
+  void accept_shm(const wire::Shm& offer);
+  void on_shm_frame();
+  void shm_fallback(const std::string& why);
+  ShmLink::Post shm_post();
+  ShmAdmit admit_ring_message(const Prefix& prefix, const wire::Header& header) override;
+  void deliver_ring_message(const wire::Header& header, Payload payload,
+                            std::uint64_t frame_bytes) override;
+  void ring_failed(const std::string& reason) override;
 
   Impl& impl_;
   tcp::socket socket_;
@@ -139,6 +157,9 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string close_reason_;
   Clock::time_point last_recv_;
   Clock::time_point last_send_;
+
+  // The shared-memory path of this data link while offered or active (null: all on TCP).
+  std::unique_ptr<ShmLink> shm_;
 };
 
 }  // namespace rumor::net

@@ -137,6 +137,10 @@ net::TransportOptions transport_options(const config::Config& c) {
   if (c.at("network.secret_file").is_string())
     o.secret = net::read_secret_file(c.get<std::string>("network.secret_file"));
   o.tls = c.get<bool>("network.tls");
+  const auto shm = c.get<std::string>("network.shm");
+  if (shm != "auto" && shm != "off")
+    throw ConfigError(c.origin() + ": network.shm must be auto or off, got \"" + shm + "\"");
+  o.shm = shm == "auto";
   auto path = [&](const char* key) {
     return c.at(key).is_string() ? c.get<std::string>(key) : std::string();
   };

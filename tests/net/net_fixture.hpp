@@ -29,9 +29,34 @@ bool eventually(F done) {
   return true;
 }
 
-enum class Kind { kTcp, kInProc };
+// kShm: TCP transports whose data links move to shared memory (a run secret and a small
+// ring, so frames wrap around it and outgrow it); kTcp keeps them on the socket.
+enum class Kind { kTcp, kInProc, kShm };
 inline std::string name(Kind k) {
-  return k == Kind::kTcp ? "tcp" : "inproc";
+  return k == Kind::kTcp ? "tcp" : k == Kind::kShm ? "shm" : "inproc";
+}
+inline bool over_tcp(Kind k) {
+  return k != Kind::kInProc;
+}
+inline constexpr std::size_t kTestRingBytes = 64 * 1024;
+
+inline TransportOptions for_kind(Kind k, TransportOptions o) {
+  o.shm = k == Kind::kShm;
+  if (k == Kind::kShm) {
+    if (o.secret.empty()) o.secret = "net-test-shm-secret";
+    o.shm_ring_bytes = kTestRingBytes;
+  }
+  return o;
+}
+
+// Every data link of `t` is up and goes through shared memory.
+inline bool all_data_links_shm(const Transport& t) {
+  for (int p : t.peers(LinkKind::kData)) {
+    const auto s = t.stats();
+    const LinkStats* l = s.find(p, LinkKind::kData);
+    if (!l || !l->up || !l->shm) return false;
+  }
+  return true;
 }
 
 inline TransportOptions quick_options() {
@@ -80,30 +105,38 @@ class Cluster {
  public:
   Cluster(Kind kind, const Topology& topology, TransportOptions options = quick_options(),
           bool start_all = true)
-      : kind_(kind), topology_(topology), options_(options) {
+      : kind_(kind), topology_(topology), options_(for_kind(kind, options)) {
     const int n = topology.size();
     nodes_.resize(static_cast<std::size_t>(n));
     ports_.assign(static_cast<std::size_t>(n), 0);
     if (kind == Kind::kInProc) network_ = std::make_unique<InProcNetwork>();
-    if (kind == Kind::kTcp) {
+    if (over_tcp(kind)) {
       for (int i = 0; i < n; ++i) {
-        auto t = std::make_unique<TcpTransport>(options);
+        auto t = std::make_unique<TcpTransport>(options_);
         ports_[static_cast<std::size_t>(i)] = t->bind("127.0.0.1", 0);
         nodes_[static_cast<std::size_t>(i)] = std::move(t);
       }
       topology_ = with_ports(topology, ports_);
     } else {
-      for (int i = 0; i < n; ++i) nodes_[static_cast<std::size_t>(i)] = make(options);
+      for (int i = 0; i < n; ++i) nodes_[static_cast<std::size_t>(i)] = make(options_);
     }
     if (start_all) {
       for (int i = 0; i < n; ++i) node(i).start(topology_, i);
       for (int i = 0; i < n; ++i) node(i).wait_connected(kWait);
+      if (kind == Kind::kShm) wait_shm();
     }
+  }
+
+  // kShm: every data link of every node went to shared memory (the tests run over it).
+  void wait_shm() {
+    for (int i = 0; i < size(); ++i)
+      REQUIRE_MESSAGE(eventually([&] { return all_data_links_shm(node(i)); }), "node ", i,
+                      ": a data link did not move to shared memory");
   }
 
   // A fresh, unstarted transport for this cluster (TCP: not bound).
   std::unique_ptr<Transport> make(TransportOptions options) {
-    if (kind_ == Kind::kTcp) return std::make_unique<TcpTransport>(options);
+    if (over_tcp(kind_)) return std::make_unique<TcpTransport>(for_kind(kind_, options));
     return network_->make_transport(options);
   }
   // Stops node i and starts a new transport in its place (same id, same port).
@@ -111,7 +144,7 @@ class Cluster {
     nodes_[static_cast<std::size_t>(i)]->stop();
     nodes_[static_cast<std::size_t>(i)].reset();
     auto t = make(options_);
-    if (kind_ == Kind::kTcp)
+    if (over_tcp(kind_))
       static_cast<TcpTransport&>(*t).bind("127.0.0.1", ports_[static_cast<std::size_t>(i)]);
     t->start(topology_, i);
     nodes_[static_cast<std::size_t>(i)] = std::move(t);

@@ -95,7 +95,7 @@ TEST_SUITE("net") {
   TEST_CASE("every topology file: each node receives exactly its in-neighbours' messages") {
     const auto files = topology_files();
     REQUIRE_FALSE(files.empty());
-    for (Kind kind : {Kind::kInProc, Kind::kTcp}) {
+    for (Kind kind : {Kind::kInProc, Kind::kTcp, Kind::kShm}) {
       for (const auto& f : files) {
         CAPTURE(f);
         const std::string kind_name = name(kind);
@@ -114,7 +114,7 @@ TEST_SUITE("net") {
     ts.push_back(small_topology(4, {{0, 1}, {0, 2}, {0, 3}}));                        // star
     ts.push_back(small_topology(5, {{0, 1}, {1, 2}, {2, 3}, {3, 4}}));                // line
     ts.push_back(small_topology(4, {{0, 1}, {1, 2}, {2, 3}, {3, 0}, {0, 2}}, true));  // directed
-    for (Kind kind : {Kind::kInProc, Kind::kTcp}) {
+    for (Kind kind : {Kind::kInProc, Kind::kTcp, Kind::kShm}) {
       for (const auto& t : ts) {
         CAPTURE(t.name());
         const std::string kind_name = name(kind);
@@ -126,7 +126,7 @@ TEST_SUITE("net") {
   }
 
   TEST_CASE("control ring traffic is separate and counted apart") {
-    for (Kind kind : {Kind::kInProc, Kind::kTcp}) {
+    for (Kind kind : {Kind::kInProc, Kind::kTcp, Kind::kShm}) {
       const std::string kind_name = name(kind);
       CAPTURE(kind_name);
       // A line: 0-3 are control-ring neighbours but not data neighbours.
@@ -182,21 +182,51 @@ TEST_SUITE("net") {
     }
   }
 
-  TEST_CASE("large payload round trip over TCP") {
-    Cluster c(Kind::kTcp, ring_topology(2));
+  TEST_CASE("large payload round trip over TCP and shared memory") {
     std::vector<float> big(3'000'000);
     for (std::size_t k = 0; k < big.size(); ++k) big[k] = static_cast<float>(k % 9973);
     auto v = std::make_shared<const std::vector<float>>(big);
-    for (int rep = 0; rep < 3; ++rep) {
-      Message m;
-      m.round = rep;
-      m.payload = Payload::share(v);
-      REQUIRE(c.node(0).send(1, std::move(m)));
+    for (Kind kind : {Kind::kTcp, Kind::kShm}) {
+      const std::string kind_name = name(kind);
+      CAPTURE(kind_name);
+      Cluster c(kind, ring_topology(2));
+      for (int rep = 0; rep < 3; ++rep) {
+        Message m;
+        m.round = rep;
+        m.payload = Payload::share(v);
+        REQUIRE(c.node(0).send(1, std::move(m)));
+      }
+      for (int rep = 0; rep < 3; ++rep) {
+        auto m = c.node(1).take(0, rep, kWait);
+        REQUIRE(m.has_value());
+        CHECK(m->payload.to_floats() == big);
+      }
     }
-    for (int rep = 0; rep < 3; ++rep) {
-      auto m = c.node(1).take(0, rep, kWait);
-      REQUIRE(m.has_value());
-      CHECK(m->payload.to_floats() == big);
+  }
+
+  TEST_CASE("shared memory: control links stay on TCP, the byte counts match TCP's") {
+    const Topology t = small_topology(4, {{0, 1}, {1, 2}, {2, 3}});
+    std::map<Kind, std::vector<TransportStats>> stats;
+    TransportOptions o = quick_options();
+    o.heartbeat_interval = std::chrono::hours(1);  // no heartbeats: bytes are messages
+    o.heartbeat_timeout = 0ms;
+    for (Kind kind : {Kind::kTcp, Kind::kShm}) {
+      Cluster c(kind, t, o);
+      exchange(c, 4);
+      for (int i = 0; i < 4; ++i) {
+        stats[kind].push_back(c.node(i).stats());
+        for (const auto& l : stats[kind].back().links)
+          CHECK(l.shm == (kind == Kind::kShm && l.link == LinkKind::kData));
+      }
+    }
+    for (int i = 0; i < 4; ++i) {
+      CAPTURE(i);
+      CHECK(stats[Kind::kShm][i].data_msgs_recv == stats[Kind::kTcp][i].data_msgs_recv);
+      // The same message bytes, plus the shared-memory setup frames (two at most per link).
+      const auto a = stats[Kind::kShm][i].data_bytes_recv;
+      const auto b = stats[Kind::kTcp][i].data_bytes_recv;
+      CHECK(a >= b);
+      CHECK(a <= b + 400);
     }
   }
 

@@ -216,7 +216,7 @@ TEST_SUITE("net") {
   }
 
   TEST_CASE("a killed and restarted neighbour is reconnected") {
-    for (Kind kind : {Kind::kInProc, Kind::kTcp}) {
+    for (Kind kind : {Kind::kInProc, Kind::kTcp, Kind::kShm}) {
       const std::string kind_name = name(kind);
       CAPTURE(kind_name);
       Cluster c(kind, ring_topology(4));
@@ -229,6 +229,7 @@ TEST_SUITE("net") {
         CHECK(c.node(i).link_up(2, LinkKind::kData));
         CHECK(c.node(i).stats().find(2, LinkKind::kData)->reconnects >= 1);
       }
+      if (kind == Kind::kShm) c.wait_shm();  // the new connections move to it as well
       check_ring_works(c, 1);
       bool saw_down = false;
       for (const auto& e : c.node(1).events())
@@ -240,7 +241,7 @@ TEST_SUITE("net") {
   }
 
   TEST_CASE("sends while a link is down queue up to the bound, then drop and count") {
-    for (Kind kind : {Kind::kInProc, Kind::kTcp}) {
+    for (Kind kind : {Kind::kInProc, Kind::kTcp, Kind::kShm}) {
       const std::string kind_name = name(kind);
       CAPTURE(kind_name);
       auto opt = quick_options();
@@ -260,7 +261,7 @@ TEST_SUITE("net") {
   }
 
   TEST_CASE("wait_connected names the missing peer and its address") {
-    for (Kind kind : {Kind::kInProc, Kind::kTcp}) {
+    for (Kind kind : {Kind::kInProc, Kind::kTcp, Kind::kShm}) {
       const std::string kind_name = name(kind);
       CAPTURE(kind_name);
       Cluster c(kind, ring_topology(2), quick_options(), false);
@@ -271,14 +272,14 @@ TEST_SUITE("net") {
       } catch (const ProtocolError& e) {
         const std::string what = e.what();
         CHECK(what.find("node 1") != std::string::npos);
-        if (kind == Kind::kTcp)
+        if (over_tcp(kind))
           CHECK(what.find("127.0.0.1:" + std::to_string(c.port(1))) != std::string::npos);
       }
     }
   }
 
   TEST_CASE("stop is idempotent, sends after stop are dropped") {
-    for (Kind kind : {Kind::kInProc, Kind::kTcp}) {
+    for (Kind kind : {Kind::kInProc, Kind::kTcp, Kind::kShm}) {
       const std::string kind_name = name(kind);
       CAPTURE(kind_name);
       Cluster c(kind, ring_topology(3));

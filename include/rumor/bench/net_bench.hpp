@@ -12,6 +12,8 @@
 // before each round (not timed), then each node times its own round from leaving it; a
 // round's time is the slowest node's; median/min/max over rounds. The JSON also gives the
 // span (first start to last end over nodes) for the stricter reading.
+// transport: tcp keeps every link on its socket; shm lets the data links of these co-located
+// peers move to shared-memory rings (network.shm auto, with a fresh run secret).
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -24,10 +26,11 @@ struct NetBenchOptions {
   std::string mode = "pair";  // pair, ring, pushsum
   int nodes = 8;
   std::size_t floats = 10'000'000;
-  int rounds = 20;   // ring/pushsum: measured rounds (after 2 warm-up rounds)
-  int repeats = 10;  // pair: measured repeats (after 1 warm-up)
-  bool tls = false;  // pair: both links over TLS 1.3 (a fresh run secret's key)
-  std::string exe;   // ring/pushsum: binary re-executed as `EXE bench net --worker ...`
+  int rounds = 20;                // ring/pushsum: measured rounds (after 2 warm-up rounds)
+  int repeats = 10;               // pair: measured repeats (after 1 warm-up)
+  bool tls = false;               // pair: both links over TLS 1.3 (a fresh run secret's key)
+  std::string transport = "tcp";  // tcp or shm
+  std::string exe;  // ring/pushsum: binary re-executed as `EXE bench net --worker ...`
   double timeout_s = 300;
 };
 
@@ -41,7 +44,8 @@ struct NetBenchWorker {
   std::size_t floats = 0;
   int rounds = 0;
   std::vector<int> ports;
-  std::string out;  // JSON file with this worker's per-round times
+  std::string secret_file;  // shm: the run secret the workers share
+  std::string out;          // JSON file with this worker's per-round times
 };
 // One peer process of ring/pushsum mode. Returns the process exit code.
 int run_net_bench_worker(const NetBenchWorker& worker);

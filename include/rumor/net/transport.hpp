@@ -155,6 +155,8 @@ struct LinkStats {
   std::uint64_t rejected_ahead = 0;
   std::uint64_t rejected_mailbox = 0;
   std::uint64_t rejected() const { return rejected_seq + rejected_ahead + rejected_mailbox; }
+  // TCP: the link's messages go through a shared-memory ring now (co-located peers).
+  bool shm = false;
 };
 
 struct TransportStats {
@@ -212,6 +214,12 @@ struct TransportOptions {
   std::size_t mailbox_bytes = 0;
   // Accepted connections still in their handshake at once; one more is closed at accept.
   std::size_t max_pending_handshakes = 64;
+  // TCP data links between two peers on one host, both holding `secret`, move their
+  // messages to a shared-memory ring of shm_ring_bytes per direction (a power of two; both
+  // ends must agree) once the connection proves they share memory; TCP stays the control
+  // path and the fallback. Off with TLS (its bytes would skip the encryption asked for).
+  bool shm = true;
+  std::size_t shm_ring_bytes = std::size_t{4} << 20;
   // Listening endpoint; empty host / port -1: the topology's node(self) entry. Port 0 picks
   // a free port (see TcpTransport::bind()).
   std::string listen_host;

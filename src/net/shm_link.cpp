@@ -1,0 +1,310 @@
+#include "shm_link.hpp"
+
+#include <algorithm>
+#include <limits>
+#include <span>
+
+#include "rumor/common/error.hpp"
+
+namespace rumor::net {
+namespace {
+
+// Bytes copied per ring call: the peer is rung after each piece, so its copy of a large
+// frame runs beside this side's instead of after it, and the piece is still in cache.
+constexpr std::size_t kPiece = 512 * 1024;
+// Bytes moved per direction in one service() before other handlers get the thread.
+constexpr std::size_t kBudget = std::size_t{64} << 20;
+
+wire::Header shm_frame(wire::Shm::Step step) {
+  wire::Header h;
+  h.set_type(wire::FRAME_SHM);
+  h.mutable_shm()->set_step(step);
+  return h;
+}
+
+}  // namespace
+
+bool shm_wanted(const TransportOptions& options, LinkKind kind) {
+  return options.shm && kind == LinkKind::kData && !options.secret.empty() && !options.tls;
+}
+
+ShmLink::ShmLink(Link& link, ShmHost& host, const TransportOptions& o,
+                 std::shared_ptr<BufferPool> pool, Post post, ShmSegment segment, State state)
+    : link_(link),
+      host_(host),
+      max_frame_(o.max_frame_bytes),
+      pool_(std::move(pool)),
+      post_(std::move(post)),
+      segment_(std::move(segment)),
+      state_(state),
+      writer_(segment_.writer()),
+      reader_(segment_.reader()),
+      own_bell_(segment_.own_bell()),
+      peer_bell_(segment_.peer_bell()) {}
+
+std::unique_ptr<ShmLink> ShmLink::offer(Link& link, ShmHost& host, const TransportOptions& o,
+                                        std::shared_ptr<BufferPool> pool, Post post,
+                                        wire::Header& frame) {
+  ShmSegment seg = ShmSegment::create(o.shm_ring_bytes);
+  frame = shm_frame(wire::Shm::SHM_OFFER);
+  frame.mutable_shm()->set_name(seg.name());
+  frame.mutable_shm()->set_ring_bytes(seg.ring_bytes());
+  return std::unique_ptr<ShmLink>(new ShmLink(link, host, o, std::move(pool), std::move(post),
+                                              std::move(seg), State::kOffered));
+}
+
+std::unique_ptr<ShmLink> ShmLink::accept(Link& link, ShmHost& host, const TransportOptions& o,
+                                         std::shared_ptr<BufferPool> pool, Post post,
+                                         const wire::Shm& offer, wire::Header& frame) {
+  if (offer.step() != wire::Shm::SHM_OFFER)
+    throw ProtocolError("shared-memory setup: expected an offer");
+  // The peer's ring size must be one this node would use: it bounds what the mapping costs.
+  if (offer.ring_bytes() != o.shm_ring_bytes)
+    throw ProtocolError("the peer's ring of " + std::to_string(offer.ring_bytes()) +
+                        " bytes differs from this node's " + std::to_string(o.shm_ring_bytes));
+  ShmSegment seg = ShmSegment::open(offer.name(), o.shm_ring_bytes);
+  frame = shm_frame(wire::Shm::SHM_ACCEPT);
+  frame.mutable_shm()->set_nonce(seg.peer_nonce());
+  return std::unique_ptr<ShmLink>(new ShmLink(link, host, o, std::move(pool), std::move(post),
+                                              std::move(seg), State::kAccepted));
+}
+
+wire::Header ShmLink::decline(const std::string& reason) {
+  wire::Header h = shm_frame(wire::Shm::SHM_DECLINE);
+  h.mutable_shm()->set_reason(reason);
+  return h;
+}
+
+ShmLink::~ShmLink() {
+  {
+    std::lock_guard lock(post_mutex_);
+    stop_ = true;
+  }
+  if (doorbell_.joinable()) {
+    own_bell_.ring();  // our own word: wakes our doorbell thread
+    doorbell_.join();
+  }
+}
+
+std::optional<wire::Header> ShmLink::on_frame(const wire::Shm& frame) {
+  const bool dialer_turn = state_ == State::kOffered && frame.step() == wire::Shm::SHM_ACCEPT;
+  const bool acceptor_turn = state_ == State::kAccepted && frame.step() == wire::Shm::SHM_CONFIRM;
+  if (!dialer_turn && !acceptor_turn)
+    throw ProtocolError("shared-memory setup: step " + std::to_string(frame.step()) +
+                        " out of turn");
+  // Both ends have mapped it by now (the acceptor before its ACCEPT): the name can go.
+  segment_.unlink();
+  if (!mac_equal(frame.nonce(), segment_.own_nonce()))
+    throw ProtocolError(
+        "shared-memory setup: the peer read back another nonce than this node wrote (it did "
+        "not map the same segment)");
+  std::optional<wire::Header> reply;
+  if (dialer_turn) {
+    reply = shm_frame(wire::Shm::SHM_CONFIRM);
+    reply->mutable_shm()->set_nonce(segment_.peer_nonce());
+  }
+  activate();
+  return reply;
+}
+
+void ShmLink::activate() {
+  state_ = State::kActive;
+  {
+    std::lock_guard lock(link_.mu);
+    link_.stats.shm = true;
+  }
+  doorbell_ = std::thread([this] { doorbell_loop(); });
+}
+
+void ShmLink::doorbell_loop() {
+  std::uint32_t seen = own_bell_.value();
+  while (!stop_) {
+    own_bell_.wait(seen, std::chrono::milliseconds(1000));
+    const std::uint32_t now = own_bell_.value();
+    if (stop_) return;
+    if (now == seen) continue;
+    seen = now;
+    std::lock_guard lock(post_mutex_);
+    if (!stop_ && !posted_.exchange(true)) post_();
+  }
+}
+
+void ShmLink::close() {
+  if (closed_) return;
+  closed_ = true;
+  {
+    std::lock_guard lock(post_mutex_);
+    stop_ = true;
+  }
+  if (tx_ && tx_->app) {
+    std::lock_guard lock(link_.mu);
+    link_.stats.drops += 1;
+    if (link_.writing > 0) link_.writing -= 1;  // the session may have cleared it
+  }
+  tx_.reset();
+  std::lock_guard lock(link_.mu);
+  link_.stats.shm = false;
+}
+
+void ShmLink::service() {
+  posted_ = false;
+  if (!active() || closed_ || in_service_) return;
+  in_service_ = true;
+  try {
+    // Until neither side can move, at most kBudget bytes each way: then other handlers
+    // (heartbeats, other links) get the thread and the rest follows in a posted turn.
+    std::size_t read = 0, written = 0;
+    bool progress = true;
+    while (progress && !closed_ && read < kBudget && written < kBudget) {
+      progress = read_some(read);
+      if (!closed_) progress = write_some(written) || progress;
+    }
+    if (progress && !closed_ && !posted_.exchange(true)) post_();  // more next turn
+  } catch (const ProtocolError& e) {
+    in_service_ = false;
+    if (!closed_) host_.ring_failed(e.what());
+    return;
+  }
+  in_service_ = false;
+}
+
+void ShmLink::drain() {
+  if (!active() || closed_ || in_service_) return;
+  try {
+    std::size_t read = 0;
+    read_some(read);
+  } catch (const ProtocolError&) {  // closing anyway: what was whole is delivered
+  }
+}
+
+// Copies the rest of a header piece (prefix or header) out of the ring.
+std::size_t ShmLink::fill(std::uint8_t* buf, std::size_t want) {
+  const std::size_t n = reader_.read(buf + rx_have_, want - rx_have_);
+  rx_have_ += n;
+  return n;
+}
+
+bool ShmLink::read_some(std::size_t& total) {
+  std::size_t moved = 0;
+  while (total + moved < kBudget && !closed_ && read_step(moved)) {
+  }
+  if (moved > 0) peer_bell_.ring();  // space freed
+  total += moved;
+  return moved > 0;
+}
+
+// One step of the reader; false when it has to wait for bytes.
+bool ShmLink::read_step(std::size_t& moved) {
+  switch (rx_) {
+    case Rx::kPrefix:
+      moved += fill(prefix_buf_.data(), kPrefixBytes);
+      if (rx_have_ < kPrefixBytes) return false;
+      on_prefix();
+      return true;
+    case Rx::kHeader:
+      moved += fill(header_buf_.data(), header_buf_.size());
+      if (rx_have_ < header_buf_.size()) return false;
+      on_header();
+      return true;
+    case Rx::kPayload: {
+      const std::size_t want = std::min(kPiece, payload_.size() - rx_have_);
+      const std::size_t n = reader_.read(rx_ptr_ + rx_have_, want);
+      moved += n;
+      rx_have_ += n;
+      if (n == kPiece) peer_bell_.ring();
+      if (rx_have_ < payload_.size()) return n > 0;
+      rx_ = Rx::kPrefix;
+      rx_have_ = 0;
+      host_.deliver_ring_message(header_, std::exchange(payload_, Payload()),
+                                 kPrefixBytes + prefix_.frame_length - 4);
+      return true;
+    }
+    case Rx::kSkip: {
+      const std::size_t n = reader_.skip(static_cast<std::size_t>(
+          std::min<std::uint64_t>(skip_left_, std::numeric_limits<std::size_t>::max())));
+      moved += n;
+      skip_left_ -= n;
+      if (skip_left_ > 0) return n > 0;
+      rx_ = Rx::kPrefix;
+      rx_have_ = 0;
+      return true;
+    }
+  }
+  return false;
+}
+
+void ShmLink::on_prefix() {
+  const std::string err = parse_prefix(prefix_buf_.data(), max_frame_, prefix_);
+  if (!err.empty()) throw ProtocolError(err + " (shared-memory ring)");
+  header_buf_.resize(prefix_.header_length);
+  rx_ = Rx::kHeader;
+  rx_have_ = 0;
+}
+
+void ShmLink::on_header() {
+  header_.Clear();
+  const std::string err = parse_header(header_buf_.data(), prefix_, header_);
+  if (!err.empty()) throw ProtocolError(err + " (shared-memory ring)");
+  const std::uint64_t n = prefix_.payload_length();
+  rx_have_ = 0;
+  switch (host_.admit_ring_message(prefix_, header_)) {
+    case ShmAdmit::kClosed:
+      return;
+    case ShmAdmit::kSkip:
+      rx_ = Rx::kSkip;
+      skip_left_ = n;
+      return;
+    case ShmAdmit::kTake:
+      break;
+  }
+  if (n == 0) {
+    rx_ = Rx::kPrefix;
+    host_.deliver_ring_message(header_, Payload(), kPrefixBytes + prefix_.frame_length - 4);
+    return;
+  }
+  payload_ = pool_->allocate(static_cast<std::size_t>(n), rx_ptr_);
+  rx_ = Rx::kPayload;
+}
+
+bool ShmLink::take_next() {
+  std::lock_guard lock(link_.mu);
+  if (link_.queue.empty()) return false;
+  tx_ = std::move(link_.queue.front());
+  link_.queue.pop_front();
+  link_.queued_bytes -= tx_->bytes();
+  link_.writing += tx_->app ? 1 : 0;
+  tx_off_ = 0;
+  return true;
+}
+
+bool ShmLink::write_some(std::size_t& total) {
+  std::size_t moved = 0;
+  while (total + moved < kBudget && !closed_) {
+    if (!tx_ && !take_next()) break;
+    const std::size_t head = tx_->head.size();
+    std::span<const std::uint8_t> rest =
+        tx_off_ < head ? std::span<const std::uint8_t>(tx_->head).subspan(tx_off_)
+                       : tx_->payload.bytes().subspan(tx_off_ - head);
+    const std::size_t n = writer_.write(rest.first(std::min(rest.size(), kPiece)));
+    if (n == 0) break;  // ring full: the reader rings this side when it frees space
+    tx_off_ += n;
+    moved += n;
+    if (n == kPiece) peer_bell_.ring();
+    if (tx_off_ == tx_->bytes()) finish_message();
+  }
+  if (moved > 0) peer_bell_.ring();
+  total += moved;
+  return moved > 0;
+}
+
+void ShmLink::finish_message() {
+  std::lock_guard lock(link_.mu);
+  link_.stats.bytes_sent += tx_->bytes();
+  if (tx_->app) {
+    link_.stats.msgs_sent += 1;
+    link_.writing -= 1;
+  }
+  tx_.reset();
+}
+
+}  // namespace rumor::net
