@@ -41,6 +41,11 @@ def summarize(fig):
     return med, float(fig.get("min", med)), float(fig.get("max", med)), int(fig.get("n", 1))
 
 
+def cell(text):
+    """Text safe inside a Markdown table cell (codec chains such as topk:0.01|sign)."""
+    return str(text).replace("|", "\\|")
+
+
 def num(x):
     """Three significant digits, no exponent for the sizes that occur here."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
@@ -77,17 +82,19 @@ def verdict(ratio, target):
 
 
 def comparison_row(c):
-    what = f"{c['what']} ({c['unit']}, {'higher' if c.get('higher_is_better') else 'lower'} is better)"
+    better = "higher" if c.get("higher_is_better") else "lower"
+    what = cell(f"{c['what']} ({c['unit']}, {better} is better)")
     if c.get("error"):
-        return f"| {c['section']} | {what} | not measured: {c['error']} | | | | | |"
+        return f"| {c['section']} | {what} | not measured: {cell(c['error'])} | | | | | |"
     v, b = summarize(c.get("value")), summarize(c.get("baseline"))
     r = ratio_of(v, b)
     base = c.get("baseline") or {}
     n = f"{v[3]}" if v else "-"
     if b and b[3] != (v[3] if v else None):
         n += f" / {b[3]}"
-    return (f"| {c['section']} | {what} | {spread(v)} | {base.get('name', '-')} | {spread(b)} | "
-            f"{'-' if r is None else f'**{r:.2f}x**'} | {verdict(r, c.get('target'))} | {n} |")
+    return (f"| {c['section']} | {what} | {spread(v)} | {cell(base.get('name', '-'))} | "
+            f"{spread(b)} | {'-' if r is None else f'**{num(r)}x**'} | "
+            f"{verdict(r, c.get('target'))} | {n} |")
 
 
 def comparisons_table(comps):
@@ -99,11 +106,12 @@ def comparisons_table(comps):
 
 
 def how_list(comps):
-    lines = []
+    """One item per distinct description, naming every row it covers."""
+    groups = {}
     for c in comps:
         if c.get("how"):
-            lines.append(f"- **{c['section']}, {c['what']}**: {c['how']}")
-    return lines
+            groups.setdefault(c["how"], []).append(c["what"])
+    return [f"- **{'; '.join(dict.fromkeys(whats))}**: {how}" for how, whats in groups.items()]
 
 
 def codec_cell(j, what):
@@ -131,12 +139,12 @@ def codecs_table(codecs):
     def ratio(a, b):
         if not b or not b.get("encode_gbps"):
             return "-"
-        return f"{a['encode_gbps'] / b['encode_gbps']:.2f}x"
+        return f"{num(a['encode_gbps'] / b['encode_gbps'])}x"
 
     for j in rows:
         torch_ops = [b for b in by_codec.get(j["name"], []) if b.get("name") != "memcpy"]
         vs_torch = "; ".join(f"{ratio(j, b)} ({b['name']})" for b in torch_ops) or "-"
-        lines.append(f"| `{j['name']}` | {codec_cell(j, 'encode')} | {codec_cell(j, 'decode')} | "
+        lines.append(f"| `{cell(j['name'])}` | {codec_cell(j, 'encode')} | {codec_cell(j, 'decode')} | "
                      f"{num(j.get('bits_per_param'))} | {num(j.get('rel_error'))} | {vs_torch} | "
                      f"{ratio(j, memcpy)} |")
     for b in baselines:

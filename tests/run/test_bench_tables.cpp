@@ -91,7 +91,8 @@ json canned() {
          {"encode_gbps_max", 2.5},
          {"decode_gbps", 3.0},
          {"bits_per_param", 16.0},
-         {"rel_error", 0.0002}}}},
+         {"rel_error", 0.0002}},
+        {{"name", "topk:0.01|sign"}, {"encode_gbps", 1.0}}}},
       {"baselines",
        {{{"name", "memcpy"}, {"same_as", "fp32"}, {"encode_gbps", 4.0}},
         {{"name", "torch to(kHalf)"}, {"same_as", "fp16"}, {"encode_gbps", 0.5}}}}};
@@ -130,12 +131,14 @@ TEST_SUITE("run") {
     // Medians and spreads computed from the samples, the ratio of the medians, the verdict.
     CHECK(out.find("| 3.00 (1.00..5.00) | iperf3 | 2.00 (2.00..2.00) | **1.50x** | >= 1x ✓ | 5 |") !=
           std::string::npos);
-    CHECK(out.find("| 8.00 (7.00..9.50) | step + gloo | 10.0 (9.00..12.0) | **0.80x** | "
+    CHECK(out.find("| 8.00 (7.00..9.50) | step + gloo | 10.0 (9.00..12.0) | **0.800x** | "
                    "<= 0.65x ✗ |") != std::string::npos);
     CHECK(out.find("not measured: launch exited 1: port taken") != std::string::npos);
     // Codecs: against LibTorch's own op and against memcpy.
     CHECK(out.find("| `fp16` | 2.00 (1.50..2.50) | 3.00 | 16.0 | 0.000200 | "
-                   "4.00x (torch to(kHalf)) | 0.50x |") != std::string::npos);
+                   "4.00x (torch to(kHalf)) | 0.500x |") != std::string::npos);
+    // A codec chain's '|' does not split the table row.
+    CHECK(out.find("| `topk:0.01\\|sign` | 1.00 | - |") != std::string::npos);
     // Step: median of the processes and the ms per step of that median.
     CHECK(out.find("| mlp | 101,770 | 1,000 (500..2,000) | 1.00 |") != std::string::npos);
     // Writing the same results again changes nothing.
