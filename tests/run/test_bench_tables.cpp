@@ -81,21 +81,20 @@ json canned() {
                          {"what", "quickstart"},
                          {"unit", "s"},
                          {"error", "launch exited 1: port taken"}});
-  json codecs = {
-      {"floats", 1000},
-      {"repeats", 5},
-      {"codecs",
-       {{{"name", "fp16"},
-         {"encode_gbps", 2.0},
-         {"encode_gbps_min", 1.5},
-         {"encode_gbps_max", 2.5},
-         {"decode_gbps", 3.0},
-         {"bits_per_param", 16.0},
-         {"rel_error", 0.0002}},
-        {{"name", "topk:0.01|sign"}, {"encode_gbps", 1.0}}}},
-      {"baselines",
-       {{{"name", "memcpy"}, {"same_as", "fp32"}, {"encode_gbps", 4.0}},
-        {{"name", "torch to(kHalf)"}, {"same_as", "fp16"}, {"encode_gbps", 0.5}}}}};
+  json codecs = {{"floats", 1000},
+                 {"repeats", 5},
+                 {"codecs",
+                  {{{"name", "fp16"},
+                    {"encode_gbps", 2.0},
+                    {"encode_gbps_min", 1.5},
+                    {"encode_gbps_max", 2.5},
+                    {"decode_gbps", 3.0},
+                    {"bits_per_param", 16.0},
+                    {"rel_error", 0.0002}},
+                   {{"name", "topk:0.01|sign"}, {"encode_gbps", 1.0}}}},
+                 {"baselines",
+                  {{{"name", "memcpy"}, {"same_as", "fp32"}, {"encode_gbps", 4.0}},
+                   {{"name", "torch to(kHalf)"}, {"same_as", "fp16"}, {"encode_gbps", 0.5}}}}};
   json step = {
       {"batch", 32},
       {"blas", "OpenBLAS test"},
@@ -129,8 +128,9 @@ TEST_SUITE("run") {
           std::string::npos);
     CHECK(out.find("wall time 18.1 min") != std::string::npos);
     // Medians and spreads computed from the samples, the ratio of the medians, the verdict.
-    CHECK(out.find("| 3.00 (1.00..5.00) | iperf3 | 2.00 (2.00..2.00) | **1.50x** | >= 1x ✓ | 5 |") !=
-          std::string::npos);
+    CHECK(
+        out.find("| 3.00 (1.00..5.00) | iperf3 | 2.00 (2.00..2.00) | **1.50x** | >= 1x ✓ | 5 |") !=
+        std::string::npos);
     CHECK(out.find("| 8.00 (7.00..9.50) | step + gloo | 10.0 (9.00..12.0) | **0.800x** | "
                    "<= 0.65x ✗ |") != std::string::npos);
     CHECK(out.find("not measured: launch exited 1: port taken") != std::string::npos);
