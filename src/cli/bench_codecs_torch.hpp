@@ -3,13 +3,13 @@
 #include <cstddef>
 #include <span>
 
+#include "bench_util.hpp"
+
 namespace rumor::cli::bench_torch {
 
 struct Timing {
-  double encode_s = 0;      // median seconds
-  double decode_s = 0;      // median seconds (0 when not applicable)
-  double encode_cpu_s = 0;  // the same, in this thread's CPU time
-  double decode_cpu_s = 0;
+  MedianTimes encode;
+  MedianTimes decode;  // all 0 when not applicable
   double rel_error = 0;
 };
 
@@ -20,5 +20,8 @@ void use_one_thread();
 Timing topk(std::span<const float> x, std::size_t k, int repeats);
 // 8-bit min-max quantization written with tensor ops: q = round((x - min) / scale) as uint8.
 Timing minmax8(std::span<const float> x, int repeats);
+// LibTorch's own half-precision casts, x.to(kHalf) or x.to(kBFloat16) and back: what the
+// fp16 and bf16 codecs do.
+Timing cast16(std::span<const float> x, bool bf16, int repeats);
 
 }  // namespace rumor::cli::bench_torch

@@ -24,6 +24,7 @@ inline double thread_cpu_seconds() {
 struct MedianTimes {
   double wall = 0;  // seconds, wall clock
   double cpu = 0;   // seconds of this thread's CPU time (robust when cores are shared)
+  double wall_min = 0, wall_max = 0;  // the spread of the wall-clock repeats
 };
 
 // Median wall and thread-CPU seconds of `repeats` runs after one warm-up run (which also
@@ -39,7 +40,8 @@ MedianTimes time_median(int repeats, F&& f) {
     wall.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     cpu.push_back(thread_cpu_seconds() - c0);
   }
-  return {median(wall), median(cpu)};
+  const auto [lo, hi] = std::minmax_element(wall.begin(), wall.end());
+  return {median(wall), median(cpu), *lo, *hi};
 }
 
 }  // namespace rumor::cli

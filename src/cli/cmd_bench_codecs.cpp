@@ -9,7 +9,6 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <random>
-#include <span>
 #include <sstream>
 
 #include "bench_codecs_torch.hpp"
@@ -49,89 +48,90 @@ double rel_error(std::span<const float> x, std::span<const float> y) {
   return den > 0 ? std::sqrt(num / den) : 0.0;
 }
 
-// The memory floor the casts are held to: a copy of the input into a buffer touched before.
-nlohmann::json memcpy_baseline(std::span<const float> x, int repeats) {
-  std::vector<float> dst(x.size(), 1.0f);
-  const MedianTimes m =
-      time_median(repeats, [&] { std::memcpy(dst.data(), x.data(), 4 * x.size()); });
-  return {{"name", "memcpy"},
-          {"encode_gbps", gbps(x.size(), m.wall)},
-          {"encode_gbps_cpu", gbps(x.size(), m.cpu)},
-          {"encode_ms", m.wall * 1e3}};
+// The median throughput of one timed operation over its repeats, its spread (the slowest
+// and fastest repeat) and the median in thread CPU time, as "<what>_gbps...".
+void put_gbps(nlohmann::json& j, const std::string& what, std::size_t d, const MedianTimes& t) {
+  j[what + "_gbps"] = gbps(d, t.wall);
+  j[what + "_gbps_min"] = gbps(d, t.wall_max);
+  j[what + "_gbps_max"] = gbps(d, t.wall_min);
+  j[what + "_gbps_cpu"] = gbps(d, t.cpu);
+  j[what + "_ms"] = t.wall * 1e3;
+}
+
+nlohmann::json measure_codec(const std::string& spec, std::span<const float> x,
+                             std::vector<float>& y, int repeats) {
+  const std::size_t d = x.size();
+  auto c = codec::make_codec(spec);
+  auto enc = c->make_encoder(d);
+  auto dec = c->make_decoder(d);
+  codec::Bytes bytes;
+  std::uint64_t round = 0;
+  // Every repeat is a new round: fresh randomness, same work.
+  const MedianTimes enc_s = time_median(repeats, [&] { enc->encode(x, {1, round++, 0}, bytes); });
+  if (c->error_feedback()) enc->reset();
+  const codec::CodecContext ctx{1, round, 0};
+  enc->encode(x, ctx, bytes);
+  const MedianTimes dec_s = time_median(repeats, [&] { dec->decode(bytes, ctx, y); });
+  nlohmann::json j;
+  j["name"] = c->name();
+  put_gbps(j, "encode", d, enc_s);
+  put_gbps(j, "decode", d, dec_s);
+  j["bytes"] = bytes.size();
+  j["bits_per_param"] = codec::bits_per_param(bytes.size(), d);
+  j["rel_error"] = rel_error(x, y);
+  j["unbiased"] = c->unbiased();
+  j["contractive"] = c->contractive();
+  j["delta"] = c->delta(d);
+  log::info("bench codecs: ", c->name(), " encode ", j["encode_gbps"].get<double>(), " GB/s");
+  return j;
+}
+
+// The floor and LibTorch's own ops on the same vector; `same_as` names the codec each one
+// does the work of.
+nlohmann::json measure_baselines(std::span<const float> x, int repeats) {
+  const std::size_t d = x.size();
+  nlohmann::json out = nlohmann::json::array();
+  std::vector<float> copy(d);
+  nlohmann::json mc = {{"name", "memcpy"}, {"same_as", "fp32"}, {"bits_per_param", 32.0}};
+  put_gbps(mc, "encode", d,
+           time_median(repeats, [&] { std::memcpy(copy.data(), x.data(), d * sizeof(float)); }));
+  mc["rel_error"] = rel_error(x, copy);  // also keeps the copy from being optimized away
+  out.push_back(std::move(mc));
+  bench_torch::use_one_thread();
+  const auto add = [&](nlohmann::json j, const bench_torch::Timing& t, bool decodes) {
+    put_gbps(j, "encode", d, t.encode);
+    if (decodes) put_gbps(j, "decode", d, t.decode);
+    j["rel_error"] = t.rel_error;
+    out.push_back(std::move(j));
+  };
+  const std::size_t k = std::max<std::size_t>(1, static_cast<std::size_t>(std::llround(0.01 * d)));
+  add({{"name", "torch::topk"}, {"k", k}, {"same_as", "topk:0.01"}},
+      bench_torch::topk(x, k, repeats), false);
+  add({{"name", "torch minmax8"},
+       {"same_as", "qsgd:8"},
+       {"bits_per_param", 8.0 + 64.0 / static_cast<double>(d)}},
+      bench_torch::minmax8(x, repeats), true);
+  add({{"name", "torch to(kHalf)"}, {"same_as", "fp16"}, {"bits_per_param", 16.0}},
+      bench_torch::cast16(x, false, repeats), true);
+  add({{"name", "torch to(kBFloat16)"}, {"same_as", "bf16"}, {"bits_per_param", 16.0}},
+      bench_torch::cast16(x, true, repeats), true);
+  return out;
 }
 
 nlohmann::json run(const BenchOptions& o) {
-  const std::size_t d = o.floats;
-  std::vector<float> x(d);
+  std::vector<float> x(o.floats);
   Rng rng(12345);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   for (auto& v : x) v = normal(rng);
-  std::vector<float> y(d);
-
+  std::vector<float> y(o.floats);
   nlohmann::json codecs = nlohmann::json::array();
-  for (const auto& spec : o.codecs) {
-    auto c = codec::make_codec(spec);
-    auto enc = c->make_encoder(d);
-    auto dec = c->make_decoder(d);
-    codec::Bytes bytes;
-    std::uint64_t round = 0;
-    // Every repeat is a new round: fresh randomness, same work.
-    const MedianTimes enc_s = time_median(o.repeats, [&] {
-      enc->encode(x, {1, round++, 0}, bytes);
-    });
-    if (c->error_feedback()) enc->reset();
-    const codec::CodecContext ctx{1, round, 0};
-    enc->encode(x, ctx, bytes);
-    const MedianTimes dec_s = time_median(o.repeats, [&] { dec->decode(bytes, ctx, y); });
-    nlohmann::json j;
-    j["name"] = c->name();
-    j["encode_gbps"] = gbps(d, enc_s.wall);
-    j["decode_gbps"] = gbps(d, dec_s.wall);
-    j["encode_gbps_cpu"] = gbps(d, enc_s.cpu);
-    j["decode_gbps_cpu"] = gbps(d, dec_s.cpu);
-    j["encode_ms"] = enc_s.wall * 1e3;
-    j["decode_ms"] = dec_s.wall * 1e3;
-    j["bytes"] = bytes.size();
-    j["bits_per_param"] = codec::bits_per_param(bytes.size(), d);
-    j["rel_error"] = rel_error(x, y);
-    j["unbiased"] = c->unbiased();
-    j["contractive"] = c->contractive();
-    j["delta"] = c->delta(d);
-    log::info("bench codecs: ", c->name(), " encode ", j["encode_gbps"].get<double>(), " GB/s");
-    codecs.push_back(std::move(j));
-  }
-
-  nlohmann::json baselines = nlohmann::json::array();
-  if (o.baselines) {
-    baselines.push_back(memcpy_baseline(x, o.repeats));
-    bench_torch::use_one_thread();
-    const std::size_t k =
-        std::max<std::size_t>(1, static_cast<std::size_t>(std::llround(0.01 * d)));
-    const auto tk = bench_torch::topk(x, k, o.repeats);
-    baselines.push_back({{"name", "torch::topk"},
-                         {"k", k},
-                         {"same_as", "topk:0.01"},
-                         {"encode_gbps", gbps(d, tk.encode_s)},
-                         {"encode_gbps_cpu", gbps(d, tk.encode_cpu_s)},
-                         {"encode_ms", tk.encode_s * 1e3},
-                         {"rel_error", tk.rel_error}});
-    const auto mm = bench_torch::minmax8(x, o.repeats);
-    baselines.push_back({{"name", "torch minmax8"},
-                         {"encode_gbps", gbps(d, mm.encode_s)},
-                         {"decode_gbps", gbps(d, mm.decode_s)},
-                         {"encode_gbps_cpu", gbps(d, mm.encode_cpu_s)},
-                         {"decode_gbps_cpu", gbps(d, mm.decode_cpu_s)},
-                         {"encode_ms", mm.encode_s * 1e3},
-                         {"decode_ms", mm.decode_s * 1e3},
-                         {"bits_per_param", 8.0 + 64.0 / static_cast<double>(d)},
-                         {"rel_error", mm.rel_error}});
-  }
+  for (const auto& spec : o.codecs) codecs.push_back(measure_codec(spec, x, y, o.repeats));
   nlohmann::json out;
-  out["floats"] = d;
+  out["floats"] = o.floats;
   out["repeats"] = o.repeats;
   out["threads"] = 1;
   out["codecs"] = std::move(codecs);
-  out["baselines"] = std::move(baselines);
+  out["baselines"] = o.baselines ? measure_baselines(x, o.repeats) : nlohmann::json::array();
   return out;
 }
 
@@ -161,8 +161,9 @@ void add_bench_codecs(CLI::App& bench) {
       "codecs",
       "encode/decode throughput (input bytes / median time, one thread), bits per parameter and\n"
       "relative error of payload codecs on a Gaussian vector, with LibTorch baselines\n"
-      "(torch::topk at k = 1% with index_select of the values, an 8-bit min-max quantization)\n"
-      "and memcpy of the input, measured in the same run.\n"
+      "(torch::topk at k = 1% with index_select of the values, an 8-bit min-max quantization,\n"
+      "the fp16/bf16 casts) and memcpy\n"
+      "measured in the same run; each figure a median with its spread (_min, _max).\n"
       "Example: rumor bench codecs --floats 10000000 --json");
   cmd->add_option("--floats", opts->floats, "vector length D")
       ->check(CLI::Range(std::size_t{1}, std::size_t{0xffffffffULL}))
