@@ -14,7 +14,8 @@
 // (its connection is closed as well). Either way the node tells it (down_notices.hpp), and
 // it leaves this node out in turn: both ends of a link agree on "down". Exact averages
 // (consensus distance, model.pt) need every node on the control ring: once a node is gone
-// they are off for good (test accuracy is still reported); the nodes that notice pass a
+// they are off (test accuracy is still reported) until every node is reachable on the ring
+// again (average_resume.hpp); the nodes that notice pass a
 // notice around the control ring, so the others stop too instead of waiting in the
 // all-reduce until the round timeout. At the end, each node exchanges a stop notice with its
 // live neighbours instead of the all-node barrier.
@@ -32,6 +33,7 @@
 #include <set>
 
 #include "async_run.hpp"
+#include "average_resume.hpp"
 #include "down_notices.hpp"
 #include "fault_options.hpp"
 #include "node_files.hpp"
@@ -119,6 +121,8 @@ class TcpNode {
         deadline_(s.faults.deadline()),
         rejoin_(peer_, t, s.faults.round_timeout),
         down_(peer_.method(), t),
+        resume_(t, {s.id, s.topology.size(), s.cfg.get<std::int64_t>("eval.every"),
+                    s.cfg.get<std::int64_t>("rounds"), 4 * s.faults.round_timeout}),
         exact_average_(!s.options.rejoin),
         tolerant_(s.faults.keep_going || s.faults.adaptive_deadline) {
     const auto& f = s.faults;
@@ -150,6 +154,7 @@ class TcpNode {
       if (rejoin_.pending(j)) down_.forget(j);
     down_.boundary(r);
     if (exact_average_ && t_.take(no_average_filter(), milliseconds(0))) no_average(r);
+    if (!exact_average_ && resume_.boundary(r)) exact_average_ = true;  // every node is back
     watch_links(r);
   }
   // A peer cut off from all its neighbours, let back in from a later round, continues there.
@@ -189,9 +194,10 @@ class TcpNode {
   Peer peer_;
   gossip::RoundDeadline deadline_;
   Rejoin rejoin_;
-  DownNotices down_;    // both ends of a link agree on "down"
-  bool exact_average_;  // exact averages need every node: off once one is gone
-  bool tolerant_;       // wait with deadlines and go on without what is missing
+  DownNotices down_;      // both ends of a link agree on "down"
+  AverageResume resume_;  // exact averages back once every node is
+  bool exact_average_;    // exact averages need every node: off while one is gone
+  bool tolerant_;         // wait with deadlines and go on without what is missing
   gossip::LateMessages late_, eval_late_;
   // Data links found down at a round boundary, and since when.
   std::map<int, std::chrono::steady_clock::time_point> link_down_since_;

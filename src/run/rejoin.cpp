@@ -64,6 +64,12 @@ bool Rejoin::pending(int peer) const {
                      [&](const auto& o) { return o.second.peer == peer && o.second.until > now; });
 }
 
+// Gossip of the round skipped to may come before the skip: the transport takes it.
+void Rejoin::skip_to(std::int64_t u) {
+  jump_ = u;
+  e_.transport->set_round(u);
+}
+
 bool Rejoin::isolated() const {
   for (int j : e_.topology->peers(e_.self))
     if (!e_.method->peer_is_down(j)) return false;
@@ -116,17 +122,19 @@ void Rejoin::answer(const net::Message& req, std::uint64_t nonce, std::int64_t r
   moved_.insert(j);
   if (!offer) return;  // refused (counted): j goes on without this node
   // One older offer to j is kept for its late confirm or decline; older ones are dropped.
+  auto oldest = offers_.end();
   int kept = 0;
-  for (auto it = offers_.rbegin(); it != offers_.rend();) {
-    if (it->second.peer == j && ++kept > 1) {
-      log::warn("peer ", j, " never answered the rejoin offer of round ", it->second.round + 1,
-                "; forgetting it");
-      it = decltype(it)(offers_.erase(std::next(it).base()));
-    } else {
-      ++it;
-    }
+  for (auto it = offers_.begin(); it != offers_.end(); ++it) {
+    if (it->second.peer != j) continue;
+    ++kept;
+    if (oldest == offers_.end() || it->second.round < oldest->second.round) oldest = it;
   }
-  offers_[nonce] = {j, r, *offer, o_.now() + o_.confirm_wait};
+  if (kept >= 2) {
+    log::warn("peer ", j, " never answered the rejoin offer of round ", oldest->second.round + 1,
+              "; forgetting it");
+    offers_.erase(oldest);
+  }
+  offers_[{j, nonce}] = {j, r, *offer, o_.now() + o_.confirm_wait};
   ++counts_.offers;
   offer->scalars.push_back(static_cast<double>(nonce));
   e_.traffic->add_sent(*offer);
@@ -193,7 +201,7 @@ void Rejoin::on_offer(net::Message offer, std::int64_t r) {
   // boundary then come up at their own rounds, never before it).
   ++counts_.late_offers;
   const std::int64_t u = std::max({offer.round, r, jump_.value_or(r)});
-  if (!jump_ && u > r && isolated()) jump_ = u;
+  if (!jump_ && u > r && isolated()) skip_to(u);
   confirm(i, *nonce, u, kAccepted);
   confirmed_[i] = *nonce;
   come_up(i, u, r);
@@ -226,8 +234,8 @@ void Rejoin::on_confirm(const net::Message& c, std::int64_t r) {
   }
   const auto nonce = static_cast<std::uint64_t>(c.scalars[0]);
   if (c.scalars[1] == kRefused) return on_refused(j, nonce, r);
-  auto it = offers_.find(nonce);
-  if (it == offers_.end() || it->second.peer != j) {
+  auto it = offers_.find({j, nonce});
+  if (it == offers_.end()) {
     ++counts_.stale_confirms;  // of an offer settled or forgotten: nothing to do
     return;
   }
@@ -250,7 +258,7 @@ void Rejoin::on_confirm(const net::Message& c, std::int64_t r) {
   }
   drop_old_notices(j);
   confirmed_.erase(j);  // a refusal of an older hand-over on this edge is stale now
-  if (!jump_ && c.round > r && isolated()) jump_ = c.round;  // alone until then: skip ahead
+  if (!jump_ && c.round > r && isolated()) skip_to(c.round);  // alone until then
   come_up(j, c.round, r);
   log::info("peer ", j, " rejoins: back in the mixing from round ", c.round + 1);
 }

@@ -118,6 +118,7 @@ class Rejoin {
   void on_confirm(const net::Message& confirm, std::int64_t r);
   void on_refused(int peer, std::uint64_t nonce, std::int64_t r);
   bool isolated() const;
+  void skip_to(std::int64_t u);
   void answer(const net::Message& req, std::uint64_t nonce, std::int64_t r);
   void ask(int peer);
   void confirm(int peer, std::uint64_t nonce, std::int64_t u, double status);
@@ -136,11 +137,12 @@ class Rejoin {
   std::set<int> synced_;                    // edges handed over in this life
   std::map<int, std::uint64_t> confirmed_;  // the last nonce confirmed to each neighbour
   std::uint64_t nonce_ = 0;
-  std::map<int, Ask> asks_;                  // requests this node sent, unanswered
-  std::map<std::uint64_t, Offered> offers_;  // offers this node made, by nonce, unconfirmed
-  std::map<int, std::int64_t> up_at_;        // agreed: the round the edge comes up
-  std::vector<net::Message> deferred_;       // requests a starting peer answers once started
-  std::vector<net::Message> collected_;      // offers a starting peer took
+  std::map<int, Ask> asks_;  // requests this node sent, unanswered
+  // Offers this node made, unconfirmed, by (peer, the request's nonce).
+  std::map<std::pair<int, std::uint64_t>, Offered> offers_;
+  std::map<int, std::int64_t> up_at_;    // agreed: the round the edge comes up
+  std::vector<net::Message> deferred_;   // requests a starting peer answers once started
+  std::vector<net::Message> collected_;  // offers a starting peer took
   std::map<int, Clock::time_point> retry_at_;
   std::set<int> barred_, moved_;
   Counters counts_;
