@@ -15,10 +15,10 @@
 // it leaves this node out in turn: both ends of a link agree on "down". Exact averages
 // (consensus distance, model.pt) need every node on the control ring: once a node is gone
 // they are off (test accuracy is still reported) until every node is reachable on the ring
-// again (average_resume.hpp); the nodes that notice pass a
-// notice around the control ring, so the others stop too instead of waiting in the
-// all-reduce until the round timeout. At the end, each node exchanges a stop notice with its
-// live neighbours instead of the all-node barrier.
+// again (average_resume.hpp); the nodes that notice pass a notice around the control ring,
+// so the others stop too instead of waiting in the all-reduce until the round timeout. At
+// the end, each node exchanges a stop notice with its live neighbours instead of the
+// all-node barrier.
 // A restarted peer, and a live one whose link came back, return through the rejoin
 // hand-over (rejoin.hpp).
 #include <signal.h>
@@ -122,7 +122,8 @@ class TcpNode {
         rejoin_(peer_, t, s.faults.round_timeout),
         down_(peer_.method(), t),
         resume_(t, {s.id, s.topology.size(), s.cfg.get<std::int64_t>("eval.every"),
-                    s.cfg.get<std::int64_t>("rounds"), 4 * s.faults.round_timeout}),
+                    s.cfg.get<std::int64_t>("rounds"),
+                    std::min<milliseconds>(4 * s.faults.round_timeout, std::chrono::seconds(5))}),
         exact_average_(!s.options.rejoin),
         tolerant_(s.faults.keep_going || s.faults.adaptive_deadline) {
     const auto& f = s.faults;
