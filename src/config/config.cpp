@@ -401,6 +401,9 @@ std::vector<KeyInfo> run_keys() {
        "fault injection: this node kills itself (SIGKILL) after round faults.kill_round", 0, 1e6},
       {"faults.kill_round", "int", 0, "fault injection: the round after which kill_node dies", 0,
        1e12},
+      {"faults.kill_also", "list", json::array(),
+       "fault injection: more node ids that die with kill_node, after the same round (and come "
+       "back the same way)"},
       {"faults.restart_round", "int|null", nullptr,
        "kill_node rejoins after this round (in-process: takes a live neighbour's model; TCP "
        "with faults.restart_after_s: its neighbours wait there, at most "

@@ -323,6 +323,18 @@ class Sgp : public Method {
     return m;
   }
 
+  void rejoin_declined(const net::Message& offer) override {
+    const std::size_t d = x_.size();
+    if (offer.scalars.size() != 4 || offer.scalars[2] == 0.0 ||
+        offer.payload.size() < d * sizeof(float))
+      return;  // nothing was handed over
+    std::vector<float> part(d);
+    std::memcpy(part.data(), offer.payload.data(), d * sizeof(float));
+    for (std::size_t k = 0; k < d; ++k) x_[k] += part[k];
+    p_ += offer.scalars[0];
+    debias();
+  }
+
   void rejoin_accept(const net::Message& offer) override {
     const std::size_t d = x_.size();
     const Offer o = read_offer(offer);

@@ -25,6 +25,7 @@ constexpr Named kNames[] = {
     {MessageKind::kRejoinOffer, "rejoin-offer"},
     {MessageKind::kRejoinConfirm, "rejoin-confirm"},
     {MessageKind::kNoAverage, "no-average"},
+    {MessageKind::kAverageResume, "average-resume"},
     {MessageKind::kEvalAverage, "eval-average"},
     {MessageKind::kStopBarrier, "stop-barrier"},
 };

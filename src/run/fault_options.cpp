@@ -62,6 +62,15 @@ void parse_deadline(const config::Config& cfg, FaultOptions& f) {
 void parse_injection(const config::Config& cfg, int nodes, FaultOptions& f) {
   f.kill_node = node_of(cfg, "faults.kill_node", nodes);
   f.kill_round = cfg.get<std::int64_t>("faults.kill_round");
+  for (const auto& v : cfg.at("faults.kill_also")) {
+    if (!v.is_number_integer() || v.get<int>() < 0 || v.get<int>() >= nodes)
+      throw ConfigError(cfg.origin() + ": faults.kill_also holds " + v.dump() +
+                        ", not a node id (0.." + std::to_string(nodes - 1) + ")");
+    f.kill_also.push_back(v.get<int>());
+  }
+  if (!f.kill_also.empty() && !f.kill_node)
+    throw ConfigError(cfg.origin() +
+                      ": faults.kill_also needs faults.kill_node (the first to die)");
   if (const auto& r = cfg.at("faults.restart_round"); !r.is_null())
     f.restart_round = r.get<std::int64_t>();
   if (f.kill_node && f.restart_round && *f.restart_round <= f.kill_round)
@@ -102,6 +111,14 @@ FaultOptions FaultOptions::parse(const config::Config& cfg, int nodes) {
   parse_deadline(cfg, f);
   parse_injection(cfg, nodes, f);
   return f;
+}
+
+std::vector<int> FaultOptions::kill_set() const {
+  std::vector<int> k;
+  if (kill_node) k.push_back(*kill_node);
+  for (int id : kill_also)
+    if (std::find(k.begin(), k.end(), id) == k.end()) k.push_back(id);
+  return k;
 }
 
 double FaultOptions::slowdown_of(int id) const {

@@ -1,6 +1,7 @@
 #pragma once
 // The fault options of a run (on_peer_failure, deadlines, the gate's limits, fault
 // injection), read from the config and validated once, before round 0, for every driver.
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -26,6 +27,7 @@ struct FaultOptions {
   double max_abs_value = 1e6;
   // Injection: a node that dies after kill_round (and, with restart_round, comes back).
   std::optional<int> kill_node;
+  std::vector<int> kill_also;  // die with kill_node (faults.kill_also)
   std::int64_t kill_round = 0;
   std::optional<std::int64_t> restart_round;
   std::optional<double> restart_after_s;  // launch: restart a dead peer after this long
@@ -43,8 +45,11 @@ struct FaultOptions {
   gossip::RoundDeadline deadline() const {
     return gossip::RoundDeadline(round_timeout, adaptive_deadline, deadline_factor, deadline_min);
   }
+  // kill_node and kill_also, in that order.
+  std::vector<int> kill_set() const;
   bool killed(int id, std::int64_t round) const {
-    return kill_node && *kill_node == id && kill_round == round;
+    const auto k = kill_set();
+    return kill_round == round && std::find(k.begin(), k.end(), id) != k.end();
   }
   double slowdown_of(int id) const;
 };

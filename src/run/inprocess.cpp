@@ -309,22 +309,26 @@ bool InProcRun::after(std::int64_t r) {
   if (r == options_.stop_after) return false;
   const auto& f = faults_;
   if (f.kill_node && r == f.kill_round) {
-    const int k = *f.kill_node;
     if (!f.keep_going)
-      throw Error("node " + std::to_string(k) + " died after round " + std::to_string(r + 1) +
+      throw Error("node " + std::to_string(*f.kill_node) + " died after round " +
+                  std::to_string(r + 1) +
                   " (faults.kill_node) and on_peer_failure is stop; set on_peer_failure to "
                   "continue to keep the other nodes training");
-    alive_[k] = 0;
-    peers_[k]->log("fault injection: stopped after round " + std::to_string(r + 1));
-    log::warn("node ", k, " stopped after round ", r + 1,
-              " (fault injection); its neighbours continue without it");
-    for (int j : topology_.peers(k))
-      if (alive_[j]) peers_[j]->method().set_peer_down(k, r + 1);
+    for (int k : f.kill_set()) {
+      alive_[k] = 0;
+      peers_[k]->log("fault injection: stopped after round " + std::to_string(r + 1));
+      log::warn("node ", k, " stopped after round ", r + 1,
+                " (fault injection); its neighbours continue without it");
+      for (int j : topology_.peers(k))
+        if (alive_[j]) peers_[j]->method().set_peer_down(k, r + 1);
+    }
   }
   if (f.kill_node && f.restart_round && r == *f.restart_round) {
-    alive_[*f.kill_node] = 1;
-    rejoin(peers_, alive_, topology_, *f.kill_node, r + 1, *transports_[*f.kill_node]);
-    log::info("node ", *f.kill_node, " rejoined after round ", r + 1);
+    for (int k : f.kill_set()) {
+      alive_[k] = 1;
+      rejoin(peers_, alive_, topology_, k, r + 1, *transports_[k]);
+      log::info("node ", k, " rejoined after round ", r + 1);
+    }
   }
   return true;
 }

@@ -14,11 +14,13 @@
 // (its connection is closed as well). Either way the node tells it (down_notices.hpp), and
 // it leaves this node out in turn: both ends of a link agree on "down". Exact averages
 // (consensus distance, model.pt) need every node on the control ring: once a node is gone
-// they are off for good (test accuracy is still reported); the nodes that notice pass a
-// notice around the control ring, so the others stop too instead of waiting in the
-// all-reduce until the round timeout. At the end, each node exchanges a stop notice with its
-// live neighbours instead of the all-node barrier.
-// A restarted peer comes back through the rejoin hand-over (rejoin.hpp).
+// they are off (test accuracy is still reported) until every node is reachable on the ring
+// again (average_resume.hpp); the nodes that notice pass a notice around the control ring,
+// so the others stop too instead of waiting in the all-reduce until the round timeout. At
+// the end, each node exchanges a stop notice with its live neighbours instead of the
+// all-node barrier.
+// A restarted peer, and a live one whose link came back, return through the rejoin
+// hand-over (rejoin.hpp).
 #include <signal.h>
 #include <sys/resource.h>
 
@@ -31,6 +33,7 @@
 #include <set>
 
 #include "async_run.hpp"
+#include "average_resume.hpp"
 #include "down_notices.hpp"
 #include "fault_options.hpp"
 #include "node_files.hpp"
@@ -118,17 +121,21 @@ class TcpNode {
         deadline_(s.faults.deadline()),
         rejoin_(peer_, t, s.faults.round_timeout),
         down_(peer_.method(), t),
+        resume_(t, {s.id, s.topology.size(), s.cfg.get<std::int64_t>("eval.every"),
+                    s.cfg.get<std::int64_t>("rounds"),
+                    std::min<milliseconds>(4 * s.faults.round_timeout, std::chrono::seconds(5))}),
         exact_average_(!s.options.rejoin),
         tolerant_(s.faults.keep_going || s.faults.adaptive_deadline) {
     const auto& f = s.faults;
     // A scheduled restart (launch with faults.restart_after_s and restart_round): the
     // killed node's neighbours wait for it after round restart_round.
     const auto nb = s.topology.peers(s.id);
-    if (!s.options.rejoin && f.kill_node && f.restart_round && f.restart_after_s &&
-        std::find(nb.begin(), nb.end(), *f.kill_node) != nb.end()) {
-      hold_for_ = *f.kill_node;
-      hold_round_ = *f.restart_round;
-    }
+    for (int k : f.kill_set())
+      if (!s.options.rejoin && f.restart_round && f.restart_after_s && hold_for_ < 0 &&
+          !f.killed(s.id, f.kill_round) && std::find(nb.begin(), nb.end(), k) != nb.end()) {
+        hold_for_ = k;  // the first killed neighbour (its request; the others are settled later)
+        hold_round_ = *f.restart_round;
+      }
   }
 
   std::int64_t first_round() {
@@ -143,13 +150,16 @@ class TcpNode {
     std::optional<std::pair<int, milliseconds>> hold;
     if (hold_for_ >= 0 && r == hold_round_ + 1 && peer_.method().peer_is_down(hold_for_))
       hold = std::make_pair(hold_for_, s_.faults.connect_timeout);
-    rejoin_.serve(r, hold);
+    for (int j : rejoin_.serve(r, hold)) down_.forget(j);
     for (int j : s_.topology.peers(s_.id))
       if (rejoin_.pending(j)) down_.forget(j);
     down_.boundary(r);
     if (exact_average_ && t_.take(no_average_filter(), milliseconds(0))) no_average(r);
+    if (!exact_average_ && resume_.boundary(r)) exact_average_ = true;  // every node is back
     watch_links(r);
   }
+  // A peer cut off from all its neighbours, let back in from a later round, continues there.
+  std::optional<std::int64_t> skip_to() { return rejoin_.take_jump(); }
   void local(std::int64_t r) { peer_.local(r); }
   void exchange(std::int64_t r);
   bool eval_round(std::int64_t r) const { return peer_.eval_round(r); }
@@ -185,9 +195,10 @@ class TcpNode {
   Peer peer_;
   gossip::RoundDeadline deadline_;
   Rejoin rejoin_;
-  DownNotices down_;    // both ends of a link agree on "down"
-  bool exact_average_;  // exact averages need every node: off once one is gone
-  bool tolerant_;       // wait with deadlines and go on without what is missing
+  DownNotices down_;      // both ends of a link agree on "down"
+  AverageResume resume_;  // exact averages back once every node is
+  bool exact_average_;    // exact averages need every node: off while one is gone
+  bool tolerant_;         // wait with deadlines and go on without what is missing
   gossip::LateMessages late_, eval_late_;
   // Data links found down at a round boundary, and since when.
   std::map<int, std::chrono::steady_clock::time_point> link_down_since_;
@@ -221,6 +232,7 @@ void TcpNode::leave_out(int j, std::int64_t from, const std::string& why) {
 void TcpNode::refused_out(int j, std::int64_t r) {
   const std::string why = "network.max_rejects of its messages refused";
   down_.leave_out(j, r + 1, DownNotices::Reason::kRefused, why);
+  rejoin_.bar(j);  // never let back in
   t_.close_link(j, net::LinkKind::kData, why);
 }
 
@@ -228,8 +240,8 @@ void TcpNode::refused_out(int j, std::int64_t r) {
 // time-varying graphs): a data link found down at two round boundaries in a row, at least
 // the tolerant waits' link_down_grace apart, marks it down too, so that no push-sum share
 // goes into a dead link, and sends do not pile up in its queue. (A live peer whose link
-// dropped is then left out as well: links do not drop on their own on a healthy network; it
-// rejoins if restarted. The grace lets a link whose connection was taken over by another
+// dropped is then left out as well, and let back in through the rejoin hand-over once its
+// link is up again (rejoin.hpp). The grace lets a link whose connection was taken over by another
 // holder of the run secret, and then taken back, come up again first.)
 void TcpNode::watch_links(std::int64_t r) {
   for (int j : s_.topology.peers(s_.id)) {

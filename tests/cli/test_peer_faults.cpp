@@ -121,6 +121,42 @@ TEST_SUITE("cli") {
   }
 
   TEST_CASE(
+      "launch, on_peer_failure continue: two neighbours killed at once both rejoin, and "
+      "the push-sum weight is still n") {
+    const auto dir = scratch("rejoin-two");
+    const auto config =
+        faults_config(dir, R"(, "method": {"name": "sgp"}, "checkpoint": {"every": 10})", 0.2, 300);
+    const auto r = rumor("launch " + config + " --set faults.kill_also=[1] --no-progress");
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    CHECK(r.out.find("restarted peer 1") != std::string::npos);
+    CHECK(r.out.find("restarted peer 2") != std::string::npos);
+    const auto run = only_run(dir);
+    const auto s = read_json(run / "summary.json");
+    CHECK(s["nodes_finished"] == 4);
+    double weight = 0;
+    for (int i = 0; i < 4; ++i) {
+      const auto path = run / ("node-" + std::to_string(i) + ".jsonl");
+      CHECK(last_round(path) == 299);
+      std::ifstream in(path);
+      std::string line, last;
+      while (std::getline(in, line))
+        if (!line.empty()) last = line;
+      weight += nlohmann::json::parse(last).value("ps_weight", 0.0);
+    }
+    CHECK(std::abs(weight - 4.0) < 1e-9);
+    // Every node is back: exact averages resumed before the last round.
+    CHECK(s["final"]["consensus_round"] == 299);
+    CHECK(s["final"].contains("avg_model_acc"));
+    for (int i : {1, 2}) {  // both came back from their own checkpoints
+      std::ifstream log(run / ("node-" + std::to_string(i) + ".log"));
+      const std::string text((std::istreambuf_iterator<char>(log)),
+                             std::istreambuf_iterator<char>());
+      CHECK(text.find("own checkpoint") != std::string::npos);
+    }
+  }
+
+  TEST_CASE(
       "rumor node: --rejoin without on_peer_failure continue and a bad deadline are refused") {
     const auto dir = scratch("rejoin-stop");
     const auto r =

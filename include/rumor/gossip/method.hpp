@@ -204,6 +204,9 @@ class Method : public Exchange {
   virtual net::Message rejoin_request(int peer, bool from_checkpoint);
   virtual net::Message rejoin_offer(const net::Message& request, std::int64_t round);
   virtual void rejoin_accept(const net::Message& offer);
+  // An offer this node made (as rejoin_offer returned it) that the peer declined: what it
+  // handed over comes back (push-sum: the half of x and weight), so no mass is lost.
+  virtual void rejoin_declined(const net::Message& /*offer*/) {}
 
  protected:
   // `peers` without the ones marked down.

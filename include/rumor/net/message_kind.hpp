@@ -24,6 +24,7 @@ enum class MessageKind : std::uint32_t {
   kRejoinOffer = 217,    // the neighbour's answer: round, model or push-sum share
   kRejoinConfirm = 218,  // the restarted peer confirms the round it starts at
   kNoAverage = 226,      // control ring: a node is gone, exact averages are off
+  kAverageResume = 227,  // control ring: every node is back, exact averages resume at `round`
   kEvalAverage = 1116,   // control ring: the exact average taken on evaluation rounds
   kStopBarrier = 2116,   // control ring: the all-node barrier after the last round
 };
