@@ -111,9 +111,9 @@ class AdPsgd : public Method, public Pairwise {
 
   Rng rng_;
   int max_tries_ = 3;
-  int partner_ = -1;  // the neighbour asked, while locked
+  int partner_ = -1;       // the neighbour asked, while locked
   std::int64_t step_ = 0;  // the step of the request to partner_
-  int tries_ = 0;     // requests made after the current local step
+  int tries_ = 0;          // requests made after the current local step
   std::vector<float> peer_x_;
   PayloadEncoder encoder_;
   std::unique_ptr<codec::Decoder> decoder_;
@@ -153,9 +153,9 @@ net::Message AdPsgd::serve(const net::Message& request) {
   // Locked: our model is on its way to partner_. Serve only partner_'s crossing request, and
   // only when the pair's coin names this node (partner_ then refuses ours, so our model in
   // flight is never averaged twice).
-  if (locked() && !(request.sender == partner_ &&
-                    crossing_server(ctx_.seed, ctx_.self, step_, partner_, request.round) ==
-                        ctx_.self))
+  if (locked() &&
+      !(request.sender == partner_ &&
+        crossing_server(ctx_.seed, ctx_.self, step_, partner_, request.round) == ctx_.self))
     return busy(request);
   decoder_->decode(request.payload.bytes(), codec_ctx(ctx_, request.round, 0), peer_x_);
   for (std::size_t k = 0; k < peer_x_.size(); ++k) model_[k] = 0.5f * (model_[k] + peer_x_[k]);

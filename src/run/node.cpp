@@ -430,7 +430,8 @@ RunResult run_node(const config::Config& cfg, int id, const RunOptions& options)
 
   net::TcpTransport transport(topts);
   std::optional<DemandLinks> demand;
-  if (DemandLinks::apply(s.topology, s.faults.keep_going)) demand.emplace(transport, s.topology, id);
+  if (DemandLinks::apply(s.topology, s.faults.keep_going))
+    demand.emplace(transport, s.topology, id);
   connect(transport, s, demand.has_value());
   ps.transport = &transport;
   TcpNode node(s, transport, ps, demand ? &*demand : nullptr);

@@ -37,8 +37,8 @@ TEST_SUITE("cli") {
     INFO(r.out);
     REQUIRE(r.code == 0);
     const auto run_dir = cli_test::only_run(dir / "runs");
-    const auto topo = rumor::parse_topology_json(read_json(run_dir / "config.json")["topology"],
-                                                 "config.json");
+    const auto topo =
+        rumor::parse_topology_json(read_json(run_dir / "config.json")["topology"], "config.json");
     REQUIRE(topo.size() == n);
     // The pairs the schedule uses in the run's rounds, whichever end draws the other.
     std::set<std::pair<int, int>> pairs;

@@ -166,13 +166,15 @@ TEST_SUITE("config") {
     CHECK(from({}, {"method.name=diloco"}).get<std::string>("optimizer.name") == "adamw");
     CHECK(from({{"method", {{"name", "diloco"}}}, {"optimizer", {{"name", "sgd"}}}})
               .get<std::string>("optimizer.name") == "sgd");
-    CHECK(from({}, {"method.name=diloco", "optimizer.name=sgd"})
-              .get<std::string>("optimizer.name") == "sgd");
+    CHECK(
+        from({}, {"method.name=diloco", "optimizer.name=sgd"}).get<std::string>("optimizer.name") ==
+        "sgd");
     CHECK(from({}, {"method.name=dpsgd"}).get<std::string>("optimizer.name") == "sgd");
     CHECK(from({}).get<std::string>("optimizer.name") == "sgd");
     // Said where the key is documented, from the method's declaration.
-    const auto key = std::find_if(config::keys().begin(), config::keys().end(),
-                                  [](const config::KeyInfo& k) { return k.path == "optimizer.name"; });
+    const auto key =
+        std::find_if(config::keys().begin(), config::keys().end(),
+                     [](const config::KeyInfo& k) { return k.path == "optimizer.name"; });
     REQUIRE(key != config::keys().end());
     CHECK(key->default_value == "sgd");
     CHECK(key->help.find("method diloco: default \"adamw\"") != std::string::npos);

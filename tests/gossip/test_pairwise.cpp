@@ -83,7 +83,7 @@ TEST_CASE("adpsgd: two nodes asking each other average once, without deadlock") 
     REQUIRE(to1.kind == (server == 0 ? net::MessageKind::kPairReply : net::MessageKind::kPairBusy));
     REQUIRE(to0.kind == (server == 1 ? net::MessageKind::kPairReply : net::MessageKind::kPairBusy));
     const int other = 1 - server;
-    CHECK(pw(s, other).finish(server == 0 ? to1 : to0));   // averaged: its step is over
+    CHECK(pw(s, other).finish(server == 0 ? to1 : to0));         // averaged: its step is over
     CHECK_FALSE(pw(s, server).finish(server == 0 ? to0 : to1));  // busy: it asks again
     CHECK(s.models[0] == s.models[1]);
     check_same_sum(before, sums(s));

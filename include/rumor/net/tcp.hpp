@@ -1,10 +1,10 @@
 #pragma once
 // TCP transport: one process per node, Boost.Asio behind a pimpl, one network thread.
 //
-// Connections: for each link the node with the lower id dials, the other accepts (data
-// links at start, or on demand: open_links_on_demand()). The dialer
-// retries with exponential backoff (options.retry_min..retry_max) for as long as the link is
-// down, so a restarted neighbour is found again. Every connection starts with a handshake
+// Connections: for each link the node with the lower id dials, the other accepts (data links
+// at start, or on demand: open_links_on_demand()). The dialer retries with exponential
+// backoff (options.retry_min..retry_max) for as long as the link is down, so a restarted
+// neighbour is found again. Every connection starts with a handshake
 // (magic, version, run id, node ids, link kind; HMAC-SHA256 challenge-response both ways when
 // options.secret is set); a failed handshake is refused, logged and counted, and the node's
 // other links carry on. Bytes that do not parse close that connection and bump `malformed`;
