@@ -470,6 +470,29 @@ void add_method_options(std::vector<KeyInfo>& out) {
       k.help = "consensus method: " + join(names) +
                " (qdata sends training samples to neighbours: data leaves the node)";
 }
+
+// A method's own defaults for run keys (diloco: optimizer.name adamw), named in the key's help.
+void add_method_run_defaults(std::vector<KeyInfo>& out) {
+  for (const auto& m : gossip::methods())
+    for (const auto& [path, value] : m.run_defaults) {
+      const auto key =
+          std::find_if(out.begin(), out.end(), [&](const KeyInfo& k) { return k.path == path; });
+      if (key == out.end() || !type_matches(*key, value))
+        throw Error("method " + m.name + " gives a default to " + path +
+                    ", which is not a run key of that type");
+      key->help += " (method " + m.name + ": default " + value.dump() + ")";
+    }
+}
+
+// Run keys the config leaves unset take the chosen method's own default, if it has one.
+void apply_method_run_defaults(json& resolved, const json& user) {
+  const json& name = resolved["method"]["name"];
+  for (const auto& m : gossip::methods()) {
+    if (!name.is_string() || m.name != name.get<std::string>()) continue;
+    for (const auto& [path, value] : m.run_defaults)
+      if (!user.contains(pointer_of(path))) resolved[pointer_of(path)] = value;
+  }
+}
 }  // namespace
 
 const std::vector<KeyInfo>& keys() {
@@ -479,6 +502,7 @@ const std::vector<KeyInfo>& keys() {
       out.push_back(std::move(key));
       if (out.back().path == "method.name") add_method_options(out);
     }
+    add_method_run_defaults(out);
     return out;
   }();
   return k;
@@ -584,6 +608,7 @@ Config Config::from_json(const nlohmann::json& user_in, const std::string& origi
     const auto ptr = pointer_of(k.path);
     if (user.contains(ptr)) resolved[ptr] = user[ptr];
   }
+  apply_method_run_defaults(resolved, user);
 
   Config c;
   c.origin_ = origin;

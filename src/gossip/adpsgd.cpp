@@ -24,6 +24,18 @@ bool is_pairwise_kind(net::MessageKind k) {
   return k == K::kPairRequest || k == K::kPairReply || k == K::kPairBusy || k == K::kPairDone;
 }
 
+int crossing_server(std::uint64_t seed, int a, std::int64_t a_step, int b, std::int64_t b_step) {
+  // Stream tag of the crossing coins.
+  constexpr std::uint64_t kCrossingTag = 0xc055;
+  const bool a_low = a < b;
+  const auto lo = static_cast<std::uint64_t>(a_low ? a : b);
+  const auto hi = static_cast<std::uint64_t>(a_low ? b : a);
+  const auto lo_step = static_cast<std::uint64_t>(a_low ? a_step : b_step);
+  const auto hi_step = static_cast<std::uint64_t>(a_low ? b_step : a_step);
+  const bool low_serves = (mix_words({seed, kCrossingTag, lo, hi, lo_step, hi_step}) >> 63) != 0;
+  return static_cast<int>(low_serves ? lo : hi);
+}
+
 Refusal check_message(Exchange& method, const net::Message& m) {
   try {
     return method.check(m);
@@ -99,8 +111,9 @@ class AdPsgd : public Method, public Pairwise {
 
   Rng rng_;
   int max_tries_ = 3;
-  int partner_ = -1;  // the neighbour asked, while locked
-  int tries_ = 0;     // requests made after the current local step
+  int partner_ = -1;       // the neighbour asked, while locked
+  std::int64_t step_ = 0;  // the step of the request to partner_
+  int tries_ = 0;          // requests made after the current local step
   std::vector<float> peer_x_;
   PayloadEncoder encoder_;
   std::unique_ptr<codec::Decoder> decoder_;
@@ -131,14 +144,19 @@ std::optional<Outgoing> AdPsgd::start(std::int64_t step) {
     return std::nullopt;
   }
   partner_ = peers[rng_.below(peers.size())];
+  step_ = step;
   ++tries_;
   return Outgoing{partner_, with_model(net::MessageKind::kPairRequest, step)};
 }
 
 net::Message AdPsgd::serve(const net::Message& request) {
-  // Locked: our model is on its way to partner_. Serve only the crossing request of a
-  // lower id (that peer refuses ours, so our model in flight is never averaged twice).
-  if (locked() && !(request.sender == partner_ && request.sender < ctx_.self)) return busy(request);
+  // Locked: our model is on its way to partner_. Serve only partner_'s crossing request, and
+  // only when the pair's coin names this node (partner_ then refuses ours, so our model in
+  // flight is never averaged twice).
+  if (locked() &&
+      !(request.sender == partner_ &&
+        crossing_server(ctx_.seed, ctx_.self, step_, partner_, request.round) == ctx_.self))
+    return busy(request);
   decoder_->decode(request.payload.bytes(), codec_ctx(ctx_, request.round, 0), peer_x_);
   for (std::size_t k = 0; k < peer_x_.size(); ++k) model_[k] = 0.5f * (model_[k] + peer_x_[k]);
   ++served_;

@@ -248,9 +248,9 @@ class Diloco : public Method {
 }  // namespace
 
 MethodInfo diloco_method() {
-  return method_entry<Diloco>(
+  auto info = method_entry<Diloco>(
       "diloco",
-      "DiLoCo: H = local_steps inner steps (adamw recommended), then an outer Nesterov step on "
+      "DiLoCo: H = local_steps inner steps (adamw by default), then an outer Nesterov step on "
       "the mixed change; mixing by gossip, one-peer matching or all-reduce",
       {true, true, false}, LocalMomentum::kOptimizer,
       {{"method.outer_lr", "number", 0.7, "diloco: outer learning rate", 0, 100},
@@ -260,6 +260,9 @@ MethodInfo diloco_method() {
         "round), allreduce (exact mean: DiLoCo itself)"},
        {"method.gossip_steps", "int", 1, "diloco gossip: mixing steps per outer round", 1, 100}},
       "its outer step mixes parameters and changes with exact weights, not robust rules");
+  // The inner optimizer of DiLoCo (its state carries over between outer rounds).
+  info.run_defaults = {{"optimizer.name", "adamw"}};
+  return info;
 }
 
 }  // namespace rumor::gossip

@@ -61,6 +61,7 @@ void TcpTransport::start(const Topology& topology, int self) {
     link->address = info.host + ":" + std::to_string(info.port);
     if (link->dialer) im.connector.resolve(*link, info);
     link->backoff = im.options.retry_min;
+    link->wanted = !(im.on_demand && kind == LinkKind::kData);
     im.links[{peer, static_cast<int>(kind)}] = std::move(link);
   };
   for (int p : data_peers_) add_link(p, LinkKind::kData);
@@ -83,10 +84,35 @@ void TcpTransport::start(const Topology& topology, int self) {
     im.guarded("start", [&] {
       im.connector.accept();
       for (auto& [key, link] : im.links)
-        if (link->dialer) im.connector.dial(*link);
+        if (link->dialer && link->wanted) im.connector.dial(*link);
     });
   });
   im.thread = std::thread([&im] { im.run_network_thread(); });
+}
+
+void TcpTransport::open_links_on_demand() {
+  if (impl_->started) throw Error("TcpTransport::open_links_on_demand after start");
+  impl_->on_demand = true;
+}
+
+void TcpTransport::open_link(int peer) {
+  auto& im = *impl_;
+  Link* link = im.started ? im.find(peer, LinkKind::kData) : nullptr;
+  if (!link)
+    throw ProtocolError("node " + std::to_string(self_) + " cannot open a link to node " +
+                        std::to_string(peer) + ": not a data neighbour" +
+                        (im.started ? "" : " (transport not started)"));
+  {
+    std::lock_guard lock(link->mu);
+    if (link->wanted) return;
+    link->wanted = true;
+  }
+  if (link->dialer)
+    asio::post(im.ioc, [&im, link] {
+      im.guarded("open link", [&] {
+        if (!im.stopping && !link->session) im.connector.dial(*link);
+      });
+    });
 }
 
 void TcpTransport::wait_connected(std::optional<std::chrono::milliseconds> timeout) {
@@ -97,7 +123,7 @@ void TcpTransport::wait_connected(std::optional<std::chrono::milliseconds> timeo
   auto missing = [&]() -> Link* {
     for (auto& [key, link] : im.links) {
       std::lock_guard lock(link->mu);
-      if (!link->up) return link.get();
+      if (link->wanted && !link->up) return link.get();
     }
     return nullptr;
   };
@@ -130,6 +156,7 @@ bool TcpTransport::send(int to, Message message) {
     throw ProtocolError("node " + std::to_string(self_) + " cannot send to node " +
                         std::to_string(to) + ": not a " + to_string(message.link) + " neighbour" +
                         (im.started ? "" : " (transport not started)"));
+  if (im.on_demand && message.link == LinkKind::kData) open_link(to);
   Outgoing o;
   o.app = true;
   o.payload = std::move(message.payload);

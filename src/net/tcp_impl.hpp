@@ -43,6 +43,7 @@ struct TcpTransport::Impl {
   std::chrono::steady_clock::time_point started_at;
   std::thread thread;
   bool started = false;
+  bool on_demand = false;  // data links open on demand (TcpTransport::open_links_on_demand)
   bool stopped = false;
   std::atomic<bool> stopping{false};
   std::atomic<std::uint64_t> refused_total{0};

@@ -52,6 +52,9 @@ struct Link {
   std::uint64_t next_seq = 0;
   bool up = false;
   bool ever_up = false;
+  // Dialled (dialer) and waited for (wait_connected). False for a data link opened on
+  // demand that nothing has asked for yet: it only accepts the peer's dial.
+  bool wanted = true;
   bool wake_posted = false;
   LinkStats stats;
   std::string last_error;

@@ -1,7 +1,8 @@
 // Asynchronous methods over TCP (`rumor node`), in real time: this node runs its `rounds`
 // local steps, each followed by one pairwise exchange (gossip/pairwise.hpp). While it waits
-// for an answer it serves the requests that come in (busy, or the crossing request of a
-// lower id), so no wait depends on another node's wait: no deadlock. Requests that come
+// for an answer it serves the requests that come in (busy, or the crossing request of the
+// peer it asks when the pair's coin names this node), so no wait depends on another node's
+// wait: no deadlock. Requests that come
 // during a local step wait in the mailbox until the step ends. A node done with its steps
 // tells its neighbours and serves them until each has said it is done too; then the exact
 // average of all final models is taken on the control ring (the last metrics line and

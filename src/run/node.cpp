@@ -34,6 +34,7 @@
 
 #include "async_run.hpp"
 #include "average_resume.hpp"
+#include "demand_links.hpp"
 #include "down_notices.hpp"
 #include "fault_options.hpp"
 #include "node_files.hpp"
@@ -114,9 +115,10 @@ struct NodeSetup {
 // The blocking driver: the steps of round.hpp for this node's peer, over TCP.
 class TcpNode {
  public:
-  TcpNode(const NodeSetup& s, net::Transport& t, const PeerSetup& ps)
+  TcpNode(const NodeSetup& s, net::Transport& t, const PeerSetup& ps, DemandLinks* demand)
       : s_(s),
         t_(t),
+        demand_(demand),
         peer_(ps),
         deadline_(s.faults.deadline()),
         rejoin_(peer_, t, s.faults.round_timeout),
@@ -145,6 +147,7 @@ class TcpNode {
 
   void boundary(std::int64_t r) {
     round_start_ = std::chrono::steady_clock::now();
+    if (demand_) demand_->open(r);
     t_.set_round(r);  // gossip for rounds far past this one is refused unread
     if (!s_.faults.keep_going) return;
     std::optional<std::pair<int, milliseconds>> hold;
@@ -192,6 +195,7 @@ class TcpNode {
 
   const NodeSetup& s_;
   net::Transport& t_;
+  DemandLinks* demand_;  // peer sampling: data links open when first drawn
   Peer peer_;
   gossip::RoundDeadline deadline_;
   Rejoin rejoin_;
@@ -351,7 +355,7 @@ void TcpNode::finish(std::int64_t rounds) {
   }
 }
 
-void connect(net::TcpTransport& t, const NodeSetup& s) {
+void connect(net::TcpTransport& t, const NodeSetup& s, bool on_demand) {
   t.set_event_handler([](const net::LinkEvent& e) {
     if (e.type == net::LinkEventType::kUp) return;
     if (e.clean)  // a neighbour that finished its run: expected at the end, nothing lost
@@ -362,7 +366,9 @@ void connect(net::TcpTransport& t, const NodeSetup& s) {
   });
   const auto& me = s.topology.node(s.id);
   log::info("run ", s.cfg.run_id(), ": node ", s.id, " of ", s.topology.size(), " on ", me.host,
-            ":", me.port, ", connecting to ", s.topology.peers(s.id).size(), " neighbours",
+            ":", me.port, ", connecting to ",
+            on_demand ? std::string("the control ring (data links when the schedule draws them)")
+                      : std::to_string(s.topology.peers(s.id).size()) + " neighbours",
             s.options.rejoin ? " (rejoining)" : "");
   t.start(s.topology, s.id);
   try {
@@ -374,7 +380,16 @@ void connect(net::TcpTransport& t, const NodeSetup& s) {
     if (!s.options.rejoin || up == 0) throw;
     log::warn("rejoin: not every link is up (", e.what(), "); going on with ", up);
   }
-  log::info("all links up");
+  log::info(on_demand ? "control ring up" : "all links up");
+}
+
+// Data links that came up during the run (the full mesh under peer sampling, unless they
+// opened on demand): the ones up now or that carried bytes.
+int data_links_used(const net::Transport& t) {
+  int n = 0;
+  for (const auto& l : t.stats().links)
+    n += l.link == net::LinkKind::kData && (l.up || l.bytes_sent + l.bytes_recv > 0) ? 1 : 0;
+  return n;
 }
 
 void warn_links_model(const config::Config& c, int id) {
@@ -426,12 +441,16 @@ RunResult run_node(const config::Config& cfg, int id, const RunOptions& options)
   ps.rejoin = options.rejoin;
 
   net::TcpTransport transport(topts);
-  connect(transport, s);
+  std::optional<DemandLinks> demand;
+  if (DemandLinks::apply(s.topology, s.faults.keep_going))
+    demand.emplace(transport, s.topology, id);
+  connect(transport, s, demand.has_value());
   ps.transport = &transport;
-  TcpNode node(s, transport, ps);
+  TcpNode node(s, transport, ps, demand ? &*demand : nullptr);
   const std::int64_t rounds = cfg.get<std::int64_t>("rounds");
   run_rounds(node, node.first_round(), rounds);
   node.finish(rounds);
+  const int links = data_links_used(transport);
   // Our last messages may still sit in a send queue: they leave before the close.
   if (!transport.flush(s.faults.round_timeout))
     log::warn("some messages were still queued ", s.faults.round_timeout.count() / 1000.0,
@@ -441,7 +460,8 @@ RunResult run_node(const config::Config& cfg, int id, const RunOptions& options)
   rusage ru{};
   ::getrusage(RUSAGE_SELF, &ru);
   log::info("finished ", rounds, " rounds; peak memory ", ru.ru_maxrss / 1024, " MB");
-  write_node_end(s.run_dir, id, {{"node", id}, {"peak_rss_mb", ru.ru_maxrss / 1024.0}});
+  write_node_end(s.run_dir, id,
+                 {{"node", id}, {"peak_rss_mb", ru.ru_maxrss / 1024.0}, {"data_links", links}});
 
   RunResult result;
   result.run_dir = s.run_dir;

@@ -349,20 +349,26 @@ void add_rejections(json& s, const NodeLines& nodes) {
   }
 }
 
-// Each node's peak resident memory (MB), from the node-<i>.end.json a TCP node writes when
-// it finishes (in-process runs have none).
-void add_peak_memory(json& s, const std::string& run_dir, const NodeLines& nodes) {
+// Each node's peak resident memory (MB), and the data links the run opened (each counted
+// by both its ends), from the node-<i>.end.json a TCP node writes when it finishes
+// (in-process runs have none).
+void add_node_ends(json& s, const std::string& run_dir, const NodeLines& nodes) {
   json by_node = json::object();
+  std::int64_t link_ends = 0;
   for (const auto& [id, lines] : nodes) {
     std::ifstream in(node_end_path(run_dir, id));
     if (!in) continue;
     try {
-      by_node[std::to_string(id)] = json::parse(in).at("peak_rss_mb").get<double>();
+      const json end = json::parse(in);
+      by_node[std::to_string(id)] = end.at("peak_rss_mb").get<double>();
+      link_ends += end.value("data_links", 0);
     } catch (const json::exception& e) {
       throw Error(node_end_path(run_dir, id) + ": " + e.what());
     }
   }
-  if (!by_node.empty()) s["peak_rss_mb_by_node"] = by_node;
+  if (by_node.empty()) return;
+  s["peak_rss_mb_by_node"] = by_node;
+  s["data_links_opened"] = link_ends / 2;
 }
 
 // Nodes run free (no barrier per round), so a node's round is the time between two of its
@@ -434,7 +440,7 @@ json summarize(const std::string& run_dir) {
   add_time_to_target(s, cfg, curve);
   add_traffic(s, nodes, last_round);
   add_rejections(s, nodes);
-  add_peak_memory(s, run_dir, nodes);
+  add_node_ends(s, run_dir, nodes);
   add_round_times(s, columns.node_round_times);
   add_push_sum_weight(s, run_dir, rounds, n, last_round);
 

@@ -161,6 +161,30 @@ TEST_SUITE("config") {
                     Error);
   }
 
+  TEST_CASE("a method's own default for a run key applies only where the config is silent") {
+    // DiLoCo's inner optimizer is adamw unless the config names one.
+    CHECK(from({}, {"method.name=diloco"}).get<std::string>("optimizer.name") == "adamw");
+    CHECK(from({{"method", {{"name", "diloco"}}}, {"optimizer", {{"name", "sgd"}}}})
+              .get<std::string>("optimizer.name") == "sgd");
+    CHECK(
+        from({}, {"method.name=diloco", "optimizer.name=sgd"}).get<std::string>("optimizer.name") ==
+        "sgd");
+    CHECK(from({}, {"method.name=dpsgd"}).get<std::string>("optimizer.name") == "sgd");
+    CHECK(from({}).get<std::string>("optimizer.name") == "sgd");
+    // Said where the key is documented, from the method's declaration.
+    const auto key =
+        std::find_if(config::keys().begin(), config::keys().end(),
+                     [](const config::KeyInfo& k) { return k.path == "optimizer.name"; });
+    REQUIRE(key != config::keys().end());
+    CHECK(key->default_value == "sgd");
+    CHECK(key->help.find("method diloco: default \"adamw\"") != std::string::npos);
+    for (const auto& m : gossip::methods())
+      for (const auto& [path, value] : m.run_defaults) {
+        CAPTURE(m.name);
+        CHECK(from({}, {"method.name=" + m.name}).at(path) == value);
+      }
+  }
+
   TEST_CASE("--set overrides any key, parsed as JSON or else as a string") {
     const auto c = from({{"optimizer", {{"lr", 0.1}}}},
                         {"optimizer.lr=0.05", "method.name=sgp", "model.hidden=[64,32]",

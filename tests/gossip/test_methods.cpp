@@ -307,6 +307,8 @@ TEST_SUITE("gossip") {
         sim.work[i] = std::make_unique<Quadratic>(sim.models[i], b, 0.2);
       }
     };
+    // The inner steps are plain SGD (Quadratic::step: no momentum, no weight decay), whatever
+    // a config's optimizer.name would give DiLoCo by default.
     const nlohmann::json exact = {
         {"outer_mix", "allreduce"}, {"outer_lr", 1.0}, {"outer_momentum", 0.0}};
     Sim diloco(gen("ring", n), "diloco", "fp32", d, exact, true);

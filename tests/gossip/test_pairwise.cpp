@@ -1,5 +1,6 @@
 // The pairwise protocol of asynchronous methods (adpsgd): each exchange keeps the sum of
-// the models, crossing requests cannot deadlock, and answers nobody asked for are refused.
+// the models, crossing requests cannot deadlock and favour neither id, and answers nobody
+// asked for are refused.
 #include <doctest/doctest.h>
 
 #include "harness.hpp"
@@ -66,29 +67,79 @@ TEST_CASE("adpsgd conserves the sum of models in each pairwise exchange") {
 
 TEST_CASE("adpsgd: two nodes asking each other average once, without deadlock") {
   Sim s(gen("ring", 2), "adpsgd", "fp32", 16);
-  const auto before = sums(s);
-  auto a = pw(s, 0).start(0);  // both locked, each asking the other
-  auto b = pw(s, 1).start(0);
-  REQUIRE((a && b && a->to == 1 && b->to == 0));
-  // Node 0 refuses the crossing request of the higher id; node 1 serves the lower id's.
-  auto to1 = delivered(pw(s, 0).serve(delivered(b->message, 1)), 0);
-  CHECK(to1.kind == net::MessageKind::kPairBusy);
-  auto to0 = delivered(pw(s, 1).serve(delivered(a->message, 0)), 1);
-  CHECK(to0.kind == net::MessageKind::kPairReply);
-  CHECK(pw(s, 0).finish(to0));
-  CHECK_FALSE(pw(s, 1).finish(to1));  // busy: node 1 asks again
-  CHECK(s.models[0] == s.models[1]);
-  check_same_sum(before, sums(s));
-  CHECK(s.methods[1]->round_metrics().at("pair_busy") == 1);
+  int served_by_0 = 0;
+  const int steps = 400;
+  for (int e = 0; e < steps; ++e) {
+    CAPTURE(e);
+    const auto before = sums(s);
+    auto a = pw(s, 0).start(e);  // both locked, each asking the other
+    auto b = pw(s, 1).start(e);
+    REQUIRE((a && b && a->to == 1 && b->to == 0));
+    // Exactly one serves the crossing request, the one the pair's coin names; the other
+    // refuses, so neither model in flight is averaged twice and both get an answer.
+    const int server = crossing_server(7, 0, e, 1, e);
+    auto to1 = delivered(pw(s, 0).serve(delivered(b->message, 1)), 0);
+    auto to0 = delivered(pw(s, 1).serve(delivered(a->message, 0)), 1);
+    REQUIRE(to1.kind == (server == 0 ? net::MessageKind::kPairReply : net::MessageKind::kPairBusy));
+    REQUIRE(to0.kind == (server == 1 ? net::MessageKind::kPairReply : net::MessageKind::kPairBusy));
+    const int other = 1 - server;
+    CHECK(pw(s, other).finish(server == 0 ? to1 : to0));         // averaged: its step is over
+    CHECK_FALSE(pw(s, server).finish(server == 0 ? to0 : to1));  // busy: it asks again
+    CHECK(s.models[0] == s.models[1]);
+    check_same_sum(before, sums(s));
+    // The second request finds the other end free: served, and the step is over.
+    auto again = pw(s, server).start(e);
+    REQUIRE(again);
+    CHECK(pw(s, server).finish(
+        delivered(pw(s, other).serve(delivered(again->message, server)), other)));
+    CHECK_FALSE((pw(s, 0).locked() || pw(s, 1).locked()));
+    check_same_sum(before, sums(s));
+    served_by_0 += server == 0 ? 1 : 0;
+  }
+  // Neither id serves every crossing (the old rule: the higher id always served).
+  CHECK(served_by_0 > steps * 2 / 5);
+  CHECK(served_by_0 < steps * 3 / 5);
+  CHECK(s.methods[0]->round_metrics().at("pair_busy").get<int>() == served_by_0);
+}
+
+TEST_CASE("adpsgd: the crossing coin names one server on both ends and favours neither id") {
+  Rng rng = Rng::derive(11, 2);
+  const int draws = 20000;
+  int low = 0, differs = 0;
+  for (int k = 0; k < draws; ++k) {
+    const int a = static_cast<int>(rng.below(64));
+    const int b = static_cast<int>((a + 1 + rng.below(63)) % 64);
+    const auto sa = static_cast<std::int64_t>(rng.below(1000000));
+    const auto sb = static_cast<std::int64_t>(rng.below(1000000));
+    const int server = crossing_server(5, a, sa, b, sb);
+    REQUIRE((server == a || server == b));
+    REQUIRE(crossing_server(5, b, sb, a, sa) == server);  // both ends agree
+    low += server == std::min(a, b) ? 1 : 0;
+    differs += crossing_server(6, a, sa, b, sb) != server ? 1 : 0;
+  }
+  // Unbiased: 20000 fair coins land within 0.48..0.52 but with odds of about 1e-8.
+  CHECK(low > draws * 48 / 100);
+  CHECK(low < draws * 52 / 100);
+  CHECK(differs > draws / 3);  // the run seed draws other coins
+  // One pair over a run of steps: both ends serve about half the crossings.
+  int zero = 0;
+  for (int e = 0; e < 2000; ++e) zero += crossing_server(5, 0, e, 1, e) == 0 ? 1 : 0;
+  CHECK(zero > 900);
+  CHECK(zero < 1100);
 }
 
 TEST_CASE("adpsgd: a locked node answers busy and gives up after max_tries") {
   Sim s(gen("ring", 4), "adpsgd", "fp32", 8, {{"max_tries", 2}});
-  // Node 3 has the highest id: a locked neighbour refuses it whoever that neighbour asks.
   auto req = pw(s, 3).start(0);
   REQUIRE(req);
   const int j = req->to;
-  REQUIRE(pw(s, j).start(0));
+  // j locked on a node other than 3: 3's request is not a crossing, so j refuses it.
+  auto mine_req = pw(s, j).start(0);
+  for (int t = 0; t < 64 && mine_req && mine_req->to == 3; ++t) {
+    pw(s, j).give_up();
+    mine_req = pw(s, j).start(0);
+  }
+  REQUIRE((mine_req && mine_req->to != 3));
   const auto mine = s.models[3], theirs = s.models[j];
   auto answer = delivered(pw(s, j).serve(delivered(req->message, 3)), j);
   CHECK(answer.kind == net::MessageKind::kPairBusy);

@@ -15,6 +15,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -278,6 +279,9 @@ struct MethodInfo {
   // No global rounds: the drivers of run/async_*.cpp run it through pairwise(); `rounds`
   // counts each node's own local steps.
   bool asynchronous = false;
+  // Run keys whose default differs for this method (diloco: optimizer.name adamw): the
+  // value a run gets when its config leaves the key unset. `rumor config keys` shows them.
+  std::vector<std::pair<std::string, nlohmann::json>> run_defaults{};
 };
 // The registry entry of method class M, built from its MethodContext.
 template <typename M>

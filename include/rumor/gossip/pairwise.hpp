@@ -13,10 +13,10 @@
 //                        they are all done (they may still ask it)
 //
 // Why it cannot deadlock: serving never waits, so no node waits on a node that waits on
-// it. A locked node answers busy at once, except to the neighbour it is itself asking when
-// that neighbour has the lower id: then it serves (the neighbour, locked on it too, refuses
-// the crossing request), so two nodes picking each other still average once. Every wait of
-// a driver is bounded (network.round_timeout_s).
+// it. A locked node answers busy at once, except to the neighbour it is itself asking (a
+// crossing): then exactly one of the two serves, the one crossing_server() names, and the
+// other, locked on it too, refuses the crossing request; so two nodes picking each other
+// still average once. Every wait of a driver is bounded (network.round_timeout_s).
 #include <cstdint>
 #include <optional>
 
@@ -41,6 +41,12 @@ class Pairwise {
   // The neighbour asked while locked (-1 when not locked).
   virtual int partner() const = 0;
 };
+
+// Which of two nodes that asked each other serves the other's request: a coin seeded by the
+// run seed, the pair and both requests' steps, so both ends compute the same answer from
+// what they hold (their own request and the one they received), and neither the lower nor
+// the higher id is favoured. Returns a or b.
+int crossing_server(std::uint64_t seed, int a, std::int64_t a_step, int b, std::int64_t b_step);
 
 // The end notice of a node that finished its steps (it keeps serving until its neighbours
 // are done too).

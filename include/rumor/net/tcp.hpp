@@ -1,9 +1,10 @@
 #pragma once
 // TCP transport: one process per node, Boost.Asio behind a pimpl, one network thread.
 //
-// Connections: for each link the node with the lower id dials, the other accepts. The dialer
-// retries with exponential backoff (options.retry_min..retry_max) for as long as the link is
-// down, so a restarted neighbour is found again. Every connection starts with a handshake
+// Connections: for each link the node with the lower id dials, the other accepts (data links
+// at start, or on demand: open_links_on_demand()). The dialer retries with exponential
+// backoff (options.retry_min..retry_max) for as long as the link is down, so a restarted
+// neighbour is found again. Every connection starts with a handshake
 // (magic, version, run id, node ids, link kind; HMAC-SHA256 challenge-response both ways when
 // options.secret is set); a failed handshake is refused, logged and counted, and the node's
 // other links carry on. Bytes that do not parse close that connection and bump `malformed`;
@@ -26,6 +27,16 @@ class TcpTransport final : public Transport {
   int bind(const std::string& host, int port);
   // The bound port (after bind() or start()).
   int port() const;
+
+  // Data links on demand (peer sampling: peers drawn afresh each round), called before
+  // start(): no data link is dialled at start; one opens when open_link() names it or send()
+  // first uses it, and then stays (redialled like any other). Connections from every data
+  // peer of the topology are admitted, authenticated as always. wait_connected() waits for
+  // the control ring and the data links opened so far.
+  void open_links_on_demand();
+  // Opens the data link to `peer` (owner thread, after start(); idempotent): this node dials
+  // it when it has the lower id, else the peer's dial is waited for.
+  void open_link(int peer);
 
   void start(const Topology& topology, int self) override;
   void wait_connected(std::optional<std::chrono::milliseconds> timeout = {}) override;
