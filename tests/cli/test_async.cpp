@@ -35,10 +35,12 @@ void check_complete(const fs::path& run_dir, int n, int steps, bool resumed = fa
     REQUIRE(lines[i].size() == static_cast<std::size_t>(steps));
     for (int k = 0; k < steps; ++k) CHECK(lines[i][k]["round"] == k);
     CHECK(lines[i].back().contains("consensus_dist"));
-    CHECK(lines[i].back()["pair_exchanges"].get<std::uint64_t>() > 0);
     made += lines[i].back()["pair_exchanges"].get<std::uint64_t>();
     served += lines[i].back()["pair_served"].get<std::uint64_t>();
   }
+  // Not per node: over TCP a node whose neighbours are always mid-exchange when it asks gets
+  // "busy" every time, which asynchrony allows.
+  CHECK(made > 0);
   if (!resumed) CHECK(made == served);
   json s;
   std::ifstream(run_dir / "summary.json") >> s;
