@@ -21,7 +21,9 @@
 // while both ends still keep sigma and rho locally; after a loss the next message on that
 // edge carries sigma (two scalars: sigma's weight, then 1), which repairs it, and a share
 // older than the sums last applied is ignored. With a loss model (links.loss) every message
-// carries the sums.
+// carries the sums. Where no message can be lost (in-process without a loss model or a
+// stopping node) the fp64 sums are not kept at all: they could never be sent, and they
+// would take two model-sized vectors per edge (most of the memory of a 10,000-peer run).
 //
 // Plain mode over a lossy codec: the sender keeps x - d * decode(sent), so what it keeps
 // plus what the receivers decode is exactly what it had: mass is conserved without loss.
@@ -71,6 +73,7 @@ class Sgp : public Method {
     tau_ = param<int>("tau");
     robust_ = param<bool>("robust");
     sums_on_wire_ = robust_ && ctx_.lossy_links;
+    keep_sums_ = robust_ && !ctx_.reliable_links;
     if (overlap_ && tau_ < 0) throw ConfigError("method.tau must be >= 0");
     if (!overlap_) tau_ = 0;
     if (robust_ && ctx_.codec->name() != "fp32")
@@ -99,7 +102,7 @@ class Sgp : public Method {
     for (auto* edges : {&out_, &in_})
       for (auto& [j, e] : *edges) {
         e = EdgeSum{};
-        e.x.assign(robust_ ? model.size() : 0, 0.0);
+        e.x.assign(keep_sums_ ? model.size() : 0, 0.0);
       }
   }
 
@@ -136,7 +139,8 @@ class Sgp : public Method {
     std::vector<Outgoing> out;
     for (int j : outs) {
       EdgeSum& e = edge(out_, j, "out-neighbour");
-      for (std::size_t k = 0; k < sent_.size(); ++k) e.x[k] += sent_[k];
+      if (keep_sums_)
+        for (std::size_t k = 0; k < sent_.size(); ++k) e.x[k] += sent_[k];
       e.w += p_share;
       if (!std::exchange(e.resync, false)) {
         out.push_back({j, m});
@@ -149,6 +153,11 @@ class Sgp : public Method {
   }
 
   void delivery_failed(int peer) override {
+    if (robust_ && !keep_sums_)
+      throw Error("sgp: node " + std::to_string(ctx_.self) + ": a message to peer " +
+                  std::to_string(peer) +
+                  " was lost on links that cannot lose one (in-process, no loss model, no node "
+                  "stopping), so no running sums were kept to repair it; please report this");
     if (auto it = out_.find(peer); robust_ && it != out_.end()) it->second.resync = true;
   }
 
@@ -185,6 +194,8 @@ class Sgp : public Method {
                   (m.scalars.empty() ? std::string("missing") : std::to_string(m.scalars[0]))};
     if (robust_ && !in_.count(m.sender))
       return {"not an in-neighbour", "push-sum share from a peer that is not an in-neighbour"};
+    if (sums && !keep_sums_)
+      return {"unexpected running sums", "running sums on links that lose nothing"};
     if (!sums) return check_payload(m);
     if (m.payload.size() != x_.size() * sizeof(double))
       return {"wrong size", std::to_string(m.payload.size()) + " bytes of running sums, expected " +
@@ -242,7 +253,7 @@ class Sgp : public Method {
   std::vector<StateBuffer> state_buffers() override {
     std::vector<StateBuffer> out{vector_state("sgp_numerator", x_)};
     encoder_.add_state(out, "ef_memory");
-    if (robust_) {
+    if (keep_sums_) {
       for (auto& [j, e] : out_)
         out.push_back(double_state("sgp_sigma_to_" + std::to_string(j), e.x));
       for (auto& [j, e] : in_)
@@ -434,9 +445,13 @@ class Sgp : public Method {
     EdgeSum& rho = edge(in_, m.sender, "in-neighbour");
     if (m.round <= rho.round) return;
     decoder_->decode(m.payload.bytes(), codec_ctx(ctx_, m.round, m.sender), recv_);
-    for (std::size_t k = 0; k < x_.size(); ++k) {
-      x_[k] += recv_[k];
-      rho.x[k] += recv_[k];
+    if (keep_sums_) {
+      for (std::size_t k = 0; k < x_.size(); ++k) {
+        x_[k] += recv_[k];
+        rho.x[k] += recv_[k];
+      }
+    } else {
+      for (std::size_t k = 0; k < x_.size(); ++k) x_[k] += recv_[k];
     }
     p_ += m.scalars[0];
     rho.w += m.scalars[0];
@@ -490,6 +505,7 @@ class Sgp : public Method {
 
   bool overlap_ = false, robust_ = false;  // options: sgp_method()
   bool sums_on_wire_ = false;              // robust over a lossy link model
+  bool keep_sums_ = false;                 // robust where a message can be lost
   int tau_ = 0;
   double p_ = 1.0;
   std::vector<float> x_, share_, sent_, recv_;

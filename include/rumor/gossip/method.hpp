@@ -86,6 +86,9 @@ struct MethodContext {
   // True when a message may be lost on a live link (the in-process loss model): methods that
   // keep per-edge sums then put them in every message, not only after a known loss.
   bool lossy_links = false;
+  // True when no message can be lost at all (in-process, no loss model, no node that stops):
+  // state kept only to repair losses (push-sum's per-edge running sums) can be left out.
+  bool reliable_links = false;
   std::uint32_t codec_id = 0;                        // tag sent in message headers
   nlohmann::json params = nlohmann::json::object();  // the config's "method" object
   const MethodInfo* info = nullptr;                  // set by make_method: the declared options
