@@ -50,10 +50,11 @@ Refusal Method::check_header(const net::Message& m) const {
 Refusal Method::check_payload(const net::Message& m, std::size_t dim) {
   if (m.not_triggered && m.payload.empty()) return {};
   if (dim == 0) dim = model_.size();
-  if (!check_decoder_ || check_buffer_.size() != dim) {
+  if (!check_decoder_ || check_dim_ != dim) {
     check_decoder_ = ctx_.codec->make_decoder(dim);
-    check_buffer_.resize(dim);
+    check_dim_ = dim;
   }
+  const auto values = scratch(0, dim);
   // A payload of the wrong length is named as such before the codec reads into it.
   const std::size_t want = ctx_.codec->max_encoded_size(dim);
   if (ctx_.codec->fixed_size() ? m.payload.size() != want : m.payload.size() > want)
@@ -61,11 +62,11 @@ Refusal Method::check_payload(const net::Message& m, std::size_t dim) {
                               (ctx_.codec->fixed_size() ? "expected " : "at most ") +
                               std::to_string(want) + " for " + std::to_string(dim) + " values"};
   try {
-    check_decoder_->decode(m.payload.bytes(), codec_ctx(ctx_, m.round, m.sender), check_buffer_);
+    check_decoder_->decode(m.payload.bytes(), codec_ctx(ctx_, m.round, m.sender), values);
   } catch (const std::exception& e) {
     return {"codec error", e.what()};
   }
-  return check_values(check_buffer_);
+  return check_values(values);
 }
 
 namespace {

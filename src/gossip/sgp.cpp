@@ -93,9 +93,6 @@ class Sgp : public Method {
   void init(std::span<float> model) override {
     model_ = model;
     x_.assign(model.begin(), model.end());
-    share_.assign(model.size(), 0.0f);
-    sent_.assign(model.size(), 0.0f);
-    recv_.assign(robust_ ? model.size() : 0, 0.0f);
     encoder_.reset(*ctx_.codec, model.size());
     decoder_ = ctx_.codec->make_decoder(model.size());
     p_ = 1.0;
@@ -127,12 +124,13 @@ class Sgp : public Method {
     const double d = static_cast<double>(outs.size());
     if (outs.empty()) return {};
     const float f = static_cast<float>(1.0 / (d + 1.0));
-    for (std::size_t k = 0; k < x_.size(); ++k) share_[k] = x_[k] * f;
+    const auto share = scratch(1, x_.size()), sent = scratch(2, x_.size());
+    for (std::size_t k = 0; k < x_.size(); ++k) share[k] = x_[k] * f;
     const double p_share = p_ / (d + 1.0);
-    if (sums_on_wire_) return produce_running_sums(round, outs, p_share);
-    auto payload = encoder_.encode(share_, codec_ctx(ctx_, round, ctx_.self), sent_);
+    if (sums_on_wire_) return produce_running_sums(round, outs, share, p_share);
+    auto payload = encoder_.encode(share, codec_ctx(ctx_, round, ctx_.self), sent);
     const float df = static_cast<float>(d);
-    for (std::size_t k = 0; k < x_.size(); ++k) x_[k] -= df * sent_[k];
+    for (std::size_t k = 0; k < x_.size(); ++k) x_[k] -= df * sent[k];
     p_ -= d * p_share;
     auto m = gossip_message(ctx_, round, std::move(payload), {p_share});
     if (!robust_) return to_each(outs, m);
@@ -140,7 +138,7 @@ class Sgp : public Method {
     for (int j : outs) {
       EdgeSum& e = edge(out_, j, "out-neighbour");
       if (keep_sums_)
-        for (std::size_t k = 0; k < sent_.size(); ++k) e.x[k] += sent_[k];
+        for (std::size_t k = 0; k < sent.size(); ++k) e.x[k] += sent[k];
       e.w += p_share;
       if (!std::exchange(e.resync, false)) {
         out.push_back({j, m});
@@ -311,14 +309,15 @@ class Sgp : public Method {
     std::vector<std::uint8_t> bytes;
     double p_given = 0.0;
     if (wants_model(request)) {
+      const auto share = scratch(1, x_.size());
       for (std::size_t k = 0; k < x_.size(); ++k) {
-        share_[k] = x_[k] * 0.5f;
-        x_[k] -= share_[k];
+        share[k] = x_[k] * 0.5f;
+        x_[k] -= share[k];
       }
       p_given = p_ * 0.5;
       p_ -= p_given;
       debias();
-      append_bytes(bytes, share_.data(), share_.size() * sizeof(float));
+      append_bytes(bytes, share.data(), share.size() * sizeof(float));
     }
     double sigma_w = 0.0, rho_w = 0.0;
     if (auto it = out_.find(j); robust_ && it != out_.end()) {
@@ -412,16 +411,16 @@ class Sgp : public Method {
   }
 
   std::vector<Outgoing> produce_running_sums(std::int64_t round, const std::vector<int>& outs,
-                                             double p_share) {
+                                             std::span<const float> share, double p_share) {
     std::vector<Outgoing> out;
     for (int j : outs) {
       EdgeSum& e = edge(out_, j, "out-neighbour");
-      for (std::size_t k = 0; k < share_.size(); ++k) e.x[k] += share_[k];
+      for (std::size_t k = 0; k < share.size(); ++k) e.x[k] += share[k];
       e.w += p_share;
       out.push_back({j, sums_message(round, e)});
     }
     const float df = static_cast<float>(outs.size());
-    for (std::size_t k = 0; k < x_.size(); ++k) x_[k] -= df * share_[k];
+    for (std::size_t k = 0; k < x_.size(); ++k) x_[k] -= df * share[k];
     p_ -= static_cast<double>(outs.size()) * p_share;
     return out;
   }
@@ -444,14 +443,15 @@ class Sgp : public Method {
   void absorb_tracked_share(const net::Message& m) {
     EdgeSum& rho = edge(in_, m.sender, "in-neighbour");
     if (m.round <= rho.round) return;
-    decoder_->decode(m.payload.bytes(), codec_ctx(ctx_, m.round, m.sender), recv_);
     if (keep_sums_) {
+      const auto recv = scratch(1, x_.size());
+      decoder_->decode(m.payload.bytes(), codec_ctx(ctx_, m.round, m.sender), recv);
       for (std::size_t k = 0; k < x_.size(); ++k) {
-        x_[k] += recv_[k];
-        rho.x[k] += recv_[k];
+        x_[k] += recv[k];
+        rho.x[k] += recv[k];
       }
     } else {
-      for (std::size_t k = 0; k < x_.size(); ++k) x_[k] += recv_[k];
+      decoder_->decode_add(m.payload.bytes(), codec_ctx(ctx_, m.round, m.sender), x_, 1.0f);
     }
     p_ += m.scalars[0];
     rho.w += m.scalars[0];
@@ -508,7 +508,7 @@ class Sgp : public Method {
   bool keep_sums_ = false;                 // robust where a message can be lost
   int tau_ = 0;
   double p_ = 1.0;
-  std::vector<float> x_, share_, sent_, recv_;
+  std::vector<float> x_;             // numerator (shares and received values: per-thread scratch)
   std::map<int, EdgeSum> out_, in_;  // robust: sigma per out-edge, rho per in-edge
   PayloadEncoder encoder_;
   std::unique_ptr<codec::Decoder> decoder_;

@@ -242,7 +242,8 @@ class Method : public Exchange {
   std::span<float> model_;
   std::vector<char> down_;  // per node id: 1 while marked down
   std::unique_ptr<codec::Decoder> check_decoder_;
-  std::vector<float> check_buffer_;
+  std::size_t check_dim_ = 0;        // what check_decoder_ was made for
+  std::vector<float> check_buffer_;  // qdata's checks
 };
 
 // What a method needs from the run; checked before a run starts.
