@@ -44,8 +44,8 @@ std::uint64_t read_limit(const std::string& path) {
 
 std::string MemoryPlan::describe() const {
   std::ostringstream s;
-  s << peers << " peers x " << mb(per_peer) << " + " << gb(shared) << " shared (dataset) = "
-    << gb(need());
+  s << peers << " peers x " << mb(per_peer) << " + " << gb(shared)
+    << " shared (dataset) = " << gb(need());
   if (available) s << " (" << gb(available) << " available)";
   return s.str();
 }
