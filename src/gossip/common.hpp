@@ -14,7 +14,7 @@ namespace rumor::gossip {
 // one call: in-process, thousands of peers share a few threads, so per-peer copies of such
 // buffers would cost peers x model floats for nothing. Contents are undefined on entry.
 inline std::span<float> scratch(std::size_t slot, std::size_t n) {
-  thread_local std::vector<float> buffers[3];
+  thread_local std::vector<float> buffers[4];
   auto& b = buffers[slot];
   if (b.size() < n) b.resize(n);
   return {b.data(), n};

@@ -30,6 +30,7 @@
 // Overlap mode absorbs every message that has arrived and waits only for those more than
 // tau rounds old. Without overlap it waits for the current round's (tau 0); in both modes
 // whatever has arrived is absorbed, as a late message from an earlier round is still mass.
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -494,13 +495,19 @@ class Sgp : public Method {
 
   // z = x / p. A weight so near zero (or below) that z would leave float's range, which only
   // a peer's bad values make, leaves the model as it was until the weight recovers.
+  // One pass that vectorises: z into a per-thread buffer, tracking the largest |z| by its
+  // bits (at least the infinity pattern when a value is infinite or NaN), then copied.
   void debias() {
+    if (!(p_ > 0)) return;
     const float inv = static_cast<float>(1.0 / p_);
-    float largest = 0.0f;
-    for (float v : x_)
-      if (!(std::abs(v) <= largest)) largest = std::abs(v);  // NaN sticks
-    if (!(p_ > 0) || !std::isfinite(largest * inv)) return;
-    for (std::size_t k = 0; k < x_.size(); ++k) model_[k] = x_[k] * inv;
+    const auto z = scratch(3, x_.size());
+    std::uint32_t top = 0;
+    for (std::size_t k = 0; k < x_.size(); ++k) {
+      z[k] = x_[k] * inv;
+      top = std::max(top, std::bit_cast<std::uint32_t>(z[k]) & 0x7fffffffu);
+    }
+    if (top >= 0x7f800000u) return;
+    std::memcpy(model_.data(), z.data(), z.size_bytes());
   }
 
   bool overlap_ = false, robust_ = false;  // options: sgp_method()
