@@ -245,7 +245,7 @@ void InProcRun::start_peers() {
   plan.available = memory_available();
   const std::uint64_t before = heap_in_use();
   const auto dataset = load_data(cfg_);
-  plan.shared = heap_in_use() - before;
+  plan.shared = heap_growth(before);
   data::Partition partition;
   if (dataset) partition = partition_of(cfg_, *dataset, n_);
   const auto topts = transport_options(cfg_);
@@ -253,7 +253,7 @@ void InProcRun::start_peers() {
   for (int i = 0; i < n_; ++i) transports_.push_back(network_.make_transport(topts));
   for (int i = 0; i < n_; ++i) transports_[i]->start(topology_, i);
   for (int i = 0; i < n_; ++i) transports_[i]->wait_connected();
-  plan.per_peer = (heap_in_use() - links_before) / static_cast<std::uint64_t>(n_);
+  plan.per_peer = heap_growth(links_before) / static_cast<std::uint64_t>(n_);
   peers_.resize(n_);
   auto make = [&](std::size_t i) {
     PeerSetup s = peer_setup(cfg_, faults_, topology_, static_cast<int>(i), dataset,
@@ -271,7 +271,7 @@ void InProcRun::start_peers() {
     const std::uint64_t start = heap_in_use();
     make(i);
     if (i + 1 == first)
-      plan.per_peer += heap_in_use() - start + peers_[i]->model().size() * sizeof(float);
+      plan.per_peer += heap_growth(start) + peers_[i]->model().size() * sizeof(float);
   }
   log::info("memory: ", plan.describe());
   check_fits(plan);

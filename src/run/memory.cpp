@@ -55,6 +55,11 @@ std::uint64_t heap_in_use() {
   return m.uordblks + m.hblkhd;
 }
 
+std::uint64_t heap_growth(std::uint64_t before) {
+  const std::uint64_t now = heap_in_use();
+  return now > before ? now - before : 0;
+}
+
 std::uint64_t memory_available() {
   std::uint64_t avail = 0;
   std::ifstream in("/proc/meminfo");
@@ -90,7 +95,7 @@ MemoryPlan plan_inprocess_memory(const config::Config& cfg) {
   plan.peers = topology.size();
   const std::uint64_t before = heap_in_use();
   const auto dataset = load_data(cfg);
-  plan.shared = heap_in_use() - before;
+  plan.shared = heap_growth(before);
   data::Partition partition;
   if (dataset) partition = partition_of(cfg, *dataset, plan.peers);
   const auto faults = FaultOptions::parse(cfg, plan.peers);
@@ -107,7 +112,7 @@ MemoryPlan plan_inprocess_memory(const config::Config& cfg) {
     s.write_files = false;
     s.simulated = true;
     Peer peer(s);
-    plan.per_peer = heap_in_use() - start + peer.model().size() * sizeof(float);
+    plan.per_peer = heap_growth(start) + peer.model().size() * sizeof(float);
     transport->stop();
   }
   return plan;

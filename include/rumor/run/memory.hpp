@@ -25,6 +25,8 @@ struct MemoryPlan {
 // Heap bytes in use now: the calling thread's malloc arena plus blocks mapped on their own
 // (glibc mallinfo2). Differences measure what the calling thread allocated in between.
 std::uint64_t heap_in_use();
+// heap_in_use() now minus `before`, 0 when the heap shrank meanwhile (another thread freed).
+std::uint64_t heap_growth(std::uint64_t before);
 // Bytes the machine can still give this process: MemAvailable, lowered to the cgroup's
 // memory limit when one is set; 0 when neither can be read.
 std::uint64_t memory_available();
