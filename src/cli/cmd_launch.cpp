@@ -5,6 +5,7 @@
 #include "rumor/common/error.hpp"
 #include "rumor/config/config.hpp"
 #include "rumor/data/partition.hpp"
+#include "rumor/run/memory.hpp"
 #include "rumor/run/run.hpp"
 #include "rumor/run/setup.hpp"
 #include "rumor/train/model.hpp"
@@ -38,6 +39,11 @@ void dry_run(const LaunchArgs& a) {
     print_partition_table(*data, p, data::partition_stats(p, data->train.labels, data->num_classes),
                           run::partition_options(cfg), std::cout);
   }
+  // Measured on one peer built alone (see rumor/run/memory.hpp).
+  const auto plan = run::plan_inprocess_memory(cfg);
+  std::cout << "memory per peer " << plan.per_peer / 1e6
+            << " MB; in one process (--inprocess): " << plan.describe() << "\n";
+  if (a.inprocess) run::check_fits(plan);
   std::cout << "run id " << cfg.run_id() << " -> " << cfg.run_dir() << "\n";
 }
 

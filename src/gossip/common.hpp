@@ -10,6 +10,16 @@
 
 namespace rumor::gossip {
 
+// A per-thread scratch vector of n floats (slot: which of a few), for values that live within
+// one call: in-process, thousands of peers share a few threads, so per-peer copies of such
+// buffers would cost peers x model floats for nothing. Contents are undefined on entry.
+inline std::span<float> scratch(std::size_t slot, std::size_t n) {
+  thread_local std::vector<float> buffers[4];
+  auto& b = buffers[slot];
+  if (b.size() < n) b.resize(n);
+  return {b.data(), n};
+}
+
 // A checkpoint buffer backed by a vector the method owns.
 inline Method::StateBuffer vector_state(const std::string& name, std::vector<float>& v) {
   return {name, v, [&v](std::span<const float> s) { v.assign(s.begin(), s.end()); }};

@@ -26,7 +26,7 @@ void Dpsgd::init(std::span<float> model) {
   model_ = model;
   encoder_.reset(*ctx_.codec, model.size());
   decoder_ = ctx_.codec->make_decoder(model.size());
-  mixed_.assign(model.size(), 0.0f);
+  if (aggregation_ != Aggregation::kMean) mixed_.assign(model.size(), 0.0f);
 }
 
 LocalWork::Stats Dpsgd::local(std::int64_t round, LocalWork& work) {
@@ -55,13 +55,13 @@ void Dpsgd::absorb(std::int64_t round, int, std::vector<net::Message>& received)
     return;
   }
   // The weight of a neighbour that sent nothing (down, or past the deadline) stays here.
+  // In place: what was sent is the encoder's copy, so nobody reads the model meanwhile.
   const float sw = peer_sampling() ? uniform_weight(received) : kept_weight(ctx_, round, received);
-  for (std::size_t k = 0; k < model_.size(); ++k) mixed_[k] = sw * model_[k];
+  for (float& v : model_) v *= sw;
   for (const auto& m : received) {
     const float w = static_cast<float>(neighbour_weight(round, m.sender, received));
-    decoder_->decode_add(m.payload.bytes(), codec_ctx(ctx_, round, m.sender), mixed_, w);
+    decoder_->decode_add(m.payload.bytes(), codec_ctx(ctx_, round, m.sender), model_, w);
   }
-  std::memcpy(model_.data(), mixed_.data(), model_.size_bytes());
   if (cta_work_) cta_work_->step(model_);
   cta_work_ = nullptr;
 }

@@ -2,8 +2,10 @@
 
 #include <cmath>
 #include <cstring>
+#include <map>
 
 #include "rumor/common/error.hpp"
+#include "rumor/gossip/driver.hpp"
 
 namespace rumor::gossip {
 
@@ -78,6 +80,80 @@ void RingAllreduce::absorb(std::int64_t round, int stage, std::vector<net::Messa
     std::memcpy(part.data(), p.data(), part.size_bytes());
   }
   stage_done_ = stage + 1;
+}
+
+namespace {
+
+std::size_t chunk_begin(std::size_t d, int n, int c) {
+  return d * static_cast<std::size_t>(c) / static_cast<std::size_t>(n);
+}
+
+// Protobuf varint fields: the header's size depends on a stage only through its byte count
+// (0 is left out).
+int varint_class(std::uint32_t v) {
+  int bytes = 0;
+  for (; v != 0; v >>= 7) ++bytes;
+  return bytes;
+}
+
+}  // namespace
+
+void RingAllreduce::sum_in_place(const std::vector<std::span<float>>& data, ThreadPool& pool) {
+  const int n = static_cast<int>(data.size());
+  if (n < 2) return;
+  const std::size_t d = data[0].size();
+  for (const auto& v : data)
+    if (v.size() != d) throw Error("all-reduce: vectors of different sizes");
+  pool.parallel_for(static_cast<std::size_t>(n), [&](std::size_t ci) {
+    const int c = static_cast<int>(ci);
+    const std::size_t lo = chunk_begin(d, n, c), hi = chunk_begin(d, n, c + 1);
+    if (lo == hi) return;
+    // Reduce-scatter: node c + t adds what node c + t - 1 holds to its own part.
+    for (int t = 1; t < n; ++t) {
+      float* to = data[static_cast<std::size_t>((c + t) % n)].data();
+      const float* from = data[static_cast<std::size_t>((c + t - 1) % n)].data();
+      for (std::size_t k = lo; k < hi; ++k) to[k] += from[k];
+    }
+    // All-gather: node c - 1 holds the sum; every other node gets a copy.
+    const int last = (c + n - 1) % n;
+    const float* sum = data[static_cast<std::size_t>(last)].data();
+    for (int j = 0; j < n; ++j)
+      if (j != last)
+        std::memcpy(data[static_cast<std::size_t>(j)].data() + lo, sum + lo,
+                    (hi - lo) * sizeof(float));
+  });
+}
+
+void RingAllreduce::count_traffic(int self, int n, std::size_t d, std::int64_t round,
+                                  net::MessageKind kind, net::LinkKind link, Traffic& traffic) {
+  if (n < 2) return;
+  net::Message m;
+  m.kind = kind;
+  m.round = round;
+  m.link = link;
+  // Wire sizes by (stage varint bytes, payload bytes): a handful of distinct values.
+  std::map<std::pair<int, std::size_t>, std::uint64_t> sizes;
+  auto size_of = [&](int stage, int c) {
+    const std::size_t bytes = (chunk_begin(d, n, c + 1) - chunk_begin(d, n, c)) * sizeof(float);
+    auto [it, fresh] = sizes.try_emplace({varint_class(static_cast<std::uint32_t>(stage)), bytes});
+    if (fresh) {
+      m.stage = static_cast<std::uint32_t>(stage);
+      m.payload = net::Payload(nullptr, nullptr, bytes);  // only its size is read
+      it->second = net::wire_size(m);
+    }
+    return it->second;
+  };
+  const int stages = 2 * (n - 1);
+  auto mod = [n](int v) { return ((v % n) + n) % n; };
+  for (int stage = 0; stage < stages; ++stage) {
+    const int s = stage < n - 1 ? stage : stage - (n - 1);
+    const int sent = stage < n - 1 ? mod(self - s) : mod(self + 1 - s);
+    const int recv = stage < n - 1 ? mod(self - s - 1) : mod(self - s);
+    traffic.bytes_sent += size_of(stage, sent);
+    traffic.bytes_recv += size_of(stage, recv);
+  }
+  traffic.msgs_sent += static_cast<std::uint64_t>(stages);
+  traffic.msgs_recv += static_cast<std::uint64_t>(stages);
 }
 
 }  // namespace rumor::gossip

@@ -21,13 +21,16 @@
 // while both ends still keep sigma and rho locally; after a loss the next message on that
 // edge carries sigma (two scalars: sigma's weight, then 1), which repairs it, and a share
 // older than the sums last applied is ignored. With a loss model (links.loss) every message
-// carries the sums.
+// carries the sums. Where no message can be lost (in-process without a loss model or a
+// stopping node) the fp64 sums are not kept at all: they could never be sent, and they
+// would take two model-sized vectors per edge (most of the memory of a 10,000-peer run).
 //
 // Plain mode over a lossy codec: the sender keeps x - d * decode(sent), so what it keeps
 // plus what the receivers decode is exactly what it had: mass is conserved without loss.
 // Overlap mode absorbs every message that has arrived and waits only for those more than
 // tau rounds old. Without overlap it waits for the current round's (tau 0); in both modes
 // whatever has arrived is absorbed, as a late message from an earlier round is still mass.
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -71,6 +74,7 @@ class Sgp : public Method {
     tau_ = param<int>("tau");
     robust_ = param<bool>("robust");
     sums_on_wire_ = robust_ && ctx_.lossy_links;
+    keep_sums_ = robust_ && !ctx_.reliable_links;
     if (overlap_ && tau_ < 0) throw ConfigError("method.tau must be >= 0");
     if (!overlap_) tau_ = 0;
     if (robust_ && ctx_.codec->name() != "fp32")
@@ -90,16 +94,13 @@ class Sgp : public Method {
   void init(std::span<float> model) override {
     model_ = model;
     x_.assign(model.begin(), model.end());
-    share_.assign(model.size(), 0.0f);
-    sent_.assign(model.size(), 0.0f);
-    recv_.assign(robust_ ? model.size() : 0, 0.0f);
     encoder_.reset(*ctx_.codec, model.size());
     decoder_ = ctx_.codec->make_decoder(model.size());
     p_ = 1.0;
     for (auto* edges : {&out_, &in_})
       for (auto& [j, e] : *edges) {
         e = EdgeSum{};
-        e.x.assign(robust_ ? model.size() : 0, 0.0);
+        e.x.assign(keep_sums_ ? model.size() : 0, 0.0);
       }
   }
 
@@ -124,19 +125,21 @@ class Sgp : public Method {
     const double d = static_cast<double>(outs.size());
     if (outs.empty()) return {};
     const float f = static_cast<float>(1.0 / (d + 1.0));
-    for (std::size_t k = 0; k < x_.size(); ++k) share_[k] = x_[k] * f;
+    const auto share = scratch(1, x_.size()), sent = scratch(2, x_.size());
+    for (std::size_t k = 0; k < x_.size(); ++k) share[k] = x_[k] * f;
     const double p_share = p_ / (d + 1.0);
-    if (sums_on_wire_) return produce_running_sums(round, outs, p_share);
-    auto payload = encoder_.encode(share_, codec_ctx(ctx_, round, ctx_.self), sent_);
+    if (sums_on_wire_) return produce_running_sums(round, outs, share, p_share);
+    auto payload = encoder_.encode(share, codec_ctx(ctx_, round, ctx_.self), sent);
     const float df = static_cast<float>(d);
-    for (std::size_t k = 0; k < x_.size(); ++k) x_[k] -= df * sent_[k];
+    for (std::size_t k = 0; k < x_.size(); ++k) x_[k] -= df * sent[k];
     p_ -= d * p_share;
     auto m = gossip_message(ctx_, round, std::move(payload), {p_share});
     if (!robust_) return to_each(outs, m);
     std::vector<Outgoing> out;
     for (int j : outs) {
       EdgeSum& e = edge(out_, j, "out-neighbour");
-      for (std::size_t k = 0; k < sent_.size(); ++k) e.x[k] += sent_[k];
+      if (keep_sums_)
+        for (std::size_t k = 0; k < sent.size(); ++k) e.x[k] += sent[k];
       e.w += p_share;
       if (!std::exchange(e.resync, false)) {
         out.push_back({j, m});
@@ -149,6 +152,11 @@ class Sgp : public Method {
   }
 
   void delivery_failed(int peer) override {
+    if (robust_ && !keep_sums_)
+      throw Error("sgp: node " + std::to_string(ctx_.self) + ": a message to peer " +
+                  std::to_string(peer) +
+                  " was lost on links that cannot lose one (in-process, no loss model, no node "
+                  "stopping), so no running sums were kept to repair it; please report this");
     if (auto it = out_.find(peer); robust_ && it != out_.end()) it->second.resync = true;
   }
 
@@ -185,6 +193,8 @@ class Sgp : public Method {
                   (m.scalars.empty() ? std::string("missing") : std::to_string(m.scalars[0]))};
     if (robust_ && !in_.count(m.sender))
       return {"not an in-neighbour", "push-sum share from a peer that is not an in-neighbour"};
+    if (sums && !keep_sums_)
+      return {"unexpected running sums", "running sums on links that lose nothing"};
     if (!sums) return check_payload(m);
     if (m.payload.size() != x_.size() * sizeof(double))
       return {"wrong size", std::to_string(m.payload.size()) + " bytes of running sums, expected " +
@@ -242,7 +252,7 @@ class Sgp : public Method {
   std::vector<StateBuffer> state_buffers() override {
     std::vector<StateBuffer> out{vector_state("sgp_numerator", x_)};
     encoder_.add_state(out, "ef_memory");
-    if (robust_) {
+    if (keep_sums_) {
       for (auto& [j, e] : out_)
         out.push_back(double_state("sgp_sigma_to_" + std::to_string(j), e.x));
       for (auto& [j, e] : in_)
@@ -300,14 +310,15 @@ class Sgp : public Method {
     std::vector<std::uint8_t> bytes;
     double p_given = 0.0;
     if (wants_model(request)) {
+      const auto share = scratch(1, x_.size());
       for (std::size_t k = 0; k < x_.size(); ++k) {
-        share_[k] = x_[k] * 0.5f;
-        x_[k] -= share_[k];
+        share[k] = x_[k] * 0.5f;
+        x_[k] -= share[k];
       }
       p_given = p_ * 0.5;
       p_ -= p_given;
       debias();
-      append_bytes(bytes, share_.data(), share_.size() * sizeof(float));
+      append_bytes(bytes, share.data(), share.size() * sizeof(float));
     }
     double sigma_w = 0.0, rho_w = 0.0;
     if (auto it = out_.find(j); robust_ && it != out_.end()) {
@@ -413,16 +424,16 @@ class Sgp : public Method {
   }
 
   std::vector<Outgoing> produce_running_sums(std::int64_t round, const std::vector<int>& outs,
-                                             double p_share) {
+                                             std::span<const float> share, double p_share) {
     std::vector<Outgoing> out;
     for (int j : outs) {
       EdgeSum& e = edge(out_, j, "out-neighbour");
-      for (std::size_t k = 0; k < share_.size(); ++k) e.x[k] += share_[k];
+      for (std::size_t k = 0; k < share.size(); ++k) e.x[k] += share[k];
       e.w += p_share;
       out.push_back({j, sums_message(round, e)});
     }
     const float df = static_cast<float>(outs.size());
-    for (std::size_t k = 0; k < x_.size(); ++k) x_[k] -= df * share_[k];
+    for (std::size_t k = 0; k < x_.size(); ++k) x_[k] -= df * share[k];
     p_ -= static_cast<double>(outs.size()) * p_share;
     return out;
   }
@@ -445,10 +456,15 @@ class Sgp : public Method {
   void absorb_tracked_share(const net::Message& m) {
     EdgeSum& rho = edge(in_, m.sender, "in-neighbour");
     if (m.round <= rho.round) return;
-    decoder_->decode(m.payload.bytes(), codec_ctx(ctx_, m.round, m.sender), recv_);
-    for (std::size_t k = 0; k < x_.size(); ++k) {
-      x_[k] += recv_[k];
-      rho.x[k] += recv_[k];
+    if (keep_sums_) {
+      const auto recv = scratch(1, x_.size());
+      decoder_->decode(m.payload.bytes(), codec_ctx(ctx_, m.round, m.sender), recv);
+      for (std::size_t k = 0; k < x_.size(); ++k) {
+        x_[k] += recv[k];
+        rho.x[k] += recv[k];
+      }
+    } else {
+      decoder_->decode_add(m.payload.bytes(), codec_ctx(ctx_, m.round, m.sender), x_, 1.0f);
     }
     p_ += m.scalars[0];
     rho.w += m.scalars[0];
@@ -491,20 +507,27 @@ class Sgp : public Method {
 
   // z = x / p. A weight so near zero (or below) that z would leave float's range, which only
   // a peer's bad values make, leaves the model as it was until the weight recovers.
+  // One pass that vectorises: z into a per-thread buffer, tracking the largest |z| by its
+  // bits (at least the infinity pattern when a value is infinite or NaN), then copied.
   void debias() {
+    if (!(p_ > 0)) return;
     const float inv = static_cast<float>(1.0 / p_);
-    float largest = 0.0f;
-    for (float v : x_)
-      if (!(std::abs(v) <= largest)) largest = std::abs(v);  // NaN sticks
-    if (!(p_ > 0) || !std::isfinite(largest * inv)) return;
-    for (std::size_t k = 0; k < x_.size(); ++k) model_[k] = x_[k] * inv;
+    const auto z = scratch(3, x_.size());
+    std::uint32_t top = 0;
+    for (std::size_t k = 0; k < x_.size(); ++k) {
+      z[k] = x_[k] * inv;
+      top = std::max(top, std::bit_cast<std::uint32_t>(z[k]) & 0x7fffffffu);
+    }
+    if (top >= 0x7f800000u) return;
+    std::memcpy(model_.data(), z.data(), z.size_bytes());
   }
 
   bool overlap_ = false, robust_ = false;  // options: sgp_method()
   bool sums_on_wire_ = false;              // robust over a lossy link model
+  bool keep_sums_ = false;                 // robust where a message can be lost
   int tau_ = 0;
   double p_ = 1.0;
-  std::vector<float> x_, share_, sent_, recv_;
+  std::vector<float> x_;             // numerator (shares and received values: per-thread scratch)
   std::map<int, EdgeSum> out_, in_;  // robust: sigma per out-edge, rho per in-edge
   PayloadEncoder encoder_;
   std::unique_ptr<codec::Decoder> decoder_;

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <map>
 #include <queue>
+#include <set>
 #include <shared_mutex>
 #include <thread>
 
@@ -53,6 +54,9 @@ struct InProcNetwork::State {
   std::shared_mutex registry_mutex;  // unique: start/stop; shared: deliveries
   std::map<int, InProcTransport*> nodes;
   std::map<int, std::uint64_t> incarnations;
+  // Running nodes that have a link to a node, by that node: who dials it when it starts
+  // (found without asking every running node, which is quadratic in the nodes).
+  std::map<int, std::set<std::pair<int, LinkKind>>> listed_by;
 
   // Link model: deliveries ordered by due time, run by one thread.
   std::mutex delivery_mutex;
@@ -113,11 +117,10 @@ class InProcTransport final : public Transport {
         if (self < key.first)
           if (auto it = state_->nodes.find(key.first); it != state_->nodes.end())
             handshake(*this, *it->second, static_cast<LinkKind>(key.second), events);
-      for (auto& [id, node] : state_->nodes) {
-        if (id >= self) continue;
-        for (LinkKind k : {LinkKind::kData, LinkKind::kControl})
-          if (node->has_link(self, k)) handshake(*node, *this, k, events);
-      }
+      for (const auto& [id, kind] : state_->listed_by[self])
+        if (id < self) handshake(*state_->nodes.at(id), *this, kind, events);
+      for (auto& [key, link] : links_)
+        state_->listed_by[key.first].insert({self, static_cast<LinkKind>(key.second)});
     }
     for (auto& [node, ev] : events) node->emit(std::move(ev));
   }
@@ -213,11 +216,13 @@ class InProcTransport final : public Transport {
         }
       }
       state_->nodes.erase(self_);
-      for (auto& [id, node] : state_->nodes) {
-        for (LinkKind k : {LinkKind::kData, LinkKind::kControl}) {
-          if (node->link_down(self_, k, "node " + std::to_string(self_) + " stopped"))
-            events.push_back({node, {LinkEventType::kDown, self_, k, "peer stopped", true}});
-        }
+      for (auto& [key, link] : links_)
+        state_->listed_by[key.first].erase({self_, static_cast<LinkKind>(key.second)});
+      // The running nodes with a link to this one (in id order).
+      for (const auto& [id, k] : state_->listed_by[self_]) {
+        InProcTransport* node = state_->nodes.at(id);
+        if (node->link_down(self_, k, "node " + std::to_string(self_) + " stopped"))
+          events.push_back({node, {LinkEventType::kDown, self_, k, "peer stopped", true}});
       }
     }
     for (auto& [node, ev] : events) node->emit(std::move(ev));

@@ -31,7 +31,9 @@
 #include "rumor/common/error.hpp"
 #include "rumor/common/log.hpp"
 #include "rumor/common/thread_pool.hpp"
+#include "rumor/gossip/ring_allreduce.hpp"
 #include "rumor/net/inproc.hpp"
+#include "rumor/run/memory.hpp"
 #include "rumor/run/peer.hpp"
 #include "rumor/run/run.hpp"
 #include "rumor/run/setup.hpp"
@@ -238,15 +240,22 @@ class InProcRun {
 };
 
 void InProcRun::start_peers() {
+  MemoryPlan plan;
+  plan.peers = n_;
+  plan.available = memory_available();
+  const std::uint64_t before = heap_in_use();
   const auto dataset = load_data(cfg_);
+  plan.shared = heap_growth(before);
   data::Partition partition;
   if (dataset) partition = partition_of(cfg_, *dataset, n_);
   const auto topts = transport_options(cfg_);
+  const std::uint64_t links_before = heap_in_use();
   for (int i = 0; i < n_; ++i) transports_.push_back(network_.make_transport(topts));
   for (int i = 0; i < n_; ++i) transports_[i]->start(topology_, i);
   for (int i = 0; i < n_; ++i) transports_[i]->wait_connected();
+  plan.per_peer = heap_growth(links_before) / static_cast<std::uint64_t>(n_);
   peers_.resize(n_);
-  pool_.parallel_for(n_, [&](std::size_t i) {
+  auto make = [&](std::size_t i) {
     PeerSetup s = peer_setup(cfg_, faults_, topology_, static_cast<int>(i), dataset,
                              dataset ? &partition : nullptr, run_dir_);
     s.transport = transports_[i].get();
@@ -254,17 +263,35 @@ void InProcRun::start_peers() {
     s.resume_round = resume_round_;
     s.simulated = true;
     peers_[i] = std::make_unique<Peer>(s);
-  });
+  };
+  // Peer 0 pays the libraries' one-time costs; peer 1, built alone on this thread, is
+  // measured, and the run refused before the rest is built if it cannot fit.
+  const std::size_t first = std::min<std::size_t>(2, static_cast<std::size_t>(n_));
+  for (std::size_t i = 0; i < first; ++i) {
+    const std::uint64_t start = heap_in_use();
+    make(i);
+    if (i + 1 == first)
+      plan.per_peer += heap_growth(start) + peers_[i]->model().size() * sizeof(float);
+  }
+  log::info("memory: ", plan.describe());
+  check_fits(plan);
+  pool_.parallel_for(n_ - first, [&](std::size_t i) { make(i + first); });
 }
 
+// Every peer alive: the ring all-reduce's sum, computed at once over all buffers (the same
+// floats and control-plane counters as its 2 (n - 1) stages of messages, which would cost
+// O(n^2) messages: 200 million for 10,000 peers).
 void InProcRun::evaluate(std::int64_t r) {
   if (std::all_of(alive_.begin(), alive_.end(), [](char a) { return a; })) {
-    std::vector<gossip::PeerIo> io;
-    for (auto& p : peers_) {
-      p->prepare_eval(r);
-      io.push_back(p->eval_io());
-    }
-    gossip::run_phased(io, r, pool_, faults_.round_timeout);
+    std::vector<std::span<float>> buffers(n_);
+    pool_.parallel_for(n_, [&](std::size_t i) {
+      peers_[i]->prepare_eval(r);
+      buffers[i] = peers_[i]->eval_buffer();
+      gossip::RingAllreduce::count_traffic(static_cast<int>(i), n_, buffers[i].size(), r,
+                                           net::MessageKind::kEvalAverage, net::LinkKind::kControl,
+                                           peers_[i]->ctrl_traffic());
+    });
+    gossip::RingAllreduce::sum_in_place(buffers, pool_);
     return;
   }
   const auto mean = live_average(peers_, alive_);

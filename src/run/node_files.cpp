@@ -1,7 +1,13 @@
 #include "node_files.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "rumor/common/error.hpp"
 
@@ -40,31 +46,55 @@ void cut_metrics(const fs::path& path, std::int64_t round) {
   fs::rename(tmp, path);
 }
 
+// Appends `text` to `path` (created if missing; emptied first with `truncate`), through a
+// descriptor held only for this call. False when it cannot.
+bool append_text(const std::string& path, const std::string& text, bool truncate) {
+  const int fd =
+      ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : O_APPEND), 0644);
+  if (fd < 0) return false;
+  const char* p = text.data();
+  std::size_t left = text.size();
+  while (left > 0) {
+    const ssize_t n = ::write(fd, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+  const int saved = errno;
+  ::close(fd);
+  errno = saved;
+  return left == 0;
+}
+
 }  // namespace
 
 NodeFiles::NodeFiles(const std::string& run_dir, int id, std::int64_t resume_round, bool append) {
   fs::create_directories(run_dir);
   const auto base = fs::path(run_dir);
-  const auto metrics_path = base / ("node-" + std::to_string(id) + ".jsonl");
-  if (resume_round >= 0) cut_metrics(metrics_path, resume_round);
-  metrics_.open(metrics_path, resume_round >= 0 || append ? std::ios::app : std::ios::trunc);
-  log_.open(base / ("node-" + std::to_string(id) + ".log"), std::ios::app);
-  if (!metrics_ || !log_)
+  metrics_ = (base / ("node-" + std::to_string(id) + ".jsonl")).string();
+  log_ = (base / ("node-" + std::to_string(id) + ".log")).string();
+  if (resume_round >= 0) cut_metrics(metrics_, resume_round);
+  const bool keep = resume_round >= 0 || append;
+  if (!append_text(metrics_, "", !keep) || !append_text(log_, "", false))
     throw Error("node " + std::to_string(id) + ": cannot write to run directory " + run_dir +
                 "; check that it exists and is writable");
 }
 
 void NodeFiles::write_metrics(const nlohmann::json& line) {
-  if (metrics_.is_open()) metrics_ << line.dump() << "\n" << std::flush;
+  if (metrics_.empty()) return;
+  if (!append_text(metrics_, line.dump() + "\n", false))
+    throw Error("cannot append to " + metrics_ + ": " + std::strerror(errno) +
+                "; check the disk and the run directory");
 }
 
 void NodeFiles::log(const std::string& line) {
-  if (!log_.is_open()) return;
+  if (log_.empty()) return;
   const auto elapsed =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   char stamp[32];
   std::snprintf(stamp, sizeof stamp, "[%9.3f s] ", elapsed);
-  log_ << stamp << line << "\n" << std::flush;
+  append_text(log_, stamp + line + "\n", false);  // a log line lost is no reason to stop
 }
 
 }  // namespace rumor::run

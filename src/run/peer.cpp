@@ -196,6 +196,7 @@ std::string make_method(Peer::Impl& p, const gossip::MethodInfo& info, std::uint
   ctx.identical_init = p.train;
   ctx.max_abs_value = p.faults.max_abs_value;
   ctx.lossy_links = links_may_lose(c);
+  ctx.reliable_links = p.simulated && !ctx.lossy_links && !p.faults.kill_node;
   ctx.params = c.at("method");
   p.method = gossip::make_method(info.name, ctx);
   p.method->init(p.model_span);
@@ -592,6 +593,12 @@ gossip::Method& Peer::method() {
 }
 gossip::Traffic& Peer::traffic() {
   return impl_->method_traffic;
+}
+std::span<float> Peer::eval_buffer() {
+  return impl_->average;
+}
+gossip::Traffic& Peer::ctrl_traffic() {
+  return impl_->ctrl_traffic;
 }
 gossip::SimClock& Peer::sim_clock() {
   return impl_->sim;

@@ -68,14 +68,18 @@ LocalTrainer::LocalTrainer(Model& model, const data::Dataset& dataset,
 BatchStats LocalTrainer::compute_gradient() {
   const auto& idx = sampler_.next();
   const std::size_t d = dataset_.dim;
-  batch_features_.resize(idx.size() * d);
-  batch_labels_.resize(idx.size());
+  // One batch buffer per thread, not per trainer: thousands of peers share a few threads
+  // in one process, and the batch lives only for this call.
+  thread_local std::vector<float> features;
+  thread_local std::vector<std::int32_t> labels;
+  features.resize(idx.size() * d);
+  labels.resize(idx.size());
   for (std::size_t i = 0; i < idx.size(); ++i) {
-    std::memcpy(batch_features_.data() + i * d, dataset_.train.features.data() + idx[i] * d,
+    std::memcpy(features.data() + i * d, dataset_.train.features.data() + idx[i] * d,
                 d * sizeof(float));
-    batch_labels_[i] = dataset_.train.labels[idx[i]];
+    labels[i] = dataset_.train.labels[idx[i]];
   }
-  return model_.forward_backward(batch_features_, batch_labels_);
+  return model_.forward_backward(features, labels);
 }
 
 void LocalTrainer::draw_samples(std::size_t n, std::uint64_t stream, std::vector<float>& features,

@@ -404,4 +404,81 @@ TEST_SUITE("gossip") {
       }
     }
   }
+
+  TEST_CASE("ring all-reduce summed in place gives the ring's floats and counts its traffic") {
+    for (int n : {2, 3, 7, 10}) {
+      for (std::size_t d : {1u, 3u, 5u, 64u}) {
+        CAPTURE(n);
+        CAPTURE(d);
+        const Topology t = gen("ring", n);
+        net::InProcNetwork network;
+        std::vector<std::unique_ptr<net::Transport>> tr;
+        for (int i = 0; i < n; ++i) tr.push_back(network.make_transport());
+        for (int i = 0; i < n; ++i) tr[i]->start(t, i);
+        // Magnitudes far apart, so that the order of the additions shows in the floats.
+        std::vector<std::vector<float>> ring(n, std::vector<float>(d));
+        for (int i = 0; i < n; ++i)
+          for (std::size_t k = 0; k < d; ++k)
+            ring[i][k] = std::ldexp(1.0f + 0.1f * static_cast<float>(k), (i * 7 + 3) % 23) * 1e-3f;
+        auto direct = ring;
+        std::vector<std::unique_ptr<RingAllreduce>> rings;
+        std::vector<Traffic> traffic(n), counted(n);
+        std::vector<PeerIo> io;
+        for (int i = 0; i < n; ++i) {
+          rings.push_back(std::make_unique<RingAllreduce>(i, n));
+          rings[i]->begin(ring[i]);
+        }
+        for (int i = 0; i < n; ++i) io.push_back({rings[i].get(), tr[i].get(), &traffic[i]});
+        ThreadPool pool(2);
+        run_phased(io, 7, pool, std::chrono::milliseconds(1000));
+        std::vector<std::span<float>> spans(direct.begin(), direct.end());
+        RingAllreduce::sum_in_place(spans, pool);
+        for (int i = 0; i < n; ++i) {
+          CHECK(std::memcmp(direct[i].data(), ring[i].data(), d * sizeof(float)) == 0);
+          RingAllreduce::count_traffic(i, n, d, 7, net::MessageKind::kAllreduce,
+                                       net::LinkKind::kControl, counted[i]);
+          CHECK(counted[i].bytes_sent == traffic[i].bytes_sent);
+          CHECK(counted[i].bytes_recv == traffic[i].bytes_recv);
+          CHECK(counted[i].msgs_sent == traffic[i].msgs_sent);
+          CHECK(counted[i].msgs_recv == traffic[i].msgs_recv);
+        }
+        for (auto& x : tr) x->stop();
+      }
+    }
+  }
+
+  TEST_CASE("the gate refuses non-finite and out-of-range values wherever they lie") {
+    const Topology ring = gen("ring", 4);
+    MethodContext ctx;
+    ctx.topology = &ring;
+    ctx.codec = codec::make_codec("fp32");
+    ctx.max_abs_value = 1e6;
+    auto m = make_method("dpsgd", ctx);
+    const std::size_t d = 37;  // two blocks of 16 and a tail
+    std::vector<float> model(d, 0.0f);
+    m->init(model);
+    auto message = [&](std::size_t at, float v) {
+      std::vector<float> x(d, 0.25f);
+      x[0] = -0.0f;
+      x[1] = 1e6f;
+      x[2] = -1e6f;
+      if (at < d) x[at] = v;
+      codec::Bytes bytes;
+      ctx.codec->make_encoder(d)->encode(x, codec::CodecContext{ctx.seed, 0, 1}, bytes);
+      net::Message msg;
+      msg.sender = 1;
+      msg.payload = net::Payload::take(std::move(bytes));
+      return msg;
+    };
+    CHECK(m->check(message(d, 0.0f)).reason.empty());
+    const float above = std::nextafter(1e6f, 2e6f);
+    for (std::size_t at : {3u, 20u, 36u}) {
+      CAPTURE(at);
+      CHECK(m->check(message(at, std::nanf(""))).reason == "non-finite values");
+      CHECK(m->check(message(at, INFINITY)).reason == "non-finite values");
+      CHECK(m->check(message(at, -INFINITY)).reason == "non-finite values");
+      CHECK(m->check(message(at, above)).reason == "value out of range");
+      CHECK(m->check(message(at, -above)).reason == "value out of range");
+    }
+  }
 }

@@ -87,6 +87,9 @@ struct MethodContext {
   // True when a message may be lost on a live link (the in-process loss model): methods that
   // keep per-edge sums then put them in every message, not only after a known loss.
   bool lossy_links = false;
+  // True when no message can be lost at all (in-process, no loss model, no node that stops):
+  // state kept only to repair losses (push-sum's per-edge running sums) can be left out.
+  bool reliable_links = false;
   std::uint32_t codec_id = 0;                        // tag sent in message headers
   nlohmann::json params = nlohmann::json::object();  // the config's "method" object
   const MethodInfo* info = nullptr;                  // set by make_method: the declared options
@@ -243,7 +246,8 @@ class Method : public Exchange {
   std::span<float> model_;
   std::vector<char> down_;  // per node id: 1 while marked down
   std::unique_ptr<codec::Decoder> check_decoder_;
-  std::vector<float> check_buffer_;
+  std::size_t check_dim_ = 0;        // what check_decoder_ was made for
+  std::vector<float> check_buffer_;  // qdata's checks
 };
 
 // What a method needs from the run; checked before a run starts.

@@ -6,9 +6,12 @@
 #include <span>
 #include <vector>
 
+#include "rumor/common/thread_pool.hpp"
 #include "rumor/gossip/method.hpp"
 
 namespace rumor::gossip {
+
+struct Traffic;
 
 class RingAllreduce : public Exchange {
  public:
@@ -24,6 +27,15 @@ class RingAllreduce : public Exchange {
   // The chunk a message brings must have the size the stage expects, in finite floats.
   Refusal check(const net::Message& m) override;
   void absorb(std::int64_t round, int stage, std::vector<net::Message>& received) override;
+
+  // The same sum for many nodes in one process, without messages: leaves in every data[i]
+  // (node i's vector, all of one size) what the ring leaves there, bit for bit (chunk c is
+  // added up along the ring from node c, in the ring's order). O(n d), parallel by chunk.
+  static void sum_in_place(const std::vector<std::span<float>>& data, ThreadPool& pool);
+  // Adds to `traffic` what node `self`'s messages of that ring over d floats count (wire
+  // bytes and messages, sent and received). O(n).
+  static void count_traffic(int self, int n, std::size_t d, std::int64_t round,
+                            net::MessageKind kind, net::LinkKind link, Traffic& traffic);
 
  private:
   std::span<float> chunk(int c) const;

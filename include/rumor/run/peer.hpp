@@ -70,6 +70,11 @@ class Peer {
   // computed by an in-process driver (some peers are down).
   void set_average(std::span<const float> mean);
   gossip::PeerIo eval_io();
+  // In-process, instead of eval_io()'s messages: the buffer prepare_eval filled, which the
+  // driver sums over all peers at once as the ring would (RingAllreduce::sum_in_place), and
+  // the control-plane counters the ring's messages would have added to.
+  std::span<float> eval_buffer();
+  gossip::Traffic& ctrl_traffic();
   // This eval round has no exact average (a peer is gone over TCP): finish_round reports
   // the test accuracy without consensus distance.
   void skip_average();

@@ -86,8 +86,6 @@ class LocalTrainer {
   const data::Dataset& dataset_;
   LocalOptimizer& optimizer_;
   BatchSampler sampler_;
-  std::vector<float> batch_features_;
-  std::vector<std::int32_t> batch_labels_;
   std::uint64_t seed_ = 0, node_ = 0;
 };
 
