@@ -25,6 +25,9 @@ constexpr Named kNames[] = {
     {MessageKind::kRejoinOffer, "rejoin-offer"},
     {MessageKind::kRejoinConfirm, "rejoin-confirm"},
     {MessageKind::kNoAverage, "no-average"},
+    {MessageKind::kLeave, "leave"},
+    {MessageKind::kBye, "bye"},
+    {MessageKind::kDegree, "degree"},
     {MessageKind::kEvalAverage, "eval-average"},
     {MessageKind::kStopBarrier, "stop-barrier"},
 };
