@@ -169,10 +169,11 @@ class InProcRun {
   }
 
   std::int64_t first_round() const { return resume_round_ + 1; }
-  void boundary(std::int64_t r) {
-    if (!membership_.active()) return;
+  std::int64_t boundary(std::int64_t r) {
+    if (!membership_.active()) return r;
     InProcPeers p = members();
     membership_.boundary(r, p);
+    return r;
   }
   void local(std::int64_t r) {
     pool_.parallel_for(n_, [&](std::size_t i) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 #include "rumor/common/error.hpp"
 #include "rumor/common/log.hpp"
@@ -144,7 +145,9 @@ void Membership::pause(const MembershipEvent& e, InProcPeers& p) {
 
 void Membership::back(int i, std::int64_t r, InProcPeers& p) {
   const Paused& q = paused_[static_cast<std::size_t>(i)];
-  const bool own = r - q.round <= faults_.max_lag_rounds;
+  // Push-sum keeps its own state whatever the lag: its mass is part of the total.
+  const bool own = r - q.round <= faults_.max_lag_rounds ||
+                   !std::isnan(p.peers[q.node]->method().weight());
   p.alive[q.node] = 1;
   rejoin_inprocess(p, topology_, q.node, r, own);
   log::info("node ", q.node, " is back before round ", r + 1, " after ", r - q.round,

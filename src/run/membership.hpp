@@ -9,8 +9,9 @@
 //           (push-sum: half of each neighbour's mass, so the total is unchanged);
 //   pause   the node is out from its round for `seconds` of simulated time; at the first
 //           boundary its live neighbours' clocks have passed that, it is readmitted by the
-//           same hand-over, keeping its own state when at most faults.max_lag_rounds behind
-//           (push-sum running sums settle what was in flight), else taking theirs.
+//           same hand-over, keeping its own state when at most faults.max_lag_rounds behind,
+//           else taking theirs; push-sum always keeps its own (its mass is part of the total;
+//           the running sums settle what was in flight).
 // Mixing stays stochastic throughout: Metropolis-Hastings weights over the live graph from
 // the degrees nodes announce at boundaries (Method::use_live_mixing), push-sum splits over
 // its live out-neighbours.

@@ -32,6 +32,7 @@
 #include <atomic>
 #include <chrono>
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -167,10 +168,11 @@ class TcpNode {
     return start;
   }
 
-  void boundary(std::int64_t r) {
+  std::int64_t boundary(std::int64_t r) {
+    const auto last_start = round_start_;
     round_start_ = std::chrono::steady_clock::now();
     t_.set_round(r);  // gossip for rounds far past this one is refused unread
-    if (!s_.faults.keep_going) return;
+    if (!s_.faults.keep_going) return r;
     if (g_leave_requested && r + 1 < peer_.rounds()) leave_.request(r + 1);
     serve_rejoins(r);
     for (int j : s_.topology.peers(s_.id))
@@ -179,7 +181,9 @@ class TcpNode {
     if (!leave_.boundary(r).empty()) no_average(r);
     if (exact_average_ && t_.take(no_average_filter(), milliseconds(0))) no_average(r);
     watch_links(r);
+    if (left_out_by_all()) r = come_back(r, round_start_ - last_start);
     if (peer_.method().live_mixing()) degrees_.boundary(r);
+    return r;
   }
   void local(std::int64_t r) { peer_.local(r); }
   void exchange(std::int64_t r);
@@ -188,8 +192,10 @@ class TcpNode {
   void record(std::int64_t r) {
     for (int j : peer_.finish_round(r))
       if (s_.faults.keep_going) refused_out(j, r);
-    deadline_.record(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - round_start_).count());
+    const double took =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - round_start_).count();
+    deadline_.record(took);
+    typical_round_s_ = typical_round_s_ < 0 ? took : 0.9 * typical_round_s_ + 0.1 * took;
   }
   void checkpoint(std::int64_t r) {
     if (peer_.checkpoint_due(r)) peer_.save_checkpoint(r);
@@ -208,6 +214,8 @@ class TcpNode {
  private:
   void no_average(std::int64_t r);
   void serve_rejoins(std::int64_t r);
+  bool left_out_by_all() const;
+  std::int64_t come_back(std::int64_t r, std::chrono::steady_clock::duration last_round);
   static const MembershipEvent* first_event(const std::vector<MembershipEvent>& events, int id) {
     for (const auto& e : events)
       if (e.node == id) return &e;
@@ -238,6 +246,7 @@ class TcpNode {
   int hold_for_ = -1;
   std::int64_t hold_round_ = -1;
   std::chrono::steady_clock::time_point round_start_;
+  double typical_round_s_ = -1;  // a moving average of round times (a pause's length in rounds)
 };
 
 void TcpNode::no_average(std::int64_t r) {
@@ -250,6 +259,48 @@ void TcpNode::no_average(std::int64_t r) {
     m.link = net::LinkKind::kControl;
     t_.send(j, std::move(m));
   }
+}
+
+// Every neighbour has left this node out (it was paused or cut off long enough for them to
+// give up on it), and one of its links is up again: it asks to be let back in.
+bool TcpNode::left_out_by_all() const {
+  if (!s_.faults.membership_changes() || left_) return false;
+  bool any_link = false;
+  for (int j : s_.topology.peers(s_.id)) {
+    if (!peer_.method().peer_is_down(j)) return false;
+    any_link = any_link || t_.link_up(j, net::LinkKind::kData);
+  }
+  return any_link;
+}
+
+// Readmission after a pause, by the join's path (the rejoin hand-over): push-sum keeps its own
+// state (its running sums settle what was in flight, so no mass is lost); other methods keep
+// theirs when the pause lasted at most faults.max_lag_rounds typical rounds, else take their
+// neighbours' model. The node resumes at its neighbours' round.
+std::int64_t TcpNode::come_back(std::int64_t r, std::chrono::steady_clock::duration last_round) {
+  const double typical = std::max(1e-3, typical_round_s_);
+  const double lag = std::chrono::duration<double>(last_round).count() / typical;
+  const bool own = !std::isnan(peer_.method().weight()) ||
+                   lag <= static_cast<double>(s_.faults.max_lag_rounds);
+  log::warn("every neighbour left this node out (out for about ", static_cast<std::int64_t>(lag),
+            " rounds); asking to be let back in", own ? " with its own state" : "");
+  std::int64_t start = r;
+  try {
+    start = std::max(r, rejoin_.rejoin(own));
+  } catch (const ProtocolError& e) {
+    log::warn("not let back in before round ", r + 1, ": ", e.what(), "; trying again later");
+    return r;
+  }
+  for (int j : s_.topology.peers(s_.id)) {
+    if (peer_.method().peer_is_down(j)) continue;
+    down_.forget(j);
+    peer_.method().set_peer_up(j, start);
+  }
+  no_average(r);
+  peer_.log("back in the run from round " + std::to_string(start + 1) + " after a pause (" +
+            std::to_string(start - r) + " rounds skipped)");
+  t_.set_round(start);
+  return start;
 }
 
 // Rejoin requests are answered at every boundary. A scheduled restart (faults.restart_round)

@@ -3,7 +3,9 @@
 // peer per process over TCP (node.cpp) and the phased driver for every peer of a run in
 // one process (inprocess.cpp). The drivers differ only in how they wait and in what
 // each step does around the Peer it calls:
-//   boundary    between rounds: faults (rejoins served, neighbours found gone)
+//   boundary    between rounds: faults (rejoins served, neighbours found gone); returns the
+//               round to run, later than the one given when a node readmitted after a pause
+//               resumes at its neighbours' round
 //   local       local work (Peer::local)
 //   exchange    produce and send, wait, check (the gate) and absorb
 //   evaluate    on evaluation rounds: the exact average for consensus distance
@@ -18,7 +20,8 @@ namespace rumor::run {
 template <typename Driver>
 std::int64_t run_rounds(Driver& d, std::int64_t first, std::int64_t rounds) {
   for (std::int64_t r = first; r < rounds; ++r) {
-    d.boundary(r);
+    r = d.boundary(r);
+    if (r >= rounds) return rounds;
     d.local(r);
     d.exchange(r);
     if (d.eval_round(r)) d.evaluate(r);
