@@ -55,8 +55,7 @@ void Dpsgd::absorb(std::int64_t round, int, std::vector<net::Message>& received)
     return;
   }
   // The weight of a neighbour that sent nothing (down, or past the deadline) stays here.
-  const float sw =
-      peer_sampling() ? uniform_weight(received) : kept_mixing_weight(round, received);
+  const float sw = peer_sampling() ? uniform_weight(received) : kept_mixing_weight(round, received);
   for (std::size_t k = 0; k < model_.size(); ++k) mixed_[k] = sw * model_[k];
   for (const auto& m : received) {
     const float w = static_cast<float>(neighbour_weight(round, m.sender, received));
@@ -105,8 +104,7 @@ float Dpsgd::uniform_weight(const std::vector<net::Message>& received) {
 
 double Dpsgd::neighbour_weight(std::int64_t round, int sender,
                                const std::vector<net::Message>& received) const {
-  return peer_sampling() ? uniform_weight(received)
-                         : mixing_weight(ctx_.self, sender, round);
+  return peer_sampling() ? uniform_weight(received) : mixing_weight(ctx_.self, sender, round);
 }
 
 nlohmann::json Dpsgd::round_metrics() const {

@@ -259,7 +259,8 @@ class Sgp : public Method {
   std::vector<Outgoing> leave(std::int64_t round) override {
     const auto outs = live(ctx_.topology->out_peers(ctx_.self));
     std::vector<Outgoing> out;
-    const float f = outs.empty() ? 0.0f : static_cast<float>(1.0 / static_cast<double>(outs.size()));
+    const float f =
+        outs.empty() ? 0.0f : static_cast<float>(1.0 / static_cast<double>(outs.size()));
     for (std::size_t i = 0; i < outs.size(); ++i) {
       const int j = outs[i];
       const bool last = i + 1 == outs.size();  // takes the rest: x and p go out exactly
@@ -294,7 +295,8 @@ class Sgp : public Method {
     p_ += bye.scalars[0];
     if (b.in != in_.end()) {  // what the leaver pushed here and was not applied yet
       EdgeSum& rho = b.in->second;
-      for (std::size_t k = 0; k < x_.size(); ++k) x_[k] += static_cast<float>(b.sigma[k] - rho.x[k]);
+      for (std::size_t k = 0; k < x_.size(); ++k)
+        x_[k] += static_cast<float>(b.sigma[k] - rho.x[k]);
       p_ += bye.scalars[1] - rho.w;
       rho.x = b.sigma;
       rho.w = bye.scalars[1];
@@ -302,7 +304,8 @@ class Sgp : public Method {
     }
     if (b.out != out_.end()) {  // what this node pushed and the leaver never applied comes back
       EdgeSum& sigma = b.out->second;
-      for (std::size_t k = 0; k < x_.size(); ++k) x_[k] += static_cast<float>(sigma.x[k] - b.rho[k]);
+      for (std::size_t k = 0; k < x_.size(); ++k)
+        x_[k] += static_cast<float>(sigma.x[k] - b.rho[k]);
       p_ += sigma.w - bye.scalars[2];
       sigma.x = b.rho;
       sigma.w = bye.scalars[2];
@@ -494,8 +497,9 @@ class Sgp : public Method {
     take(b.part);
     if (b.in != in_.end()) take(b.sigma);
     if (b.out != out_.end()) take(b.rho);
-    for (const Refusal& r : {check_values(b.part), check_values(b.sigma, ctx_.max_abs_value * bound),
-                             check_values(b.rho, ctx_.max_abs_value * bound)})
+    for (const Refusal& r :
+         {check_values(b.part), check_values(b.sigma, ctx_.max_abs_value * bound),
+          check_values(b.rho, ctx_.max_abs_value * bound)})
       if (r)
         throw ProtocolError("sgp: node " + std::to_string(ctx_.self) +
                             " refuses the goodbye of peer " + std::to_string(bye.sender) + ": " +

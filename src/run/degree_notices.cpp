@@ -25,9 +25,9 @@ void DegreeNotices::boundary(std::int64_t r) {
     const auto most = static_cast<double>(peer_.topology().peers(m->sender).size());
     if (!(d >= 0 && d <= most && d == std::floor(d)) || m->round < 0 || m->round > peer_.rounds() ||
         !m->payload.empty()) {
-      peer_.traffic().add_rejected(*m, {"malformed degree notice",
-                                        "degree " + std::to_string(d) + " from round " +
-                                            std::to_string(m->round)});
+      peer_.traffic().add_rejected(
+          *m, {"malformed degree notice",
+               "degree " + std::to_string(d) + " from round " + std::to_string(m->round)});
       continue;
     }
     peer_.traffic().add_recv(*m);
@@ -37,9 +37,9 @@ void DegreeNotices::boundary(std::int64_t r) {
   for (int j : peer_.topology().peers(peer_.id()))
     if (!method.peer_is_down(j)) live.push_back(j);
   if (!first_ && live == announced_) return;
-  const bool changed = !first_ || live.size() != static_cast<std::size_t>(
-                                                      initial_live_degrees(peer_.topology())
-                                                          [static_cast<std::size_t>(peer_.id())]);
+  const bool changed =
+      !first_ || live.size() != static_cast<std::size_t>(initial_live_degrees(
+                                    peer_.topology())[static_cast<std::size_t>(peer_.id())]);
   first_ = false;
   announced_ = live;
   if (!changed) return;  // at the start every node knows every other's degree

@@ -109,8 +109,8 @@ std::vector<MembershipEvent> parse_events(const config::Config& cfg, const std::
                         e.size() == (pause ? 3u : 2u);
     if (!shaped)
       throw ConfigError(where + " must be {\"node\": id, \"round\": r" +
-                        (pause ? std::string(", \"seconds\": s}") : std::string("}")) +
-                        ", got " + e.dump());
+                        (pause ? std::string(", \"seconds\": s}") : std::string("}")) + ", got " +
+                        e.dump());
     MembershipEvent ev{e["node"].get<int>(), e["round"].get<std::int64_t>(),
                        pause ? e["seconds"].get<double>() : 0.0};
     if (ev.node < 0 || ev.node >= nodes)
@@ -187,8 +187,8 @@ FaultOptions FaultOptions::parse(const config::Config& cfg, const Topology& topo
   return f;
 }
 
-const MembershipEvent* FaultOptions::event_at(const std::vector<MembershipEvent>& events,
-                                              int node, std::int64_t round) {
+const MembershipEvent* FaultOptions::event_at(const std::vector<MembershipEvent>& events, int node,
+                                              std::int64_t round) {
   for (const auto& e : events)
     if (e.node == node && e.round == round) return &e;
   return nullptr;

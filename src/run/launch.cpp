@@ -389,7 +389,8 @@ void pause_due(PeerSet& p, const PeerCommand& c, const FaultOptions& f, Pauses& 
     const auto& e = f.pauses[k];
     if (state.done[k] || !p.alive[e.node]) continue;
     if (auto& at = state.stopped[k]; at) {
-      if (Clock::now() < *at + std::chrono::milliseconds(static_cast<std::int64_t>(e.seconds * 1000)))
+      if (Clock::now() <
+          *at + std::chrono::milliseconds(static_cast<std::int64_t>(e.seconds * 1000)))
         continue;
       ::kill(p.pids[e.node], SIGCONT);
       state.done[k] = true;
@@ -399,7 +400,8 @@ void pause_due(PeerSet& p, const PeerCommand& c, const FaultOptions& f, Pauses& 
     }
     const std::string line = last_line(node_file(c.run_dir, e.node, ".jsonl"));
     try {
-      if (line.empty() || nlohmann::json::parse(line).value("round", std::int64_t{-1}) + 1 < e.round)
+      if (line.empty() ||
+          nlohmann::json::parse(line).value("round", std::int64_t{-1}) + 1 < e.round)
         continue;
     } catch (const nlohmann::json::exception&) {
       continue;  // a line being written right now

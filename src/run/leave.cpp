@@ -24,9 +24,9 @@ void GracefulLeave::take_notices() {
     if (!m) break;
     // A notice for a round outside the run is a peer's bad bytes: counted, not used.
     if (m->round < 1 || m->round > peer_.rounds() || !m->payload.empty() || !m->scalars.empty()) {
-      peer_.traffic().add_rejected(*m, {"malformed leave notice",
-                                        "round " + std::to_string(m->round) + ", " +
-                                            std::to_string(m->payload.size()) + " bytes"});
+      peer_.traffic().add_rejected(
+          *m, {"malformed leave notice", "round " + std::to_string(m->round) + ", " +
+                                             std::to_string(m->payload.size()) + " bytes"});
       continue;
     }
     peer_.traffic().add_recv(*m);

@@ -4,9 +4,9 @@
 #include <chrono>
 #include <cmath>
 
+#include "degree_notices.hpp"
 #include "rumor/common/error.hpp"
 #include "rumor/common/log.hpp"
-#include "degree_notices.hpp"
 #include "rumor/gossip/driver.hpp"
 
 namespace rumor::run {
@@ -49,8 +49,7 @@ int rejoin_inprocess(InProcPeers& p, const Topology& topology, int k, std::int64
   return offers;
 }
 
-Membership::Membership(const FaultOptions& faults, const Topology& topology,
-                       std::int64_t rounds)
+Membership::Membership(const FaultOptions& faults, const Topology& topology, std::int64_t rounds)
     : faults_(faults), topology_(topology), rounds_(rounds) {}
 
 void Membership::start(InProcPeers& p) {
@@ -146,12 +145,12 @@ void Membership::pause(const MembershipEvent& e, InProcPeers& p) {
 void Membership::back(int i, std::int64_t r, InProcPeers& p) {
   const Paused& q = paused_[static_cast<std::size_t>(i)];
   // Push-sum keeps its own state whatever the lag: its mass is part of the total.
-  const bool own = r - q.round <= faults_.max_lag_rounds ||
-                   !std::isnan(p.peers[q.node]->method().weight());
+  const bool own =
+      r - q.round <= faults_.max_lag_rounds || !std::isnan(p.peers[q.node]->method().weight());
   p.alive[q.node] = 1;
   rejoin_inprocess(p, topology_, q.node, r, own);
-  log::info("node ", q.node, " is back before round ", r + 1, " after ", r - q.round,
-            " rounds out", own ? "" : " (took its neighbours' model: faults.max_lag_rounds)");
+  log::info("node ", q.node, " is back before round ", r + 1, " after ", r - q.round, " rounds out",
+            own ? "" : " (took its neighbours' model: faults.max_lag_rounds)");
   note(q.node, own ? "paused" : "paused, took neighbours' model", q.round, r,
        p.peers[q.node]->sim_clock().now_s - q.out_s);
 }
@@ -166,8 +165,10 @@ void Membership::join(int k, std::int64_t r, InProcPeers& p) {
 nlohmann::json Membership::record(std::int64_t rounds) const {
   nlohmann::json out = events_;
   for (const auto& q : paused_) {
-    nlohmann::json e = {{"node", q.node},       {"event", "paused, not back"},
-                        {"out_from_round", q.round}, {"back_at_round", nullptr},
+    nlohmann::json e = {{"node", q.node},
+                        {"event", "paused, not back"},
+                        {"out_from_round", q.round},
+                        {"back_at_round", nullptr},
                         {"rounds_out", rounds - q.round}};
     out.push_back(e);
   }

@@ -30,8 +30,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -155,8 +155,7 @@ class TcpNode {
     for (int j : nb)
       if (s.topology.standby(j)) peer_.method().set_peer_down(j, 0);
     if (const auto* e = first_event(f.leaves, s.id)) leave_.request(e->round);
-    if (f.membership_changes())
-      peer_.method().use_live_mixing(initial_live_degrees(s.topology));
+    if (f.membership_changes()) peer_.method().use_live_mixing(initial_live_degrees(s.topology));
   }
 
   std::int64_t first_round() {
@@ -231,12 +230,12 @@ class TcpNode {
   Peer peer_;
   gossip::RoundDeadline deadline_;
   Rejoin rejoin_;
-  DownNotices down_;    // both ends of a link agree on "down"
+  DownNotices down_;  // both ends of a link agree on "down"
   GracefulLeave leave_;
   DegreeNotices degrees_;  // live mixing: degrees announced to the neighbours
-  bool left_ = false;   // this node left the run gracefully
-  bool exact_average_;  // exact averages need every node: off once one is gone
-  bool tolerant_;       // wait with deadlines and go on without what is missing
+  bool left_ = false;      // this node left the run gracefully
+  bool exact_average_;     // exact averages need every node: off once one is gone
+  bool tolerant_;          // wait with deadlines and go on without what is missing
   gossip::LateMessages late_, eval_late_;
   // Data links found down at a round boundary, and since when.
   std::map<int, std::chrono::steady_clock::time_point> link_down_since_;
@@ -280,8 +279,8 @@ bool TcpNode::left_out_by_all() const {
 std::int64_t TcpNode::come_back(std::int64_t r, std::chrono::steady_clock::duration last_round) {
   const double typical = std::max(1e-3, typical_round_s_);
   const double lag = std::chrono::duration<double>(last_round).count() / typical;
-  const bool own = !std::isnan(peer_.method().weight()) ||
-                   lag <= static_cast<double>(s_.faults.max_lag_rounds);
+  const bool own =
+      !std::isnan(peer_.method().weight()) || lag <= static_cast<double>(s_.faults.max_lag_rounds);
   log::warn("every neighbour left this node out (out for about ", static_cast<std::int64_t>(lag),
             " rounds); asking to be let back in", own ? " with its own state" : "");
   std::int64_t start = r;
@@ -368,9 +367,9 @@ void TcpNode::exchange(std::int64_t r) {
   w.fail_on_missing = false;
   w.stop_waiting_for = [this, r](int j) { return down_.told_by(j) || leave_.leaving(j, r); };
   for (int j : gossip::run_blocking(peer_.method_io(), r, w, late_)) {
-    if (down_.told_by(j)) continue;  // it left this node out: so will this node, next round
+    if (down_.told_by(j)) continue;      // it left this node out: so will this node, next round
     if (leave_.leaving(j, r)) continue;  // it left the run: its goodbye comes at the boundary
-    if (!link_gone(j)) continue;     // slow, or its connection is being replaced: late
+    if (!link_gone(j)) continue;         // slow, or its connection is being replaced: late
     if (!s_.faults.keep_going)
       throw ProtocolError("node " + std::to_string(s_.id) + ": peer " + std::to_string(j) +
                           " sent nothing for round " + std::to_string(r + 1) +

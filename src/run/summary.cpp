@@ -421,8 +421,11 @@ void add_membership(json& s, const NodeLines& nodes, std::int64_t planned) {
     if (lines.empty()) continue;
     const std::int64_t first = lines.front().value("round", std::int64_t{0});
     if (first > 0)
-      out.push_back({{"node", id}, {"out", "before it joined"}, {"from_round", 0},
-                     {"back_at_round", first}, {"rounds_out", first}});
+      out.push_back({{"node", id},
+                     {"out", "before it joined"},
+                     {"from_round", 0},
+                     {"back_at_round", first},
+                     {"rounds_out", first}});
     for (std::size_t k = 1; k < lines.size(); ++k) {
       const std::int64_t a = lines[k - 1].value("round", std::int64_t{0});
       const std::int64_t b = lines[k].value("round", std::int64_t{0});
@@ -436,8 +439,11 @@ void add_membership(json& s, const NodeLines& nodes, std::int64_t planned) {
     }
     const std::int64_t last = lines.back().value("round", std::int64_t{-1});
     if (planned > 0 && last + 1 < planned)
-      out.push_back({{"node", id}, {"out", "left or died"}, {"from_round", last + 1},
-                     {"back_at_round", nullptr}, {"rounds_out", planned - last - 1}});
+      out.push_back({{"node", id},
+                     {"out", "left or died"},
+                     {"from_round", last + 1},
+                     {"back_at_round", nullptr},
+                     {"rounds_out", planned - last - 1}});
   }
   if (!out.empty()) s["membership"] = out;
 }
@@ -516,8 +522,8 @@ std::string summary_text(const json& s) {
   if (s.contains("membership")) {
     out << "\n  out of the run      ";
     for (const auto& m : s["membership"]) {
-      out << " node " << m["node"].get<int>() << " rounds " << m["from_round"].get<std::int64_t>() + 1
-          << "-";
+      out << " node " << m["node"].get<int>() << " rounds "
+          << m["from_round"].get<std::int64_t>() + 1 << "-";
       if (m["back_at_round"].is_null())
         out << "end (" << m["out"].get<std::string>() << ");";
       else

@@ -68,7 +68,8 @@ TEST_SUITE("cli") {
     // Every round, the weights of the nodes that ran it sum to the 4 nodes started.
     std::map<std::int64_t, double> sum;
     for (const auto& node : lines)
-      for (const auto& l : node) sum[l["round"].get<std::int64_t>()] += l["ps_weight"].get<double>();
+      for (const auto& l : node)
+        sum[l["round"].get<std::int64_t>()] += l["ps_weight"].get<double>();
     REQUIRE(sum.size() == 60);
     for (const auto& [round, w] : sum) {
       CAPTURE(round);

@@ -121,14 +121,14 @@ TEST_SUITE("run") {
     // node 1 is not standby: it cannot join
     CHECK_THROWS_AS(run::run_inprocess(bad({R"(faults.join=[{"node": 1, "round": 5}])"}), quiet()),
                     ConfigError);
-    CHECK_THROWS_AS(run::run_inprocess(bad({R"(faults.leave=[{"node": 12, "round": 5}])"}), quiet()),
-                    ConfigError);
+    CHECK_THROWS_AS(
+        run::run_inprocess(bad({R"(faults.leave=[{"node": 12, "round": 5}])"}), quiet()),
+        ConfigError);
     // a standby node that never joins cannot leave
     CHECK_THROWS_AS(run::run_inprocess(bad({R"(faults.leave=[{"node": 8, "round": 5}])"}), quiet()),
                     ConfigError);
-    CHECK_THROWS_AS(
-        run::run_inprocess(bad({R"(faults.pause=[{"node": 2, "round": 5}])"}), quiet()),
-        ConfigError);
+    CHECK_THROWS_AS(run::run_inprocess(bad({R"(faults.pause=[{"node": 2, "round": 5}])"}), quiet()),
+                    ConfigError);
     CHECK_THROWS_AS(run::run_inprocess(small("sgp", ring_with_standby()), quiet()), ConfigError);
   }
 }

@@ -263,10 +263,10 @@ class Method : public Exchange {
   const nlohmann::json& option(const std::string& key) const;
   MethodContext ctx_;
   std::span<float> model_;
-  std::vector<char> down_;  // per node id: 1 while marked down
-  std::vector<int> initial_degree_;                        // live mixing: per node id
-  std::map<int, std::map<std::int64_t, int>> degrees_;     // node -> first round -> degree
-  std::map<int, std::int64_t> up_since_;                   // neighbour -> round it came up
+  std::vector<char> down_;                              // per node id: 1 while marked down
+  std::vector<int> initial_degree_;                     // live mixing: per node id
+  std::map<int, std::map<std::int64_t, int>> degrees_;  // node -> first round -> degree
+  std::map<int, std::int64_t> up_since_;                // neighbour -> round it came up
   std::unique_ptr<codec::Decoder> check_decoder_;
   std::vector<float> check_buffer_;
 };
