@@ -418,7 +418,8 @@ std::vector<KeyInfo> run_keys() {
        "from round r for s seconds (in-process: simulated), then is readmitted like a join"},
       {"faults.max_lag_rounds", "int", 10,
        "membership: a peer back from a pause more rounds behind than this takes its "
-       "neighbours' current model instead of keeping its own",
+       "neighbours' current model instead of keeping its own (push-sum keeps its own: its "
+       "mass is part of the total)",
        0, 1e12},
       {"faults.slow_nodes", "list", json::array(),
        "node ids that compute faults.slowdown times slower (in-process: simulated time; TCP: "

@@ -439,21 +439,14 @@ class Sgp : public Method {
     const std::size_t want = (o.has_model ? d * sizeof(float) : 0) +
                              (o.in != in_.end() ? d * sizeof(double) : 0) +
                              (o.out != out_.end() ? d * sizeof(double) : 0);
-    // Weights and sums are bounded as check() bounds gossip: a share a round at most.
-    const double n = ctx_.topology->size();
-    const double bound = n * (static_cast<double>(std::max<std::int64_t>(offer.round, 0)) + 2);
+    const double bound = sums_bound(offer.round);
     bool ok = offer.scalars.size() == 4 && offer.payload.size() == want;
     for (double v : offer.scalars) ok = ok && std::isfinite(v) && v >= 0 && v <= bound;
     if (!ok)
       throw ProtocolError("sgp rejoin: node " + std::to_string(ctx_.self) +
                           " got a malformed offer from peer " + std::to_string(offer.sender) +
                           "; do all nodes use the same config (method.robust)?");
-    const std::uint8_t* at = offer.payload.data();
-    auto take = [&at, d](auto& v) {
-      v.resize(d);
-      std::memcpy(v.data(), at, d * sizeof(v[0]));
-      at += d * sizeof(v[0]);
-    };
+    PartReader take{offer.payload.data(), d};
     if (o.has_model) take(o.part);
     if (o.in != in_.end()) take(o.sigma);
     if (o.out != out_.end()) take(o.applied);
@@ -462,6 +455,22 @@ class Sgp : public Method {
     refuse_offer_values(check_values(o.applied, ctx_.max_abs_value * bound), offer);
     return o;
   }
+
+  // Weights and sums are bounded as check() bounds gossip: a share a round at most.
+  double sums_bound(std::int64_t round) const {
+    return ctx_.topology->size() * (static_cast<double>(std::max<std::int64_t>(round, 0)) + 2);
+  }
+  // Copies parts of `d` values out of a payload whose size was checked (no unaligned reads).
+  struct PartReader {
+    const std::uint8_t* at;
+    std::size_t d;
+    template <typename T>
+    void operator()(std::vector<T>& v) {
+      v.resize(d);
+      std::memcpy(v.data(), at, d * sizeof(T));
+      at += d * sizeof(T);
+    }
+  };
 
   // A goodbye's parts, checked and copied out of the payload (bytes from a peer are hostile).
   struct Bye {
@@ -476,8 +485,7 @@ class Sgp : public Method {
     b.out = robust_ ? out_.find(bye.sender) : out_.end();
     const std::size_t want = d * sizeof(float) + (b.in != in_.end() ? d * sizeof(double) : 0) +
                              (b.out != out_.end() ? d * sizeof(double) : 0);
-    const double n = ctx_.topology->size();
-    const double bound = n * (static_cast<double>(std::max<std::int64_t>(bye.round, 0)) + 2);
+    const double bound = sums_bound(bye.round);
     bool ok = bye.scalars.size() == 3 && bye.payload.size() == want;
     for (std::size_t i = 0; ok && i < 3; ++i) {
       const bool edge = i == 0 || (i == 1 ? b.in != in_.end() : b.out != out_.end());
@@ -488,12 +496,7 @@ class Sgp : public Method {
       throw ProtocolError("sgp: node " + std::to_string(ctx_.self) +
                           " got a malformed goodbye from peer " + std::to_string(bye.sender) +
                           "; do all nodes use the same config (method.robust, model)?");
-    const std::uint8_t* at = bye.payload.data();
-    auto take = [&at, d](auto& v) {
-      v.resize(d);
-      std::memcpy(v.data(), at, d * sizeof(v[0]));
-      at += d * sizeof(v[0]);
-    };
+    PartReader take{bye.payload.data(), d};
     take(b.part);
     if (b.in != in_.end()) take(b.sigma);
     if (b.out != out_.end()) take(b.rho);

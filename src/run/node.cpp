@@ -595,6 +595,8 @@ RunResult run_node(const config::Config& cfg, int id, const RunOptions& options)
     log::warn("some messages were still queued ", s.faults.round_timeout.count() / 1000.0,
               " s after the last round; closing anyway");
   transport.stop();
+  std::error_code ignored;
+  std::filesystem::remove(pid_file(s.run_dir, id), ignored);  // nothing left to ask to leave
   // Peak resident memory: what peers made this node buffer shows here.
   rusage ru{};
   ::getrusage(RUSAGE_SELF, &ru);
