@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
 #include "rumor/common/error.hpp"
 #include "rumor/topology/topology.hpp"
 
