@@ -36,8 +36,9 @@ bool has(const std::string& message, const std::string& part) {
 TEST_SUITE("topology") {
   TEST_CASE("standby nodes: read, kept through the JSON form, and a bad value is refused") {
     const auto t = parse_topology_json(
-        R"({"nodes": [{"id": 0}, {"id": 1, "standby": true}, {"id": 2, "standby": false}],
-            "edges": [[0, 1], [1, 2], [2, 0]]})",
+        std::string(
+            R"({"nodes": [{"id": 0}, {"id": 1, "standby": true}, {"id": 2, "standby": false}],
+            "edges": [[0, 1], [1, 2], [2, 0]]})"),
         "standby.json");
     CHECK_FALSE(t.standby(0));
     CHECK(t.standby(1));
