@@ -213,7 +213,7 @@ class TcpNode {
  private:
   void no_average(std::int64_t r);
   void serve_rejoins(std::int64_t r);
-  bool left_out_by_all() const;
+  bool left_out_by_all();
   std::int64_t come_back(std::int64_t r, std::chrono::steady_clock::duration last_round);
   static const MembershipEvent* first_event(const std::vector<MembershipEvent>& events, int id) {
     for (const auto& e : events)
@@ -246,6 +246,7 @@ class TcpNode {
   std::int64_t hold_round_ = -1;
   std::chrono::steady_clock::time_point round_start_;
   double typical_round_s_ = -1;  // a moving average of round times (a pause's length in rounds)
+  bool waited_alone_ = false;    // left out by all, no link: waited once for one to come up
 };
 
 void TcpNode::no_average(std::int64_t r) {
@@ -262,14 +263,26 @@ void TcpNode::no_average(std::int64_t r) {
 
 // Every neighbour has left this node out (it was paused or cut off long enough for them to
 // give up on it), and one of its links is up again: it asks to be let back in.
-bool TcpNode::left_out_by_all() const {
+bool TcpNode::left_out_by_all() {
   if (!s_.faults.membership_changes() || left_) return false;
-  bool any_link = false;
-  for (int j : s_.topology.peers(s_.id)) {
+  auto any_link = [&] {
+    for (int j : s_.topology.peers(s_.id))
+      if (t_.link_up(j, net::LinkKind::kData)) return true;
+    return false;
+  };
+  for (int j : s_.topology.peers(s_.id))
     if (!peer_.method().peer_is_down(j)) return false;
-    any_link = any_link || t_.link_up(j, net::LinkKind::kData);
+  if (any_link()) return true;
+  // Back from a pause, its links still reconnecting: wait for one (once, bounded) rather than
+  // run the remaining rounds alone.
+  if (waited_alone_) return false;
+  waited_alone_ = true;
+  const auto until = std::chrono::steady_clock::now() + s_.faults.connect_timeout;
+  while (std::chrono::steady_clock::now() < until) {
+    if (any_link()) return true;
+    std::this_thread::sleep_for(milliseconds(20));  // links come up on the network thread
   }
-  return any_link;
+  return false;
 }
 
 // Readmission after a pause, by the join's path (the rejoin hand-over): push-sum keeps its own
@@ -284,9 +297,12 @@ std::int64_t TcpNode::come_back(std::int64_t r, std::chrono::steady_clock::durat
   log::warn("every neighbour left this node out (out for about ", static_cast<std::int64_t>(lag),
             " rounds); asking to be let back in", own ? " with its own state" : "");
   std::int64_t start = r;
+  const auto nb = s_.topology.peers(s_.id);
+  for (int j : nb) peer_.method().set_peer_up(j, r);  // the rejoin leaves out who does not answer
   try {
     start = std::max(r, rejoin_.rejoin(own));
   } catch (const ProtocolError& e) {
+    for (int j : nb) peer_.method().set_peer_down(j, r);
     log::warn("not let back in before round ", r + 1, ": ", e.what(), "; trying again later");
     return r;
   }
@@ -295,6 +311,7 @@ std::int64_t TcpNode::come_back(std::int64_t r, std::chrono::steady_clock::durat
     down_.forget(j);
     peer_.method().set_peer_up(j, start);
   }
+  waited_alone_ = false;
   no_average(r);
   peer_.log("back in the run from round " + std::to_string(start + 1) + " after a pause (" +
             std::to_string(start - r) + " rounds skipped)");
@@ -314,8 +331,23 @@ void TcpNode::serve_rejoins(std::int64_t r) {
     if (e.round == r && std::find(nb.begin(), nb.end(), e.node) != nb.end() &&
         peer_.method().peer_is_down(e.node))
       holds.emplace_back(e.node, s_.faults.connect_timeout);
+  std::vector<int> was_down;
+  for (int j : nb)
+    if (peer_.method().peer_is_down(j)) was_down.push_back(j);
   if (holds.empty()) rejoin_.serve(r);
   for (const auto& h : holds) rejoin_.serve(r, h);
+  // Let back in: the down notice told before is not told again on the new connection, and
+  // the ones it sent before its request (same connection, so here by now) are old news.
+  for (int j : was_down) {
+    if (peer_.method().peer_is_down(j)) continue;
+    down_.forget(j);
+    net::MessageFilter f;
+    f.sender = j;
+    f.kind = MessageKind::kPeerDown;
+    f.link = net::LinkKind::kData;
+    for (int k = 0; k < 1024 && t_.take(f, milliseconds(0)); ++k) {
+    }
+  }
 }
 
 void TcpNode::leave_out(int j, std::int64_t from, const std::string& why) {
