@@ -12,6 +12,7 @@ void add_node_command(CLI::App& app) {
     int id = -1;
     bool resume = false;  // continue from the run directory's checkpoints
     bool rejoin = false;  // a restarted peer rejoining a running run
+    bool leave = false;   // ask the running node to leave gracefully
   };
   static NodeArgs args;
   auto* node = app.add_subcommand(
@@ -32,8 +33,13 @@ void add_node_command(CLI::App& app) {
                  "this peer died and is restarted while the others run on (on_peer_failure "
                  "continue): it rejoins from its own last checkpoint, else from its "
                  "neighbours' models");
+  node->add_flag("--leave", args.leave,
+                 "ask node --id of this run, running on this machine, to leave gracefully "
+                 "(on_peer_failure continue): it finishes its round, hands its push-sum mass "
+                 "to its neighbours and says goodbye; the same as sending it SIGTERM");
   node->callback([] {
     const auto cfg = config::Config::load(args.config, args.sets);
+    if (args.leave) return run::request_leave(cfg, run::node_id_from_env(args.id));
     run::RunOptions o;
     o.threads = globals().threads;
     o.resume = args.resume;

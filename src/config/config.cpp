@@ -413,6 +413,21 @@ std::vector<KeyInfo> run_keys() {
        "launch, on_peer_failure continue: restart a peer that died after this many seconds; it "
        "rejoins from its checkpoint or a neighbour's model",
        0, 1e6},
+      {"faults.join", "list", json::array(),
+       "membership: standby nodes (\"standby\": true in the topology) that join, "
+       "[{\"node\": id, \"round\": r}]: admitted by their neighbours before round r, they take "
+       "the current model (push-sum: a share of their neighbours' mass) and start there"},
+      {"faults.leave", "list", json::array(),
+       "membership: graceful leaves, [{\"node\": id, \"round\": r}]: the node runs rounds "
+       "before r, hands its push-sum mass to its neighbours and says goodbye"},
+      {"faults.pause", "list", json::array(),
+       "membership: pauses, [{\"node\": id, \"round\": r, \"seconds\": s}]: the node is out "
+       "from round r for s seconds (in-process: simulated), then is readmitted like a join"},
+      {"faults.max_lag_rounds", "int", 10,
+       "membership: a peer back from a pause more rounds behind than this takes its "
+       "neighbours' current model instead of keeping its own (push-sum keeps its own: its "
+       "mass is part of the total)",
+       0, 1e12},
       {"faults.slow_nodes", "list", json::array(),
        "node ids that compute faults.slowdown times slower (in-process: simulated time; TCP: "
        "the node sleeps after its local steps)"},

@@ -56,7 +56,7 @@ void Dpsgd::absorb(std::int64_t round, int, std::vector<net::Message>& received)
   }
   // The weight of a neighbour that sent nothing (down, or past the deadline) stays here.
   // In place: what was sent is the encoder's copy, so nobody reads the model meanwhile.
-  const float sw = peer_sampling() ? uniform_weight(received) : kept_weight(ctx_, round, received);
+  const float sw = peer_sampling() ? uniform_weight(received) : kept_mixing_weight(round, received);
   for (float& v : model_) v *= sw;
   for (const auto& m : received) {
     const float w = static_cast<float>(neighbour_weight(round, m.sender, received));
@@ -104,8 +104,7 @@ float Dpsgd::uniform_weight(const std::vector<net::Message>& received) {
 
 double Dpsgd::neighbour_weight(std::int64_t round, int sender,
                                const std::vector<net::Message>& received) const {
-  return peer_sampling() ? uniform_weight(received)
-                         : ctx_.topology->weight(ctx_.self, sender, round);
+  return peer_sampling() ? uniform_weight(received) : mixing_weight(ctx_.self, sender, round);
 }
 
 nlohmann::json Dpsgd::round_metrics() const {

@@ -60,6 +60,25 @@ bool accept_rejoin(Method& method, const net::Message& offer, std::int64_t last_
   return false;
 }
 
+bool accept_leave(Method& method, const net::Message& bye, std::int64_t round,
+                  std::int64_t last_round, Traffic& traffic) {
+  Refusal why;
+  if (bye.round < 0 || bye.round > last_round) {
+    why = {"malformed goodbye", "round " + std::to_string(bye.round) + " outside this run's 0.." +
+                                    std::to_string(last_round)};
+  } else {
+    try {
+      method.accept_leave(bye, std::max(bye.round, round));
+      return true;
+    } catch (const ProtocolError& e) {
+      why = {"malformed goodbye", e.what()};
+    }
+  }
+  traffic.add_rejected(bye, why);
+  method.set_peer_down(bye.sender, round);
+  return false;
+}
+
 std::uint64_t Traffic::rejected_from(int sender) const {
   std::uint64_t n = 0;
   if (auto it = rejected.find(sender); it != rejected.end())

@@ -4,6 +4,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <iterator>
 #include <limits>
 #include <type_traits>
 
@@ -125,8 +126,42 @@ void Method::set_peer_down(int peer, std::int64_t) {
   down_[peer] = 1;
 }
 
-void Method::set_peer_up(int peer, std::int64_t) {
+void Method::set_peer_up(int peer, std::int64_t round) {
   if (peer >= 0 && static_cast<std::size_t>(peer) < down_.size()) down_[peer] = 0;
+  if (peer >= 0) up_since_[peer] = round;
+}
+
+void Method::use_live_mixing(std::vector<int> initial) {
+  initial_degree_ = std::move(initial);
+}
+
+void Method::note_degree(int node, std::int64_t from, int degree) {
+  degrees_[node][from] = degree;
+}
+
+int Method::live_degree() const {
+  return static_cast<int>(live(ctx_.topology->peers(ctx_.self)).size());
+}
+
+double Method::mixing_weight(int to, int from, std::int64_t round) const {
+  if (!live_mixing()) return ctx_.topology->weight(to, from, round);
+  const int other = to == ctx_.self ? from : to;
+  if (auto it = up_since_.find(other); it != up_since_.end() && it->second >= round) return 0.0;
+  auto degree = [&](int node) {
+    if (auto it = degrees_.find(node); it != degrees_.end()) {
+      auto at = it->second.upper_bound(round);
+      if (at != it->second.begin()) return std::prev(at)->second;
+    }
+    return initial_degree_.at(static_cast<std::size_t>(node));
+  };
+  return 1.0 / (1.0 + std::max(degree(to), degree(from)));
+}
+
+float Method::kept_mixing_weight(std::int64_t round,
+                                 const std::vector<net::Message>& received) const {
+  double handed_in = 0;
+  for (const auto& m : received) handed_in += mixing_weight(m.sender, ctx_.self, round);
+  return static_cast<float>(1.0 - handed_in);
 }
 
 bool Method::peer_is_down(int peer) const {
@@ -136,6 +171,25 @@ bool Method::peer_is_down(int peer) const {
 std::vector<int> Method::live(std::vector<int> peers) const {
   std::erase_if(peers, [this](int j) { return peer_is_down(j); });
   return peers;
+}
+
+std::vector<Outgoing> Method::leave(std::int64_t round) {
+  net::Message m;
+  m.kind = net::MessageKind::kBye;
+  m.round = round;
+  std::vector<Outgoing> out;
+  for (int j : live(ctx_.topology->peers(ctx_.self))) out.push_back({j, m});
+  return out;
+}
+
+void Method::accept_leave(const net::Message& bye, std::int64_t round) {
+  if (!bye.payload.empty() || !bye.scalars.empty())
+    throw ProtocolError("node " + std::to_string(ctx_.self) + ": the goodbye of peer " +
+                        std::to_string(bye.sender) + " carries " +
+                        std::to_string(bye.payload.size()) + " bytes and " +
+                        std::to_string(bye.scalars.size()) + " scalars; method " + name() +
+                        " hands over nothing (do all nodes use the same config?)");
+  set_peer_down(bye.sender, round);
 }
 
 net::Message Method::rejoin_request(int, bool from_checkpoint) {

@@ -261,6 +261,71 @@ class Sgp : public Method {
     return out;
   }
 
+  // Graceful leave: x and p split equally among the live out-neighbours (nothing stays), and
+  // per edge the running sums that settle what is still on the way: sigma towards the
+  // neighbour (what it has not applied yet is added there) and rho from it (what it pushed
+  // here and this node never applied goes back to it). Payload: the share of x (fp32), then
+  // sigma and rho (fp64) where the edges exist; scalars: weight, sigma's and rho's weight (-1:
+  // no such edge).
+  std::vector<Outgoing> leave(std::int64_t round) override {
+    const auto outs = live(ctx_.topology->out_peers(ctx_.self));
+    std::vector<Outgoing> out;
+    const float f =
+        outs.empty() ? 0.0f : static_cast<float>(1.0 / static_cast<double>(outs.size()));
+    const auto share = scratch(1, x_.size());
+    for (std::size_t i = 0; i < outs.size(); ++i) {
+      const int j = outs[i];
+      const bool last = i + 1 == outs.size();  // takes the rest: x and p go out exactly
+      for (std::size_t k = 0; k < x_.size(); ++k) share[k] = last ? x_[k] : x_[k] * f;
+      for (std::size_t k = 0; k < x_.size(); ++k) x_[k] -= share[k];
+      const double p_share = last ? p_ : p_ * static_cast<double>(f);
+      p_ -= p_share;
+      std::vector<std::uint8_t> bytes;
+      append_bytes(bytes, share.data(), share.size() * sizeof(float));
+      double sigma_w = -1.0, rho_w = -1.0;
+      if (auto it = out_.find(j); robust_ && it != out_.end()) {
+        append_bytes(bytes, it->second.x.data(), it->second.x.size() * sizeof(double));
+        sigma_w = it->second.w;
+      }
+      if (auto it = in_.find(j); robust_ && it != in_.end()) {
+        append_bytes(bytes, it->second.x.data(), it->second.x.size() * sizeof(double));
+        rho_w = it->second.w;
+      }
+      net::Message m;
+      m.kind = net::MessageKind::kBye;
+      m.round = round;
+      m.scalars = {p_share, sigma_w, rho_w};
+      m.payload = net::Payload::take(std::move(bytes));
+      out.push_back({j, std::move(m)});
+    }
+    return out;
+  }
+
+  void accept_leave(const net::Message& bye, std::int64_t round) override {
+    const Bye b = read_bye(bye);
+    for (std::size_t k = 0; k < x_.size(); ++k) x_[k] += b.part[k];
+    p_ += bye.scalars[0];
+    if (b.in != in_.end()) {  // what the leaver pushed here and was not applied yet
+      EdgeSum& rho = b.in->second;
+      for (std::size_t k = 0; k < x_.size(); ++k)
+        x_[k] += static_cast<float>(b.sigma[k] - rho.x[k]);
+      p_ += bye.scalars[1] - rho.w;
+      rho.x = b.sigma;
+      rho.w = bye.scalars[1];
+      rho.round = std::numeric_limits<std::int64_t>::max();  // anything later is in already
+    }
+    if (b.out != out_.end()) {  // what this node pushed and the leaver never applied comes back
+      EdgeSum& sigma = b.out->second;
+      for (std::size_t k = 0; k < x_.size(); ++k)
+        x_[k] += static_cast<float>(sigma.x[k] - b.rho[k]);
+      p_ += sigma.w - bye.scalars[2];
+      sigma.x = b.rho;
+      sigma.w = bye.scalars[2];
+    }
+    set_peer_down(bye.sender, round);
+    debias();
+  }
+
   // Rejoin. Without a checkpoint the restarted peer starts from nothing: the offer hands
   // over half of the neighbour's (x, p), and both ends restart the sums of their shared edges
   // (the peer's old mass is lost). From a checkpoint the peer rebuilds the state it had when
@@ -399,21 +464,14 @@ class Sgp : public Method {
     const std::size_t want = (o.has_model ? d * sizeof(float) : 0) +
                              (o.in != in_.end() ? d * sizeof(double) : 0) +
                              (o.out != out_.end() ? d * sizeof(double) : 0);
-    // Weights and sums are bounded as check() bounds gossip: a share a round at most.
-    const double n = ctx_.topology->size();
-    const double bound = n * (static_cast<double>(std::max<std::int64_t>(offer.round, 0)) + 2);
+    const double bound = sums_bound(offer.round);
     bool ok = offer.scalars.size() == 4 && offer.payload.size() == want;
     for (double v : offer.scalars) ok = ok && std::isfinite(v) && v >= 0 && v <= bound;
     if (!ok)
       throw ProtocolError("sgp rejoin: node " + std::to_string(ctx_.self) +
                           " got a malformed offer from peer " + std::to_string(offer.sender) +
                           "; do all nodes use the same config (method.robust)?");
-    const std::uint8_t* at = offer.payload.data();
-    auto take = [&at, d](auto& v) {
-      v.resize(d);
-      std::memcpy(v.data(), at, d * sizeof(v[0]));
-      at += d * sizeof(v[0]);
-    };
+    PartReader take{offer.payload.data(), d};
     if (o.has_model) take(o.part);
     if (o.in != in_.end()) take(o.sigma);
     if (o.out != out_.end()) take(o.applied);
@@ -421,6 +479,60 @@ class Sgp : public Method {
     refuse_offer_values(check_values(o.sigma, ctx_.max_abs_value * bound), offer);
     refuse_offer_values(check_values(o.applied, ctx_.max_abs_value * bound), offer);
     return o;
+  }
+
+  // Weights and sums are bounded as check() bounds gossip: a share a round at most.
+  double sums_bound(std::int64_t round) const {
+    return ctx_.topology->size() * (static_cast<double>(std::max<std::int64_t>(round, 0)) + 2);
+  }
+  // Copies parts of `d` values out of a payload whose size was checked (no unaligned reads).
+  struct PartReader {
+    const std::uint8_t* at;
+    std::size_t d;
+    template <typename T>
+    void operator()(std::vector<T>& v) {
+      v.resize(d);
+      std::memcpy(v.data(), at, d * sizeof(T));
+      at += d * sizeof(T);
+    }
+  };
+
+  // A goodbye's parts, checked and copied out of the payload (bytes from a peer are hostile).
+  struct Bye {
+    std::vector<float> part;
+    std::vector<double> sigma, rho;
+    std::map<int, EdgeSum>::iterator in, out;
+  };
+  Bye read_bye(const net::Message& bye) {
+    const std::size_t d = x_.size();
+    Bye b;
+    b.in = robust_ ? in_.find(bye.sender) : in_.end();
+    b.out = robust_ ? out_.find(bye.sender) : out_.end();
+    const std::size_t want = d * sizeof(float) + (b.in != in_.end() ? d * sizeof(double) : 0) +
+                             (b.out != out_.end() ? d * sizeof(double) : 0);
+    const double bound = sums_bound(bye.round);
+    bool ok = bye.scalars.size() == 3 && bye.payload.size() == want;
+    for (std::size_t i = 0; ok && i < 3; ++i) {
+      const bool edge = i == 0 || (i == 1 ? b.in != in_.end() : b.out != out_.end());
+      const double v = bye.scalars[i];
+      ok = std::isfinite(v) && (edge ? v >= 0 && v <= bound : v == -1.0);
+    }
+    if (!ok)
+      throw ProtocolError("sgp: node " + std::to_string(ctx_.self) +
+                          " got a malformed goodbye from peer " + std::to_string(bye.sender) +
+                          "; do all nodes use the same config (method.robust, model)?");
+    PartReader take{bye.payload.data(), d};
+    take(b.part);
+    if (b.in != in_.end()) take(b.sigma);
+    if (b.out != out_.end()) take(b.rho);
+    for (const Refusal& r :
+         {check_values(b.part), check_values(b.sigma, ctx_.max_abs_value * bound),
+          check_values(b.rho, ctx_.max_abs_value * bound)})
+      if (r)
+        throw ProtocolError("sgp: node " + std::to_string(ctx_.self) +
+                            " refuses the goodbye of peer " + std::to_string(bye.sender) + ": " +
+                            r.reason + " (" + r.detail + ")");
+    return b;
   }
 
   std::vector<Outgoing> produce_running_sums(std::int64_t round, const std::vector<int>& outs,

@@ -26,6 +26,9 @@ constexpr Named kNames[] = {
     {MessageKind::kRejoinConfirm, "rejoin-confirm"},
     {MessageKind::kNoAverage, "no-average"},
     {MessageKind::kAverageResume, "average-resume"},
+    {MessageKind::kLeave, "leave"},
+    {MessageKind::kBye, "bye"},
+    {MessageKind::kDegree, "degree"},
     {MessageKind::kEvalAverage, "eval-average"},
     {MessageKind::kStopBarrier, "stop-barrier"},
 };

@@ -95,7 +95,7 @@ AsyncSim::AsyncSim(const config::Config& cfg, const RunOptions& options)
       options_(options),
       topology_(topology_of(cfg)),
       n_(topology_.size()),
-      faults_(FaultOptions::parse(cfg, n_)),
+      faults_(FaultOptions::parse(cfg, topology_)),
       run_dir_(cfg.run_dir()),
       links_(link_model(cfg, topology_)),
       rounds_(cfg.get<std::int64_t>("rounds")),

@@ -166,6 +166,10 @@ milliseconds final_patience(const FaultOptions& f, std::chrono::steady_clock::ti
 }
 
 void check_async_faults(const config::Config& cfg, const FaultOptions& f) {
+  if (f.membership_changes())
+    throw ConfigError(cfg.origin() + ": method " + cfg.get<std::string>("method.name") +
+                      " is asynchronous: membership changes (standby nodes, faults.join, "
+                      "faults.leave, faults.pause) need a synchronous method");
   if (f.kill_node || f.bad_node || f.byzantine)
     throw ConfigError(cfg.origin() + ": method " + cfg.get<std::string>("method.name") +
                       " supports faults.slow_nodes only (not kill_node, bad_node or byzantine)");
@@ -191,7 +195,7 @@ RunResult run_async_node(const config::Config& cfg, int id, const RunOptions& op
     throw ConfigError("node id " + std::to_string(id) + " is not in topology '" + topology.name() +
                       "'");
   if (options.rejoin) throw ConfigError("--rejoin is not supported by asynchronous methods");
-  const FaultOptions faults = FaultOptions::parse(cfg, topology.size());
+  const FaultOptions faults = FaultOptions::parse(cfg, topology);
   check_async_faults(cfg, faults);
   const std::string run_dir = cfg.run_dir();
   std::filesystem::create_directories(run_dir);

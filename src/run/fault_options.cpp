@@ -104,12 +104,95 @@ void parse_injection(const config::Config& cfg, int nodes, FaultOptions& f) {
                       " is both faults.bad_node and Byzantine; pick one role per node");
 }
 
+// faults.join / leave / pause: a list of {"node": id, "round": r} (pause: and "seconds").
+std::vector<MembershipEvent> parse_events(const config::Config& cfg, const std::string& key,
+                                          int nodes, std::int64_t rounds, bool pause) {
+  std::vector<MembershipEvent> out;
+  const auto& list = cfg.at(key);
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const auto& e = list[i];
+    const std::string where = cfg.origin() + ": " + key + "[" + std::to_string(i) + "]";
+    const bool shaped = e.is_object() && e.contains("node") && e["node"].is_number_integer() &&
+                        e.contains("round") && e["round"].is_number_integer() &&
+                        (!pause || (e.contains("seconds") && e["seconds"].is_number())) &&
+                        e.size() == (pause ? 3u : 2u);
+    if (!shaped)
+      throw ConfigError(where + " must be {\"node\": id, \"round\": r" +
+                        (pause ? std::string(", \"seconds\": s}") : std::string("}")) + ", got " +
+                        e.dump());
+    MembershipEvent ev{e["node"].get<int>(), e["round"].get<std::int64_t>(),
+                       pause ? e["seconds"].get<double>() : 0.0};
+    if (ev.node < 0 || ev.node >= nodes)
+      throw ConfigError(where + ": node " + std::to_string(ev.node) +
+                        " is not a node of the topology (ids 0.." + std::to_string(nodes - 1) +
+                        ")");
+    if (ev.round < 1 || ev.round >= rounds)
+      throw ConfigError(where + ": round " + std::to_string(ev.round) + " must be in 1.." +
+                        std::to_string(rounds - 1) + " (a boundary inside the run)");
+    if (pause && !(ev.seconds > 0 && ev.seconds <= 1e7))
+      throw ConfigError(where + ": seconds must be > 0 (and at most 1e7)");
+    for (const auto& o : out)
+      if (o.node == ev.node)
+        throw ConfigError(where + ": node " + std::to_string(ev.node) + " is listed twice in " +
+                          key + "; one event per node");
+    out.push_back(ev);
+  }
+  return out;
+}
+
+// Joins name standby nodes; a node leaves after it is in and pauses while it is in.
+void check_membership(const config::Config& cfg, const Topology& t, FaultOptions& f) {
+  const std::string o = cfg.origin() + ": ";
+  for (int i = 0; i < t.size(); ++i)
+    if (t.standby(i)) f.standby.push_back(i);
+  if (static_cast<int>(f.standby.size()) == t.size())
+    throw ConfigError(o + "every node of topology '" + t.name() +
+                      "' is standby; at least one must run from the start");
+  for (const auto& j : f.joins)
+    if (!t.standby(j.node))
+      throw ConfigError(o + "faults.join names node " + std::to_string(j.node) +
+                        ", which is not standby in topology '" + t.name() +
+                        "'; mark it \"standby\": true in the topology file");
+  auto joined = [&](int node) -> std::int64_t {
+    if (!t.standby(node)) return 0;
+    for (const auto& j : f.joins)
+      if (j.node == node) return j.round;
+    return -1;
+  };
+  for (const auto* list : {&f.leaves, &f.pauses})
+    for (const auto& e : *list) {
+      const auto in = joined(e.node);
+      if (in < 0 || e.round <= in)
+        throw ConfigError(o + "node " + std::to_string(e.node) + " " +
+                          (list == &f.leaves ? "leaves" : "pauses") + " at round " +
+                          std::to_string(e.round) +
+                          " before it has joined the run (faults.join, standby)");
+    }
+  for (const auto& l : f.leaves)
+    for (const auto& p : f.pauses)
+      if (p.node == l.node && p.round >= l.round)
+        throw ConfigError(o + "node " + std::to_string(p.node) +
+                          " pauses after it left (faults.pause, faults.leave)");
+  f.max_lag_rounds = cfg.get<std::int64_t>("faults.max_lag_rounds");
+  if (f.max_lag_rounds < 0) throw ConfigError(o + "faults.max_lag_rounds must be >= 0");
+  if (f.membership_changes() && !f.keep_going)
+    throw ConfigError(o +
+                      "membership changes (standby nodes, faults.join, faults.leave, "
+                      "faults.pause) need on_peer_failure continue");
+}
+
 }  // namespace
 
-FaultOptions FaultOptions::parse(const config::Config& cfg, int nodes) {
+FaultOptions FaultOptions::parse(const config::Config& cfg, const Topology& topology) {
   FaultOptions f;
+  const int nodes = topology.size();
   parse_deadline(cfg, f);
   parse_injection(cfg, nodes, f);
+  const auto rounds = cfg.get<std::int64_t>("rounds");
+  f.joins = parse_events(cfg, "faults.join", nodes, rounds, false);
+  f.leaves = parse_events(cfg, "faults.leave", nodes, rounds, false);
+  f.pauses = parse_events(cfg, "faults.pause", nodes, rounds, true);
+  check_membership(cfg, topology, f);
   return f;
 }
 
@@ -119,6 +202,13 @@ std::vector<int> FaultOptions::kill_set() const {
   for (int id : kill_also)
     if (std::find(k.begin(), k.end(), id) == k.end()) k.push_back(id);
   return k;
+}
+
+const MembershipEvent* FaultOptions::event_at(const std::vector<MembershipEvent>& events, int node,
+                                              std::int64_t round) {
+  for (const auto& e : events)
+    if (e.node == node && e.round == round) return &e;
+  return nullptr;
 }
 
 double FaultOptions::slowdown_of(int id) const {

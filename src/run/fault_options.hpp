@@ -11,8 +11,19 @@
 #include "rumor/config/config.hpp"
 #include "rumor/gossip/driver.hpp"
 #include "rumor/run/byzantine.hpp"
+#include "rumor/topology/topology.hpp"
 
 namespace rumor::run {
+
+// A scripted membership change (faults.join, faults.leave, faults.pause): it happens at the
+// boundary before round `round`. join: the node's first round; leave: the node runs the
+// rounds before it, then hands its state on and says goodbye; pause: the node is out from
+// that round for `seconds` (in-process: simulated seconds), then comes back.
+struct MembershipEvent {
+  int node = 0;
+  std::int64_t round = 0;
+  double seconds = 0;  // pause only
+};
 
 struct FaultOptions {
   bool keep_going = false;  // on_peer_failure: continue (else stop)
@@ -37,10 +48,23 @@ struct FaultOptions {
   BadSender::Corruption bad_payload = BadSender::Corruption::kNan;
   std::int64_t bad_first = 0, bad_last = -1;
   std::optional<ByzantineOptions> byzantine;  // faults.byzantine: attackers (experiments)
+  // Elastic membership: scripted joins (standby nodes), graceful leaves and pauses, by round.
+  std::vector<MembershipEvent> joins, leaves, pauses;
+  // A peer back from a pause more rounds behind than this takes its neighbours' model.
+  std::int64_t max_lag_rounds = 10;
+  std::vector<int> standby;  // the topology's standby nodes
 
-  // Throws ConfigError naming the config, the key and what to change. `nodes`: the
-  // topology's size; `method`: method.name (allreduce cannot go on without a node).
-  static FaultOptions parse(const config::Config& cfg, int nodes);
+  bool membership_changes() const {
+    return !joins.empty() || !leaves.empty() || !pauses.empty() || !standby.empty();
+  }
+  // The scripted event of `node` at the boundary before `round` in `events`, if any.
+  static const MembershipEvent* event_at(const std::vector<MembershipEvent>& events, int node,
+                                         std::int64_t round);
+
+  // Throws ConfigError naming the config, the key and what to change. Node ids are checked
+  // against the topology (joins name its standby nodes); method.name: allreduce cannot go on
+  // without a node.
+  static FaultOptions parse(const config::Config& cfg, const Topology& topology);
 
   gossip::RoundDeadline deadline() const {
     return gossip::RoundDeadline(round_timeout, adaptive_deadline, deadline_factor, deadline_min);

@@ -14,7 +14,8 @@
 // on_peer_failure continue its neighbours mark it down and the survivors go on (exact
 // averages for evaluation are then taken over the live peers directly). With
 // faults.restart_round it rejoins after that round, taking a live neighbour's model
-// through the method's rejoin hand-over.
+// through the method's rejoin hand-over. Membership changes (standby nodes, faults.join,
+// faults.leave, faults.pause) happen at round boundaries (membership.hpp).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -26,6 +27,7 @@
 #include "async_run.hpp"
 #include "fault_options.hpp"
 #include "link_model.hpp"
+#include "membership.hpp"
 #include "progress.hpp"
 #include "round.hpp"
 #include "rumor/common/error.hpp"
@@ -112,38 +114,6 @@ std::vector<float> live_average(const std::vector<std::unique_ptr<Peer>>& peers,
   return out;
 }
 
-// A restarted peer without a checkpoint rejoins through its live neighbours' offers.
-void rejoin(std::vector<std::unique_ptr<Peer>>& peers, const std::vector<char>& alive,
-            const Topology& topology, int k, std::int64_t round, net::Transport& transport) {
-  Peer& me = *peers[k];
-  me.sim_clock().inbox.clear();
-  while (transport.take(net::MessageFilter{}, std::chrono::milliseconds(0))) {
-    // what reached the dead node is gone with it
-  }
-  int offers = 0;
-  for (int j : topology.peers(k)) {
-    if (!alive[j]) continue;
-    Peer& nb = *peers[j];
-    auto request = me.method().rejoin_request(j, false);
-    request.sender = k;
-    me.traffic().add_sent(request);
-    nb.traffic().add_recv(request);
-    auto offer = nb.method().rejoin_offer(request, round);
-    offer.sender = j;
-    nb.traffic().add_sent(offer);
-    me.traffic().add_recv(offer);
-    me.method().rejoin_accept(offer);
-    // The restarted node starts when its neighbours are (in simulated time).
-    me.sim_clock().now_s = std::max(me.sim_clock().now_s, nb.sim_clock().now_s);
-    ++offers;
-  }
-  if (offers == 0)
-    throw Error("node " + std::to_string(k) + " cannot rejoin after round " +
-                std::to_string(round) + ": none of its neighbours is alive");
-  me.log("rejoined after round " + std::to_string(round) + " with " + std::to_string(offers) +
-         " neighbour offer(s)");
-}
-
 // Lost or late messages, after the last round (its metrics are written): what is in flight
 // is delivered, so push-sum can be checked for conservation of mass without touching the
 // results. Methods that absorb late messages get one schedule period of exchanges without
@@ -171,13 +141,14 @@ class InProcRun {
         options_(options),
         topology_(topology_of(cfg)),
         n_(topology_.size()),
-        faults_(FaultOptions::parse(cfg, n_)),
+        faults_(FaultOptions::parse(cfg, topology_)),
         run_dir_(cfg.run_dir()),
         links_(link_model(cfg, topology_)),  // checked before the slow part
         network_(links_),
         pool_(options.threads > 0 ? static_cast<std::size_t>(options.threads) : 0),
         alive_(n_, 1),
-        progress_(cfg.get<std::int64_t>("rounds"), options.progress) {
+        progress_(cfg.get<std::int64_t>("rounds"), options.progress),
+        membership_(faults_, topology_, cfg.get<std::int64_t>("rounds")) {
     if (options.resume) resume_round_ = resume_point(run_dir_, n_);
     if (options.write_files && !options.resume) {
       std::filesystem::create_directories(run_dir_);
@@ -189,10 +160,23 @@ class InProcRun {
           "network.round_timeout_s simulated seconds for a message");
     train::set_compute_threads(1);  // peers share the cores: one compute thread each
     start_peers();
+    if (membership_.active()) {
+      if (options.resume)
+        throw ConfigError(cfg.origin() +
+                          ": resuming a run with membership changes (standby nodes, "
+                          "faults.join, faults.leave, faults.pause) is not supported");
+      InProcPeers p = members();
+      membership_.start(p);
+    }
   }
 
   std::int64_t first_round() const { return resume_round_ + 1; }
-  void boundary(std::int64_t) {}
+  std::int64_t boundary(std::int64_t r) {
+    if (!membership_.active()) return r;
+    InProcPeers p = members();
+    membership_.boundary(r, p);
+    return r;
+  }
   void local(std::int64_t r) {
     pool_.parallel_for(n_, [&](std::size_t i) {
       if (alive_[i]) peers_[i]->local(r);
@@ -221,6 +205,7 @@ class InProcRun {
     return io;
   }
   void write_in_flight();
+  InProcPeers members() { return {peers_, alive_, transports_}; }
 
   const config::Config& cfg_;
   const RunOptions& options_;
@@ -236,6 +221,7 @@ class InProcRun {
   std::vector<std::unique_ptr<Peer>> peers_;
   std::vector<char> alive_;
   Progress progress_;
+  Membership membership_;
   double last_acc_ = -1;
 };
 
@@ -305,7 +291,7 @@ void InProcRun::record(std::int64_t r) {
     if (alive_[i]) peers_[i]->finish_round(r);
   });
   nlohmann::json mean = {{"round", r}};
-  double loss = 0, acc = 0, bytes = 0, sim = 0;
+  double loss = 0, acc = 0, bytes = 0, sim = 0, weight = 0;
   int accs = 0, live = 0;
   for (int i = 0; i < n_; ++i) {
     if (!alive_[i]) continue;
@@ -314,6 +300,7 @@ void InProcRun::record(std::int64_t r) {
     loss += l.value("loss", 0.0);
     bytes += l.value("bytes_sent", 0.0);
     sim = std::max(sim, l.value("sim_time_s", 0.0));
+    weight += peers_[i]->method().weight();
     if (l.contains("test_acc")) {
       acc += l["test_acc"].get<double>();
       ++accs;
@@ -322,6 +309,8 @@ void InProcRun::record(std::int64_t r) {
   mean["loss"] = loss / live;
   mean["mb_sent"] = bytes / 1e6;
   mean["sim_time_s"] = sim;
+  mean["live"] = live;
+  if (!std::isnan(weight)) mean["ps_weight_sum"] = weight;  // over the live peers
   if (accs) {
     last_acc_ = acc / accs;
     mean["test_acc"] = last_acc_;
@@ -351,9 +340,10 @@ bool InProcRun::after(std::int64_t r) {
     }
   }
   if (f.kill_node && f.restart_round && r == *f.restart_round) {
-    for (int k : f.kill_set()) {
+    for (int k : f.kill_set()) {  // one at a time: a later one takes an earlier one's offer
       alive_[k] = 1;
-      rejoin(peers_, alive_, topology_, k, r + 1, *transports_[k]);
+      InProcPeers p = members();
+      rejoin_inprocess(p, topology_, k, r + 1, false);
       log::info("node ", k, " rejoined after round ", r + 1);
     }
   }
@@ -396,6 +386,9 @@ RunResult InProcRun::finish(std::int64_t end, double seconds) {
       break;
     }
   }
+  if (options_.write_files && membership_.active())
+    std::ofstream(std::filesystem::path(run_dir_) / "membership.json")
+        << membership_.record(end).dump(2) << "\n";
   for (auto& t : transports_) t->stop();
   RunResult result;
   result.run_dir = run_dir_;

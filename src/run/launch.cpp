@@ -340,6 +340,80 @@ void show_progress(Progress& progress, const std::string& run_dir, const std::ve
   if (seen > 0) progress.update(done, loss / seen, last_acc, mb);
 }
 
+// The newest round any counted node has finished (from its metrics file); -1 before any.
+std::int64_t newest_round(const std::string& run_dir, const PeerSet& p) {
+  std::int64_t newest = -1;
+  for (std::size_t i = 0; i < p.pids.size(); ++i) {
+    if (!p.alive[i]) continue;
+    const std::string line = last_line(node_file(run_dir, static_cast<int>(i), ".jsonl"));
+    try {
+      if (!line.empty())
+        newest = std::max(newest, nlohmann::json::parse(line).value("round", std::int64_t{-1}));
+    } catch (const nlohmann::json::exception&) {
+      // a line being written right now: the next poll reads it
+    }
+  }
+  return newest;
+}
+
+// Scripted joins (faults.join): a standby peer is started a few rounds before its round; its
+// neighbours hold there for its request (at most network.connect_timeout_s).
+void start_joiners(PeerSet& p, const PeerCommand& c, const FaultOptions& f,
+                   std::vector<bool>& started, const FailurePolicy& policy) {
+  if (f.joins.empty() || p.running == 0) return;
+  const std::int64_t newest = newest_round(c.run_dir, p);
+  for (std::size_t k = 0; k < f.joins.size(); ++k) {
+    const auto& e = f.joins[k];
+    if (started[k] || newest + 3 < e.round) continue;
+    started[k] = true;
+    p.start(c, e.node, false);
+    ++p.running;
+    if (policy.progress) std::cerr << "\n";
+    std::cerr << "launch: started standby peer " << e.node << " (pid " << p.pids[e.node]
+              << "); it joins before round " << e.round + 1 << "\n";
+  }
+}
+
+// Scripted pauses (faults.pause) of peer processes: SIGSTOP once the peer has logged the
+// round before its pause round, SIGCONT `seconds` later. What its neighbours do meanwhile is
+// theirs to decide (they wait up to the round deadline, then go on without it).
+struct Pauses {
+  explicit Pauses(std::size_t n) : stopped(n), done(n, false) {}
+  std::vector<std::optional<Clock::time_point>> stopped;
+  std::vector<bool> done;
+};
+
+void pause_due(PeerSet& p, const PeerCommand& c, const FaultOptions& f, Pauses& state,
+               const FailurePolicy& policy) {
+  for (std::size_t k = 0; k < f.pauses.size(); ++k) {
+    const auto& e = f.pauses[k];
+    if (state.done[k] || !p.alive[e.node]) continue;
+    if (auto& at = state.stopped[k]; at) {
+      if (Clock::now() <
+          *at + std::chrono::milliseconds(static_cast<std::int64_t>(e.seconds * 1000)))
+        continue;
+      ::kill(p.pids[e.node], SIGCONT);
+      state.done[k] = true;
+      if (policy.progress) std::cerr << "\n";
+      std::cerr << "launch: resumed peer " << e.node << " after " << e.seconds << " s\n";
+      continue;
+    }
+    const std::string line = last_line(node_file(c.run_dir, e.node, ".jsonl"));
+    try {
+      if (line.empty() ||
+          nlohmann::json::parse(line).value("round", std::int64_t{-1}) + 1 < e.round)
+        continue;
+    } catch (const nlohmann::json::exception&) {
+      continue;  // a line being written right now
+    }
+    ::kill(p.pids[e.node], SIGSTOP);
+    state.stopped[k] = Clock::now();
+    if (policy.progress) std::cerr << "\n";
+    std::cerr << "launch: paused peer " << e.node << " (SIGSTOP) before round " << e.round + 1
+              << " for " << e.seconds << " s\n";
+  }
+}
+
 // Ctrl-C: stop every peer and summarize what was written.
 int finish_interrupted(const PeerSet& p, const std::string& run_dir) {
   stop_children(p.pids, p.alive);
@@ -407,7 +481,7 @@ int launch(const LaunchOptions& o) {
   }
   const int n = topology.size();
   // Checked here as every peer will check it, so a bad config fails once, before any spawn.
-  const FaultOptions faults = FaultOptions::parse(cfg, n);
+  const FaultOptions faults = FaultOptions::parse(cfg, topology);
   cmd.run_dir = cfg.run_dir();
   fs::create_directories(cmd.run_dir);
   if (cmd.resume && gossip::method_info(cfg.get<std::string>("method.name")).asynchronous) {
@@ -430,8 +504,13 @@ int launch(const LaunchOptions& o) {
             << cmd.run_dir << "\n";
   InterruptFlag interrupt;
   PeerSet peers(n);
-  for (int i = 0; i < n; ++i) peers.start(cmd, i, false);
-  peers.running = n;
+  for (int i = 0; i < n; ++i) {
+    if (topology.standby(i)) continue;  // started when it joins (faults.join), or by hand
+    peers.start(cmd, i, false);
+    ++peers.running;
+  }
+  std::vector<bool> joined(faults.joins.size(), false);
+  Pauses paused(faults.pauses.size());
 
   const std::int64_t rounds = cfg.get<std::int64_t>("rounds");
   Progress progress(rounds, o.progress);
@@ -440,8 +519,12 @@ int launch(const LaunchOptions& o) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     reap_exited(peers, policy);
     restart_due(peers, cmd, policy);
+    start_joiners(peers, cmd, faults, joined, policy);
+    pause_due(peers, cmd, faults, paused, policy);
     if (g_interrupted || (peers.failed >= 0 && !policy.keep_going)) break;
-    show_progress(progress, cmd.run_dir, peers.lost, rounds, last_acc);
+    std::vector<bool> skip = peers.lost;  // and standby peers not started yet
+    for (int i = 0; i < n; ++i) skip[i] = skip[i] || peers.pids[i] < 0;
+    show_progress(progress, cmd.run_dir, skip, rounds, last_acc);
   }
   progress.finish();
   interrupt.restore();

@@ -98,7 +98,7 @@ MemoryPlan plan_inprocess_memory(const config::Config& cfg) {
   plan.shared = heap_growth(before);
   data::Partition partition;
   if (dataset) partition = partition_of(cfg, *dataset, plan.peers);
-  const auto faults = FaultOptions::parse(cfg, plan.peers);
+  const auto faults = FaultOptions::parse(cfg, topology);
   net::InProcNetwork network;
   // Peer 0 pays one-time costs (libraries' first use); peer 1 (or 0 alone) is measured.
   const int measured = plan.peers > 1 ? 1 : 0;

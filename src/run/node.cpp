@@ -21,22 +21,36 @@
 // all-node barrier.
 // A restarted peer, and a live one whose link came back, return through the rejoin
 // hand-over (rejoin.hpp).
+//
+// Elastic membership (on_peer_failure continue): a standby node of the topology is not waited
+// for at the start; started later it joins through the same hand-over (its neighbours hold
+// at the round faults.join names for it). SIGTERM or faults.leave makes a node leave
+// gracefully (leave.hpp). With standby nodes exact averages are off from the start.
 #include <signal.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
+#include <thread>
 
 #include "async_run.hpp"
 #include "average_resume.hpp"
+#include "degree_notices.hpp"
 #include "demand_links.hpp"
 #include "down_notices.hpp"
 #include "fault_options.hpp"
+#include "leave.hpp"
 #include "node_files.hpp"
 #include "rejoin.hpp"
 #include "round.hpp"
@@ -75,6 +89,12 @@ namespace {
 using net::MessageKind;
 using std::chrono::milliseconds;
 
+// SIGTERM under on_peer_failure continue: leave the run gracefully at the next boundary.
+std::atomic<bool> g_leave_requested{false};
+extern "C" void on_sigterm(int) {
+  g_leave_requested = true;
+}
+
 net::MessageFilter no_average_filter() {
   net::MessageFilter f;
   f.kind = MessageKind::kNoAverage;
@@ -98,7 +118,7 @@ struct NodeSetup {
     if (id < 0 || id >= topology.size())
       throw ConfigError("node id " + std::to_string(id) + " is not in topology '" +
                         topology.name() + "' (ids 0.." + std::to_string(topology.size() - 1) + ")");
-    faults = FaultOptions::parse(cfg, topology.size());
+    faults = FaultOptions::parse(cfg, topology);
     if (options.rejoin && !faults.keep_going)
       throw ConfigError(cfg.origin() +
                         ": --rejoin needs on_peer_failure continue (with stop, the "
@@ -126,7 +146,9 @@ class TcpNode {
         resume_(t, {s.id, s.topology.size(), s.cfg.get<std::int64_t>("eval.every"),
                     s.cfg.get<std::int64_t>("rounds"),
                     std::min<milliseconds>(4 * s.faults.round_timeout, std::chrono::seconds(5))}),
-        exact_average_(!s.options.rejoin),
+        leave_(peer_, t, s.faults.round_timeout),
+        degrees_(peer_, t),
+        exact_average_(!s.options.rejoin && s.faults.standby.empty()),
         tolerant_(s.faults.keep_going || s.faults.adaptive_deadline) {
     const auto& f = s.faults;
     // A scheduled restart (launch with faults.restart_after_s and restart_round): the
@@ -138,28 +160,43 @@ class TcpNode {
         hold_for_ = k;  // the first killed neighbour (its request; the others are settled later)
         hold_round_ = *f.restart_round;
       }
+    // Standby neighbours are out of the mixing until they join.
+    for (int j : nb)
+      if (s.topology.standby(j)) peer_.method().set_peer_down(j, 0);
+    if (const auto* e = first_event(f.leaves, s.id)) leave_.request(e->round);
+    if (f.membership_changes()) peer_.method().use_live_mixing(initial_live_degrees(s.topology));
   }
 
   std::int64_t first_round() {
-    if (!s_.options.rejoin) return s_.resume_round + 1;
-    return rejoin_.rejoin(s_.own_checkpoint >= 0);
+    if (!s_.options.rejoin && !s_.topology.standby(s_.id)) return s_.resume_round + 1;
+    const std::int64_t start = rejoin_.rejoin(s_.own_checkpoint >= 0);
+    // Both ends of each link it came back on agree that the link is up from `start`.
+    for (int j : s_.topology.peers(s_.id))
+      if (!peer_.method().peer_is_down(j)) peer_.method().set_peer_up(j, start);
+    return start;
   }
 
-  void boundary(std::int64_t r) {
+  std::int64_t boundary(std::int64_t r) {
+    const auto last_start = round_start_;
     round_start_ = std::chrono::steady_clock::now();
     if (demand_) demand_->open(r);
     t_.set_round(r);  // gossip for rounds far past this one is refused unread
-    if (!s_.faults.keep_going) return;
-    std::optional<std::pair<int, milliseconds>> hold;
-    if (hold_for_ >= 0 && r == hold_round_ + 1 && peer_.method().peer_is_down(hold_for_))
-      hold = std::make_pair(hold_for_, s_.faults.connect_timeout);
-    for (int j : rejoin_.serve(r, hold)) down_.forget(j);
+    if (!s_.faults.keep_going) return r;
+    const double gap = std::chrono::duration<double>(round_start_ - last_start).count();
+    if (typical_round_s_ > 0 &&
+        gap > static_cast<double>(s_.faults.max_lag_rounds + 1) * typical_round_s_)
+      lagged_ = true;  // paused, or stalled, for more than faults.max_lag_rounds rounds
+    if (g_leave_requested && r + 1 < peer_.rounds()) leave_.request(r + 1);
+    serve_rejoins(r);
     for (int j : s_.topology.peers(s_.id))
       if (rejoin_.pending(j)) down_.forget(j);
     down_.boundary(r);
+    if (!leave_.boundary(r).empty()) no_average(r);
     if (exact_average_ && t_.take(no_average_filter(), milliseconds(0))) no_average(r);
     if (!exact_average_ && resume_.boundary(r)) exact_average_ = true;  // every node is back
     watch_links(r);
+    if (peer_.method().live_mixing()) degrees_.boundary(r);
+    return r;
   }
   // A peer cut off from all its neighbours, let back in from a later round, continues there.
   std::optional<std::int64_t> skip_to() { return rejoin_.take_jump(); }
@@ -170,8 +207,13 @@ class TcpNode {
   void record(std::int64_t r) {
     for (int j : peer_.finish_round(r))
       if (s_.faults.keep_going) refused_out(j, r);
-    deadline_.record(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - round_start_).count());
+    const double took =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - round_start_).count();
+    deadline_.record(took);
+    // A pause is not a typical round: it moves the average by at most 0.4 of one.
+    typical_round_s_ = typical_round_s_ < 0
+                           ? took
+                           : 0.9 * typical_round_s_ + 0.1 * std::min(took, 4 * typical_round_s_);
   }
   void checkpoint(std::int64_t r) {
     if (peer_.checkpoint_due(r)) peer_.save_checkpoint(r);
@@ -181,13 +223,20 @@ class TcpNode {
       log::warn("fault injection: killing this node after round ", r + 1);
       ::raise(SIGKILL);
     }
-    return true;
+    left_ = leave_.leaves_after(r);
+    return !left_;
   }
   void finish(std::int64_t rounds);
   const nlohmann::json& last_metrics() const { return peer_.last_metrics(); }
 
  private:
   void no_average(std::int64_t r);
+  void serve_rejoins(std::int64_t r);
+  static const MembershipEvent* first_event(const std::vector<MembershipEvent>& events, int id) {
+    for (const auto& e : events)
+      if (e.node == id) return &e;
+    return nullptr;
+  }
   void watch_links(std::int64_t r);
   void leave_out(int j, std::int64_t from, const std::string& why);
   void refused_out(int j, std::int64_t r);
@@ -199,10 +248,13 @@ class TcpNode {
   Peer peer_;
   gossip::RoundDeadline deadline_;
   Rejoin rejoin_;
-  DownNotices down_;      // both ends of a link agree on "down"
-  AverageResume resume_;  // exact averages back once every node is
-  bool exact_average_;    // exact averages need every node: off while one is gone
-  bool tolerant_;         // wait with deadlines and go on without what is missing
+  DownNotices down_;       // both ends of a link agree on "down"
+  AverageResume resume_;   // exact averages back once every node is
+  GracefulLeave leave_;    // SIGTERM / faults.leave: the hand-over and goodbye
+  DegreeNotices degrees_;  // live mixing: degrees announced to the neighbours
+  bool left_ = false;      // this node left the run gracefully
+  bool exact_average_;     // exact averages need every node: off while one is gone
+  bool tolerant_;          // wait with deadlines and go on without what is missing
   gossip::LateMessages late_, eval_late_;
   // Data links found down at a round boundary, and since when.
   std::map<int, std::chrono::steady_clock::time_point> link_down_since_;
@@ -212,6 +264,8 @@ class TcpNode {
   int hold_for_ = -1;
   std::int64_t hold_round_ = -1;
   std::chrono::steady_clock::time_point round_start_;
+  double typical_round_s_ = -1;  // a moving average of round times (a pause's length in rounds)
+  bool lagged_ = false;          // a round took over faults.max_lag_rounds typical rounds
 };
 
 void TcpNode::no_average(std::int64_t r) {
@@ -224,6 +278,33 @@ void TcpNode::no_average(std::int64_t r) {
     m.link = net::LinkKind::kControl;
     t_.send(j, std::move(m));
   }
+}
+
+// Rejoin requests are answered at every boundary. A scheduled restart (faults.restart_round)
+// and a scripted join of a standby neighbour (faults.join) are waited for at their round, at
+// most network.connect_timeout_s, so that they come in at a fixed round.
+void TcpNode::serve_rejoins(std::int64_t r) {
+  std::vector<std::pair<int, milliseconds>> holds;
+  if (hold_for_ >= 0 && r == hold_round_ + 1 && peer_.method().peer_is_down(hold_for_))
+    holds.emplace_back(hold_for_, s_.faults.connect_timeout);
+  const auto nb = s_.topology.peers(s_.id);
+  for (const auto& e : s_.faults.joins)
+    if (e.round == r && std::find(nb.begin(), nb.end(), e.node) != nb.end() &&
+        peer_.method().peer_is_down(e.node))
+      holds.emplace_back(e.node, s_.faults.connect_timeout);
+  // Back from a pause longer than faults.max_lag_rounds with every neighbour out: the
+  // readmission takes the neighbours' model (push-sum keeps its own state: its mass).
+  bool all_out = true;
+  for (int j : nb) all_out = all_out && peer_.method().peer_is_down(j);
+  if (!all_out) lagged_ = false;
+  rejoin_.take_models(lagged_ && all_out && std::isnan(peer_.method().weight()));
+  std::vector<int> moved;
+  if (holds.empty()) moved = rejoin_.serve(r);
+  for (const auto& h : holds) {
+    const auto m = rejoin_.serve(r, h);
+    moved.insert(moved.end(), m.begin(), m.end());
+  }
+  for (int j : moved) down_.forget(j);
 }
 
 void TcpNode::leave_out(int j, std::int64_t from, const std::string& why) {
@@ -274,10 +355,11 @@ void TcpNode::exchange(std::int64_t r) {
   gossip::WaitPolicy w;
   w.deadline = deadline_.next();
   w.fail_on_missing = false;
-  w.stop_waiting_for = [this](int j) { return down_.told_by(j); };
+  w.stop_waiting_for = [this, r](int j) { return down_.told_by(j) || leave_.leaving(j, r); };
   for (int j : gossip::run_blocking(peer_.method_io(), r, w, late_)) {
-    if (down_.told_by(j)) continue;  // it left this node out: so will this node, next round
-    if (!link_gone(j)) continue;     // slow, or its connection is being replaced: late
+    if (down_.told_by(j)) continue;      // it left this node out: so will this node, next round
+    if (leave_.leaving(j, r)) continue;  // it left the run: its goodbye comes at the boundary
+    if (!link_gone(j)) continue;         // slow, or its connection is being replaced: late
     if (!s_.faults.keep_going)
       throw ProtocolError("node " + std::to_string(s_.id) + ": peer " + std::to_string(j) +
                           " sent nothing for round " + std::to_string(r + 1) +
@@ -340,6 +422,7 @@ void TcpNode::stop_with_neighbours(std::int64_t rounds) {
 }
 
 void TcpNode::finish(std::int64_t rounds) {
+  if (left_) return;  // its neighbours took its goodbye; they wait for nothing more
   if (s_.id == 0 && exact_average_)
     peer_.save_average_model((std::filesystem::path(s_.run_dir) / "model.pt").string());
   if (s_.faults.keep_going) {
@@ -353,6 +436,40 @@ void TcpNode::finish(std::int64_t rounds) {
     gossip::Traffic ignored;
     gossip::run_blocking({&barrier, &t_, &ignored}, rounds, s_.faults.round_timeout);
   }
+}
+
+// With standby nodes in the topology: the links to the nodes running from the start, not to
+// standby ones (they connect when they join). A standby node joining goes on once one data
+// link is up and the others are up or network.connect_timeout_s has passed.
+void wait_for_running(net::TcpTransport& t, const NodeSetup& s) {
+  const bool joining = s.topology.standby(s.id);
+  const auto deadline = std::chrono::steady_clock::now() + s.faults.connect_timeout;
+  auto missing = [&]() -> std::optional<std::pair<int, net::LinkKind>> {
+    for (int j : s.topology.peers(s.id))
+      if (!s.topology.standby(j) && !t.link_up(j, net::LinkKind::kData))
+        return std::make_pair(j, net::LinkKind::kData);
+    if (!joining)
+      for (int j : s.topology.control_peers(s.id))
+        if (!s.topology.standby(j) && !t.link_up(j, net::LinkKind::kControl))
+          return std::make_pair(j, net::LinkKind::kControl);
+    return std::nullopt;
+  };
+  while (auto m = missing()) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      int up = 0;
+      for (int j : s.topology.peers(s.id)) up += t.link_up(j, net::LinkKind::kData) ? 1 : 0;
+      if (joining && up > 0) {
+        log::warn("joining: no link to node ", m->first, " (gone?); going on with ", up);
+        return;
+      }
+      throw ProtocolError("node " + std::to_string(s.id) + ": no " + net::to_string(m->second) +
+                          " link to node " + std::to_string(m->first) + " within " +
+                          std::to_string(s.faults.connect_timeout.count()) +
+                          " ms; check that it runs with the same topology, run id and secret");
+    }
+    std::this_thread::sleep_for(milliseconds(20));  // links come up on the network thread
+  }
+  log::info("links to the running nodes up", joining ? " (joining)" : "");
 }
 
 void connect(net::TcpTransport& t, const NodeSetup& s, bool on_demand) {
@@ -371,6 +488,7 @@ void connect(net::TcpTransport& t, const NodeSetup& s, bool on_demand) {
                       : std::to_string(s.topology.peers(s.id).size()) + " neighbours",
             s.options.rejoin ? " (rejoining)" : "");
   t.start(s.topology, s.id);
+  if (!s.faults.standby.empty()) return wait_for_running(t, s);
   try {
     t.wait_connected();
   } catch (const ProtocolError& e) {
@@ -420,6 +538,25 @@ int node_id_from_env(int cli_id) {
       "OMPI_COMM_WORLD_RANK or SLURM_PROCID)");
 }
 
+namespace {
+std::filesystem::path pid_file(const std::string& run_dir, int id) {
+  return std::filesystem::path(run_dir) / ("node-" + std::to_string(id) + ".pid");
+}
+}  // namespace
+
+void request_leave(const config::Config& cfg, int id) {
+  const auto path = pid_file(cfg.run_dir(), id);
+  std::ifstream in(path);
+  long pid = 0;
+  if (!(in >> pid) || pid <= 1)
+    throw Error(path.string() + ": no pid of a running node " + std::to_string(id) +
+                " (is it running on this machine, with on_peer_failure continue?)");
+  if (::kill(static_cast<pid_t>(pid), SIGTERM) != 0)
+    throw Error("node " + std::to_string(id) + " (pid " + std::to_string(pid) + ", from " +
+                path.string() + "): " + std::strerror(errno) + "; has it finished?");
+  log::info("asked node ", id, " (pid ", pid, ") to leave the run");
+}
+
 RunResult run_node(const config::Config& cfg, int id, const RunOptions& options) {
   if (gossip::method_info(cfg.get<std::string>("method.name")).asynchronous)
     return run_async_node(cfg, id, options);
@@ -440,6 +577,13 @@ RunResult run_node(const config::Config& cfg, int id, const RunOptions& options)
   ps.resume_round = options.rejoin ? s.own_checkpoint : s.resume_round;
   ps.rejoin = options.rejoin;
 
+  if (s.faults.keep_going) {
+    struct sigaction sa {};
+    sa.sa_handler = on_sigterm;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGTERM, &sa, nullptr);  // leave gracefully instead of dying
+    std::ofstream(pid_file(s.run_dir, id)) << ::getpid() << "\n";  // for rumor node --leave
+  }
   net::TcpTransport transport(topts);
   std::optional<DemandLinks> demand;
   if (DemandLinks::apply(s.topology, s.faults.keep_going))
@@ -456,6 +600,8 @@ RunResult run_node(const config::Config& cfg, int id, const RunOptions& options)
     log::warn("some messages were still queued ", s.faults.round_timeout.count() / 1000.0,
               " s after the last round; closing anyway");
   transport.stop();
+  std::error_code ignored;
+  std::filesystem::remove(pid_file(s.run_dir, id), ignored);  // nothing left to ask to leave
   // Peak resident memory: what peers made this node buffer shows here.
   rusage ru{};
   ::getrusage(RUSAGE_SELF, &ru);

@@ -196,7 +196,9 @@ std::string make_method(Peer::Impl& p, const gossip::MethodInfo& info, std::uint
   ctx.identical_init = p.train;
   ctx.max_abs_value = p.faults.max_abs_value;
   ctx.lossy_links = links_may_lose(c);
-  ctx.reliable_links = p.simulated && !ctx.lossy_links && !p.faults.kill_node;
+  // Rejoins and goodbyes settle edges with the running sums: kept where membership moves.
+  ctx.reliable_links =
+      p.simulated && !ctx.lossy_links && !p.faults.kill_node && !p.faults.membership_changes();
   ctx.params = c.at("method");
   p.method = gossip::make_method(info.name, ctx);
   p.method->init(p.model_span);

@@ -77,7 +77,7 @@ bool Rejoin::isolated() const {
 }
 
 void Rejoin::ask(int peer) {
-  const bool fresh = fresh_life_ && !synced_.count(peer);
+  const bool fresh = (fresh_life_ && !synced_.count(peer)) || take_models_;
   auto req = e_.method->rejoin_request(peer, !fresh);
   const std::uint64_t nonce = next_nonce();
   req.scalars.push_back(starting_ ? 1.0 : 0.0);

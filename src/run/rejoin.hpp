@@ -91,6 +91,9 @@ class Rejoin {
   // A peer with every neighbour out that was let back in from a later round than its own
   // (it was paused, or cut off, while the others ran on): the round it continues at, once.
   std::optional<std::int64_t> take_jump() { return std::exchange(jump_, std::nullopt); }
+  // Readmission asks for the neighbours' model rather than keeping this peer's own state
+  // (it was out too long); a restarted peer without a checkpoint always does.
+  void take_models(bool on) { take_models_ = on; }
   // Never readmit `peer` (left out for refused messages).
   void bar(int peer) { barred_.insert(peer); }
 
@@ -132,7 +135,8 @@ class Rejoin {
   Endpoint e_;
   Options o_;
   bool starting_ = false;
-  bool fresh_life_ = false;  // restarted without a checkpoint: unsynced edges ask for a model
+  bool fresh_life_ = false;   // restarted without a checkpoint: unsynced edges ask for a model
+  bool take_models_ = false;  // take_models()
   std::optional<std::int64_t> jump_;
   std::set<int> synced_;                    // edges handed over in this life
   std::map<int, std::uint64_t> confirmed_;  // the last nonce confirmed to each neighbour

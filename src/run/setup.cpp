@@ -110,7 +110,7 @@ train::OptimizerOptions local_optimizer_options(const config::Config& c,
 
 void check_run_config(const config::Config& c) {
   const Topology topology = topology_of(c);
-  FaultOptions::parse(c, topology.size());
+  FaultOptions::parse(c, topology);
   const auto& info = gossip::method_info(c.get<std::string>("method.name"));
   gossip::MethodContext ctx;
   ctx.topology = &topology;

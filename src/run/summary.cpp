@@ -417,6 +417,43 @@ void add_push_sum_weight(json& s, const std::string& run_dir, const RoundColumns
   }
 }
 
+// Who was out of the run, from which round to which, and for how long (joined late, left
+// early, or out in between: paused, or died and came back), from the rounds each node logged.
+// Time out: between the lines around a gap (simulated time in-process).
+void add_membership(json& s, const NodeLines& nodes, std::int64_t planned) {
+  json out = json::array();
+  auto clock = [](const json& l) { return l.value("sim_time_s", l.value("time_s", 0.0)); };
+  for (const auto& [id, lines] : nodes) {
+    if (lines.empty()) continue;
+    const std::int64_t first = lines.front().value("round", std::int64_t{0});
+    if (first > 0)
+      out.push_back({{"node", id},
+                     {"out", "before it joined"},
+                     {"from_round", 0},
+                     {"back_at_round", first},
+                     {"rounds_out", first}});
+    for (std::size_t k = 1; k < lines.size(); ++k) {
+      const std::int64_t a = lines[k - 1].value("round", std::int64_t{0});
+      const std::int64_t b = lines[k].value("round", std::int64_t{0});
+      if (b <= a + 1) continue;
+      out.push_back({{"node", id},
+                     {"out", "in between"},
+                     {"from_round", a + 1},
+                     {"back_at_round", b},
+                     {"rounds_out", b - a - 1},
+                     {"seconds_out", clock(lines[k]) - clock(lines[k - 1])}});
+    }
+    const std::int64_t last = lines.back().value("round", std::int64_t{-1});
+    if (planned > 0 && last + 1 < planned)
+      out.push_back({{"node", id},
+                     {"out", "left or died"},
+                     {"from_round", last + 1},
+                     {"back_at_round", nullptr},
+                     {"rounds_out", planned - last - 1}});
+  }
+  if (!out.empty()) s["membership"] = out;
+}
+
 }  // namespace
 
 json summarize(const std::string& run_dir) {
@@ -443,6 +480,7 @@ json summarize(const std::string& run_dir) {
   add_node_ends(s, run_dir, nodes);
   add_round_times(s, columns.node_round_times);
   add_push_sum_weight(s, run_dir, rounds, n, last_round);
+  add_membership(s, nodes, cfg.value("rounds", std::int64_t{0}));
 
   std::ofstream(fs::path(run_dir) / "summary.json") << s.dump(2) << "\n";
   return s;
@@ -487,6 +525,21 @@ std::string summary_text(const json& s) {
     out << "\n  refused              " << s.value("msgs_rejected", 0.0)
         << " messages from peers (bad size, codec or values; see rejected_by_node in "
            "summary.json)";
+  if (s.contains("membership")) {
+    out << "\n  out of the run      ";
+    for (const auto& m : s["membership"]) {
+      out << " node " << m["node"].get<int>() << " rounds "
+          << m["from_round"].get<std::int64_t>() + 1 << "-";
+      if (m["back_at_round"].is_null())
+        out << "end (" << m["out"].get<std::string>() << ");";
+      else
+        out << m["back_at_round"].get<std::int64_t>() << " (" << m["out"].get<std::string>()
+            << (m.contains("seconds_out")
+                    ? ", " + std::to_string(m["seconds_out"].get<double>()) + " s"
+                    : std::string())
+            << ");";
+    }
+  }
   if (s.contains("time_to_target")) {
     const auto& t = s["time_to_target"];
     out << "\n  target accuracy      " << t["target_acc"].get<double>();

@@ -215,12 +215,18 @@ Topology parse_json_value(const nlohmann::json& j, const std::string& source,
     if (o.is_number_integer()) {
       node.id = o.get<int>();
     } else if (o.is_object()) {
-      refuse_unknown_keys(o, {"id", "host", "port"}, where, "a node");
+      refuse_unknown_keys(o, {"id", "host", "port", "standby"}, where, "a node");
       if (!o.contains("id")) throw TopologyError(where + ": node without an \"id\"");
       node.id = get_int(o["id"], where, "node \"id\"");
       if (o.contains("host")) {
         if (!o["host"].is_string()) throw TopologyError(where + ": node \"host\" must be a string");
         node.host = o["host"].get<std::string>();
+      }
+      if (o.contains("standby")) {
+        if (!o["standby"].is_boolean())
+          throw TopologyError(where + ": node \"standby\" must be true or false, got " +
+                              o["standby"].dump());
+        node.standby = o["standby"].get<bool>();
       }
       if (o.contains("port")) {
         node.port = get_int(o["port"], where, "node \"port\"");

@@ -572,6 +572,7 @@ nlohmann::json Topology::to_json() const {
     nlohmann::json o{{"id", node.id}};
     if (node.host != "127.0.0.1") o["host"] = node.host;
     if (ports_explicit_) o["port"] = node.port;
+    if (node.standby) o["standby"] = true;
     nodes.push_back(o);
   }
   j["nodes"] = nodes;

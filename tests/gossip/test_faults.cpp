@@ -301,6 +301,59 @@ TEST_SUITE("gossip") {
     }
   }
 
+  TEST_CASE("graceful leave: push-sum hands its mass on, live Metropolis mixing keeps the mean") {
+    for (const std::string method : {"sgp", "dpsgd"}) {
+      CAPTURE(method);
+      // Lossy sgp: running sums on the wire, some of them lost before the leave.
+      Net net(gen("ring", 6), method, nlohmann::json::object(), "fp32", 12, method == "sgp");
+      for (auto& m : net.methods) m->use_live_mixing(std::vector<int>(6, 2));
+      for (int r = 0; r < 5; ++r) net.round(r, Lossy{0.3, r});
+      const double w_before = net.total_weight();  // node 3 included
+      // Node 3 leaves before round 5: its goodbyes go to 2 and 4, who tell their degree.
+      for (auto& o : net.methods[3]->leave(5)) {
+        o.message.sender = 3;
+        REQUIRE(o.message.kind == net::MessageKind::kBye);
+        net.methods[o.to]->accept_leave(o.message, 5);
+      }
+      net.alive[3] = false;
+      for (int i : {2, 4})
+        for (int j : {i - 1, i, i + 1}) net.methods[j]->note_degree(i, 6, 1);
+      // Whatever was in flight to or from 3 is settled by the goodbye's running sums.
+      for (auto& [due, msgs] : net.in_flight)
+        std::erase_if(msgs, [](const auto& m) { return m.first == 3 || m.second.sender == 3; });
+      // The goodbye also settles messages lost on 3's links: nothing less than before.
+      if (method == "sgp") CHECK(net.total_weight() >= w_before - 1e-12);
+      std::vector<double> mean_before(12, 0.0);
+      for (int i : {0, 1, 2, 4, 5})
+        for (int k = 0; k < 12; ++k) mean_before[k] += net.models[i][k] / 5.0;
+      for (int r = 5; r < 600; ++r) REQUIRE(net.round(r) == 0);
+      CHECK(net.spread() < 1e-4);
+      if (method == "dpsgd")  // doubly stochastic on the live graph: the mean stays
+        for (int k = 0; k < 12; ++k) CHECK(std::abs(net.models[0][k] - mean_before[k]) < 1e-4);
+      // Once the other links' next messages repaired their losses: all 6 nodes' weight.
+      if (method == "sgp") CHECK(std::abs(net.total_weight() - 6.0) < 1e-9);
+    }
+  }
+
+  TEST_CASE("a goodbye with bad values or sizes is refused, and the leaver is left out") {
+    Net net(gen("ring", 4), "sgp", nlohmann::json::object(), "fp32", 12, false);
+    for (int r = 0; r < 3; ++r) net.round(r);
+    auto byes = net.methods[1]->leave(3);
+    REQUIRE(byes.size() == 2);
+    auto bad = byes[0].message;
+    bad.sender = 1;
+    bad.scalars[0] = std::numeric_limits<double>::quiet_NaN();
+    Traffic traffic;
+    CHECK_FALSE(accept_leave(*net.methods[byes[0].to], bad, 3, 100, traffic));
+    CHECK(traffic.msgs_rejected == 1);
+    CHECK(net.methods[byes[0].to]->peer_is_down(1));
+    auto cut = byes[1].message;
+    cut.sender = 1;
+    cut.payload = net::Payload::take(std::vector<std::uint8_t>(5, 0));
+    CHECK_FALSE(accept_leave(*net.methods[byes[1].to], cut, 3, 100, traffic));
+    CHECK(traffic.msgs_rejected == 2);
+  }
+
   TEST_CASE("allreduce cannot leave a peer out and says so") {
     Net net(gen("ring", 4), "allreduce");
     CHECK_THROWS_WITH_AS(net.methods[0]->set_peer_down(1, 3), doctest::Contains("cannot continue"),

@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
 #include "rumor/common/error.hpp"
 #include "rumor/topology/topology.hpp"
 
@@ -32,6 +34,27 @@ bool has(const std::string& message, const std::string& part) {
 }  // namespace
 
 TEST_SUITE("topology") {
+  TEST_CASE("standby nodes: read, kept through the JSON form, and a bad value is refused") {
+    const auto t = parse_topology_json(
+        std::string(
+            R"({"nodes": [{"id": 0}, {"id": 1, "standby": true}, {"id": 2, "standby": false}],
+            "edges": [[0, 1], [1, 2], [2, 0]]})"),
+        "standby.json");
+    CHECK_FALSE(t.standby(0));
+    CHECK(t.standby(1));
+    CHECK_FALSE(t.standby(2));
+    const auto again = parse_topology_json(t.to_json(), "again");
+    CHECK(again.standby(1));
+    CHECK_FALSE(again.standby(2));
+    const auto m = error_for("standby-bad.json", R"({
+  "nodes": [{"id": 0},
+            {"id": 1, "standby": "yes"}],
+  "edges": [[0, 1]]
+})");
+    CHECK(has(m, "standby-bad.json:3"));
+    CHECK(has(m, "\"standby\" must be true or false"));
+  }
+
   TEST_CASE("unknown node id in an edge") {
     const auto m = error_for("unknown.json", R"({
   "nodes": [{"id": 0}, {"id": 1}, {"id": 2}],

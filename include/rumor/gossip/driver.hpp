@@ -61,6 +61,12 @@ std::optional<net::Message> answer_rejoin(Method& method, const net::Message& re
                                           std::int64_t round, Traffic& traffic);
 bool accept_rejoin(Method& method, const net::Message& offer, std::int64_t last_round,
                    Traffic& traffic);
+// The gate of a leaving neighbour's goodbye: one the method cannot use (Method::accept_leave
+// throws ProtocolError), or whose round is outside 0..last_round, is refused and counted in
+// `traffic`; the neighbour is then left out of the mixing all the same (it is gone). The
+// neighbour is out from max(bye.round, round).
+bool accept_leave(Method& method, const net::Message& bye, std::int64_t round,
+                  std::int64_t last_round, Traffic& traffic);
 
 // Runs every stage of `round` for one peer; waits up to `timeout` for each expected message
 // and throws ProtocolError naming the node, the peer and the round when one does not come.

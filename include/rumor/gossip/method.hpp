@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -205,7 +206,27 @@ class Method : public Exchange {
   //  3. the restarted peer calls rejoin_accept(offer) for every offer it got: models are
   //     averaged, push-sum mass is added, per-link state (running sums, public copies) is
   //     taken over so both ends agree again.
+  // Graceful leave (elastic membership): after its last round a leaving node hands what it
+  // holds to its live neighbours, one goodbye (net::MessageKind::kBye, round: its first round
+  // out) each, so nothing is lost: push-sum splits its numerator and weight equally among
+  // them and settles the running sums of each edge. The default hands over nothing.
+  virtual std::vector<Outgoing> leave(std::int64_t round);
+  // A leaving neighbour's goodbye: its share is added and it is out of the mixing from
+  // `round` on. Throws ProtocolError naming the sender when the message is malformed.
+  virtual void accept_leave(const net::Message& bye, std::int64_t round);
   virtual net::Message rejoin_request(int peer, bool from_checkpoint);
+  // Live mixing (elastic membership; methods that mix with Metropolis weights, dpsgd):
+  // Metropolis-Hastings weights over the live graph, W(i, k) = 1 / (1 + max(d_i, d_k)), from
+  // the live degrees the nodes announce (note_degree: node, first round it holds, degree;
+  // before any announcement a node's degree is `initial[node]`). An edge weighs nothing in the
+  // round it comes up (set_peer_up: both ends agree on that round), so a node never gives its
+  // neighbours more than d / (1 + d) and the mixing stays symmetric and stochastic. Off
+  // (topology weights) unless a driver calls use_live_mixing.
+  void use_live_mixing(std::vector<int> initial);
+  void note_degree(int node, std::int64_t from, int degree);
+  bool live_mixing() const { return !initial_degree_.empty(); }
+  // Neighbours not marked down (over one schedule period).
+  int live_degree() const;
   virtual net::Message rejoin_offer(const net::Message& request, std::int64_t round);
   virtual void rejoin_accept(const net::Message& offer);
   // An offer this node made (as rejoin_offer returned it) that the peer declined: what it
@@ -215,6 +236,11 @@ class Method : public Exchange {
  protected:
   // `peers` without the ones marked down.
   std::vector<int> live(std::vector<int> peers) const;
+  // W(to, from) of `round` (to != from): the topology's, or the live mixing's.
+  double mixing_weight(int to, int from, std::int64_t round) const;
+  // What a node keeps of its own vector in `round`: one minus the weights of the
+  // in-neighbours it heard from.
+  float kept_mixing_weight(std::int64_t round, const std::vector<net::Message>& received) const;
   // Rejoin helpers: whether an offer should carry a model, and how many were accepted.
   static bool wants_model(const net::Message& request) {
     return request.scalars.empty() || request.scalars[0] == 0.0;
@@ -244,7 +270,10 @@ class Method : public Exchange {
   const nlohmann::json& option(const std::string& key) const;
   MethodContext ctx_;
   std::span<float> model_;
-  std::vector<char> down_;  // per node id: 1 while marked down
+  std::vector<char> down_;                              // per node id: 1 while marked down
+  std::vector<int> initial_degree_;                     // live mixing: per node id
+  std::map<int, std::map<std::int64_t, int>> degrees_;  // node -> first round -> degree
+  std::map<int, std::int64_t> up_since_;                // neighbour -> round it came up
   std::unique_ptr<codec::Decoder> check_decoder_;
   std::size_t check_dim_ = 0;        // what check_decoder_ was made for
   std::vector<float> check_buffer_;  // qdata's checks

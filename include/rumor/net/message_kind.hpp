@@ -25,6 +25,9 @@ enum class MessageKind : std::uint32_t {
   kRejoinConfirm = 218,  // the restarted peer confirms the round it starts at
   kNoAverage = 226,      // control ring: a node is gone, exact averages are off
   kAverageResume = 227,  // control ring: every node is back, exact averages resume at `round`
+  kLeave = 228,          // data link: the sender leaves the run after round `round`
+  kBye = 229,            // data link: a leaving node's hand-over (push-sum mass), its last word
+  kDegree = 230,         // data link: the sender's live degree from round `round` (live mixing)
   kEvalAverage = 1116,   // control ring: the exact average taken on evaluation rounds
   kStopBarrier = 2116,   // control ring: the all-node barrier after the last round
 };

@@ -43,6 +43,10 @@ RunResult run_node(const config::Config& config, int id, const RunOptions& optio
 // The node id from --id, or else from RANK, OMPI_COMM_WORLD_RANK or SLURM_PROCID.
 // Throws ConfigError when none is set.
 int node_id_from_env(int cli_id);
+// `rumor node --leave`: asks node `id` of this config's run, running on this machine, to leave
+// gracefully (on_peer_failure continue): SIGTERM to the process its pid file
+// (<run dir>/node-<id>.pid) names. Throws Error saying what is missing.
+void request_leave(const config::Config& config, int id);
 
 struct LaunchOptions {
   std::string config_path;

@@ -16,6 +16,9 @@ struct NodeInfo {
   int id = 0;
   std::string host = "127.0.0.1";
   int port = 0;
+  // Not running at the start of a run: it joins later (faults.join, or started by hand),
+  // admitted by its neighbours at a round boundary.
+  bool standby = false;
 };
 
 // A directed link from -> to. For undirected graphs each edge is stored once with
@@ -125,6 +128,7 @@ class Topology {
 
   const NodeInfo& node(int id) const { return nodes_.at(static_cast<std::size_t>(id)); }
   const std::vector<NodeInfo>& nodes() const { return nodes_; }
+  bool standby(int id) const { return node(id).standby; }
   // Edges as given (undirected: once each, from < to). For a time-varying schedule,
   // the union over one period; none for peer sampling (every other node may be drawn).
   const std::vector<Edge>& edges() const { return edges_; }
