@@ -224,8 +224,11 @@ class TcpNode {
       ::raise(SIGKILL);
     }
     left_ = leave_.leaves_after(r);
+    if (left_) left_before_ = r + 1;
     return !left_;
   }
+  // The first round this node did not run because it left gracefully (-1: it did not).
+  std::int64_t left_before() const { return left_before_; }
   void finish(std::int64_t rounds);
   const nlohmann::json& last_metrics() const { return peer_.last_metrics(); }
 
@@ -253,6 +256,7 @@ class TcpNode {
   GracefulLeave leave_;    // SIGTERM / faults.leave: the hand-over and goodbye
   DegreeNotices degrees_;  // live mixing: degrees announced to the neighbours
   bool left_ = false;      // this node left the run gracefully
+  std::int64_t left_before_ = -1;
   bool exact_average_;     // exact averages need every node: off while one is gone
   bool tolerant_;          // wait with deadlines and go on without what is missing
   gossip::LateMessages late_, eval_late_;
@@ -606,8 +610,9 @@ RunResult run_node(const config::Config& cfg, int id, const RunOptions& options)
   rusage ru{};
   ::getrusage(RUSAGE_SELF, &ru);
   log::info("finished ", rounds, " rounds; peak memory ", ru.ru_maxrss / 1024, " MB");
-  write_node_end(s.run_dir, id,
-                 {{"node", id}, {"peak_rss_mb", ru.ru_maxrss / 1024.0}, {"data_links", links}});
+  nlohmann::json end = {{"node", id}, {"peak_rss_mb", ru.ru_maxrss / 1024.0}, {"data_links", links}};
+  if (node.left_before() >= 0) end["left_before_round"] = node.left_before();
+  write_node_end(s.run_dir, id, end);
 
   RunResult result;
   result.run_dir = s.run_dir;

@@ -139,9 +139,34 @@ void write_summary_csv(const fs::path& path, const RoundColumns& rounds) {
   }
 }
 
-// What ran and how far: method, topology, rounds, and which nodes finished.
+// Nodes that left the run gracefully, each with the first round it did not run: from
+// node-<i>.end.json (a TCP node) or membership.json (an in-process run). A run is complete
+// without the rounds a node left planned.
+std::map<int, std::int64_t> graceful_leaves(const std::string& run_dir, const NodeLines& nodes) {
+  std::map<int, std::int64_t> out;
+  auto read = [](const fs::path& path) {
+    std::ifstream in(path);
+    if (!in) return json();
+    try {
+      return json::parse(in);
+    } catch (const json::exception& e) {
+      throw Error(path.string() + ": " + e.what());
+    }
+  };
+  for (const auto& [id, lines] : nodes)
+    if (const json end = read(node_end_path(run_dir, id)); end.contains("left_before_round"))
+      out[id] = end["left_before_round"].get<std::int64_t>();
+  const json m = read(fs::path(run_dir) / "membership.json");
+  if (m.is_object() && m.contains("events"))
+    for (const auto& e : m["events"])
+      if (e.value("event", "") == "left")
+        out[e.at("node").get<int>()] = e.at("out_from_round").get<std::int64_t>();
+  return out;
+}
+
+// What ran and how far: method, topology, rounds, and which nodes finished (or left).
 void add_run_facts(json& s, const std::string& run_dir, const json& cfg, const NodeLines& nodes,
-                   int n, std::int64_t last_round) {
+                   int n, std::int64_t last_round, const std::map<int, std::int64_t>& left) {
   const std::int64_t planned = cfg.value("rounds", std::int64_t{0});
   s["run_dir"] = run_dir;
   s["run_id"] = cfg.contains("rumor") ? cfg["rumor"].value("run_id", "") : "";
@@ -154,9 +179,11 @@ void add_run_facts(json& s, const std::string& run_dir, const json& cfg, const N
   s["rounds"] = last_round + 1;
   s["rounds_planned"] = planned;
   bool complete = static_cast<int>(nodes.size()) == n && planned > 0;
-  for (const auto& [id, lines] : nodes)
-    if (lines.empty() || lines.back().value("round", std::int64_t{-1}) + 1 != planned)
+  for (const auto& [id, lines] : nodes) {
+    const std::int64_t end = left.count(id) ? left.at(id) : planned;
+    if (lines.empty() || lines.back().value("round", std::int64_t{-1}) + 1 != end)
       complete = false;
+  }
   s["complete"] = complete;
   // on_peer_failure continue: who finished, and each node's own last test accuracy (a
   // node that died stops early; a rejoined one is compared with the others through this).
@@ -171,6 +198,7 @@ void add_run_facts(json& s, const std::string& run_dir, const json& cfg, const N
       }
   }
   s["nodes_finished"] = finished;
+  s["nodes_left"] = static_cast<int>(left.size());
   if (!by_node.empty()) s["last_test_acc_by_node"] = by_node;
 }
 
@@ -417,10 +445,32 @@ void add_push_sum_weight(json& s, const std::string& run_dir, const RoundColumns
   }
 }
 
+// A node's wall-clock stall between two rounds it ran one after the other (over TCP a paused
+// node skips no round): at least 2 s and 20 of its median rounds. In-process lines carry
+// simulated time, where a pause shows as skipped rounds instead.
+json stalls(int id, const std::vector<json>& lines) {
+  json out = json::array();
+  if (lines.size() < 3 || lines.front().contains("sim_time_s")) return out;
+  std::vector<double> gaps;
+  for (std::size_t k = 1; k < lines.size(); ++k)
+    gaps.push_back(lines[k].value("time_s", 0.0) - lines[k - 1].value("time_s", 0.0));
+  const double limit = std::max(2.0, 20 * median(gaps));
+  for (std::size_t k = 1; k < lines.size(); ++k)
+    if (gaps[k - 1] > limit)
+      out.push_back({{"node", id},
+                     {"out", "stalled (paused or cut off)"},
+                     {"from_round", lines[k - 1].value("round", std::int64_t{0}) + 1},
+                     {"back_at_round", lines[k].value("round", std::int64_t{0})},
+                     {"rounds_out", 0},
+                     {"seconds_out", gaps[k - 1]}});
+  return out;
+}
+
 // Who was out of the run, from which round to which, and for how long (joined late, left
 // early, or out in between: paused, or died and came back), from the rounds each node logged.
 // Time out: between the lines around a gap (simulated time in-process).
-void add_membership(json& s, const NodeLines& nodes, std::int64_t planned) {
+void add_membership(json& s, const NodeLines& nodes, std::int64_t planned,
+                    const std::map<int, std::int64_t>& left) {
   json out = json::array();
   auto clock = [](const json& l) { return l.value("sim_time_s", l.value("time_s", 0.0)); };
   for (const auto& [id, lines] : nodes) {
@@ -443,10 +493,11 @@ void add_membership(json& s, const NodeLines& nodes, std::int64_t planned) {
                      {"rounds_out", b - a - 1},
                      {"seconds_out", clock(lines[k]) - clock(lines[k - 1])}});
     }
+    for (auto& e : stalls(id, lines)) out.push_back(std::move(e));
     const std::int64_t last = lines.back().value("round", std::int64_t{-1});
     if (planned > 0 && last + 1 < planned)
       out.push_back({{"node", id},
-                     {"out", "left or died"},
+                     {"out", left.count(id) ? "left" : "stopped early (died?)"},
                      {"from_round", last + 1},
                      {"back_at_round", nullptr},
                      {"rounds_out", planned - last - 1}});
@@ -469,7 +520,8 @@ json summarize(const std::string& run_dir) {
 
   const std::int64_t last_round = rounds.empty() ? -1 : rounds.rbegin()->first;
   json s;
-  add_run_facts(s, run_dir, cfg, nodes, n, last_round);
+  const auto left = graceful_leaves(run_dir, nodes);
+  add_run_facts(s, run_dir, cfg, nodes, n, last_round, left);
   add_final_figures(s, rounds, nodes);
   const json curve = eval_curve(rounds);
   s["curve"] = curve;
@@ -480,7 +532,7 @@ json summarize(const std::string& run_dir) {
   add_node_ends(s, run_dir, nodes);
   add_round_times(s, columns.node_round_times);
   add_push_sum_weight(s, run_dir, rounds, n, last_round);
-  add_membership(s, nodes, cfg.value("rounds", std::int64_t{0}));
+  add_membership(s, nodes, cfg.value("rounds", std::int64_t{0}), left);
 
   std::ofstream(fs::path(run_dir) / "summary.json") << s.dump(2) << "\n";
   return s;
@@ -497,7 +549,11 @@ std::string summary_text(const json& s) {
   const auto& f = s["final"];
   if (s.contains("nodes_finished") && s["nodes_finished"] != s.value("nodes", 0))
     out << "  nodes finished       " << s["nodes_finished"].get<int>() << " of "
-        << s.value("nodes", 0) << " (the figures below are over the nodes that reported)\n";
+        << s.value("nodes", 0)
+        << (s.value("nodes_left", 0) > 0
+                ? " (" + std::to_string(s["nodes_left"].get<int>()) + " left gracefully)"
+                : std::string())
+        << " (the figures below are over the nodes that reported)\n";
   if (f.contains("test_acc_mean") && f["test_acc_mean"].is_number())
     out << "  final test accuracy  mean " << f["test_acc_mean"].get<double>() << "  min "
         << f["test_acc_min"].get<double>() << "  max " << f["test_acc_max"].get<double>() << "\n";
@@ -528,8 +584,13 @@ std::string summary_text(const json& s) {
   if (s.contains("membership")) {
     out << "\n  out of the run      ";
     for (const auto& m : s["membership"]) {
-      out << " node " << m["node"].get<int>() << " rounds "
-          << m["from_round"].get<std::int64_t>() + 1 << "-";
+      out << " node " << m["node"].get<int>();
+      if (m.value("rounds_out", std::int64_t{0}) == 0) {  // stalled between two rounds
+        out << " after round " << m["from_round"].get<std::int64_t>() << " ("
+            << m["out"].get<std::string>() << ", " << m["seconds_out"].get<double>() << " s);";
+        continue;
+      }
+      out << " rounds " << m["from_round"].get<std::int64_t>() + 1 << "-";
       if (m["back_at_round"].is_null())
         out << "end (" << m["out"].get<std::string>() << ");";
       else

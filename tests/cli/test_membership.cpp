@@ -75,5 +75,13 @@ TEST_SUITE("cli") {
       CAPTURE(round);
       CHECK(std::abs(w - 4.0) < 1e-9);
     }
+    // A graceful leave is planned: the run is complete, and the summary says who left.
+    const json summary = json::parse(std::ifstream(run / "summary.json"));
+    CHECK(summary["complete"] == true);
+    CHECK(summary["nodes_left"] == 1);
+    bool left = false;
+    for (const auto& m : summary["membership"])
+      left = left || (m["node"] == 1 && m["out"] == "left" && m["from_round"] == 40);
+    CHECK(left);
   }
 }

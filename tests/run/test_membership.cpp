@@ -3,8 +3,10 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include "rumor/common/error.hpp"
 #include "rumor/run/run.hpp"
@@ -111,6 +113,38 @@ TEST_SUITE("run") {
     CHECK(by_node.at(5)["out_from_round"] == 40);
     CHECK(by_node.at(5)["back_at_round"].get<int>() > 40);
     CHECK(by_node.at(5)["seconds_out"].get<double>() >= 0.05);
+    // The summary counts the graceful leave as planned: complete, node 3 "left".
+    const json summary =
+        json::parse(std::ifstream(std::filesystem::path(cfg.run_dir()) / "summary.json"));
+    CHECK(summary["complete"] == true);
+    CHECK(summary["nodes_left"] == 1);
+    std::map<int, std::string> out;
+    for (const auto& e : summary["membership"]) out[e["node"].get<int>()] = e["out"];
+    CHECK(out.at(3) == "left");
+    CHECK(out.at(5) == "in between");
+  }
+
+  TEST_CASE("summary: a node stalled between two rounds (a TCP pause) is named with its time") {
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("rumor-stall-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir / "config.json") << json{{"rounds", 40}}.dump();
+    for (int id = 0; id < 2; ++id) {
+      std::ofstream f(dir / ("node-" + std::to_string(id) + ".jsonl"));
+      for (int r = 0; r < 40; ++r) {
+        const double t = 0.01 * r + (id == 1 && r >= 20 ? 10.0 : 0.0);  // node 1: 10 s out
+        f << json{{"round", r}, {"time_s", t}, {"loss", 1.0}}.dump() << "\n";
+      }
+    }
+    const json s = run::summarize(dir.string());
+    REQUIRE(s.contains("membership"));
+    REQUIRE(s["membership"].size() == 1);
+    const json& m = s["membership"][0];
+    CHECK(m["node"] == 1);
+    CHECK(m["from_round"] == 20);
+    CHECK(m["seconds_out"].get<double>() == doctest::Approx(10.01));
+    CHECK(s["complete"] == true);
+    std::filesystem::remove_all(dir);
   }
 
   TEST_CASE("membership keys are checked against the topology") {
