@@ -257,8 +257,8 @@ class TcpNode {
   DegreeNotices degrees_;  // live mixing: degrees announced to the neighbours
   bool left_ = false;      // this node left the run gracefully
   std::int64_t left_before_ = -1;
-  bool exact_average_;     // exact averages need every node: off while one is gone
-  bool tolerant_;          // wait with deadlines and go on without what is missing
+  bool exact_average_;  // exact averages need every node: off while one is gone
+  bool tolerant_;       // wait with deadlines and go on without what is missing
   gossip::LateMessages late_, eval_late_;
   // Data links found down at a round boundary, and since when.
   std::map<int, std::chrono::steady_clock::time_point> link_down_since_;
@@ -610,7 +610,8 @@ RunResult run_node(const config::Config& cfg, int id, const RunOptions& options)
   rusage ru{};
   ::getrusage(RUSAGE_SELF, &ru);
   log::info("finished ", rounds, " rounds; peak memory ", ru.ru_maxrss / 1024, " MB");
-  nlohmann::json end = {{"node", id}, {"peak_rss_mb", ru.ru_maxrss / 1024.0}, {"data_links", links}};
+  nlohmann::json end = {
+      {"node", id}, {"peak_rss_mb", ru.ru_maxrss / 1024.0}, {"data_links", links}};
   if (node.left_before() >= 0) end["left_before_round"] = node.left_before();
   write_node_end(s.run_dir, id, end);
 

@@ -181,8 +181,7 @@ void add_run_facts(json& s, const std::string& run_dir, const json& cfg, const N
   bool complete = static_cast<int>(nodes.size()) == n && planned > 0;
   for (const auto& [id, lines] : nodes) {
     const std::int64_t end = left.count(id) ? left.at(id) : planned;
-    if (lines.empty() || lines.back().value("round", std::int64_t{-1}) + 1 != end)
-      complete = false;
+    if (lines.empty() || lines.back().value("round", std::int64_t{-1}) + 1 != end) complete = false;
   }
   s["complete"] = complete;
   // on_peer_failure continue: who finished, and each node's own last test accuracy (a

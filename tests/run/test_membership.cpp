@@ -125,8 +125,8 @@ TEST_SUITE("run") {
   }
 
   TEST_CASE("summary: a node stalled between two rounds (a TCP pause) is named with its time") {
-    const auto dir = std::filesystem::temp_directory_path() /
-                     ("rumor-stall-" + std::to_string(::getpid()));
+    const auto dir =
+        std::filesystem::temp_directory_path() / ("rumor-stall-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);
     std::ofstream(dir / "config.json") << json{{"rounds", 40}}.dump();
     for (int id = 0; id < 2; ++id) {
