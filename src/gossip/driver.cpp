@@ -273,12 +273,13 @@ std::optional<net::Message> take_or_give_up(net::Transport& t, const net::Messag
       return m;
     const auto now = clock::now();
     if (now >= until || (give_up && give_up())) return std::nullopt;
-    if (t.link_up(f.sender, link)) {
-      down = false;
-    } else if (!down) {
+    // A link that went down during the wait lost what was on it, and a message dropped at
+    // a sender while it was down is not sent again: give up link_down_grace after the drop,
+    // even when the link is up again (a message sent on the new connection before is taken).
+    if (!down && !t.link_up(f.sender, link)) {
       down = true;
       down_since = now;
-    } else if (now - down_since >= link_down_grace) {
+    } else if (down && now - down_since >= link_down_grace) {
       return std::nullopt;
     }
   }

@@ -94,6 +94,11 @@ std::atomic<bool> g_leave_requested{false};
 extern "C" void on_sigterm(int) {
   g_leave_requested = true;
 }
+// SIGCONT: this process was stopped (a pause); the round it was in took that long.
+std::atomic<bool> g_continued{false};
+extern "C" void on_sigcont(int) {
+  g_continued = true;
+}
 
 net::MessageFilter no_average_filter() {
   net::MessageFilter f;
@@ -183,6 +188,8 @@ class TcpNode {
     t_.set_round(r);  // gossip for rounds far past this one is refused unread
     if (!s_.faults.keep_going) return r;
     const double gap = std::chrono::duration<double>(round_start_ - last_start).count();
+    if (g_continued.exchange(false) && r > 0)
+      stopped_.push_back({{"round", r}, {"seconds", gap}});  // round r, 1-based, took that long
     if (typical_round_s_ > 0 &&
         gap > static_cast<double>(s_.faults.max_lag_rounds + 1) * typical_round_s_)
       lagged_ = true;  // paused, or stalled, for more than faults.max_lag_rounds rounds
@@ -229,6 +236,8 @@ class TcpNode {
   }
   // The first round this node did not run because it left gracefully (-1: it did not).
   std::int64_t left_before() const { return left_before_; }
+  // Each time the process was stopped (SIGSTOP, then SIGCONT): after which round, how long.
+  const nlohmann::json& stopped() const { return stopped_; }
   void finish(std::int64_t rounds);
   const nlohmann::json& last_metrics() const { return peer_.last_metrics(); }
 
@@ -257,6 +266,7 @@ class TcpNode {
   DegreeNotices degrees_;  // live mixing: degrees announced to the neighbours
   bool left_ = false;      // this node left the run gracefully
   std::int64_t left_before_ = -1;
+  nlohmann::json stopped_ = nlohmann::json::array();
   bool exact_average_;  // exact averages need every node: off while one is gone
   bool tolerant_;       // wait with deadlines and go on without what is missing
   gossip::LateMessages late_, eval_late_;
@@ -586,6 +596,8 @@ RunResult run_node(const config::Config& cfg, int id, const RunOptions& options)
     sa.sa_handler = on_sigterm;
     sigemptyset(&sa.sa_mask);
     ::sigaction(SIGTERM, &sa, nullptr);  // leave gracefully instead of dying
+    sa.sa_handler = on_sigcont;
+    ::sigaction(SIGCONT, &sa, nullptr);                            // note pauses for the summary
     std::ofstream(pid_file(s.run_dir, id)) << ::getpid() << "\n";  // for rumor node --leave
   }
   net::TcpTransport transport(topts);
@@ -613,6 +625,7 @@ RunResult run_node(const config::Config& cfg, int id, const RunOptions& options)
   nlohmann::json end = {
       {"node", id}, {"peak_rss_mb", ru.ru_maxrss / 1024.0}, {"data_links", links}};
   if (node.left_before() >= 0) end["left_before_round"] = node.left_before();
+  if (!node.stopped().empty()) end["stopped"] = node.stopped();
   write_node_end(s.run_dir, id, end);
 
   RunResult result;

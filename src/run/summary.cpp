@@ -444,32 +444,31 @@ void add_push_sum_weight(json& s, const std::string& run_dir, const RoundColumns
   }
 }
 
-// A node's wall-clock stall between two rounds it ran one after the other (over TCP a paused
-// node skips no round): at least 2 s and 20 of its median rounds. In-process lines carry
-// simulated time, where a pause shows as skipped rounds instead.
-json stalls(int id, const std::vector<json>& lines) {
+// The times a TCP node's process was stopped (SIGSTOP, then SIGCONT: a pause that skipped no
+// round), from its node-<i>.end.json.
+json stops(const std::string& run_dir, int id) {
   json out = json::array();
-  if (lines.size() < 3 || lines.front().contains("sim_time_s")) return out;
-  std::vector<double> gaps;
-  for (std::size_t k = 1; k < lines.size(); ++k)
-    gaps.push_back(lines[k].value("time_s", 0.0) - lines[k - 1].value("time_s", 0.0));
-  const double limit = std::max(2.0, 20 * median(gaps));
-  for (std::size_t k = 1; k < lines.size(); ++k)
-    if (gaps[k - 1] > limit)
-      out.push_back({{"node", id},
-                     {"out", "stalled (paused or cut off)"},
-                     {"from_round", lines[k - 1].value("round", std::int64_t{0}) + 1},
-                     {"back_at_round", lines[k].value("round", std::int64_t{0})},
-                     {"rounds_out", 0},
-                     {"seconds_out", gaps[k - 1]}});
+  std::ifstream in(node_end_path(run_dir, id));
+  if (!in) return out;
+  const json end = json::parse(in, nullptr, false);
+  if (!end.is_object() || !end.contains("stopped") || !end["stopped"].is_array()) return out;
+  for (const auto& e : end["stopped"]) {
+    const std::int64_t r = e.value("round", std::int64_t{1}) - 1;  // 1-based in the file
+    out.push_back({{"node", id},
+                   {"out", "stopped (paused)"},
+                   {"from_round", r},
+                   {"back_at_round", r + 1},
+                   {"rounds_out", 0},
+                   {"seconds_out", e.value("seconds", 0.0)}});
+  }
   return out;
 }
 
 // Who was out of the run, from which round to which, and for how long (joined late, left
 // early, or out in between: paused, or died and came back), from the rounds each node logged.
 // Time out: between the lines around a gap (simulated time in-process).
-void add_membership(json& s, const NodeLines& nodes, std::int64_t planned,
-                    const std::map<int, std::int64_t>& left) {
+void add_membership(json& s, const std::string& run_dir, const NodeLines& nodes,
+                    std::int64_t planned, const std::map<int, std::int64_t>& left) {
   json out = json::array();
   auto clock = [](const json& l) { return l.value("sim_time_s", l.value("time_s", 0.0)); };
   for (const auto& [id, lines] : nodes) {
@@ -492,7 +491,7 @@ void add_membership(json& s, const NodeLines& nodes, std::int64_t planned,
                      {"rounds_out", b - a - 1},
                      {"seconds_out", clock(lines[k]) - clock(lines[k - 1])}});
     }
-    for (auto& e : stalls(id, lines)) out.push_back(std::move(e));
+    for (auto& e : stops(run_dir, id)) out.push_back(std::move(e));
     const std::int64_t last = lines.back().value("round", std::int64_t{-1});
     if (planned > 0 && last + 1 < planned)
       out.push_back({{"node", id},
@@ -531,7 +530,7 @@ json summarize(const std::string& run_dir) {
   add_node_ends(s, run_dir, nodes);
   add_round_times(s, columns.node_round_times);
   add_push_sum_weight(s, run_dir, rounds, n, last_round);
-  add_membership(s, nodes, cfg.value("rounds", std::int64_t{0}), left);
+  add_membership(s, run_dir, nodes, cfg.value("rounds", std::int64_t{0}), left);
 
   std::ofstream(fs::path(run_dir) / "summary.json") << s.dump(2) << "\n";
   return s;
@@ -584,8 +583,8 @@ std::string summary_text(const json& s) {
     out << "\n  out of the run      ";
     for (const auto& m : s["membership"]) {
       out << " node " << m["node"].get<int>();
-      if (m.value("rounds_out", std::int64_t{0}) == 0) {  // stalled between two rounds
-        out << " after round " << m["from_round"].get<std::int64_t>() << " ("
+      if (m.value("rounds_out", std::int64_t{0}) == 0) {  // stopped within one round
+        out << " in round " << m["from_round"].get<std::int64_t>() + 1 << " ("
             << m["out"].get<std::string>() << ", " << m["seconds_out"].get<double>() << " s);";
         continue;
       }

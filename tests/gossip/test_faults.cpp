@@ -16,6 +16,23 @@ using namespace rumor::gossip::testing;
 
 namespace {
 
+// A transport whose one data link is down for the first `down_looks` looks, then up again;
+// nothing ever arrives (the message sent before the reconnect was lost with the link).
+class FlappingLink : public net::Transport {
+ public:
+  explicit FlappingLink(int down_looks) : down_looks_(down_looks) {}
+  void start(const Topology&, int) override {}
+  void wait_connected(std::optional<std::chrono::milliseconds>) override {}
+  bool send(int, net::Message) override { return true; }
+  void stop() override {}
+  net::TransportStats stats() const override { return {}; }
+  bool link_up(int, net::LinkKind) const override { return looks_++ >= down_looks_; }
+
+ private:
+  int down_looks_;
+  mutable int looks_ = 0;
+};
+
 // N methods on vectors; messages are routed by hand.
 struct Net {
   Topology topology;
@@ -531,5 +548,22 @@ TEST_SUITE("gossip") {
     for (int r = 18; r < 200; ++r) REQUIRE(net.round(r) == 0);
     CHECK(std::abs(net.total_weight() - w) < 1e-9);
     CHECK(net.spread() < 1e-4);
+  }
+
+  TEST_CASE("a wait gives up on a sender whose link dropped, even once it is up again") {
+    // Without giving up, the wait would run to the timeout: give_up ends it after 400 polls
+    // of 50 ms, far past the 1 ms grace, and counts as a failure below.
+    for (int down_looks : {1, 3}) {
+      CAPTURE(down_looks);
+      FlappingLink t(down_looks);
+      net::MessageFilter f;
+      f.sender = 1;
+      f.round = 0;
+      int polls = 0;
+      const auto m = take_or_give_up(t, f, std::chrono::minutes(10), std::chrono::milliseconds(1),
+                                     [&polls] { return ++polls >= 400; });
+      CHECK_FALSE(m.has_value());
+      CHECK(polls < 400);
+    }
   }
 }

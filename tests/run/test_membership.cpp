@@ -124,26 +124,31 @@ TEST_SUITE("run") {
     CHECK(out.at(5) == "in between");
   }
 
-  TEST_CASE("summary: a node stalled between two rounds (a TCP pause) is named with its time") {
+  TEST_CASE("summary: a TCP node stopped within a round (a pause) is named with its time") {
     const auto dir =
-        std::filesystem::temp_directory_path() / ("rumor-stall-" + std::to_string(::getpid()));
+        std::filesystem::temp_directory_path() / ("rumor-stopped-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);
     std::ofstream(dir / "config.json") << json{{"rounds", 40}}.dump();
     for (int id = 0; id < 2; ++id) {
       std::ofstream f(dir / ("node-" + std::to_string(id) + ".jsonl"));
-      for (int r = 0; r < 40; ++r) {
-        const double t = 0.01 * r + (id == 1 && r >= 20 ? 10.0 : 0.0);  // node 1: 10 s out
-        f << json{{"round", r}, {"time_s", t}, {"loss", 1.0}}.dump() << "\n";
-      }
+      for (int r = 0; r < 40; ++r) f << json{{"round", r}, {"loss", 1.0}}.dump() << "\n";
     }
+    // What node 1 wrote when it finished: it was stopped for 10 s in round 21 (1-based).
+    std::ofstream(dir / "node-1.end.json") << json{
+        {"node", 1},
+        {"peak_rss_mb", 1.0},
+        {"stopped",
+         {{{"round", 21}, {"seconds", 10.0}}}}}.dump();
     const json s = run::summarize(dir.string());
     REQUIRE(s.contains("membership"));
     REQUIRE(s["membership"].size() == 1);
     const json& m = s["membership"][0];
     CHECK(m["node"] == 1);
     CHECK(m["from_round"] == 20);
-    CHECK(m["seconds_out"].get<double>() == doctest::Approx(10.01));
+    CHECK(m["seconds_out"].get<double>() == 10.0);
     CHECK(s["complete"] == true);
+    CHECK(run::summary_text(s).find("node 1 in round 21 (stopped (paused), 10.") !=
+          std::string::npos);
     std::filesystem::remove_all(dir);
   }
 

@@ -123,8 +123,8 @@ struct LateMessages {
 };
 
 // Waits up to `timeout` for a message matching `f` (f.sender must be a peer), giving up
-// early once the sender's link has been down for `link_down_grace`, or when `give_up`
-// (optional) returns true.
+// early `link_down_grace` after the sender's link was seen down (up again by then or not:
+// what was in flight is lost), or when `give_up` (optional) returns true.
 std::optional<net::Message> take_or_give_up(net::Transport& t, const net::MessageFilter& f,
                                             std::chrono::milliseconds timeout,
                                             std::chrono::milliseconds link_down_grace,
