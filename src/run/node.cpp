@@ -140,8 +140,10 @@ struct NodeSetup {
 // The blocking driver: the steps of round.hpp for this node's peer, over TCP.
 class TcpNode {
  public:
-  TcpNode(const NodeSetup& s, net::Transport& t, const PeerSetup& ps, DemandLinks* demand)
+  TcpNode(const NodeSetup& s, net::Transport& t, const PeerSetup& ps, DemandLinks* demand,
+          milliseconds heartbeat_timeout)
       : s_(s),
+        heartbeat_timeout_(heartbeat_timeout),
         t_(t),
         demand_(demand),
         peer_(ps),
@@ -188,8 +190,7 @@ class TcpNode {
     t_.set_round(r);  // gossip for rounds far past this one is refused unread
     if (!s_.faults.keep_going) return r;
     const double gap = std::chrono::duration<double>(round_start_ - last_start).count();
-    if (g_continued.exchange(false) && r > 0)
-      stopped_.push_back({{"round", r}, {"seconds", gap}});  // round r, 1-based, took that long
+    if (g_continued.exchange(false) && r > 0) stopped(r, gap);
     if (typical_round_s_ > 0 &&
         gap > static_cast<double>(s_.faults.max_lag_rounds + 1) * typical_round_s_)
       lagged_ = true;  // paused, or stalled, for more than faults.max_lag_rounds rounds
@@ -243,6 +244,7 @@ class TcpNode {
 
  private:
   void no_average(std::int64_t r);
+  void stopped(std::int64_t r, double seconds);
   void serve_rejoins(std::int64_t r);
   static const MembershipEvent* first_event(const std::vector<MembershipEvent>& events, int id) {
     for (const auto& e : events)
@@ -255,6 +257,7 @@ class TcpNode {
   void stop_with_neighbours(std::int64_t rounds);
 
   const NodeSetup& s_;
+  milliseconds heartbeat_timeout_;  // the links' (a pause longer than it closes them)
   net::Transport& t_;
   DemandLinks* demand_;  // peer sampling: data links open when first drawn
   Peer peer_;
@@ -292,6 +295,22 @@ void TcpNode::no_average(std::int64_t r) {
     m.link = net::LinkKind::kControl;
     t_.send(j, std::move(m));
   }
+}
+
+// This process was stopped (SIGSTOP) during round r (1-based), `seconds` long. Longer than
+// the links' heartbeat, its neighbours have closed their links to it and left it out: it
+// leaves them out too, so that it is let back in (from their round) by the rejoin hand-over
+// rather than run on from its own round with edges the others have dropped.
+void TcpNode::stopped(std::int64_t r, double seconds) {
+  stopped_.push_back({{"round", r}, {"seconds", seconds}});
+  const double heartbeat = std::chrono::duration<double>(heartbeat_timeout_).count();
+  if (heartbeat <= 0 || seconds <= heartbeat) return;
+  for (int j : s_.topology.peers(s_.id))
+    if (!peer_.method().peer_is_down(j) && !rejoin_.pending(j))
+      leave_out(
+          j, r,
+          "this node was stopped for " + std::to_string(seconds) + " s, past the links' heartbeat");
+  no_average(r);
 }
 
 // Rejoin requests are answered at every boundary. A scheduled restart (faults.restart_round)
@@ -606,7 +625,7 @@ RunResult run_node(const config::Config& cfg, int id, const RunOptions& options)
     demand.emplace(transport, s.topology, id);
   connect(transport, s, demand.has_value());
   ps.transport = &transport;
-  TcpNode node(s, transport, ps, demand ? &*demand : nullptr);
+  TcpNode node(s, transport, ps, demand ? &*demand : nullptr, topts.heartbeat_timeout);
   const std::int64_t rounds = cfg.get<std::int64_t>("rounds");
   run_rounds(node, node.first_round(), rounds);
   node.finish(rounds);
