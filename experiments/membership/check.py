@@ -4,6 +4,7 @@ the nodes that ran it (largest deviation from the nodes started with), and the l
 accuracy of every node present at the end.
 
 usage: check.py RUN_DIR [STATIC_RUN_DIR]
+       check.py --same RUN_DIR_A RUN_DIR_B   (every metrics line equal but for wall time)
 """
 import json
 import os
@@ -29,7 +30,20 @@ def final_accuracy(nodes, rounds):
     return acc
 
 
+def same(a, b):
+    la, lb = lines(a), lines(b)
+    wall = ("time_s",)
+    strip = lambda ls: [{k: v for k, v in l.items() if k not in wall} for l in ls]
+    n = sum(len(v) for v in la.values())
+    diff = [i for i in set(la) | set(lb) if strip(la.get(i, [])) != strip(lb.get(i, []))]
+    print(f"{a} vs {b}: {n} metrics lines, " +
+          ("identical but for time_s" if not diff else f"nodes {sorted(diff)} differ"))
+    return not diff
+
+
 def main():
+    if sys.argv[1] == "--same":
+        sys.exit(0 if same(sys.argv[2], sys.argv[3]) else 1)
     run = sys.argv[1]
     cfg = json.load(open(os.path.join(run, "config.json")))
     rounds = cfg["rounds"]
@@ -46,8 +60,21 @@ def main():
             gaps.update(range(a["round"] + 1, b["round"]))
             if b["round"] > a["round"] + 1:
                 gaps.add(a["round"])  # its last line before the pause: others may be ahead
-    weight = {r: w for r, w in weight.items() if r not in gaps}
+    # Over TCP a stopped node's links may drop: what was in flight then is recovered by the
+    # running sums a round or two later. Those rounds are reported apart.
+    stopped = set()
+    for i in nodes:
+        try:
+            end = json.load(open(os.path.join(run, f"node-{i}.end.json")))
+        except OSError:
+            continue
+        for e in end.get("stopped", []):
+            stopped.update(range(e["round"] - 1, e["round"] + 3))  # 0-based round e-1 on
+    in_flight = {r: w for r, w in weight.items() if r in stopped and r not in gaps}
+    weight = {r: w for r, w in weight.items() if r not in gaps and r not in stopped}
     acc = final_accuracy(nodes, rounds)
+    if not acc:
+        sys.exit(f"{run}: no node has a test accuracy of the last round (run not finished?)")
     mean = sum(acc.values()) / len(acc)
     print(f"{run}: {len(acc)} nodes at the end, final mean accuracy {mean:.4f}, "
           f"min {min(acc.values()):.4f} (node {min(acc, key=acc.get)}), max {max(acc.values()):.4f}")
@@ -57,6 +84,10 @@ def main():
         worst = max(devs, key=devs.get)
         print(f"  push-sum weight over the nodes of each round: largest deviation from {started} "
               f"{devs[worst]:.3g} (round {worst}); {len(devs)} rounds, {len(gaps)} with a node paused left out")
+        if in_flight:
+            lows = {r: round(w, 4) for r, w in sorted(in_flight.items()) if abs(w - started) > 1e-9}
+            print(f"  rounds around a stopped node ({len(in_flight)}): below {started} by what was in "
+                  f"flight in {lows if lows else 'none'}")
     if len(sys.argv) > 2:
         s_nodes = lines(sys.argv[2])
         s_acc = final_accuracy(s_nodes, rounds)
