@@ -500,7 +500,14 @@ void add_membership(json& s, const std::string& run_dir, const NodeLines& nodes,
                      {"back_at_round", nullptr},
                      {"rounds_out", planned - last - 1}});
   }
-  if (!out.empty()) s["membership"] = out;
+  if (out.empty()) return;
+  s["membership"] = out;
+  // Exact averages with someone out: in-process over the nodes running at that evaluation;
+  // over TCP they need every node on the control ring (off while one is out).
+  const bool simulated = !nodes.empty() && !nodes.begin()->second.empty() &&
+                         nodes.begin()->second.front().contains("sim_time_s");
+  s["exact_averages"] =
+      simulated ? "over the nodes running at each evaluation" : "off while a node was out";
 }
 
 }  // namespace
@@ -564,6 +571,8 @@ std::string summary_text(const json& s) {
   if (f.contains("consensus_dist") && f["consensus_dist"].is_number())
     out << "  consensus distance   " << std::scientific << f["consensus_dist"].get<double>()
         << std::fixed << "\n";
+  if (s.contains("exact_averages"))
+    out << "  exact averages       " << s["exact_averages"].get<std::string>() << "\n";
   out.precision(2);
   out << "  sent                 " << s.value("mb_sent", 0.0) << " MB method traffic, "
       << s.value("ctrl_mb", 0.0) << " MB control\n";

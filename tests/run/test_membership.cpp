@@ -122,6 +122,7 @@ TEST_SUITE("run") {
     for (const auto& e : summary["membership"]) out[e["node"].get<int>()] = e["out"];
     CHECK(out.at(3) == "left");
     CHECK(out.at(5) == "in between");
+    CHECK(summary["exact_averages"] == "over the nodes running at each evaluation");
   }
 
   TEST_CASE("summary: a TCP node stopped within a round (a pause) is named with its time") {
