@@ -44,6 +44,7 @@ int rejoin_inprocess(InProcPeers& p, const Topology& topology, int k, std::int64
   if (offers == 0)
     throw Error("node " + std::to_string(k) + " cannot (re)join before round " +
                 std::to_string(round + 1) + ": none of its neighbours is running");
+  me.follow_schedule(round);
   me.log("back in the run from round " + std::to_string(round + 1) + " with " +
          std::to_string(offers) + " neighbour offer(s)" + (own_state ? " (own state)" : ""));
   return offers;

@@ -180,6 +180,7 @@ class TcpNode {
     // Both ends of each link it came back on agree that the link is up from `start`.
     for (int j : s_.topology.peers(s_.id))
       if (!peer_.method().peer_is_down(j)) peer_.method().set_peer_up(j, start);
+    peer_.follow_schedule(start);
     return start;
   }
 
@@ -207,7 +208,11 @@ class TcpNode {
     return r;
   }
   // A peer cut off from all its neighbours, let back in from a later round, continues there.
-  std::optional<std::int64_t> skip_to() { return rejoin_.take_jump(); }
+  std::optional<std::int64_t> skip_to() {
+    const auto to = rejoin_.take_jump();
+    if (to) peer_.follow_schedule(*to);
+    return to;
+  }
   void local(std::int64_t r) { peer_.local(r); }
   void exchange(std::int64_t r);
   bool eval_round(std::int64_t r) const { return peer_.eval_round(r); }

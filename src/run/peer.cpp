@@ -452,6 +452,12 @@ std::vector<int> Peer::finish_round(std::int64_t round) {
   return left_out;
 }
 
+void Peer::follow_schedule(std::int64_t round) {
+  Impl& p = *impl_;
+  if (p.optimizer && round > 0)
+    p.optimizer->follow_schedule_from(static_cast<std::size_t>(round * p.local_steps));
+}
+
 void Peer::save_average_model(const std::string& path) const {
   const Impl& p = *impl_;
   if (!p.train || !p.have_average) return;

@@ -80,7 +80,7 @@ LocalOptimizer::LocalOptimizer(std::size_t num_params, OptimizerOptions options)
 }
 
 double LocalOptimizer::step(std::span<float> params, std::span<const float> grads) {
-  const double lr = schedule_.at(steps_);
+  const double lr = schedule_.at(schedule_step());
   step(params, grads, lr);
   return lr;
 }
@@ -163,6 +163,7 @@ void LocalOptimizer::reset() {
   std::fill(momentum_.begin(), momentum_.end(), 0.0f);
   std::fill(second_.begin(), second_.end(), 0.0f);
   steps_ = 0;
+  skipped_ = 0;
 }
 
 }  // namespace rumor::train

@@ -98,6 +98,30 @@ TEST_SUITE("run") {
     }
   }
 
+  TEST_CASE("membership: a joiner and a returning node take the run's learning rate") {
+    // Cosine over the run's 60 rounds: a joiner at round 10 (and node 5, back from its
+    // pause) would otherwise run at the rate of its own few steps, behind everyone else's.
+    for (const char* method : {"sgp", "dpsgd"}) {
+      CAPTURE(method);
+      const auto cfg =
+          small(method, ring_with_standby(), churn({"optimizer.schedule.kind=cosine"}));
+      run::run_inprocess(cfg, quiet());
+      const auto dir = std::filesystem::path(cfg.run_dir());
+      const auto ref = read_lines((dir / "node-0.jsonl").string());
+      REQUIRE(ref.size() == 60);
+      for (int node : {8, 9, 5}) {
+        CAPTURE(node);
+        const auto lines = read_lines((dir / ("node-" + std::to_string(node) + ".jsonl")).string());
+        REQUIRE(!lines.empty());
+        for (const auto& l : lines) {
+          const auto r = l["round"].get<std::size_t>();
+          CAPTURE(r);
+          CHECK(l["lr"].get<double>() == doctest::Approx(ref[r]["lr"].get<double>()));
+        }
+      }
+    }
+  }
+
   TEST_CASE("membership: the run directory says who was out and for how long") {
     const auto cfg = small("dpsgd", ring_with_standby(), churn());
     run::run_inprocess(cfg, quiet());

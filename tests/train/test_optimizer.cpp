@@ -42,6 +42,28 @@ TEST_SUITE("train") {
     CHECK_THROWS_AS(LrSchedule(0.1, s), ConfigError);
   }
 
+  TEST_CASE("a joining node follows the schedule from the run's step, with its own step count") {
+    OptimizerOptions o;
+    o.lr = 0.1;
+    o.momentum = 0.9;
+    o.schedule.kind = "cosine";
+    o.schedule.total_steps = 100;
+    const LrSchedule cs(0.1, o.schedule);
+    LocalOptimizer opt(1, o);
+    std::vector<float> x{1.0f};
+    const std::vector<float> g{1.0f};
+    opt.follow_schedule_from(60);
+    CHECK(opt.steps() == 0);  // momentum starts afresh: m = g at its first step
+    CHECK(opt.lr() == doctest::Approx(cs.at(60)));
+    CHECK(opt.step(x, g) == doctest::Approx(cs.at(60)));
+    CHECK(x[0] == doctest::Approx(1.0 - cs.at(60)));
+    CHECK(opt.lr() == doctest::Approx(cs.at(61)));
+    opt.follow_schedule_from(30);  // never back
+    CHECK(opt.schedule_step() == 61);
+    opt.reset();
+    CHECK(opt.schedule_step() == 0);
+  }
+
   TEST_CASE("SGD matches the torch.optim.SGD update written out by hand") {
     OptimizerOptions o;
     o.lr = 0.5;

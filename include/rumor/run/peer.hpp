@@ -89,6 +89,9 @@ class Peer {
   void save_checkpoint(std::int64_t round);
   // Writes model.pt from the last exact average (call on one node after the last round).
   void save_average_model(const std::string& path) const;
+  // A peer that joins, or comes back, at `round` follows the run's learning-rate schedule
+  // from that round's first step (not from its own step count: it would lag behind).
+  void follow_schedule(std::int64_t round);
 
   // The model vector (z for push-sum) and the last metrics line, for drivers and tests.
   std::span<const float> model() const;

@@ -63,8 +63,16 @@ class LocalOptimizer {
   // Same with an explicit rate (the schedule's step counter still advances).
   void step(std::span<float> params, std::span<const float> grads, double lr);
 
-  double lr() const { return schedule_.at(steps_); }  // rate of the next step
+  double lr() const { return schedule_.at(schedule_step()); }  // rate of the next step
   std::size_t steps() const { return steps_; }
+  // The schedule's position: the steps taken, plus what follow_schedule_from() skipped.
+  std::size_t schedule_step() const { return steps_ + skipped_; }
+  // A node that joins a run, or comes back to it, at the run's step `step` goes on with the
+  // run's learning rate from there (never back). Its own step count, which starts momentum
+  // and Adam's bias correction, stays its own.
+  void follow_schedule_from(std::size_t step) {
+    if (step > schedule_step()) skipped_ = step - steps_;
+  }
   const OptimizerOptions& options() const { return options_; }
   std::span<float> momentum_buffer() { return momentum_; }
   // Buffers a checkpoint must hold (sgd: momentum if any; adam/adamw: first and second moments).
@@ -83,6 +91,7 @@ class LocalOptimizer {
   std::vector<float> momentum_;  // sgd momentum, or adam's first moment
   std::vector<float> second_;    // adam's second moment
   std::size_t steps_ = 0;
+  std::size_t skipped_ = 0;  // schedule steps skipped by follow_schedule_from()
 };
 
 }  // namespace rumor::train
