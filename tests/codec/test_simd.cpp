@@ -221,7 +221,9 @@ TEST_CASE("simd: Count-Sketch row additions and lookups equal the scalar referen
   const auto x = mixed_values(1000, 10);
   std::vector<float> row(1u << 12);
   for (std::size_t i = 0; i < row.size(); ++i) row[i] = x[i % x.size()] + static_cast<float>(i);
-  for (const std::uint32_t cols : {1u, 3u, 97u, 4096u}) {
+  // Narrow rows (a hash per key), rows whose windows often wrap past the end, wide rows;
+  // keys from a window boundary or not, and past 2^32 (they wrap).
+  for (const std::uint32_t cols : {1u, 3u, 15u, 16u, 17u, 97u, 4096u}) {
     for (const std::uint32_t first : {0u, 5u, 0xfffffc00u}) {
       for (const std::size_t n : {0ul, 7ul, 1000ul}) {
         CAPTURE(cols);
@@ -235,6 +237,12 @@ TEST_CASE("simd: Count-Sketch row additions and lookups equal the scalar referen
         simd::sketch_lookup(first, n, 12345u, cols, row.data(), rl.data(), Isa::kScalar);
         simd::sketch_lookup(first, n, 12345u, cols, row.data(), vl.data(), simd::best());
         CHECK(first_difference(rl, vl, 4) == n);
+        for (std::size_t j = 0; j < n; ++j) {  // the scalar kernel is sketch_cell, key by key
+          const auto c = simd::sketch_cell(first + static_cast<std::uint32_t>(j), 12345u, cols);
+          REQUIRE(c.col < cols);
+          REQUIRE(std::bit_cast<std::uint32_t>(rl[j]) ==
+                  (std::bit_cast<std::uint32_t>(row[c.col]) ^ c.negative << 31));
+        }
       }
     }
   }
