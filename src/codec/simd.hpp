@@ -35,6 +35,11 @@ void qsgd_levels(const std::uint8_t* in, std::size_t n, int bits, float step, fl
 // Draws n / 2 words from rng, in the same order on every path.
 void qsgd_codes(const float* x, std::size_t n, float inv, int bits, Rng& rng, std::uint8_t* out,
                 Isa isa = best());
+// qsgd_codes, and meanwhile sum_squares(next, next_n), which it returns: the next chunk's
+// chain of additions runs alongside these codes instead of before that chunk's.
+double qsgd_codes_sum_next(const float* x, std::size_t n, float inv, int bits, Rng& rng,
+                           std::uint8_t* out, const float* next, std::size_t next_n,
+                           Isa isa = best());
 
 // Sums of x^2 and of |x| in double with four interleaved partial sums (x[i] goes to sum
 // i % 4 while four remain, the rest to sum 0; then (s0 + s1) + (s2 + s3)). The order is part
