@@ -46,61 +46,34 @@ class QsgdCodec final : public ValueCodec {
     w.u32(checked_n(n));
     w.u32(chunk_);
     const std::size_t nc = chunks(n, chunk_);
-    std::uint8_t* norms = w.pos();
-    std::uint8_t* bitp = norms + 4 * nc;
-    const unsigned width = static_cast<unsigned>(bits_ + 1);
-    const std::uint32_t sign_bit = 1u << bits_;
-    std::uint64_t acc = 0;
-    unsigned nbits = 0;
-    std::uint64_t rbits = 0;
-    unsigned rleft = 0;
+    Packer pk{w.pos(), w.pos() + 4 * nc};
+    double sq = simd::sum_squares(v.data(), std::min<std::size_t>(chunk_, n));
     for (std::size_t c = 0; c < nc; ++c) {
       const std::size_t lo = c * chunk_;
       const std::size_t len = std::min<std::size_t>(chunk_, n - lo);
       const float* x = v.data() + lo;
-      const float norm = static_cast<float>(std::sqrt(simd::sum_squares(x, len)));
+      const float norm = static_cast<float>(std::sqrt(sq));
       if (!finite(norm)) {
         throw CodecError("codec " + name() + ": cannot encode: chunk " + std::to_string(c) +
                          " has a non-finite norm (NaN/inf in the input, or values too large)");
       }
-      std::memcpy(norms + 4 * c, &norm, 4);
+      std::memcpy(pk.norms + 4 * c, &norm, 4);
       const float inv = norm > 0.0f ? static_cast<float>(s_) / norm : 0.0f;
+      const std::size_t next_len = c + 1 < nc ? std::min<std::size_t>(chunk_, n - lo - len) : 0;
       std::size_t i = 0;
-      if (nbits == 0) {  // byte aligned: whole groups of 8 values fill exactly BITS+1 bytes
-        const std::size_t groups = len / 8 * 8;
-        simd::qsgd_codes(x, groups, inv, bits_, rng, bitp);
-        bitp += groups / 8 * width;
-        i = groups;
+      if (pk.nbits == 0) {  // byte aligned: whole groups of 8 values fill exactly BITS+1 bytes
+        i = len / 8 * 8;
+        sq = simd::qsgd_codes_sum_next(x, i, inv, bits_, rng, pk.bits, x + len, next_len);
+        pk.bits += i / 8 * static_cast<std::size_t>(bits_ + 1);
+      } else {
+        sq = simd::sum_squares(x + len, next_len);
       }
-      for (; i < len; ++i) {
-        if (rleft == 0) {
-          rbits = rng();
-          rleft = 2;
-        }
-        const std::uint32_t u = static_cast<std::uint32_t>(rbits) & 0xffffffu;
-        rbits >>= 32;
-        --rleft;
-        const float a = std::fabs(x[i]) * inv;
-        std::uint32_t l = static_cast<std::uint32_t>(a);
-        const float frac = a - static_cast<float>(l);
-        l += static_cast<float>(u) < frac * 16777216.0f;
-        l = std::min(l, s_);
-        const std::uint32_t code = l | (std::signbit(x[i]) && l ? sign_bit : 0u);
-        acc |= static_cast<std::uint64_t>(code) << nbits;
-        nbits += width;
-        if (nbits >= 32) {
-          const std::uint32_t word = static_cast<std::uint32_t>(acc);
-          std::memcpy(bitp, &word, 4);
-          bitp += 4;
-          acc >>= 32;
-          nbits -= 32;
-        }
-      }
+      encode_tail(x, i, len, inv, rng, pk);
     }
-    while (nbits > 0) {
-      *bitp++ = static_cast<std::uint8_t>(acc);
-      acc >>= 8;
-      nbits = nbits > 8 ? nbits - 8 : 0;
+    while (pk.nbits > 0) {
+      *pk.bits++ = static_cast<std::uint8_t>(pk.acc);
+      pk.acc >>= 8;
+      pk.nbits = pk.nbits > 8 ? pk.nbits - 8 : 0;
     }
   }
   void decode(Reader& r, std::span<float> out) const override {
@@ -159,6 +132,48 @@ class QsgdCodec final : public ValueCodec {
   double delta(std::size_t n) const override { return biased_ ? 1.0 / (1.0 + omega(n)) : 0.0; }
 
  private:
+  // Where encoded bits go: norms, then levels (LSB first); a partial 32-bit word in acc
+  // while a chunk ends off a byte boundary, and the unused half of the last random word.
+  struct Packer {
+    std::uint8_t* norms;
+    std::uint8_t* bits;
+    std::uint64_t acc = 0;
+    unsigned nbits = 0;
+    std::uint64_t rbits = 0;
+    unsigned rleft = 0;
+  };
+
+  // Values i .. len - 1 of a chunk, one at a time (what whole byte-aligned groups left).
+  void encode_tail(const float* x, std::size_t i, std::size_t len, float inv, Rng& rng,
+                   Packer& pk) const {
+    const unsigned width = static_cast<unsigned>(bits_ + 1);
+    const std::uint32_t sign_bit = 1u << bits_;
+    for (; i < len; ++i) {
+      if (pk.rleft == 0) {
+        pk.rbits = rng();
+        pk.rleft = 2;
+      }
+      const std::uint32_t u = static_cast<std::uint32_t>(pk.rbits) & 0xffffffu;
+      pk.rbits >>= 32;
+      --pk.rleft;
+      const float a = std::fabs(x[i]) * inv;
+      std::uint32_t l = static_cast<std::uint32_t>(a);
+      const float frac = a - static_cast<float>(l);
+      l += static_cast<float>(u) < frac * 16777216.0f;
+      l = std::min(l, s_);
+      const std::uint32_t code = l | (std::signbit(x[i]) && l ? sign_bit : 0u);
+      pk.acc |= static_cast<std::uint64_t>(code) << pk.nbits;
+      pk.nbits += width;
+      if (pk.nbits >= 32) {
+        const std::uint32_t word = static_cast<std::uint32_t>(pk.acc);
+        std::memcpy(pk.bits, &word, 4);
+        pk.bits += 4;
+        pk.acc >>= 32;
+        pk.nbits -= 32;
+      }
+    }
+  }
+
   int bits_;
   bool biased_;
   std::uint32_t chunk_;

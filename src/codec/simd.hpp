@@ -35,6 +35,11 @@ void qsgd_levels(const std::uint8_t* in, std::size_t n, int bits, float step, fl
 // Draws n / 2 words from rng, in the same order on every path.
 void qsgd_codes(const float* x, std::size_t n, float inv, int bits, Rng& rng, std::uint8_t* out,
                 Isa isa = best());
+// qsgd_codes, and meanwhile sum_squares(next, next_n), which it returns: the next chunk's
+// chain of additions runs alongside these codes instead of before that chunk's.
+double qsgd_codes_sum_next(const float* x, std::size_t n, float inv, int bits, Rng& rng,
+                           std::uint8_t* out, const float* next, std::size_t next_n,
+                           Isa isa = best());
 
 // Sums of x^2 and of |x| in double with four interleaved partial sums (x[i] goes to sum
 // i % 4 while four remain, the rest to sum 0; then (s0 + s1) + (s2 + s3)). The order is part
@@ -55,9 +60,8 @@ void sign_values(const std::uint8_t* bits, std::size_t first, std::size_t n, flo
 std::size_t collect_at_least(const float* x, std::size_t n, std::int32_t threshold, std::size_t cap,
                              std::uint32_t* idx, std::int32_t* key, Isa isa = best());
 
-// Count-Sketch row hash of key k: h = an xorshift-multiply mix of k + key (a bijection of
-// 32-bit words; the multipliers are Wellons' "lowbias32"); the bucket is
-// ((h >> 1) * cols) >> 31 and the sign bit is h's lowest bit, disjoint bits of h.
+// Count-Sketch row hash: an xorshift-multiply mix of k + key (a bijection of 32-bit words;
+// the multipliers are Wellons' "lowbias32"), and a column in [0, cols) from the top 31 bits.
 constexpr std::uint32_t sketch_mix(std::uint32_t k, std::uint32_t key) {
   std::uint32_t z = k + key;
   z ^= z >> 16;
@@ -69,12 +73,36 @@ constexpr std::uint32_t sketch_mix(std::uint32_t k, std::uint32_t key) {
 constexpr std::uint32_t sketch_bucket(std::uint32_t h, std::uint32_t cols) {
   return static_cast<std::uint32_t>((static_cast<std::uint64_t>(h >> 1) * cols) >> 31);
 }
-// For keys first .. first + n - 1 of one row, in that order: row[bucket] += x[j] with its
-// sign bit flipped by the hash.
+
+// Where key k goes in a row of `cols` columns hashed with `key`. Rows of at least
+// kSketchWindow columns hash windows of 16 consecutive keys: window g = k / 16 draws
+// h = sketch_mix(g, key), a uniform start column sketch_bucket(h, cols) and 16 sign bits
+// sketch_mix(h, ~key); key k takes column (start + k % 16) mod cols and sign bit k % 16.
+// Two keys of different windows share a column with probability 1/cols, as with a bucket
+// per key, and keys of one window never do; a window's updates are two vector additions
+// instead of sixteen scattered ones. Narrower rows hash each key: h = sketch_mix(k, key),
+// column sketch_bucket(h, cols), sign h's lowest bit (disjoint bits of h).
+constexpr std::uint32_t kSketchWindow = 16;
+struct SketchCell {
+  std::uint32_t col;
+  std::uint32_t negative;  // 0 or 1
+};
+constexpr SketchCell sketch_cell(std::uint32_t k, std::uint32_t key, std::uint32_t cols) {
+  if (cols < kSketchWindow) {
+    const std::uint32_t h = sketch_mix(k, key);
+    return {sketch_bucket(h, cols), h & 1u};
+  }
+  const std::uint32_t h = sketch_mix(k / kSketchWindow, key);
+  const std::uint32_t lane = k % kSketchWindow;
+  const std::uint32_t col = sketch_bucket(h, cols) + lane;
+  return {col >= cols ? col - cols : col, (sketch_mix(h, ~key) >> lane) & 1u};
+}
+// For keys first .. first + n - 1 of one row, in that order: row[col] += x[j] with its sign
+// bit flipped when the cell is negative (so each column adds its terms in key order).
 void sketch_add(std::uint32_t first, std::size_t n, std::uint32_t key, std::uint32_t cols,
                 const float* x, float* row, Isa isa = best());
-// For keys first .. first + n - 1 of one row: out[j] = row[bucket] with its sign bit flipped
-// by the hash (the row's estimate of each key).
+// For keys first .. first + n - 1 of one row: out[j] = row[col] with its sign bit flipped when
+// the cell is negative (the row's estimate of each key).
 void sketch_lookup(std::uint32_t first, std::size_t n, std::uint32_t key, std::uint32_t cols,
                    const float* row, float* out, Isa isa = best());
 

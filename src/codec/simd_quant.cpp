@@ -66,6 +66,12 @@ void qsgd_codes_scalar(const float* x, std::size_t n, float inv, int bits, Rng& 
                 [&](auto b) { qsgd_codes_scalar_t<decltype(b)::value>(x, n, inv, rng, out); });
 }
 
+double qsgd_codes_sum_next_scalar(const float* x, std::size_t n, float inv, int bits, Rng& rng,
+                                  std::uint8_t* out, const float* next, std::size_t next_n) {
+  qsgd_codes_scalar(x, n, inv, bits, rng, out);
+  return sum_squares_scalar(next, next_n);
+}
+
 void sign_bits_scalar(const float* x, std::size_t n, std::uint8_t* out) {
   for (std::size_t i = 0; i < n; i += 8) {
     unsigned b = 0;
@@ -87,11 +93,10 @@ void sign_values_scalar(const std::uint8_t* bits, std::size_t first, std::size_t
 
 #if RUMOR_SIMD_X86
 // The four partial sums are the four double lanes: the same additions in the same order.
+// sum_avx2 from x[i] on, with the sums of x[0 .. i) (i a multiple of 4) in acc.
 template <bool kSquare>
-RUMOR_AVX2 double sum_avx2(const float* x, std::size_t n) {
-  __m256d acc = _mm256_setzero_pd();
+RUMOR_AVX2 double sum_avx2_from(const float* x, std::size_t i, std::size_t n, __m256d acc) {
   const __m256d abs_mask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
-  std::size_t i = 0;
   for (; i + 4 <= n; i += 4) {
     const __m256d v = _mm256_cvtps_pd(_mm_loadu_ps(x + i));
     acc = _mm256_add_pd(acc, kSquare ? _mm256_mul_pd(v, v) : _mm256_and_pd(v, abs_mask));
@@ -104,10 +109,10 @@ RUMOR_AVX2 double sum_avx2(const float* x, std::size_t n) {
   return (a[0] + a[1]) + (a[2] + a[3]);
 }
 RUMOR_AVX2 double sum_squares_avx2(const float* x, std::size_t n) {
-  return sum_avx2<true>(x, n);
+  return sum_avx2_from<true>(x, 0, n, _mm256_setzero_pd());
 }
 RUMOR_AVX2 double sum_abs_avx2(const float* x, std::size_t n) {
-  return sum_avx2<false>(x, n);
+  return sum_avx2_from<false>(x, 0, n, _mm256_setzero_pd());
 }
 
 // Eight codes in 32-bit lanes to one 8 W-bit word: pairs within 64-bit lanes, then pairs of
@@ -126,9 +131,11 @@ RUMOR_AVX2 void pack8(__m256i code, std::uint8_t* out) {
   std::memcpy(out, &acc, kW);
 }
 
+// Codes of x, and sum_squares(next, next_n): its first groups of 8 alongside the codes (the
+// next chunk's additions wait on no code), the rest after.
 template <unsigned kBits>
-RUMOR_AVX2 void qsgd_codes_avx2_t(const float* x, std::size_t n, float inv, Rng& rng_in,
-                                  std::uint8_t* out) {
+RUMOR_AVX2 double qsgd_codes_avx2_t(const float* x, std::size_t n, float inv, Rng& rng_in,
+                                    std::uint8_t* out, const float* next, std::size_t next_n) {
   constexpr unsigned kW = kBits + 1;
   Rng rng = rng_in;  // a local copy stays in registers (out may alias anything)
   const __m256 vinv = _mm256_set1_ps(inv);
@@ -136,7 +143,14 @@ RUMOR_AVX2 void qsgd_codes_avx2_t(const float* x, std::size_t n, float inv, Rng&
   const __m256 two24 = _mm256_set1_ps(16777216.0f);
   const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff);
   const __m256i u_mask = _mm256_set1_epi32(0xffffff);
+  __m256d sq = _mm256_setzero_pd();
+  const std::size_t along = std::min(n, next_n / 8 * 8);
   for (std::size_t g = 0; g < n; g += 8, out += kW) {
+    if (g < along) {
+      const __m256d a = _mm256_cvtps_pd(_mm_loadu_ps(next + g));
+      const __m256d b = _mm256_cvtps_pd(_mm_loadu_ps(next + g + 4));
+      sq = _mm256_add_pd(_mm256_add_pd(sq, _mm256_mul_pd(a, a)), _mm256_mul_pd(b, b));
+    }
     const __m256i xb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + g));
     const __m256 ax = _mm256_castsi256_ps(_mm256_and_si256(xb, abs_mask));
     // min(sf, p) = sf < p ? sf : p, as std::min(p, sf)
@@ -157,10 +171,22 @@ RUMOR_AVX2 void qsgd_codes_avx2_t(const float* x, std::size_t n, float inv, Rng&
     pack8<kW>(_mm256_or_si256(l, _mm256_slli_epi32(neg, kBits)), out);
   }
   rng_in = rng;
+  return sum_avx2_from<true>(next, along, next_n, sq);
 }
 RUMOR_AVX2 void qsgd_codes_avx2(const float* x, std::size_t n, float inv, int bits, Rng& rng,
                                 std::uint8_t* out) {
-  dispatch_bits(bits, [&](auto b) { qsgd_codes_avx2_t<decltype(b)::value>(x, n, inv, rng, out); });
+  dispatch_bits(bits, [&](auto b) {
+    qsgd_codes_avx2_t<decltype(b)::value>(x, n, inv, rng, out, nullptr, 0);
+  });
+}
+RUMOR_AVX2 double qsgd_codes_sum_next_avx2(const float* x, std::size_t n, float inv, int bits,
+                                           Rng& rng, std::uint8_t* out, const float* next,
+                                           std::size_t next_n) {
+  double sq = 0;
+  dispatch_bits(bits, [&](auto b) {
+    sq = qsgd_codes_avx2_t<decltype(b)::value>(x, n, inv, rng, out, next, next_n);
+  });
+  return sq;
 }
 
 RUMOR_AVX2 void sign_bits_avx2(const float* x, std::size_t n, std::uint8_t* out) {
@@ -198,6 +224,10 @@ RUMOR_AVX2 void sign_values_avx2(const std::uint8_t* bits, std::size_t first, st
 void qsgd_codes(const float* x, std::size_t n, float inv, int bits, Rng& rng, std::uint8_t* out,
                 Isa isa) {
   RUMOR_DISPATCH(qsgd_codes, x, n, inv, bits, rng, out);
+}
+double qsgd_codes_sum_next(const float* x, std::size_t n, float inv, int bits, Rng& rng,
+                           std::uint8_t* out, const float* next, std::size_t next_n, Isa isa) {
+  return RUMOR_DISPATCH(qsgd_codes_sum_next, x, n, inv, bits, rng, out, next, next_n);
 }
 double sum_squares(const float* x, std::size_t n, Isa isa) {
   return RUMOR_DISPATCH(sum_squares, x, n);

@@ -1,5 +1,6 @@
 // Scalar and AVX2 kernels of the selecting codecs: top-k candidate collection and the
-// Count-Sketch row hash; see simd.hpp.
+// Count-Sketch row updates and lookups; see simd.hpp.
+#include <algorithm>
 #include <bit>
 #include <cstring>
 
@@ -41,22 +42,45 @@ std::size_t collect_at_least_scalar(const float* x, std::size_t n, std::int32_t 
   return pos;
 }
 
+// Calls f(j, column, negative) for keys first + j, j = 0 .. n - 1, in order (sketch_cell,
+// with one hash per window).
+template <class F>
+void for_each_cell(std::uint32_t first, std::size_t n, std::uint32_t key, std::uint32_t cols,
+                   F&& f) {
+  if (cols < kSketchWindow) {
+    for (std::size_t j = 0; j < n; ++j) {
+      const std::uint32_t h = sketch_mix(first + static_cast<std::uint32_t>(j), key);
+      f(j, sketch_bucket(h, cols), h & 1u);
+    }
+    return;
+  }
+  for (std::size_t j = 0; j < n;) {
+    const std::uint32_t k = first + static_cast<std::uint32_t>(j);
+    const std::uint32_t h = sketch_mix(k / kSketchWindow, key);
+    const std::uint32_t start = sketch_bucket(h, cols), signs = sketch_mix(h, ~key);
+    for (std::uint32_t lane = k % kSketchWindow; lane < kSketchWindow && j < n; ++lane, ++j) {
+      const std::uint32_t col = start + lane;
+      f(j, col >= cols ? col - cols : col, (signs >> lane) & 1u);
+    }
+  }
+}
+
+inline float flip(float v, std::uint32_t negative) {
+  return std::bit_cast<float>(std::bit_cast<std::uint32_t>(v) ^ negative << 31);
+}
+
 void sketch_add_scalar(std::uint32_t first, std::size_t n, std::uint32_t key, std::uint32_t cols,
                        const float* x, float* row) {
-  for (std::size_t j = 0; j < n; ++j) {
-    const std::uint32_t h = sketch_mix(first + static_cast<std::uint32_t>(j), key);
-    row[sketch_bucket(h, cols)] +=
-        std::bit_cast<float>(std::bit_cast<std::uint32_t>(x[j]) ^ h << 31);
-  }
+  for_each_cell(first, n, key, cols, [&](std::size_t j, std::uint32_t col, std::uint32_t neg) {
+    row[col] += flip(x[j], neg);
+  });
 }
 
 void sketch_lookup_scalar(std::uint32_t first, std::size_t n, std::uint32_t key, std::uint32_t cols,
                           const float* row, float* out) {
-  for (std::size_t j = 0; j < n; ++j) {
-    const std::uint32_t h = sketch_mix(first + static_cast<std::uint32_t>(j), key);
-    const float t = row[sketch_bucket(h, cols)];
-    out[j] = std::bit_cast<float>(std::bit_cast<std::uint32_t>(t) ^ h << 31);
-  }
+  for_each_cell(first, n, key, cols, [&](std::size_t j, std::uint32_t col, std::uint32_t neg) {
+    out[j] = flip(row[col], neg);
+  });
 }
 
 #if RUMOR_SIMD_X86
@@ -124,43 +148,88 @@ RUMOR_AVX2 __m256i bucket8(__m256i h, __m256i cols) {
   return _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xaa);
 }
 
-// Eight keys hashed in vector lanes, then their eight additions in scalar code: the
-// additions (loads and stores) overlap the next keys' hashing (vector arithmetic), which
-// hashing a whole block first and adding it afterwards does not.
-RUMOR_AVX2 void sketch_add_avx2(std::uint32_t first, std::size_t n, std::uint32_t key,
-                                std::uint32_t cols, const float* x, float* row) {
-  const __m256i vkey = _mm256_set1_epi32(static_cast<int>(key));
-  const __m256i vcols = _mm256_set1_epi32(static_cast<int>(cols));
-  __m256i k = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(first)),
-                               _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  alignas(32) std::uint32_t bucket[8];
-  alignas(32) float term[8];
-  std::size_t j = 0;
-  for (; j + 8 <= n; j += 8, k = _mm256_add_epi32(k, _mm256_set1_epi32(8))) {
-    const __m256i h = mix8(k, vkey);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(bucket), bucket8(h, vcols));
-    const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + j));
-    _mm256_store_si256(reinterpret_cast<__m256i*>(term),
-                       _mm256_xor_si256(xv, _mm256_slli_epi32(h, 31)));
-    for (unsigned l = 0; l < 8; ++l) row[bucket[l]] += term[l];
-  }
-  sketch_add_scalar(first + static_cast<std::uint32_t>(j), n - j, key, cols, x + j, row);
+// The hashes of eight windows (starting at key k0, a window boundary): their start columns
+// and sign bits.
+struct Windows8 {
+  alignas(32) std::uint32_t start[8];
+  alignas(32) std::uint32_t signs[8];
+};
+RUMOR_AVX2 void hash_windows8(std::uint32_t k0, std::uint32_t key, std::uint32_t cols,
+                              Windows8& w) {
+  const __m256i k = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(k0)),
+                                     _mm256_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112));
+  const __m256i h = mix8(_mm256_srli_epi32(k, 4), _mm256_set1_epi32(static_cast<int>(key)));
+  _mm256_store_si256(reinterpret_cast<__m256i*>(w.start),
+                     bucket8(h, _mm256_set1_epi32(static_cast<int>(cols))));
+  _mm256_store_si256(reinterpret_cast<__m256i*>(w.signs),
+                     mix8(h, _mm256_set1_epi32(static_cast<int>(~key))));
 }
 
+// A window's 16 sign bits as sign-bit masks of lanes 0-7 (lo) and 8-15 (hi).
+struct SignMasks {
+  __m256i lo, hi;
+};
+RUMOR_AVX2 SignMasks sign_masks(std::uint32_t signs) {
+  const __m256i s = _mm256_set1_epi32(static_cast<int>(signs));
+  const __m256i top = _mm256_set1_epi32(static_cast<int>(0x80000000u));
+  return {_mm256_and_si256(_mm256_sllv_epi32(s, _mm256_setr_epi32(31, 30, 29, 28, 27, 26, 25, 24)),
+                           top),
+          _mm256_and_si256(_mm256_sllv_epi32(s, _mm256_setr_epi32(23, 22, 21, 20, 19, 18, 17, 16)),
+                           top)};
+}
+
+// Keys first + j .. of one row, kernel by kernel: add (src = x, dst = the row) or lookup
+// (src = the row, dst = out).
+template <bool kAdd>
+void sketch_scalar(std::uint32_t first, std::size_t j, std::size_t n, std::uint32_t key,
+                   std::uint32_t cols, const float* src, float* dst) {
+  const std::uint32_t k = first + static_cast<std::uint32_t>(j);
+  if constexpr (kAdd) {
+    sketch_add_scalar(k, n, key, cols, src + j, dst);
+  } else {
+    sketch_lookup_scalar(k, n, key, cols, src, dst + j);
+  }
+}
+
+// Eight windows at a time: their hashes in vector lanes, then each window's 16 columns as two
+// vector loads and stores (one by one when the window wraps past the row's end).
+template <bool kAdd>
+RUMOR_AVX2 void sketch_avx2(std::uint32_t first, std::size_t n, std::uint32_t key,
+                            std::uint32_t cols, const float* src, float* dst) {
+  constexpr std::uint32_t kW = kSketchWindow;
+  std::size_t j = cols < kW ? n : std::min<std::size_t>(n, (kW - first % kW) % kW);
+  sketch_scalar<kAdd>(first, 0, j, key, cols, src, dst);
+  Windows8 w;
+  for (; j + 8 * kW <= n; j += 8 * kW) {
+    hash_windows8(first + static_cast<std::uint32_t>(j), key, cols, w);
+    for (std::uint32_t l = 0; l < 8; ++l) {
+      const std::size_t at = j + kW * l;
+      if (w.start[l] + kW > cols) {
+        sketch_scalar<kAdd>(first, at, kW, key, cols, src, dst);
+        continue;
+      }
+      const SignMasks m = sign_masks(w.signs[l]);
+      const float* in = kAdd ? src + at : src + w.start[l];
+      float* out = kAdd ? dst + w.start[l] : dst + at;
+      __m256 lo = _mm256_xor_ps(_mm256_loadu_ps(in), _mm256_castsi256_ps(m.lo));
+      __m256 hi = _mm256_xor_ps(_mm256_loadu_ps(in + 8), _mm256_castsi256_ps(m.hi));
+      if constexpr (kAdd) {
+        lo = _mm256_add_ps(_mm256_loadu_ps(out), lo);
+        hi = _mm256_add_ps(_mm256_loadu_ps(out + 8), hi);
+      }
+      _mm256_storeu_ps(out, lo);
+      _mm256_storeu_ps(out + 8, hi);
+    }
+  }
+  sketch_scalar<kAdd>(first, j, n - j, key, cols, src, dst);
+}
+RUMOR_AVX2 void sketch_add_avx2(std::uint32_t first, std::size_t n, std::uint32_t key,
+                                std::uint32_t cols, const float* x, float* row) {
+  sketch_avx2<true>(first, n, key, cols, x, row);
+}
 RUMOR_AVX2 void sketch_lookup_avx2(std::uint32_t first, std::size_t n, std::uint32_t key,
                                    std::uint32_t cols, const float* row, float* out) {
-  const __m256i vkey = _mm256_set1_epi32(static_cast<int>(key));
-  const __m256i vcols = _mm256_set1_epi32(static_cast<int>(cols));
-  __m256i k = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(first)),
-                               _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  std::size_t j = 0;
-  for (; j + 8 <= n; j += 8, k = _mm256_add_epi32(k, _mm256_set1_epi32(8))) {
-    const __m256i h = mix8(k, vkey);
-    // buckets < cols <= 2^26: valid signed 32-bit gather offsets
-    const __m256 t = _mm256_i32gather_ps(row, bucket8(h, vcols), 4);
-    _mm256_storeu_ps(out + j, _mm256_xor_ps(t, _mm256_castsi256_ps(_mm256_slli_epi32(h, 31))));
-  }
-  sketch_lookup_scalar(first + static_cast<std::uint32_t>(j), n - j, key, cols, row, out + j);
+  sketch_avx2<false>(first, n, key, cols, row, out);
 }
 #endif
 

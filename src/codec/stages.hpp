@@ -94,14 +94,16 @@ class Sparsifier {
   virtual std::unique_ptr<Work> make_work(std::size_t d) const = 0;
 };
 
-// Count-Sketch hashes for one (seed, rows, cols). Row r hashes key k with a keyed 32-bit
-// mixer, h = simd::sketch_mix(k, key_r), key_r uniform from the shared seed alone (so
-// sketches of different senders add); bucket = the top 31 bits of h scaled to cols, sign =
-// lowest bit of h. 32-bit lanes let eight keys hash at once with AVX2 (a 64-bit mixer had
-// no vector multiply to use). On the shuffled power-law test vector it recovers the same
-// share of the top-K as a hash drawn uniformly at random (test_sketch.cpp measures both).
-// A multiply-add-shift hash (pairwise independent, one addition per key) recovered less
-// (0.78 of the top-K where a random hash recovers 0.84, in a numpy simulation).
+// Count-Sketch hashes for one (seed, rows, cols). Row r hashes key k with the keyed 32-bit
+// mixer of simd::sketch_cell(k, key_r, cols), key_r uniform from the shared seed alone (so
+// sketches of different senders add): windows of 16 consecutive keys share one hash, a
+// uniform start column (key k at start + k % 16) and 16 sign bits; rows narrower than 16
+// columns hash each key. 32-bit lanes let eight windows hash at once with AVX2, and a
+// window's 16 updates are two vector additions instead of 16 scattered ones. On the shuffled
+// power-law test vector it recovers the same share of the top-K as a hash drawn uniformly at
+// random (test_sketch.cpp measures both). A multiply-add-shift hash (pairwise independent,
+// one addition per key) recovered less (0.78 of the top-K where a random hash recovers 0.84,
+// in a numpy simulation).
 constexpr std::uint32_t kMaxSketchRows = 32;
 
 class SketchHash {
@@ -117,10 +119,10 @@ class SketchHash {
     estimate(table, est, scratch);
   }
   std::uint32_t bucket(std::uint32_t r, std::uint64_t k) const {
-    return simd::sketch_bucket(simd::sketch_mix(static_cast<std::uint32_t>(k), key_[r]), cols_);
+    return simd::sketch_cell(static_cast<std::uint32_t>(k), key_[r], cols_).col;
   }
   bool negative(std::uint32_t r, std::uint64_t k) const {
-    return (simd::sketch_mix(static_cast<std::uint32_t>(k), key_[r]) & 1u) != 0;
+    return simd::sketch_cell(static_cast<std::uint32_t>(k), key_[r], cols_).negative != 0;
   }
   std::uint32_t rows() const { return rows_; }
   std::uint32_t cols() const { return cols_; }

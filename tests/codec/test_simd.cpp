@@ -155,6 +155,28 @@ TEST_CASE("simd: qsgd codes, every width: the scalar reference's bytes and rando
   }
 }
 
+TEST_CASE("simd: qsgd codes with the next chunk's sum of squares alongside") {
+  const std::size_t n = 8 * 40;
+  const auto x = mixed_values(2 * n + 64, 14);
+  for (const std::size_t next_n : {0ul, 1ul, 5ul, 8ul, 13ul, n - 3, n, n + 13, n + 64}) {
+    CAPTURE(next_n);
+    const std::size_t bytes = n / 8 * 5;
+    std::vector<std::uint8_t> plain(bytes);
+    rumor::Rng r_plain(7);
+    simd::qsgd_codes(x.data(), n, 0.37f, 4, r_plain, plain.data(), Isa::kScalar);
+    const double want = simd::sum_squares(x.data() + n, next_n, Isa::kScalar);
+    for (const Isa isa : {Isa::kScalar, simd::best()}) {
+      rumor::Rng r(7);
+      std::vector<std::uint8_t> out(bytes);
+      const double got = simd::qsgd_codes_sum_next(x.data(), n, 0.37f, 4, r, out.data(),
+                                                   x.data() + n, next_n, isa);
+      CHECK(out == plain);
+      CHECK(std::bit_cast<std::uint64_t>(got) == std::bit_cast<std::uint64_t>(want));
+      CHECK(r() == rumor::Rng(r_plain)());
+    }
+  }
+}
+
 TEST_CASE("simd: sums of squares and magnitudes give the same bits on every path") {
   const auto x = mixed_values(4099, 5);
   for (std::size_t n : {0ul, 1ul, 3ul, 4ul, 5ul, 7ul, 8ul, 33ul, 4099ul}) {
@@ -221,7 +243,9 @@ TEST_CASE("simd: Count-Sketch row additions and lookups equal the scalar referen
   const auto x = mixed_values(1000, 10);
   std::vector<float> row(1u << 12);
   for (std::size_t i = 0; i < row.size(); ++i) row[i] = x[i % x.size()] + static_cast<float>(i);
-  for (const std::uint32_t cols : {1u, 3u, 97u, 4096u}) {
+  // Narrow rows (a hash per key), rows whose windows often wrap past the end, wide rows;
+  // keys from a window boundary or not, and past 2^32 (they wrap).
+  for (const std::uint32_t cols : {1u, 3u, 15u, 16u, 17u, 97u, 4096u}) {
     for (const std::uint32_t first : {0u, 5u, 0xfffffc00u}) {
       for (const std::size_t n : {0ul, 7ul, 1000ul}) {
         CAPTURE(cols);
@@ -235,6 +259,12 @@ TEST_CASE("simd: Count-Sketch row additions and lookups equal the scalar referen
         simd::sketch_lookup(first, n, 12345u, cols, row.data(), rl.data(), Isa::kScalar);
         simd::sketch_lookup(first, n, 12345u, cols, row.data(), vl.data(), simd::best());
         CHECK(first_difference(rl, vl, 4) == n);
+        for (std::size_t j = 0; j < n; ++j) {  // the scalar kernel is sketch_cell, key by key
+          const auto c = simd::sketch_cell(first + static_cast<std::uint32_t>(j), 12345u, cols);
+          REQUIRE(c.col < cols);
+          REQUIRE(std::bit_cast<std::uint32_t>(rl[j]) ==
+                  (std::bit_cast<std::uint32_t>(row[c.col]) ^ c.negative << 31));
+        }
       }
     }
   }

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <cstring>
+#include <string>
 
 #include "helpers.hpp"
 #include "rumor/codec/topk.hpp"
@@ -145,14 +146,8 @@ TEST_SUITE("codec") {
   // The setting of record: ROWS = 5, COLS = 10 K (= 100,000), K = d / 100. The codec's keyed
   // mixer recovers as much of the top-K as a hash drawn at random (within about 3 standard
   // deviations of a recall over 10,000 keys); the absolute bar is 0.8.
-  TEST_CASE("count-sketch heavy-hitter recovery on a shuffled power-law vector (d=1e6, K=d/100)") {
-    const std::size_t d = 1000000, k = d / 100;
-    std::vector<float> x(d);
-    rumor::Rng rng(77);
-    for (std::size_t i = 0; i < d; ++i) {
-      x[i] = (rng.below(2) ? 1.0f : -1.0f) / static_cast<float>(i + 1);
-    }
-    std::shuffle(x.begin(), x.end(), rng);
+  void check_recall(const std::vector<float>& x, const std::string& what) {
+    const std::size_t d = x.size(), k = d / 100;
     // True top-K by magnitude.
     std::vector<float> mags(d);
     for (std::size_t i = 0; i < d; ++i) mags[i] = std::fabs(x[i]);
@@ -173,14 +168,34 @@ TEST_SUITE("codec") {
     }
     const double recall = static_cast<double>(hit) / k;
     const double recall1000 = static_cast<double>(hit1000) / 1000;
-    MESSAGE("count-sketch recall (5 x 100000, K = 10000, d = 1e6): top-K ", recall, ", top-1000 ",
-            recall1000);
+    MESSAGE(what, ": count-sketch recall (5 x 100000, K = 10000, d = 1e6): top-K ", recall,
+            ", top-1000 ", recall1000);
     const double random = random_hash_recall(x, 5, 100000, k, kth);
-    MESSAGE("the same with a random hash: top-K ", random);
+    MESSAGE(what, ": the same with a random hash: top-K ", random);
     CHECK(nz <= k);
     CHECK(recall1000 >= 0.95);
     CHECK(recall >= 0.8);
     CHECK(recall >= random - 0.015);
+  }
+
+  // x_i = +-1 / (i + 1), random signs: heavy hitters in neighbouring coordinates (whole
+  // windows of them), or shuffled.
+  std::vector<float> power_law(std::size_t d, bool shuffled) {
+    std::vector<float> x(d);
+    rumor::Rng rng(77);
+    for (std::size_t i = 0; i < d; ++i) {
+      x[i] = (rng.below(2) ? 1.0f : -1.0f) / static_cast<float>(i + 1);
+    }
+    if (shuffled) std::shuffle(x.begin(), x.end(), rng);
+    return x;
+  }
+
+  TEST_CASE("count-sketch heavy-hitter recovery on a shuffled power-law vector (d=1e6, K=d/100)") {
+    check_recall(power_law(1000000, true), "shuffled");
+  }
+
+  TEST_CASE("count-sketch heavy-hitter recovery with the heavy hitters side by side (d=1e6)") {
+    check_recall(power_law(1000000, false), "side by side");
   }
 
   // Which heavy hitters a payload carries: byte 17 (0: the table's, 1: the fallback values at
