@@ -83,13 +83,26 @@ void Session::connect(const tcp::endpoint& endpoint) {
   socket_.async_connect(endpoint, [self = shared_from_this()](boost::system::error_code ec) {
     self->guarded("connect", [&] {
       if (self->state_ == State::kClosed) return;
-      if (!ec) {
+      if (!ec && self->connected_to_itself()) {
+        // Dialing a port nobody listens on from the same port (an ephemeral pick) connects
+        // the socket to itself and holds the port its owner is about to bind: drop it.
+        self->fail("connect to " + self->link_->address +
+                       " reached this socket itself (nobody listening yet)",
+                   false);
+      } else if (!ec) {
         self->start();
       } else if (ec != asio::error::operation_aborted) {
         self->fail("connect to " + self->link_->address + " failed: " + ec.message(), false);
       }
     });
   });
+}
+
+bool Session::connected_to_itself() const {
+  boost::system::error_code a, b;
+  const auto local = socket_.local_endpoint(a);
+  const auto remote = socket_.remote_endpoint(b);
+  return !a && !b && local == remote;
 }
 
 void Session::start() {

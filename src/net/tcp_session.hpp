@@ -51,6 +51,8 @@ class Session : public std::enable_shared_from_this<Session>, private ShmHost {
   void connect(const tcp::endpoint& endpoint);
   // The connection is open: start the handshake.
   void start();
+  // The dialed socket is connected to itself (TCP simultaneous open on one port).
+  bool connected_to_itself() const;
   // Writes whatever is queued (handshake frames first, then the link queue).
   void kick();
   // kick() as a handler of its own (posted by send()): an exception closes this session.

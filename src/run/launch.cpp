@@ -157,7 +157,9 @@ std::optional<std::string> base_port_override(const Topology& topology) {
     if (++attempts > 100)
       throw Error("launch: no free range of " + std::to_string(topology.size()) +
                   " ports found on this machine; set base_port in the topology file");
-    base = 30000 + static_cast<int>(rng.below(30000));
+    // Below Linux's ephemeral range (32768-60999): a port there may be taken meanwhile as
+    // the source port of an outgoing connection (even one to a standby node's port).
+    base = 10000 + static_cast<int>(rng.below(22000));
   }
   return "network.base_port=" + std::to_string(base);
 }
