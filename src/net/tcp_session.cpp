@@ -278,7 +278,7 @@ void Session::on_written(boost::system::error_code ec, std::size_t n) {
     link_->writing -= msgs;  // the shared-memory path may be writing one as well
   }
   inflight_.clear();
-  if (close_after_write_) {
+  if (close_after_write_ && internal_.empty()) {
     fail(close_reason_, false);
     return;
   }
@@ -496,6 +496,9 @@ void Session::on_handshake_frame() {
     case HandshakeStep::Action::kEstablished:
       established();
       break;
+    case HandshakeStep::Action::kServeJoin:
+      serve_join();
+      return;
     case HandshakeStep::Action::kRefuse:
       refuse(step.reason, step.peer, step.kind);
       return;
@@ -518,6 +521,25 @@ void Session::established() {
   impl_.attach(*link_, shared_from_this());
   if (dialer_ && state_ == State::kEstablished) offer_shm();
   arm_heartbeat();
+}
+
+// An authenticated `rumor node --join` dialer: the run's settings behind the VERDICT, then
+// the connection closes (it never becomes a link).
+void Session::serve_join() {
+  impl_.net_thread.assert_on_net_thread();
+  const auto settings = std::make_shared<const std::string>(impl_.options.join_settings);
+  wire::Header h;
+  h.set_type(wire::FRAME_SETTINGS);
+  Outgoing o;
+  o.head = encode_frame_head(h, settings->size());
+  o.payload =
+      Payload(settings, reinterpret_cast<const std::uint8_t*>(settings->data()), settings->size());
+  close_after_write_ = true;
+  close_reason_ = "the run's settings handed to a joiner";
+  internal_.push_back(std::move(o));
+  log::info(impl_.who(), ": handed the run's settings (", settings->size(),
+            " bytes) to a joiner at ", remote_);
+  kick();
 }
 
 void Session::refuse(const std::string& reason, int claimed_peer, LinkKind kind) {

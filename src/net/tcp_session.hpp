@@ -107,6 +107,7 @@ class Session : public std::enable_shared_from_this<Session>, private ShmHost {
   void on_message(const wire::Header& h, Payload payload, std::uint64_t frame_bytes);
   void on_handshake_frame();
   void established();
+  void serve_join();
   void refuse(const std::string& reason, int claimed_peer, LinkKind kind);
   // Why a message header may not be taken at all (bad input), or empty.
   std::string message_error(const wire::Header& h) const;

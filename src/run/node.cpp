@@ -59,6 +59,7 @@
 #include "rumor/gossip/ring_allreduce.hpp"
 #include "rumor/net/tcp.hpp"
 #include "rumor/run/checkpoint.hpp"
+#include "rumor/run/join.hpp"
 #include "rumor/run/peer.hpp"
 #include "rumor/run/run.hpp"
 #include "rumor/run/setup.hpp"
@@ -568,7 +569,10 @@ RunResult run_node(const config::Config& cfg, int id, const RunOptions& options)
   log::set_prefix("node " + std::to_string(id));
   train::set_compute_threads(std::max(1, options.threads));
   warn_links_model(cfg, id);
-  const net::TransportOptions topts = node_transport_options(cfg, id);
+  net::TransportOptions topts = node_transport_options(cfg, id);
+  // A standby slot may be taken by `rumor node --join` this node's address (join.hpp).
+  if (s.faults.keep_going && !s.faults.standby.empty() && !topts.secret.empty())
+    topts.join_settings = join_settings(cfg);
 
   const auto dataset = load_data(cfg);
   data::Partition partition;
