@@ -42,9 +42,10 @@ class JoinConnection {
   }
 
   // The next frame: its header, its payload (at most max_payload bytes) into `payload`.
-  wire::Header read(std::size_t max_payload, std::string* payload) {
+  wire::Header read(std::size_t max_payload, std::string* payload,
+                    const char* closed = "the connection closed before a frame") {
     std::array<std::uint8_t, kPrefixBytes> head{};
-    read_exactly(head.data(), head.size(), "the connection closed before a frame");
+    read_exactly(head.data(), head.size(), closed);
     Prefix prefix;
     if (auto err = parse_prefix(head.data(), kMaxHandshakeFrame + max_payload, prefix);
         !err.empty())
@@ -129,7 +130,9 @@ JoinAnswer request_join_settings(const std::string& host, int port, const std::s
   }
   JoinDialer dialer(secret);
   c.write(dialer.open());
-  const wire::Header hello = c.read(0, nullptr);
+  const wire::Header hello =
+      c.read(0, nullptr,
+             "closed without answering (a run with network.tls? --join does not speak TLS yet)");
   wire::Header auth;
   try {
     auth = dialer.on_hello(hello);
