@@ -29,11 +29,19 @@ json::json_pointer pointer(const std::string& dotted) {
   return json::json_pointer(p);
 }
 
-// Keys whose values only make sense on the serving node's machine, or guard the run.
+// Keys whose values only make sense on the serving node's machine, or guard the run; not part
+// of the run id. Where the joiner writes is its own choice (output.dir: its default or --set).
 const std::vector<std::string>& local_keys() {
   static const std::vector<std::string> k = {"network.secret_file", "network.tls_cert",
-                                             "network.tls_key", "network.tls_ca"};
+                                             "network.tls_key", "network.tls_ca", "output.dir"};
   return k;
+}
+
+// Removes a dotted key (left to its default), if there.
+void drop(json& doc, const std::string& key) {
+  const auto p = pointer(key);
+  if (doc.contains(p.parent_pointer()) && doc[p.parent_pointer()].is_object())
+    doc[p.parent_pointer()].erase(p.back());
 }
 
 // How deep arrays and objects nest in JSON text (strings skipped), stopping past `limit`.
@@ -107,7 +115,7 @@ std::string slot_list(const Topology& t) {
 std::string join_settings(const config::Config& c) {
   json doc = c.json();
   for (const auto& [key, value] : c.paths_as_written().items()) doc[pointer(key)] = value;
-  for (const auto& key : local_keys()) doc[pointer(key)] = nullptr;
+  for (const auto& key : local_keys()) drop(doc, key);
   doc["rumor"] = {{"run_id", c.run_id()}};
   return doc.dump();
 }
@@ -116,7 +124,7 @@ config::Config config_from_join_settings(const std::string& settings, const std:
                                          const std::vector<std::string>& overrides) {
   json doc = parse_settings(settings, from);
   const std::string run_id = doc["rumor"]["run_id"].get<std::string>();
-  for (const auto& key : local_keys()) doc[pointer(key)] = nullptr;  // never the sender's
+  for (const auto& key : local_keys()) drop(doc, key);  // never the sender's
   const std::string origin = "the settings from " + from;
   try {
     auto cfg = config::Config::from_json(doc, origin, fs::current_path().string(), overrides);

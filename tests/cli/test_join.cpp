@@ -81,6 +81,13 @@ std::string joiner(const fs::path& dir, int port, const std::string& secret,
          " node --join 127.0.0.1:" + std::to_string(port) + " --secret-file " + secret + extra;
 }
 
+// A joiner run from `cwd`, writing into the run directory the nodes started with the config
+// write to (output.dir is not handed over).
+std::string joiner_here(const fs::path& dir, const fs::path& cwd, int port,
+                        const std::string& secret) {
+  return joiner(cwd, port, secret, " --set output.dir=" + (dir / "runs").string());
+}
+
 // Settings from a config as a running node would hand them over.
 std::string settings_of(const std::string& config_path) {
   return rumor::run::join_settings(rumor::config::Config::load(config_path));
@@ -100,7 +107,8 @@ TEST_SUITE("cli") {
       script += cli_test::rumor_path() + " node " + cfg + " --id " + std::to_string(i) + " > " +
                 (dir / ("out." + std::to_string(i))).string() + " 2>&1 & P" + std::to_string(i) +
                 "=$!; ";
-    script += "(" + joiner(dir / "elsewhere", base, "../run.secret") + "); echo joiner=$?; ";
+    script +=
+        "(" + joiner_here(dir, dir / "elsewhere", base, "../run.secret") + "); echo joiner=$?; ";
     for (int i = 0; i < 4; ++i)
       script += "wait $P" + std::to_string(i) + "; echo node" + std::to_string(i) + "=$?; ";
     const auto r = cli_test::shell("bash -c '" + script + "'");
@@ -115,15 +123,7 @@ TEST_SUITE("cli") {
     CHECK(lines[4].front()["round"].get<int>() <= 10);  // let in at its round, or before
     for (int i = 0; i < 5; ++i) CHECK(lines[i].back()["round"] == 29);
     // The joiner took a share of the push-sum mass: the 4 started nodes' weight, every round.
-    std::map<std::int64_t, double> sum;
-    for (const auto& node : lines)
-      for (const auto& l : node)
-        sum[l["round"].get<std::int64_t>()] += l["ps_weight"].get<double>();
-    REQUIRE(sum.size() == 30);
-    for (const auto& [round, w] : sum) {
-      CAPTURE(round);
-      CHECK(std::abs(w - 4.0) < 1e-9);
-    }
+    cli_test::check_weight_kept(lines, 30, 4.0);
     // The serving node says so in its log.
     std::ifstream log(run / "node-0.log");
     const std::string text((std::istreambuf_iterator<char>(log)), {});
@@ -160,7 +160,7 @@ TEST_SUITE("cli") {
       CHECK(running.out.find("node 1 is running already") != std::string::npos);
     }
     // The run goes on: the right secret joins node 1, and both finish.
-    const auto good = cli_test::shell(joiner(dir, base, "run.secret"));
+    const auto good = cli_test::shell(joiner_here(dir, dir, base, "run.secret"));
     INFO(good.out);
     CHECK(good.code == 0);
     for (int k = 0; k < 600 && ::kill(node0, 0) == 0; ++k)
@@ -184,6 +184,7 @@ TEST_SUITE("cli") {
     const auto back = rumor::run::config_from_join_settings(settings, "test", {});
     CHECK(back.run_id() == original.run_id());
     CHECK(back.at("network.secret_file").is_null());
+    CHECK(back.get<std::string>("output.dir") == "runs");  // the joiner's own, not the sender's
 
     auto refused = [](const std::string& text, const std::string& why) {
       CAPTURE(why);

@@ -5,8 +5,9 @@
 //
 // What is handed over: the run's resolved config (topology written out, every default
 // filled in) with each path-valued key as the config file first wrote it, never as the
-// serving node resolved it on its machine; network.secret_file and the TLS certificate files
-// are left out (the secret itself never travels), and the run id goes with it. The joiner
+// serving node resolved it on its machine; network.secret_file, the TLS certificate files and
+// output.dir are left out (the secret itself never travels; where the joiner writes is its
+// own choice: output.dir's default, runs/, or a --set), and the run id goes with it. The joiner
 // resolves relative paths against its working directory (it stands in for the config file's
 // folder: run it from a folder laid out like that one), takes network.secret_file from
 // --secret-file, applies its own --set overrides (output.dir, TLS files, ...) and must arrive
