@@ -25,7 +25,9 @@
 // Elastic membership (on_peer_failure continue): a standby node of the topology is not waited
 // for at the start; started later it joins through the same hand-over (its neighbours hold
 // at the round faults.join names for it). SIGTERM or faults.leave makes a node leave
-// gracefully (leave.hpp). With standby nodes exact averages are off from the start.
+// gracefully (leave.hpp). With standby nodes exact averages are off from the start. Such a
+// node also hands the run's settings to `rumor node --join` (join.hpp), so that a host without
+// the config file can take a standby slot.
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
