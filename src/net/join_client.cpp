@@ -18,8 +18,9 @@ using Clock = std::chrono::steady_clock;
 // the operation fails with a timeout.
 class JoinConnection {
  public:
-  JoinConnection(std::string where, Clock::time_point deadline)
-      : where_(std::move(where)), deadline_(deadline) {}
+  JoinConnection(std::string where, std::chrono::milliseconds timeout)
+      : where_(std::move(where)), timeout_(timeout), deadline_(Clock::now() + timeout) {}
+  Clock::time_point deadline() const { return deadline_; }
 
   // Connects; false while nothing listens there yet (the caller tries again).
   bool connect(const tcp::endpoint& endpoint) {
@@ -94,10 +95,13 @@ class JoinConnection {
     socket_.close(ignored);  // the operation ends with operation_aborted
     ioc_.restart();
     ioc_.run();
-    fail("no answer before the deadline (--join waits network.connect_timeout_s)");
+    fail("no answer in time (the join waits " +
+         std::to_string(std::chrono::duration_cast<std::chrono::seconds>(timeout_).count()) +
+         " s in all; is the address a node of the run, reachable from here?)");
   }
 
   std::string where_;
+  std::chrono::milliseconds timeout_;
   Clock::time_point deadline_;
   asio::io_context ioc_;
   tcp::socket socket_{ioc_};
@@ -120,11 +124,10 @@ JoinAnswer request_join_settings(const std::string& host, int port, const std::s
                                  std::chrono::milliseconds timeout) {
   const std::string where = host + ":" + std::to_string(port);
   const tcp::endpoint endpoint = resolve(host, port, where);
-  const auto deadline = Clock::now() + timeout;
-  JoinConnection c(where, deadline);
+  JoinConnection c(where, timeout);
   constexpr std::chrono::milliseconds kRetry{200};
   while (!c.connect(endpoint)) {
-    if (Clock::now() + kRetry >= deadline)
+    if (Clock::now() + kRetry >= c.deadline())
       c.fail("nothing listens there (is a node of the run running at that address?)");
     std::this_thread::sleep_for(kRetry);
   }
@@ -159,7 +162,7 @@ JoinAnswer request_join_settings(const std::string& host, int port, const std::s
 
 bool address_answers(const std::string& host, int port, std::chrono::milliseconds timeout) {
   const std::string where = host + ":" + std::to_string(port);
-  JoinConnection c(where, Clock::now() + timeout);
+  JoinConnection c(where, timeout);
   try {
     return c.connect(resolve(host, port, where));
   } catch (const ProtocolError&) {
