@@ -51,7 +51,7 @@ std::string join_config(const fs::path& dir, int running, int base, int join_rou
       {"eval", {{"every", 10}}},
       {"on_peer_failure", "continue"},
       {"network",
-       {{"connect_timeout_s", 60}, {"round_timeout_s", 30}, {"secret_file", "run.secret"}}},
+       {{"connect_timeout_s", 120}, {"round_timeout_s", 30}, {"secret_file", "run.secret"}}},
       {"faults", {{"join", json::array({{{"node", running}, {"round", join_round}}})}}},
       {"output", {{"dir", (dir / "runs").string()}}}};
   std::ofstream(dir / "join.json") << cfg.dump(2);
