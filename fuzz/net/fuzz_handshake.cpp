@@ -2,7 +2,8 @@
 // a peer sends before the connection is established. The first byte picks the side (dialer
 // or acceptor) and whether the run has a shared secret; then each frame is a length byte and
 // that many header bytes, parsed as the session parses them. The machine must answer every
-// frame with an action and never establish a connection whose secret check it skipped.
+// frame with an action and never establish a connection whose secret check it skipped, nor
+// hand the run's settings to a join request (Hello.join) that did not answer its challenge.
 #include <cstdint>
 #include <cstdlib>
 
@@ -48,6 +49,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   net::TransportOptions options;
   options.run_id = "fuzz";
   if (mode & 2) options.secret = "fuzz-secret";
+  if (mode & 4) options.join_settings = "{}";  // this node hands out settings to joiners
   net::Handshake hs(options, kSelf, dialer ? &links().data2 : nullptr);
   if (dialer) (void)hs.open();
   for (int frames = 0; frames < 8 && !in.empty(); ++frames) {
@@ -63,6 +65,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         // Without the secret's MAC (which random input cannot forge) nothing is established.
         if (!options.secret.empty() || hs.stage() != net::HandshakeStage::kDone) std::abort();
         return 0;
+      case net::HandshakeStep::Action::kServeJoin:
+        std::abort();  // only a joiner holding the secret gets the settings
       case net::HandshakeStep::Action::kRefuse:
       case net::HandshakeStep::Action::kFail:
         if (step.reason.empty()) std::abort();

@@ -1,6 +1,7 @@
 #include "tcp_handshake.hpp"
 
 #include "frame.hpp"
+#include "rumor/common/error.hpp"
 #include "shm_link.hpp"
 
 namespace rumor::net {
@@ -101,6 +102,7 @@ std::string Handshake::mac(const char* role, int dialer, int acceptor, const std
 HandshakeStep Handshake::acceptor_hello(const wire::Header& h, const AdmitFn& admit) {
   if (h.type() != wire::FRAME_HELLO) return fail("expected a hello frame", true);
   const auto& hello = h.hello();
+  if (hello.join()) return join_hello(hello);
   const int peer = hello.node_id();
   const LinkKind kind = from_wire(hello.link());
   std::string err = check_hello(hello, options_.run_id);
@@ -123,8 +125,44 @@ HandshakeStep Handshake::acceptor_hello(const wire::Header& h, const AdmitFn& ad
   return s;
 }
 
+// Acceptor: a join dialer's HELLO. Only a node with settings to hand out and a secret to
+// check the dialer against answers; its HELLO says nothing of the run (empty run id).
+HandshakeStep Handshake::join_hello(const wire::Hello& hello) {
+  std::string err = check_hello(hello, "");
+  if (err.empty() && (options_.join_settings.empty() || options_.secret.empty()))
+    err = "node " + std::to_string(self_) +
+          " takes no joins (that needs on_peer_failure continue, a standby node in the "
+          "topology and a run secret)";
+  if (!err.empty()) return refuse("join request: " + err, -1, LinkKind::kData);
+  join_ = true;
+  peer_nonce_ = hello.nonce();
+  HandshakeStep s;
+  s.reply = make_hello("", self_, -1, LinkKind::kControl, nonce_,
+                       join_mac(options_.secret, "join-acceptor", self_, peer_nonce_, nonce_));
+  s.reply->mutable_hello()->set_join(true);
+  stage_ = HandshakeStage::kAwaitAuth;
+  return s;
+}
+
+// Acceptor: a join dialer's AUTH. Only once it checks out are the settings written.
+HandshakeStep Handshake::join_auth(const wire::Header& h) {
+  if (h.type() == wire::FRAME_VERDICT && !h.verdict().accepted())
+    return fail("a join dialer refused this node: " + h.verdict().reason(), false);
+  if (h.type() != wire::FRAME_AUTH) return fail("expected an auth frame", true);
+  if (!mac_equal(join_mac(options_.secret, "join-dialer", self_, nonce_, peer_nonce_),
+                 h.auth().mac()))
+    return refuse("join request: authentication failed (wrong or missing run secret)", -1,
+                  LinkKind::kData);
+  HandshakeStep s;
+  s.reply = verdict_accepted();
+  s.action = Action::kServeJoin;
+  stage_ = HandshakeStage::kDone;
+  return s;
+}
+
 // Acceptor: the dialer's AUTH (or its refusal of this node's HELLO).
 HandshakeStep Handshake::acceptor_auth(const wire::Header& h) {
+  if (join_) return join_auth(h);
   if (h.type() == wire::FRAME_VERDICT && !h.verdict().accepted())
     return fail("refused by node " + std::to_string(link_->peer) + ": " + h.verdict().reason(),
                 false);
@@ -187,6 +225,41 @@ HandshakeStep Handshake::dialer_verdict(const wire::Header& h) {
                  false);
   s.warn = true;
   return s;
+}
+
+std::string join_mac(const std::string& secret, const char* role, int acceptor,
+                     const std::string& challenge, const std::string& response) {
+  return handshake_mac(secret, role, "", LinkKind::kControl, -1, acceptor, challenge, response);
+}
+
+wire::Header JoinDialer::open() const {
+  wire::Header h = make_hello("", -1, -1, LinkKind::kControl, nonce_);
+  h.mutable_hello()->set_join(true);
+  return h;
+}
+
+wire::Header JoinDialer::on_hello(const wire::Header& h) {
+  if (h.type() == wire::FRAME_VERDICT) on_verdict(h);
+  if (h.type() != wire::FRAME_HELLO || !h.hello().join())
+    throw ProtocolError("answered a join request with frame type " + std::to_string(h.type()) +
+                        " (not a rumor node that takes joins?)");
+  const auto& hello = h.hello();
+  if (std::string err = check_hello(hello, ""); !err.empty()) throw ProtocolError(err);
+  acceptor_ = hello.node_id();
+  // Answered even so, so that the acceptor also checks (and counts) a secret mismatch.
+  if (!mac_equal(join_mac(secret_, "join-acceptor", acceptor_, nonce_, hello.nonce()), hello.mac()))
+    distrust_ = "node " + std::to_string(acceptor_) +
+                " does not prove it holds this run secret (wrong --secret-file?)";
+  wire::Header auth;
+  auth.set_type(wire::FRAME_AUTH);
+  auth.mutable_auth()->set_mac(join_mac(secret_, "join-dialer", acceptor_, hello.nonce(), nonce_));
+  return auth;
+}
+
+void JoinDialer::on_verdict(const wire::Header& h) const {
+  if (h.type() != wire::FRAME_VERDICT)
+    throw ProtocolError("sent frame type " + std::to_string(h.type()) + " instead of a verdict");
+  if (!h.verdict().accepted()) throw ProtocolError("refused the join: " + h.verdict().reason());
 }
 
 }  // namespace rumor::net

@@ -11,10 +11,14 @@
 // nonce with an HMAC (the acceptor in its HELLO, the dialer in its AUTH). A check that fails
 // is refused: a VERDICT with the reason, then the connection closes. The machine does no I/O;
 // the session writes the frames it returns and acts on the outcome.
+// A join dialer (`rumor node --join`, Hello.join) runs the same exchange with an empty run id
+// and no link; once its AUTH checks out, the acceptor writes the run's settings
+// (FRAME_SETTINGS) and closes.
 #include <functional>
 #include <optional>
 #include <string>
 
+#include "frame.hpp"
 #include "rumor/net/transport.hpp"
 #include "tcp_link.hpp"
 #include "wire.pb.h"
@@ -25,7 +29,8 @@ enum class HandshakeStage { kAwaitHello, kAwaitAuth, kAwaitVerdict, kDone };
 
 // What the session does with one handshake frame: write `reply` (if any), then act.
 struct HandshakeStep {
-  enum class Action { kContinue, kEstablished, kRefuse, kFail };
+  // kServeJoin: an authenticated join dialer; write the run's settings, then close.
+  enum class Action { kContinue, kEstablished, kRefuse, kFail, kServeJoin };
   Action action = Action::kContinue;
   std::optional<wire::Header> reply;
   std::string reason;      // kRefuse, kFail
@@ -64,6 +69,8 @@ class Handshake {
 
  private:
   HandshakeStep acceptor_hello(const wire::Header& h, const AdmitFn& admit);
+  HandshakeStep join_hello(const wire::Hello& hello);
+  HandshakeStep join_auth(const wire::Header& h);
   HandshakeStep acceptor_auth(const wire::Header& h);
   HandshakeStep dialer_hello(const wire::Header& h);
   HandshakeStep dialer_verdict(const wire::Header& h);
@@ -81,6 +88,33 @@ class Handshake {
   // The node the peer's TLS certificate names; -1: no certificate to hold the peer to.
   int certified_peer_ = -1;
   bool peer_shm_ = false;
+  bool join_ = false;  // the dialer asks for the run's settings (join_hello)
+};
+
+// HMAC of the join exchange: its own roles, no run id, no link, dialer -1.
+std::string join_mac(const std::string& secret, const char* role, int acceptor,
+                     const std::string& challenge, const std::string& response);
+
+// `rumor node --join`, the dialer's side (no I/O): the join HELLO; the acceptor's HELLO
+// checked (its answer to this side's challenge) and answered with AUTH; then its VERDICT.
+// Throws ProtocolError saying what the acceptor did wrong or why it refused.
+class JoinDialer {
+ public:
+  explicit JoinDialer(std::string secret) : secret_(std::move(secret)), nonce_(random_nonce()) {}
+  wire::Header open() const;
+  // The acceptor's first frame (its HELLO, or a VERDICT refusing): the AUTH to write.
+  wire::Header on_hello(const wire::Header& h);
+  // Non-empty after on_hello: the acceptor's answer to this side's challenge was wrong, so
+  // nothing it sends may be trusted.
+  const std::string& distrust() const { return distrust_; }
+  void on_verdict(const wire::Header& h) const;
+  int acceptor() const { return acceptor_; }
+
+ private:
+  std::string secret_;
+  std::string nonce_;
+  int acceptor_ = -1;
+  std::string distrust_;
 };
 
 }  // namespace rumor::net

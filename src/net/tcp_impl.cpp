@@ -106,6 +106,10 @@ void TcpTransport::Impl::wake(Link& link) {
 void TcpTransport::Impl::refused(int peer, LinkKind kind, const std::string& reason) {
   net_thread.assert_on_net_thread();
   bump(refused_total, find(peer, kind), &LinkStats::refused);
+  if (peer < 0) {  // a `rumor node --join` request: no link, nobody to tell
+    log::warn(who(), ": refused a ", reason);
+    return;
+  }
   log::warn(who(), ": refused a ", to_string(kind), " connection claiming node ", peer, ": ",
             reason);
   emit({LinkEventType::kRefused, peer, kind, reason});

@@ -291,7 +291,7 @@ void Session::on_written(boost::system::error_code ec, std::size_t n) {
     link_->writing -= msgs;  // the shared-memory path may be writing one as well
   }
   inflight_.clear();
-  if (close_after_write_) {
+  if (close_after_write_ && (!drain_before_close_ || internal_.empty())) {
     fail(close_reason_, false);
     return;
   }
@@ -502,6 +502,7 @@ void Session::on_handshake_frame() {
         return impl_.connector.admit(peer, kind, error);
       });
   link_ = handshake_.link();
+  if (step.action == HandshakeStep::Action::kServeJoin) return serve_join(*step.reply);
   if (step.reply) push_internal(*step.reply);
   switch (step.action) {
     case HandshakeStep::Action::kContinue:
@@ -509,6 +510,8 @@ void Session::on_handshake_frame() {
     case HandshakeStep::Action::kEstablished:
       established();
       break;
+    case HandshakeStep::Action::kServeJoin:  // served above
+      return;
     case HandshakeStep::Action::kRefuse:
       refuse(step.reason, step.peer, step.kind);
       return;
@@ -531,6 +534,29 @@ void Session::established() {
   impl_.attach(*link_, shared_from_this());
   if (dialer_ && state_ == State::kEstablished) offer_shm();
   arm_heartbeat();
+}
+
+// An authenticated `rumor node --join` dialer: the VERDICT and the run's settings in one
+// write, then the connection closes (it never becomes a link).
+void Session::serve_join(wire::Header verdict) {
+  impl_.net_thread.assert_on_net_thread();
+  Outgoing accepted;
+  accepted.head = encode_frame_head(verdict, 0);
+  internal_.push_back(std::move(accepted));
+  const auto settings = std::make_shared<const std::string>(impl_.options.join_settings);
+  wire::Header h;
+  h.set_type(wire::FRAME_SETTINGS);
+  Outgoing o;
+  o.head = encode_frame_head(h, settings->size());
+  o.payload =
+      Payload(settings, reinterpret_cast<const std::uint8_t*>(settings->data()), settings->size());
+  close_after_write_ = true;
+  drain_before_close_ = true;  // a write still going (our HELLO) must not close before them
+  close_reason_ = "the run's settings handed to a joiner";
+  internal_.push_back(std::move(o));
+  log::info(impl_.who(), ": handed the run's settings (", settings->size(),
+            " bytes) to a joiner at ", remote_);
+  kick();
 }
 
 void Session::refuse(const std::string& reason, int claimed_peer, LinkKind kind) {

@@ -109,6 +109,7 @@ class Session : public std::enable_shared_from_this<Session>, private ShmHost {
   void on_message(const wire::Header& h, Payload payload, std::uint64_t frame_bytes);
   void on_handshake_frame();
   void established();
+  void serve_join(wire::Header verdict);
   void refuse(const std::string& reason, int claimed_peer, LinkKind kind);
   // Why a message header may not be taken at all (bad input), or empty.
   std::string message_error(const wire::Header& h) const;
@@ -155,6 +156,7 @@ class Session : public std::enable_shared_from_this<Session>, private ShmHost {
   std::vector<asio::const_buffer> buffers_;
   bool writing_ = false;
   bool close_after_write_ = false;
+  bool drain_before_close_ = false;  // close only once the internal frames are all written
   bool peer_bye_ = false;
   std::string close_reason_;
   Clock::time_point last_recv_;

@@ -25,7 +25,9 @@
 // Elastic membership (on_peer_failure continue): a standby node of the topology is not waited
 // for at the start; started later it joins through the same hand-over (its neighbours hold
 // at the round faults.join names for it). SIGTERM or faults.leave makes a node leave
-// gracefully (leave.hpp). With standby nodes exact averages are off from the start.
+// gracefully (leave.hpp). With standby nodes exact averages are off from the start. Such a
+// node also hands the run's settings to `rumor node --join` (join.hpp), so that a host without
+// the config file can take a standby slot.
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -59,6 +61,7 @@
 #include "rumor/gossip/ring_allreduce.hpp"
 #include "rumor/net/tcp.hpp"
 #include "rumor/run/checkpoint.hpp"
+#include "rumor/run/join.hpp"
 #include "rumor/run/peer.hpp"
 #include "rumor/run/run.hpp"
 #include "rumor/run/setup.hpp"
@@ -606,7 +609,10 @@ RunResult run_node(const config::Config& cfg, int id, const RunOptions& options)
   log::set_prefix("node " + std::to_string(id));
   train::set_compute_threads(std::max(1, options.threads));
   warn_links_model(cfg, id);
-  const net::TransportOptions topts = node_transport_options(cfg, id);
+  net::TransportOptions topts = node_transport_options(cfg, id);
+  // A standby slot may be taken by `rumor node --join` this node's address (join.hpp).
+  if (s.faults.keep_going && !s.faults.standby.empty() && !topts.secret.empty())
+    topts.join_settings = join_settings(cfg);
 
   const auto dataset = load_data(cfg);
   data::Partition partition;

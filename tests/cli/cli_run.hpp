@@ -9,9 +9,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -122,6 +124,20 @@ inline std::vector<std::vector<nlohmann::json>> node_lines(const std::filesystem
     }
   }
   return out;
+}
+
+// Push-sum: every one of `rounds` rounds, the weights of the nodes that ran it sum to the
+// `started` nodes' (membership changes move mass, they never make or lose any).
+inline void check_weight_kept(const std::vector<std::vector<nlohmann::json>>& lines,
+                              std::size_t rounds, double started) {
+  std::map<std::int64_t, double> sum;
+  for (const auto& node : lines)
+    for (const auto& l : node) sum[l["round"].get<std::int64_t>()] += l["ps_weight"].get<double>();
+  REQUIRE(sum.size() == rounds);
+  for (const auto& [round, w] : sum) {
+    CAPTURE(round);
+    CHECK(std::abs(w - started) < 1e-9);
+  }
 }
 
 }  // namespace cli_test

@@ -66,15 +66,7 @@ TEST_SUITE("cli") {
     CHECK(lines[1].back()["round"] == 39);
     for (int i : {0, 2, 3, 4, 5}) CHECK(lines[i].back()["round"] == 59);
     // Every round, the weights of the nodes that ran it sum to the 4 nodes started.
-    std::map<std::int64_t, double> sum;
-    for (const auto& node : lines)
-      for (const auto& l : node)
-        sum[l["round"].get<std::int64_t>()] += l["ps_weight"].get<double>();
-    REQUIRE(sum.size() == 60);
-    for (const auto& [round, w] : sum) {
-      CAPTURE(round);
-      CHECK(std::abs(w - 4.0) < 1e-9);
-    }
+    cli_test::check_weight_kept(lines, 60, 4.0);
     // A graceful leave is planned: the run is complete, and the summary says who left.
     const json summary = json::parse(std::ifstream(run / "summary.json"));
     CHECK(summary["complete"] == true);

@@ -224,6 +224,9 @@ struct TransportOptions {
   // a free port (see TcpTransport::bind()).
   std::string listen_host;
   int listen_port = -1;
+  // What a `rumor node --join` dialer is handed once it has proved it holds `secret` (the
+  // run's settings, JSON; net/join.hpp). Empty, or no secret: join requests are refused.
+  std::string join_settings;
 };
 
 // Received messages wait here until the trainer takes them. Thread-safe.
