@@ -42,18 +42,18 @@ ShmLink::ShmLink(Link& link, ShmHost& host, const TransportOptions& o,
       own_bell_(segment_.own_bell()),
       peer_bell_(segment_.peer_bell()) {}
 
-std::unique_ptr<ShmLink> ShmLink::offer(Link& link, ShmHost& host, const TransportOptions& o,
+std::shared_ptr<ShmLink> ShmLink::offer(Link& link, ShmHost& host, const TransportOptions& o,
                                         std::shared_ptr<BufferPool> pool, Post post,
                                         wire::Header& frame) {
   ShmSegment seg = ShmSegment::create(o.shm_ring_bytes);
   frame = shm_frame(wire::Shm::SHM_OFFER);
   frame.mutable_shm()->set_name(seg.name());
   frame.mutable_shm()->set_ring_bytes(seg.ring_bytes());
-  return std::unique_ptr<ShmLink>(new ShmLink(link, host, o, std::move(pool), std::move(post),
+  return std::shared_ptr<ShmLink>(new ShmLink(link, host, o, std::move(pool), std::move(post),
                                               std::move(seg), State::kOffered));
 }
 
-std::unique_ptr<ShmLink> ShmLink::accept(Link& link, ShmHost& host, const TransportOptions& o,
+std::shared_ptr<ShmLink> ShmLink::accept(Link& link, ShmHost& host, const TransportOptions& o,
                                          std::shared_ptr<BufferPool> pool, Post post,
                                          const wire::Shm& offer, wire::Header& frame) {
   if (offer.step() != wire::Shm::SHM_OFFER)
@@ -65,7 +65,7 @@ std::unique_ptr<ShmLink> ShmLink::accept(Link& link, ShmHost& host, const Transp
   ShmSegment seg = ShmSegment::open(offer.name(), o.shm_ring_bytes);
   frame = shm_frame(wire::Shm::SHM_ACCEPT);
   frame.mutable_shm()->set_nonce(seg.peer_nonce());
-  return std::unique_ptr<ShmLink>(new ShmLink(link, host, o, std::move(pool), std::move(post),
+  return std::shared_ptr<ShmLink>(new ShmLink(link, host, o, std::move(pool), std::move(post),
                                               std::move(seg), State::kAccepted));
 }
 
@@ -76,10 +76,7 @@ wire::Header ShmLink::decline(const std::string& reason) {
 }
 
 ShmLink::~ShmLink() {
-  {
-    std::lock_guard lock(post_mutex_);
-    stop_ = true;
-  }
+  stop_ = true;
   if (doorbell_.joinable()) {
     own_bell_.ring();  // our own word: wakes our doorbell thread
     doorbell_.join();
@@ -112,10 +109,13 @@ void ShmLink::activate() {
   {
     std::lock_guard lock(link_.mu);
     link_.stats.shm = true;
+    link_.shm = shared_from_this();  // senders write into the ring themselves
   }
   doorbell_ = std::thread([this] { doorbell_loop(); });
 }
 
+// Every ring of this side's bell (the peer wrote, or freed space) is seen: `seen` is taken
+// before the bytes are moved, so a ring during the move makes the next wait return at once.
 void ShmLink::doorbell_loop() {
   std::uint32_t seen = own_bell_.value();
   while (!stop_) {
@@ -124,18 +124,16 @@ void ShmLink::doorbell_loop() {
     if (stop_) return;
     if (now == seen) continue;
     seen = now;
-    std::lock_guard lock(post_mutex_);
-    if (!stop_ && !posted_.exchange(true)) post_();
+    while (move(kBudget)) {  // the peer's messages go to the mailbox from here
+    }
   }
 }
 
 void ShmLink::close() {
+  std::scoped_lock io(rx_mu_, tx_mu_);  // no move in progress, none after
   if (closed_) return;
   closed_ = true;
-  {
-    std::lock_guard lock(post_mutex_);
-    stop_ = true;
-  }
+  stop_ = true;
   if (tx_ && tx_->app) {
     std::lock_guard lock(link_.mu);
     link_.stats.drops += 1;
@@ -144,32 +142,60 @@ void ShmLink::close() {
   tx_.reset();
   std::lock_guard lock(link_.mu);
   link_.stats.shm = false;
+  if (link_.shm.get() == this) link_.shm.reset();
+}
+
+bool ShmLink::read_locked(std::size_t& total) {
+  std::lock_guard lock(rx_mu_);
+  if (stopped()) return false;
+  try {
+    return read_some(total);
+  } catch (const ProtocolError& e) {
+    halted_ = true;
+    host_.ring_failed(e.what());
+    return false;
+  }
+}
+
+bool ShmLink::write_locked(std::size_t& total) {
+  std::lock_guard lock(tx_mu_);
+  if (stopped()) return false;
+  try {
+    return write_some(total);
+  } catch (const ProtocolError& e) {
+    halted_ = true;
+    std::lock_guard rx(rx_mu_);  // the session hears from one thread at a time
+    if (!closed_) host_.ring_failed(e.what());
+    return false;
+  }
+}
+
+bool ShmLink::move(std::size_t budget) {
+  if (!active()) return false;
+  std::size_t read = 0, written = 0;
+  bool progress = true;
+  while (progress && !stopped() && read < budget && written < budget) {
+    progress = read_locked(read);
+    progress = write_locked(written) || progress;
+  }
+  return progress && !stopped();
 }
 
 void ShmLink::service() {
   posted_ = false;
-  if (!active() || closed_ || in_service_) return;
-  in_service_ = true;
-  try {
-    // Until neither side can move, at most kBudget bytes each way: then other handlers
-    // (heartbeats, other links) get the thread and the rest follows in a posted turn.
-    std::size_t read = 0, written = 0;
-    bool progress = true;
-    while (progress && !closed_ && read < kBudget && written < kBudget) {
-      progress = read_some(read);
-      if (!closed_) progress = write_some(written) || progress;
-    }
-    if (progress && !closed_ && !posted_.exchange(true)) post_();  // more next turn
-  } catch (const ProtocolError& e) {
-    in_service_ = false;
-    if (!closed_) host_.ring_failed(e.what());
-    return;
-  }
-  in_service_ = false;
+  // Until neither side can move, at most kBudget bytes each way: then other handlers
+  // (heartbeats, other links) get the thread and the rest follows in a posted turn.
+  if (move(kBudget) && !posted_.exchange(true)) post_();
+}
+
+void ShmLink::send_now() {
+  std::size_t written = 0;
+  if (active()) write_locked(written);
 }
 
 void ShmLink::drain() {
-  if (!active() || closed_ || in_service_) return;
+  std::lock_guard lock(rx_mu_);
+  if (!active() || stopped()) return;
   try {
     std::size_t read = 0;
     read_some(read);
@@ -186,9 +212,9 @@ std::size_t ShmLink::fill(std::uint8_t* buf, std::size_t want) {
 
 bool ShmLink::read_some(std::size_t& total) {
   std::size_t moved = 0;
-  while (total + moved < kBudget && !closed_ && read_step(moved)) {
+  while (total + moved < kBudget && !stopped() && read_step(moved)) {
   }
-  if (moved > 0) peer_bell_.ring();  // space freed
+  if (moved > 0 && reader_.space_wanted()) peer_bell_.ring();  // space freed
   total += moved;
   return moved > 0;
 }
@@ -211,7 +237,7 @@ bool ShmLink::read_step(std::size_t& moved) {
       const std::size_t n = reader_.read(rx_ptr_ + rx_have_, want);
       moved += n;
       rx_have_ += n;
-      if (n == kPiece) peer_bell_.ring();
+      if (n == kPiece && reader_.space_wanted()) peer_bell_.ring();
       if (rx_have_ < payload_.size()) return n > 0;
       rx_ = Rx::kPrefix;
       rx_have_ = 0;
@@ -249,6 +275,7 @@ void ShmLink::on_header() {
   rx_have_ = 0;
   switch (host_.admit_ring_message(prefix_, header_)) {
     case ShmAdmit::kClosed:
+      halted_ = true;  // the session closes the connection
       return;
     case ShmAdmit::kSkip:
       rx_ = Rx::kSkip;
@@ -279,14 +306,16 @@ bool ShmLink::take_next() {
 
 bool ShmLink::write_some(std::size_t& total) {
   std::size_t moved = 0;
-  while (total + moved < kBudget && !closed_) {
+  while (total + moved < kBudget && !stopped()) {
     if (!tx_ && !take_next()) break;
     const std::size_t head = tx_->head.size();
     std::span<const std::uint8_t> rest =
         tx_off_ < head ? std::span<const std::uint8_t>(tx_->head).subspan(tx_off_)
                        : tx_->payload.bytes().subspan(tx_off_ - head);
     const std::size_t n = writer_.write(rest.first(std::min(rest.size(), kPiece)));
-    if (n == 0) break;  // ring full: the reader rings this side when it frees space
+    // Ring full: the reader rings this side when it frees space (asked for here).
+    if (n == 0 && writer_.ask_for_space()) break;
+    if (n == 0) continue;
     tx_off_ += n;
     moved += n;
     if (n == kPiece) peer_bell_.ring();

@@ -11,10 +11,16 @@
 // Once active, the session's writer hands the link's queue to service() instead of the
 // socket: frames go into the ring exactly as they would go on the wire (one copy from the
 // sender's buffer), and come out through the same prefix and header checks into a pooled
-// buffer (one copy), where the session's own admission rules apply. A doorbell thread waits
-// on this side's futex and posts service() to the network thread when the peer wrote or
-// freed ring space. Heartbeats, bye and the handshake stay on TCP; when the TCP connection
-// closes, this goes with it.
+// buffer (one copy), where the session's own admission rules apply. Heartbeats, bye and the
+// handshake stay on TCP; when the TCP connection closes, this goes with it.
+//
+// Threads. A ring message takes fewer thread hops than a socket's: the sending thread
+// writes it into the ring itself (send_now(), from TcpTransport::send), and a doorbell
+// thread that waits on this side's futex reads what the peer wrote straight into the
+// mailbox (and goes on writing what waited for ring space). The network thread still
+// services the link when its session is kicked. Two mutexes, one per direction, serialize
+// them; the session's side of a ring message (ShmHost) is safe on any of these threads,
+// and closing the connection stays on the network thread (ShmHost posts it there).
 #include <array>
 #include <atomic>
 #include <functional>
@@ -38,12 +44,13 @@ bool shm_wanted(const TransportOptions& options, LinkKind kind);
 // What the ring's reader does with a message whose header it has read.
 enum class ShmAdmit { kTake, kSkip, kClosed };
 
-// The session side of a shared-memory link (implemented by the TCP session).
+// The session side of a shared-memory link (implemented by the TCP session). Called on
+// whichever thread moves the ring's bytes (see ShmLink), one call at a time.
 class ShmHost {
  public:
   virtual ~ShmHost() = default;
   // Checks a message header read from the ring, as for one read from the socket (refusals
-  // counted; a bad header closes the connection).
+  // counted; a bad header closes the connection: kClosed, and the ring reads no more).
   virtual ShmAdmit admit_ring_message(const Prefix& prefix, const wire::Header& header) = 0;
   virtual void deliver_ring_message(const wire::Header& header, Payload payload,
                                     std::uint64_t frame_bytes) = 0;
@@ -51,18 +58,18 @@ class ShmHost {
   virtual void ring_failed(const std::string& reason) = 0;
 };
 
-class ShmLink {
+class ShmLink : public std::enable_shared_from_this<ShmLink> {
  public:
   using Post = std::function<void()>;  // posts service() to the network thread
   enum class State { kOffered, kAccepted, kActive };
 
   // Dialer: a fresh segment and the OFFER to write. Throws Error when no segment is made.
-  static std::unique_ptr<ShmLink> offer(Link& link, ShmHost& host, const TransportOptions& o,
+  static std::shared_ptr<ShmLink> offer(Link& link, ShmHost& host, const TransportOptions& o,
                                         std::shared_ptr<BufferPool> pool, Post post,
                                         wire::Header& frame);
   // Acceptor: the peer's OFFER. Maps the segment and fills `frame` with the ACCEPT; throws
   // ProtocolError saying why the offer cannot be taken (the caller DECLINEs with it).
-  static std::unique_ptr<ShmLink> accept(Link& link, ShmHost& host, const TransportOptions& o,
+  static std::shared_ptr<ShmLink> accept(Link& link, ShmHost& host, const TransportOptions& o,
                                          std::shared_ptr<BufferPool> pool, Post post,
                                          const wire::Shm& offer, wire::Header& frame);
   // The DECLINE frame of an offer this node does not take.
@@ -81,11 +88,15 @@ class ShmLink {
   // Network thread: moves bytes both ways until neither can move (bounded per call; the
   // rest follows in a posted call).
   void service();
+  // A sending thread, after queueing on the link: writes the queue into the ring now (what
+  // does not fit follows when the peer frees space).
+  void send_now();
   // The connection is closing: delivers the whole messages still in the ring (the peer wrote
   // them before its bye); bad bytes end it quietly.
   void drain();
-  // The connection closed: nothing more is read or written; messages half written are
-  // counted as dropped. The doorbell thread stops when this is destroyed.
+  // The connection closed: nothing more is read or written (the session is not called
+  // again); messages half written are counted as dropped. The doorbell thread stops when
+  // this is destroyed.
   void close();
 
  private:
@@ -93,6 +104,15 @@ class ShmLink {
           Post post, ShmSegment segment, State state);
   void activate();
   void doorbell_loop();
+  // Moves bytes both ways until neither can move or `budget` bytes moved one way; true
+  // when more may be waiting.
+  bool move(std::size_t budget);
+  // Under rx_mu_ / tx_mu_: one direction's step; false once stopped. Bad bytes halt the
+  // ring and tell the session.
+  bool read_locked(std::size_t& total);
+  bool write_locked(std::size_t& total);
+  // Read, write or close no more.
+  bool stopped() const { return closed_ || halted_; }
   // Both add the bytes they moved to `total`; true when they moved any.
   bool read_some(std::size_t& total);
   bool read_step(std::size_t& moved);
@@ -114,11 +134,13 @@ class ShmLink {
   RingReader reader_;
   Doorbell own_bell_, peer_bell_;
   std::thread doorbell_;
-  std::mutex post_mutex_;  // close() waits out a post in progress: none after it
   std::atomic<bool> stop_{false};
   std::atomic<bool> posted_{false};
-  bool closed_ = false;
-  bool in_service_ = false;
+  // Whichever thread moves bytes holds rx_mu_ for the reader's state below, tx_mu_ for the
+  // writer's; close() holds both.
+  std::mutex rx_mu_, tx_mu_;
+  std::atomic<bool> closed_{false};
+  std::atomic<bool> halted_{false};  // bad bytes or a refused sender: the session closes
 
   // Reader: the frame being read, from private copies only.
   enum class Rx { kPrefix, kHeader, kPayload, kSkip };

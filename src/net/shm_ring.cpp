@@ -94,6 +94,7 @@ struct ShmSegment::Control {
   Counter head[2];  // ring i: the reader's position
   Counter tail[2];  // ring i: the writer's position
   Bell bell[2];     // side i waits on bell[i]
+  Bell want[2];     // ring i: its writer asks to be rung when space is freed
 };
 
 void Doorbell::ring() const {
@@ -124,6 +125,21 @@ std::size_t RingWriter::write(std::span<const std::uint8_t> bytes) {
   pos_ += n;
   tail_->store(pos_, std::memory_order_release);
   return n;
+}
+
+bool RingWriter::ask_for_space() {
+  if (!want_) return true;
+  want_->store(1, std::memory_order_relaxed);
+  // Pairs with the fence in space_wanted(): either this side sees the space the reader
+  // freed, or the reader sees the ask (no lost wake-up).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  return space() == 0;
+}
+
+bool RingReader::space_wanted() {
+  if (!want_) return true;
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  return want_->exchange(0, std::memory_order_relaxed) != 0;
 }
 
 std::size_t RingReader::available() const {
@@ -295,13 +311,14 @@ std::string ShmSegment::peer_nonce() const {
 
 RingWriter ShmSegment::writer() const {
   Control* c = control();
-  return RingWriter(ring(side_), ring_bytes_, &c->head[side_].v, &c->tail[side_].v);
+  return RingWriter(ring(side_), ring_bytes_, &c->head[side_].v, &c->tail[side_].v,
+                    &c->want[side_].v);
 }
 
 RingReader ShmSegment::reader() const {
   Control* c = control();
   const int r = 1 - side_;
-  return RingReader(ring(r), ring_bytes_, &c->head[r].v, &c->tail[r].v);
+  return RingReader(ring(r), ring_bytes_, &c->head[r].v, &c->tail[r].v, &c->want[r].v);
 }
 
 Doorbell ShmSegment::own_bell() const {

@@ -12,6 +12,7 @@
 
 #include "rumor/common/error.hpp"
 #include "rumor/common/log.hpp"
+#include "shm_link.hpp"
 #include "tcp_impl.hpp"
 #include "tcp_session.hpp"
 #include "tls.hpp"
@@ -160,21 +161,27 @@ bool TcpTransport::send(int to, Message message) {
   Outgoing o;
   o.app = true;
   o.payload = std::move(message.payload);
-  std::lock_guard lock(link->mu);
-  const std::size_t bytes = o.payload.size();
-  if (im.stopping || link->queue.size() >= im.options.send_queue_messages ||
-      link->queued_bytes + bytes > im.options.send_queue_bytes) {
-    link->stats.drops += 1;
-    return false;
+  std::shared_ptr<ShmLink> shm;
+  {
+    std::lock_guard lock(link->mu);
+    const std::size_t bytes = o.payload.size();
+    if (im.stopping || link->queue.size() >= im.options.send_queue_messages ||
+        link->queued_bytes + bytes > im.options.send_queue_bytes) {
+      link->stats.drops += 1;
+      return false;
+    }
+    wire::Header h = message_header(message, self_, ++link->next_seq);
+    o.head = encode_frame_head(h, bytes);
+    link->queued_bytes += o.bytes();
+    link->queue.push_back(std::move(o));
+    shm = link->shm;
+    if (!shm && link->up && !link->wake_posted) {
+      link->wake_posted = true;
+      asio::post(im.ioc, [&im, link] { im.guarded("wake", [&] { im.wake(*link); }); });
+    }
   }
-  wire::Header h = message_header(message, self_, ++link->next_seq);
-  o.head = encode_frame_head(h, bytes);
-  link->queued_bytes += o.bytes();
-  link->queue.push_back(std::move(o));
-  if (link->up && !link->wake_posted) {
-    link->wake_posted = true;
-    asio::post(im.ioc, [&im, link] { im.guarded("wake", [&] { im.wake(*link); }); });
-  }
+  // Shared memory: this thread writes the queue into the ring, no network-thread hop.
+  if (shm) shm->send_now();
   return true;
 }
 

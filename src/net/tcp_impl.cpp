@@ -117,7 +117,6 @@ void TcpTransport::Impl::refused(int peer, LinkKind kind, const std::string& rea
 
 void TcpTransport::Impl::count_rejected(Link& link, std::uint64_t LinkStats::*counter,
                                         const std::string& detail) {
-  net_thread.assert_on_net_thread();
   std::uint64_t before = 0;
   {
     std::lock_guard lock(link.mu);

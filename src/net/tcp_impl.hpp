@@ -2,9 +2,9 @@
 // The network-side state of a TcpTransport (internal): the io_context and its thread, the
 // links (fixed at start), the live sessions, and the link state changes sessions report.
 //
-// Threads: the members marked "network thread" and every function but deliver() and the
-// counters run on the network thread (asserted in debug builds); the public TcpTransport
-// methods use only the parts under each Link's mutex and the atomics.
+// Threads: the members marked "network thread" and every function but deliver(),
+// count_rejected() and the counters run on the network thread (asserted in debug builds); the
+// public TcpTransport methods use only the parts under each Link's mutex and the atomics.
 #include <atomic>
 #include <condition_variable>
 #include <map>
@@ -88,6 +88,7 @@ struct TcpTransport::Impl {
   std::size_t buffered_from(int peer) const { return owner.mailbox_.bytes_from(peer); }
   std::int64_t current_round() const { return owner.current_round(); }
   // Counts a message refused before the mailbox; logs the first of each (link, reason).
+  // Any thread (the shared-memory ring's reader is not always the network thread).
   void count_rejected(Link& link, std::uint64_t LinkStats::*counter, const std::string& detail);
   // An accepted connection that did not finish its handshake in time (logged, counted).
   void count_handshake_timeout(const std::string& from);

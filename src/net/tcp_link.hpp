@@ -19,6 +19,7 @@
 namespace rumor::net {
 
 class Session;
+class ShmLink;
 
 // One frame waiting to be written: encoded prefix + header, then the payload from the
 // caller's buffer (never copied).
@@ -56,6 +57,8 @@ struct Link {
   // demand that nothing has asked for yet: it only accepts the peer's dial.
   bool wanted = true;
   bool wake_posted = false;
+  // The active shared-memory path of this link, if any: send() writes into it directly.
+  std::shared_ptr<ShmLink> shm;
   LinkStats stats;
   std::string last_error;
 

@@ -12,6 +12,7 @@
 // Between co-located peers a data link's messages then move to a shared-memory ring
 // (shm_link.hpp); the connection keeps the handshake, heartbeats and bye.
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <memory>
@@ -36,6 +37,8 @@ class Session : public std::enable_shared_from_this<Session>, private ShmHost {
 
   // `link`: the dialer's link; null for an accepted connection (known after its HELLO).
   Session(Impl& impl, tcp::socket socket, Link* link);
+  // Stops the shared-memory path first: its doorbell thread calls this session.
+  ~Session() override;
 
   State state() const { return state_; }
   Link* link() const { return link_; }
@@ -59,6 +62,8 @@ class Session : public std::enable_shared_from_this<Session>, private ShmHost {
   void kick_guarded() noexcept;
   // Closes the connection. `malformed`: bad input from the remote side (counted).
   void fail(const std::string& reason, bool malformed);
+  // fail() from any thread: posted to the network thread.
+  void fail_later(const std::string& reason, bool malformed);
   // Clean stop: tell the peer, then close once that is written. Never throws: stop() waits
   // for every session to close. `reason`: logged here as the close's.
   void say_bye(const std::string& reason = "transport stopped") noexcept;
@@ -107,6 +112,8 @@ class Session : public std::enable_shared_from_this<Session>, private ShmHost {
   void read_payload();
   void on_frame(Payload payload);
   void on_message(const wire::Header& h, Payload payload, std::uint64_t frame_bytes);
+  // A checked message to the mailbox, counted (any thread).
+  void hand_over(const wire::Header& h, Payload payload, std::uint64_t frame_bytes);
   void on_handshake_frame();
   void established();
   void serve_join(wire::Header verdict);
@@ -145,7 +152,8 @@ class Session : public std::enable_shared_from_this<Session>, private ShmHost {
   Payload payload_;
   std::uint8_t* rx_ptr_ = nullptr;
   std::size_t rx_done_ = 0;
-  std::uint64_t last_seq_ = 0;   // of this connection: sequence numbers must increase
+  // Of this connection, over TCP and the ring alike: sequence numbers must increase.
+  std::atomic<std::uint64_t> last_seq_{0};
   std::uint64_t skip_left_ = 0;  // payload bytes of a refused message still to read past
   std::vector<std::uint8_t> skip_buf_;
   bool pending_ = false;
@@ -159,11 +167,11 @@ class Session : public std::enable_shared_from_this<Session>, private ShmHost {
   bool drain_before_close_ = false;  // close only once the internal frames are all written
   bool peer_bye_ = false;
   std::string close_reason_;
-  Clock::time_point last_recv_;
+  std::atomic<Clock::time_point> last_recv_;  // the ring's doorbell thread sets it too
   Clock::time_point last_send_;
 
   // The shared-memory path of this data link while offered or active (null: all on TCP).
-  std::unique_ptr<ShmLink> shm_;
+  std::shared_ptr<ShmLink> shm_;
 };
 
 }  // namespace rumor::net

@@ -124,7 +124,7 @@ ShmAdmit Session::admit_ring_message(const Prefix& prefix, const wire::Header& h
                         : "frame type " + std::to_string(h.type()) +
                               " in the shared-memory ring (only messages go there)";
   if (!err.empty()) {
-    fail(err + " (shared-memory ring)", true);
+    fail_later(err + " (shared-memory ring)", true);
     return ShmAdmit::kClosed;
   }
   last_recv_ = Clock::now();
@@ -141,11 +141,11 @@ ShmAdmit Session::admit_ring_message(const Prefix& prefix, const wire::Header& h
 void Session::deliver_ring_message(const wire::Header& h, Payload payload,
                                    std::uint64_t frame_bytes) {
   last_recv_ = Clock::now();
-  on_message(h, std::move(payload), frame_bytes);
+  hand_over(h, std::move(payload), frame_bytes);  // admit_ring_message checked it
 }
 
 void Session::ring_failed(const std::string& reason) {
-  fail(reason, true);
+  fail_later(reason, true);
 }
 
 }  // namespace rumor::net

@@ -3,7 +3,8 @@
 // processes on one host, and the futex doorbells that wake a waiting side.
 //
 // Layout: a control page (magic, ring size, one nonce slot per side, per ring its head and
-// tail counters, per side its doorbell), then ring 0 (creator -> opener) and ring 1 (opener
+// tail counters and its writer's "ring me for space" flag, per side its doorbell), then ring 0
+// (creator -> opener) and ring 1 (opener
 // -> creator), each ring_bytes long (a power of two). Head and tail count bytes since the
 // start and only grow. The peer can write anything anywhere in the segment at any time, so
 // every counter read from it is checked (a tail more than a ring ahead of the reader, a head
@@ -48,19 +49,24 @@ class Doorbell {
 class RingWriter {
  public:
   RingWriter() = default;
+  // `want`: the ring's "ring me for space" flag; null: the reader rings after every read.
   RingWriter(std::uint8_t* data, std::size_t capacity, std::atomic<std::uint64_t>* head,
-             std::atomic<std::uint64_t>* tail)
-      : data_(data), capacity_(capacity), head_(head), tail_(tail) {}
+             std::atomic<std::uint64_t>* tail, std::atomic<std::uint32_t>* want = nullptr)
+      : data_(data), capacity_(capacity), head_(head), tail_(tail), want_(want) {}
   // Bytes that fit now. Throws ProtocolError when the reader's head is impossible.
   std::size_t space() const;
   // Copies as much of `bytes` as fits and publishes it; returns how many bytes went in.
   std::size_t write(std::span<const std::uint8_t> bytes);
+  // The ring is full: asks the reader to ring this side once it frees space. False when
+  // space came meanwhile (write again), true when the writer must wait for the bell.
+  bool ask_for_space();
 
  private:
   std::uint8_t* data_ = nullptr;
   std::size_t capacity_ = 0;
   std::atomic<std::uint64_t>* head_ = nullptr;  // the reader's (hostile)
   std::atomic<std::uint64_t>* tail_ = nullptr;  // published copy of pos_
+  std::atomic<std::uint32_t>* want_ = nullptr;  // set here, cleared by the reader
   std::uint64_t pos_ = 0;                       // ours: never read back from the segment
 };
 
@@ -69,20 +75,25 @@ class RingReader {
  public:
   RingReader() = default;
   RingReader(std::uint8_t* data, std::size_t capacity, std::atomic<std::uint64_t>* head,
-             std::atomic<std::uint64_t>* tail)
-      : data_(data), capacity_(capacity), head_(head), tail_(tail) {}
+             std::atomic<std::uint64_t>* tail, std::atomic<std::uint32_t>* want = nullptr)
+      : data_(data), capacity_(capacity), head_(head), tail_(tail), want_(want) {}
   // Bytes waiting. Throws ProtocolError when the writer's tail is impossible.
   std::size_t available() const;
   // Copies up to `n` waiting bytes to `out` and frees their space; returns how many.
   std::size_t read(std::uint8_t* out, std::size_t n);
   // Frees up to `n` waiting bytes unread; returns how many.
   std::size_t skip(std::size_t n);
+  // After freeing space: whether the writer asked to be rung for it (the ask is taken).
+  // Without the flag, always: a writer that waits is never left waiting. Otherwise only
+  // then, so a writer that did not fill the ring is not woken for nothing.
+  bool space_wanted();
 
  private:
   std::uint8_t* data_ = nullptr;
   std::size_t capacity_ = 0;
   std::atomic<std::uint64_t>* head_ = nullptr;  // published copy of pos_
   std::atomic<std::uint64_t>* tail_ = nullptr;  // the writer's (hostile)
+  std::atomic<std::uint32_t>* want_ = nullptr;  // the writer's ask (hostile: any value)
   std::uint64_t pos_ = 0;
 };
 
