@@ -29,6 +29,15 @@ class CastCodec final : public ValueCodec {
       simd::to_bf16(v.data(), v.size(), p);
     }
   }
+  const std::uint8_t* view(Reader& r, std::size_t n) const override {
+    if constexpr (K == ValueKind::kFp32) {
+      r.expect_u8(static_cast<std::uint8_t>(K), "value codec tag");
+      r.expect_u32(checked_n(n), "value count");
+      return r.take(4 * n, "values");
+    } else {
+      return nullptr;
+    }
+  }
   void decode(Reader& r, std::span<float> out) const override {
     r.expect_u8(static_cast<std::uint8_t>(K), "value codec tag");
     r.expect_u32(checked_n(out.size()), "value count");

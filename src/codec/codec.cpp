@@ -117,6 +117,15 @@ class ChainDecoder final : public DecoderBase {
  public:
   ChainDecoder(std::shared_ptr<const ChainCodec> c, std::size_t d)
       : DecoderBase(d), c_(std::move(c)), k_(c_->kept(d)), work_(c_->sparsifier().make_work(d)) {}
+  ByteView raw_values(ByteView bytes, const CodecContext& ctx) override {
+    if (!c_->dense()) return {};
+    Reader r(bytes.data(), bytes.size(), c_->name_ref());
+    work_->decode(r, ctx, idx_);
+    const std::uint8_t* p = c_->value().view(r, d_);
+    if (!p) return {};
+    r.expect_end();
+    return {p, 4 * d_};
+  }
 
  protected:
   const std::string& name() const override { return c_->name_ref(); }

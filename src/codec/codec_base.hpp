@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "rumor/codec/codec.hpp"
+#include "rumor/codec/raw_values.hpp"
 
 namespace rumor::codec::detail {
 
@@ -56,6 +57,10 @@ class DecoderBase : public Decoder {
   void decode_add(ByteView bytes, const CodecContext& ctx, std::span<float> acc,
                   float weight) override {
     check_size(name(), "decode_add accumulator", acc.size(), d_);
+    if (const ByteView raw = raw_values(bytes, ctx); !raw.empty()) {
+      add_raw(acc, raw, weight);  // read in place: the same bits as the copy below
+      return;
+    }
     dense_.resize(d_);
     if (parse(bytes, ctx, dense_)) {
       if (weight == 1.0f) {

@@ -49,6 +49,9 @@ class ValueCodec {
   virtual void encode(std::span<const float> v, Rng& rng, std::uint8_t* out) const = 0;
   // Reads exactly size(out.size()) bytes from r (header checked against this codec).
   virtual void decode(Reader& r, std::span<float> out) const = 0;
+  // Raw fp32 (fp32 itself): reads a block of n values as decode() does and returns where
+  // they lie, in place; nullptr, with nothing read, for codecs whose values must be decoded.
+  virtual const std::uint8_t* view(Reader& r, std::size_t n) const { return nullptr; }
   virtual bool unbiased() const = 0;
   virtual bool contractive() const = 0;
   virtual double delta(std::size_t n) const = 0;

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "methods.hpp"
+#include "rumor/codec/raw_values.hpp"
 #include "rumor/common/error.hpp"
 
 namespace rumor::gossip {
@@ -57,13 +58,31 @@ void Dpsgd::absorb(std::int64_t round, int, std::vector<net::Message>& received)
   // The weight of a neighbour that sent nothing (down, or past the deadline) stays here.
   // In place: what was sent is the encoder's copy, so nobody reads the model meanwhile.
   const float sw = peer_sampling() ? uniform_weight(received) : kept_mixing_weight(round, received);
-  for (float& v : model_) v *= sw;
-  for (const auto& m : received) {
-    const float w = static_cast<float>(neighbour_weight(round, m.sender, received));
-    decoder_->decode_add(m.payload.bytes(), codec_ctx(ctx_, round, m.sender), model_, w);
+  if (!mix_in_place(round, received, sw)) {
+    for (float& v : model_) v *= sw;
+    for (const auto& m : received) {
+      const float w = static_cast<float>(neighbour_weight(round, m.sender, received));
+      decoder_->decode_add(m.payload.bytes(), codec_ctx(ctx_, round, m.sender), model_, w);
+    }
   }
   if (cta_work_) cta_work_->step(model_);
   cta_work_ = nullptr;
+}
+
+// Raw fp32 payloads (codec fp32): the scaling and every neighbour's term in one pass over
+// the model, reading the payloads where they lie; the same bits as the loop above. False,
+// with nothing changed, for other codecs.
+bool Dpsgd::mix_in_place(std::int64_t round, const std::vector<net::Message>& received, float sw) {
+  raw_.clear();
+  weights_.clear();
+  for (const auto& m : received) {
+    const auto raw = decoder_->raw_values(m.payload.bytes(), codec_ctx(ctx_, round, m.sender));
+    if (raw.empty()) return false;
+    raw_.push_back(raw);
+    weights_.push_back(static_cast<float>(neighbour_weight(round, m.sender, received)));
+  }
+  codec::mix_raw(model_, sw, raw_, weights_);
+  return true;
 }
 
 void Dpsgd::absorb_robust(std::int64_t round, const std::vector<net::Message>& received) {

@@ -364,22 +364,39 @@ void run_blocking(const PeerIo& p, std::int64_t round, std::chrono::milliseconds
   }
 }
 
-void run_phased(const std::vector<PeerIo>& peers, std::int64_t round, ThreadPool& pool,
-                std::chrono::milliseconds timeout) {
+int phased_stages(const std::vector<PeerIo>& peers, std::int64_t round) {
   int stages = 0;
   for (const auto& p : peers)
     if (p.exchange) stages = std::max(stages, p.exchange->stages(round));
+  return stages;
+}
+
+void send_first_stage(const PeerIo& peer, std::int64_t round) {
+  if (peer.exchange) send_all(peer, round, 0);
+}
+
+void run_phased(const std::vector<PeerIo>& peers, std::int64_t round, ThreadPool& pool,
+                std::chrono::milliseconds timeout, bool first_sent,
+                const std::function<void(std::size_t)>& then) {
+  const int stages = phased_stages(peers, round);
   for (int s = 0; s < stages; ++s) {
+    if (s > 0 || !first_sent)
+      pool.parallel_for(peers.size(), [&](std::size_t i) {
+        if (peers[i].exchange) send_all(peers[i], round, s);
+      });
     pool.parallel_for(peers.size(), [&](std::size_t i) {
-      if (peers[i].exchange) send_all(peers[i], round, s);
-    });
-    pool.parallel_for(peers.size(), [&](std::size_t i) {
-      if (!peers[i].exchange) return;
-      if (peers[i].sim) return sim_stage(peers[i], round, s);
-      take_early(peers[i], round, s);
-      take_expected(peers[i], round, s, timeout);
+      if (peers[i].exchange) {
+        if (peers[i].sim) {
+          sim_stage(peers[i], round, s);
+        } else {
+          take_early(peers[i], round, s);
+          take_expected(peers[i], round, s, timeout);
+        }
+      }
+      if (then && s + 1 == stages) then(i);
     });
   }
+  if (then && stages == 0) pool.parallel_for(peers.size(), then);
 }
 
 }  // namespace rumor::gossip

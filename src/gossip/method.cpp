@@ -4,6 +4,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <iterator>
 #include <limits>
 #include <type_traits>
@@ -58,49 +59,73 @@ Refusal Method::check_payload(const net::Message& m, std::size_t dim) {
     check_decoder_ = ctx_.codec->make_decoder(dim);
     check_dim_ = dim;
   }
-  const auto values = scratch(0, dim);
   // A payload of the wrong length is named as such before the codec reads into it.
   const std::size_t want = ctx_.codec->max_encoded_size(dim);
   if (ctx_.codec->fixed_size() ? m.payload.size() != want : m.payload.size() > want)
     return {"wrong size", std::to_string(m.payload.size()) + " bytes of payload, " +
                               (ctx_.codec->fixed_size() ? "expected " : "at most ") +
                               std::to_string(want) + " for " + std::to_string(dim) + " values"};
+  // Raw fp32 values are checked where they lie; other codecs' are decoded first.
+  codec::ByteView raw;
+  std::span<float> values;
   try {
-    check_decoder_->decode(m.payload.bytes(), codec_ctx(ctx_, m.round, m.sender), values);
+    const auto cc = codec_ctx(ctx_, m.round, m.sender);
+    raw = check_decoder_->raw_values(m.payload.bytes(), cc);
+    if (raw.empty()) {
+      values = scratch(0, dim);
+      check_decoder_->decode(m.payload.bytes(), cc, values);
+    }
   } catch (const std::exception& e) {
     return {"codec error", e.what()};
   }
-  return check_values(values);
+  return raw.empty() ? check_values(values) : check_raw_values(raw);
 }
 
 namespace {
-// True when every value is within [-bound, bound] (NaN is not): every received value goes
-// through here, so it is one unsigned max over the magnitudes' bit patterns (non-negative
-// floats order like their bits, and NaN's lie above every finite bound), in fixed-size
-// blocks the compiler vectorises at -O2 (a comparison chain did not).
+// n values of type T at p (any alignment: a float vector, or raw fp32 payload bytes).
 template <typename T>
-bool all_within(std::span<const T> v, T bound) {
-  using U = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
-  if (!(bound >= 0)) return v.empty();
-  constexpr U kMagnitude = std::numeric_limits<U>::max() >> 1;
-  constexpr std::size_t kBlock = 16;
-  U top = 0;
-  std::size_t k = 0;
-  for (; k + kBlock <= v.size(); k += kBlock) {
-    U block = 0;
-    for (std::size_t i = 0; i < kBlock; ++i)
-      block = std::max(block, std::bit_cast<U>(v[k + i]) & kMagnitude);
-    top = std::max(top, block);
+struct Values {
+  const std::uint8_t* p;
+  std::size_t n;
+  template <typename U = T>
+  U bits(std::size_t k) const {
+    U v;
+    std::memcpy(&v, p + sizeof(T) * k, sizeof(T));
+    return v;
   }
-  for (; k < v.size(); ++k) top = std::max(top, std::bit_cast<U>(v[k]) & kMagnitude);
-  return top <= std::bit_cast<U>(bound);
+  T operator[](std::size_t k) const { return bits<T>(k); }
+};
+template <typename T>
+Values<T> values_of(std::span<const T> v) {
+  return {reinterpret_cast<const std::uint8_t*>(v.data()), v.size()};
+}
+
+// True when every value is within [-bound, bound] (NaN is not): every received value goes
+// through here, so it is one integer comparison per value of the magnitude's bit pattern
+// with the bound's (non-negative floats order like their bits, as signed integers too, and
+// NaN's lie above every finite bound), OR-ed over fixed-size blocks the compiler vectorises
+// with the baseline instruction set (an unsigned max needs SSE4.1 and was emulated).
+template <typename T>
+bool all_within(Values<T> v, T bound) {
+  using S = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;
+  if (!(bound >= 0)) return v.n == 0;
+  constexpr S kMagnitude = std::numeric_limits<S>::max();
+  const S limit = std::bit_cast<S>(bound);
+  constexpr std::size_t kBlock = 16;
+  S over = 0;
+  std::size_t k = 0;
+  for (; k + kBlock <= v.n; k += kBlock)
+    for (std::size_t i = 0; i < kBlock; ++i)
+      over |= -static_cast<S>((v.template bits<S>(k + i) & kMagnitude) > limit);
+  for (; k < v.n; ++k) over |= -static_cast<S>((v.template bits<S>(k) & kMagnitude) > limit);
+  return over == 0;
 }
 
 template <typename T>
-Refusal check_finite(std::span<const T> v, double bound) {
+Refusal check_finite(Values<T> v, double bound) {
   if (all_within(v, static_cast<T>(std::min<double>(bound, std::numeric_limits<T>::max()))))
     return {};
-  for (std::size_t k = 0; k < v.size(); ++k) {  // say which value, and why
+  for (std::size_t k = 0; k < v.n; ++k) {  // say which value, and why
     const double x = static_cast<double>(v[k]);
     if (!std::isfinite(x))
       return {"non-finite values", "value " + std::to_string(k) + " is " + std::to_string(x)};
@@ -113,11 +138,15 @@ Refusal check_finite(std::span<const T> v, double bound) {
 }  // namespace
 
 Refusal Method::check_values(std::span<const float> v) const {
-  return check_finite(v, ctx_.max_abs_value);
+  return check_finite(values_of(v), ctx_.max_abs_value);
+}
+
+Refusal Method::check_raw_values(codec::ByteView raw) const {
+  return check_finite(Values<float>{raw.data(), raw.size() / 4}, ctx_.max_abs_value);
 }
 
 Refusal Method::check_values(std::span<const double> v, double bound) const {
-  return check_finite(v, bound);
+  return check_finite(values_of(v), bound);
 }
 
 void Method::set_peer_down(int peer, std::int64_t) {

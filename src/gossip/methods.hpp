@@ -40,6 +40,7 @@ class Dpsgd : public Method {
  private:
   // method.aggregation other than mean: the received models decoded one by one.
   void absorb_robust(std::int64_t round, const std::vector<net::Message>& received);
+  bool mix_in_place(std::int64_t round, const std::vector<net::Message>& received, float sw);
   bool peer_sampling() const;
   static float uniform_weight(const std::vector<net::Message>& received);
   // W(self, sender) of the round, or the uniform weight over what arrived (peer sampling).
@@ -49,6 +50,8 @@ class Dpsgd : public Method {
   double clip_tau_ = -1;  // < 0: adaptive radius
   int clip_b_ = 1, trim_ = 1;
   std::vector<std::vector<float>> decoded_;
+  std::vector<codec::ByteView> raw_;  // mix_in_place's inputs, reused
+  std::vector<float> weights_;
   ClipResult last_clip_;
 };
 

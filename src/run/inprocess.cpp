@@ -21,6 +21,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <set>
 
@@ -177,18 +178,35 @@ class InProcRun {
     membership_.boundary(r, p);
     return r;
   }
+  // Each peer sends its first stage right after its local step (it reads only its own
+  // state; receivers take nothing before every peer has sent): a pass of the pool less.
   void local(std::int64_t r) {
+    const auto io = method_io();
+    const bool send = gossip::phased_stages(io, r) > 0;
     pool_.parallel_for(n_, [&](std::size_t i) {
-      if (alive_[i]) peers_[i]->local(r);
+      if (!alive_[i]) return;
+      peers_[i]->local(r);
+      if (send) gossip::send_first_stage(io[i], r);
     });
   }
+  // Outside evaluation rounds (whose exact average needs every peer's exchange done first),
+  // each peer's metrics line is written as soon as its own exchange is done: a pass less.
   void exchange(std::int64_t r) {
-    gossip::run_phased(method_io(), r, pool_, faults_.round_timeout);
+    std::function<void(std::size_t)> finish;
+    if (!eval_round(r))
+      finish = [&](std::size_t i) {
+        if (alive_[i]) peers_[i]->finish_round(r);
+      };
+    gossip::run_phased(method_io(), r, pool_, faults_.round_timeout, /*first_sent=*/true, finish);
+    finished_ = finish ? r : -1;
   }
   bool eval_round(std::int64_t r) const { return peers_[0]->eval_round(r); }
   void evaluate(std::int64_t r);
   void record(std::int64_t r);
   void checkpoint(std::int64_t r) {
+    bool due = false;
+    for (int i = 0; i < n_ && !due; ++i) due = alive_[i] && peers_[i]->checkpoint_due(r);
+    if (!due) return;
     pool_.parallel_for(n_, [&](std::size_t i) {
       if (alive_[i] && peers_[i]->checkpoint_due(r)) peers_[i]->save_checkpoint(r);
     });
@@ -223,6 +241,7 @@ class InProcRun {
   Progress progress_;
   Membership membership_;
   double last_acc_ = -1;
+  std::int64_t finished_ = -1;  // the last round whose metrics lines exchange() wrote
 };
 
 void InProcRun::start_peers() {
@@ -287,9 +306,10 @@ void InProcRun::evaluate(std::int64_t r) {
 
 // Metrics lines, then the mean over live peers for the progress line and on_round.
 void InProcRun::record(std::int64_t r) {
-  pool_.parallel_for(n_, [&](std::size_t i) {
-    if (alive_[i]) peers_[i]->finish_round(r);
-  });
+  if (finished_ != r)
+    pool_.parallel_for(n_, [&](std::size_t i) {
+      if (alive_[i]) peers_[i]->finish_round(r);
+    });
   nlohmann::json mean = {{"round", r}};
   double loss = 0, acc = 0, bytes = 0, sim = 0, weight = 0;
   int accs = 0, live = 0;

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -59,61 +60,72 @@ json number_or_null(double v) {
   return std::isfinite(v) ? json(v) : json(nullptr);
 }
 
-// Each node's metrics lines, by node id.
+// Each node's evaluation lines (with test_acc) and its last line, in file order, by node id:
+// what the summary reads beyond the per-round columns. Every line is not kept: 10,000 peers
+// of 100 rounds would hold a million parsed lines (about 2 KB each) in memory.
 using NodeLines = std::map<int, std::vector<json>>;
 // Per round, per column: the figures over the nodes that logged it.
 using RoundColumns = std::map<std::int64_t, std::map<std::string, Agg>>;
-
-NodeLines read_metrics(const std::string& run_dir) {
-  if (!fs::is_directory(run_dir))
-    throw Error(run_dir + ": not a run directory (it does not exist)");
-  NodeLines nodes;
-  for (const auto& entry : fs::directory_iterator(run_dir)) {
-    const int id = metrics_file_node(entry.path().filename().string());
-    if (id < 0) continue;
-    std::ifstream in(entry.path());
-    std::string line;
-    int number = 0;
-    auto& lines = nodes[id];
-    while (std::getline(in, line)) {
-      ++number;
-      if (line.empty()) continue;
-      try {
-        lines.push_back(json::parse(line));
-      } catch (const json::parse_error&) {
-        // A crash can cut the last line short; anything else is damage worth reporting.
-        if (in.peek() != EOF)
-          throw Error(entry.path().string() + ":" + std::to_string(number) +
-                      ": not a JSON metrics line");
-      }
-    }
-  }
-  if (nodes.empty()) throw Error(run_dir + ": no node-<i>.jsonl metrics files");
-  return nodes;
-}
 
 struct Columns {
   RoundColumns rounds;
   std::map<int, std::vector<double>> node_round_times;  // each node's round durations
 };
 
-Columns gather_columns(const NodeLines& nodes) {
-  Columns out;
-  for (const auto& [id, lines] : nodes) {
-    double prev_t = 0;
-    bool first = true;
-    for (const auto& l : lines) {
-      const std::int64_t r = l.value("round", std::int64_t{-1});
-      for (const char* c : kColumns)
-        if (l.contains(c) && l[c].is_number()) out.rounds[r][c].add(l[c].get<double>());
-      const double t = l.value("time_s", 0.0);
-      // Evaluation rounds are slower, and the first round includes start-up: left out.
-      if (!first && !l.contains("test_acc") && !l.contains("consensus_dist"))
-        out.node_round_times[id].push_back(t - prev_t);
-      prev_t = t;
-      first = false;
+struct Metrics {
+  NodeLines nodes;
+  Columns columns;
+};
+
+// One metrics line of node `id` into the columns; prev_t and first follow the node's lines.
+void add_to_columns(Columns& out, int id, const json& l, double& prev_t, bool& first) {
+  const std::int64_t r = l.value("round", std::int64_t{-1});
+  for (const char* c : kColumns)
+    if (l.contains(c) && l[c].is_number()) out.rounds[r][c].add(l[c].get<double>());
+  const double t = l.value("time_s", 0.0);
+  // Evaluation rounds are slower, and the first round includes start-up: left out.
+  if (!first && !l.contains("test_acc") && !l.contains("consensus_dist"))
+    out.node_round_times[id].push_back(t - prev_t);
+  prev_t = t;
+  first = false;
+}
+
+// One node's file: its lines into the columns, its evaluation lines and last line kept.
+void read_node(const fs::path& path, int id, Metrics& out) {
+  std::ifstream in(path);
+  std::string line;
+  int number = 0;
+  auto& kept = out.nodes[id];
+  std::optional<json> last;
+  double prev_t = 0;
+  bool first = true;
+  while (std::getline(in, line)) {
+    ++number;
+    if (line.empty()) continue;
+    try {
+      json l = json::parse(line);
+      add_to_columns(out.columns, id, l, prev_t, first);
+      if (last && last->contains("test_acc")) kept.push_back(std::move(*last));
+      last = std::move(l);
+    } catch (const json::parse_error&) {
+      // A crash can cut the last line short; anything else is damage worth reporting.
+      if (in.peek() != EOF)
+        throw Error(path.string() + ":" + std::to_string(number) + ": not a JSON metrics line");
     }
   }
+  if (last) kept.push_back(std::move(*last));
+}
+
+Metrics read_metrics(const std::string& run_dir) {
+  if (!fs::is_directory(run_dir))
+    throw Error(run_dir + ": not a run directory (it does not exist)");
+  std::map<int, fs::path> files;  // read in id order: the columns add up in that order
+  for (const auto& entry : fs::directory_iterator(run_dir))
+    if (const int id = metrics_file_node(entry.path().filename().string()); id >= 0)
+      files[id] = entry.path();
+  Metrics out;
+  for (const auto& [id, path] : files) read_node(path, id, out);
+  if (out.nodes.empty()) throw Error(run_dir + ": no node-<i>.jsonl metrics files");
   return out;
 }
 
@@ -513,13 +525,14 @@ void add_membership(json& s, const std::string& run_dir, const NodeLines& nodes,
 }  // namespace
 
 json summarize(const std::string& run_dir) {
-  const NodeLines nodes = read_metrics(run_dir);
+  const Metrics metrics = read_metrics(run_dir);
+  const NodeLines& nodes = metrics.nodes;
   // Node files gathered from several hosts may come without node 0's config.json.
   json cfg = json::object();
   if (std::ifstream in(fs::path(run_dir) / "config.json"); in) in >> cfg;
   const int n = cfg.contains("topology") ? static_cast<int>(cfg["topology"]["nodes"].size())
                                          : static_cast<int>(nodes.size());
-  const Columns columns = gather_columns(nodes);
+  const Columns& columns = metrics.columns;
   const RoundColumns& rounds = columns.rounds;
   write_summary_csv(fs::path(run_dir) / "summary.csv", rounds);
 

@@ -448,16 +448,23 @@ TEST_SUITE("gossip") {
   }
 
   TEST_CASE("the gate refuses non-finite and out-of-range values wherever they lie") {
+    // fp32 values are checked in place; randk:1.0 (every value, in order, fp32) is decoded
+    // first: both paths must give the same verdicts, details included.
     const Topology ring = gen("ring", 4);
-    MethodContext ctx;
-    ctx.topology = &ring;
-    ctx.codec = codec::make_codec("fp32");
-    ctx.max_abs_value = 1e6;
-    auto m = make_method("dpsgd", ctx);
     const std::size_t d = 37;  // two blocks of 16 and a tail
     std::vector<float> model(d, 0.0f);
-    m->init(model);
-    auto message = [&](std::size_t at, float v) {
+    auto context = [&](const char* spec) {
+      MethodContext ctx;
+      ctx.topology = &ring;
+      ctx.codec = codec::make_codec(spec);
+      ctx.max_abs_value = 1e6;
+      return ctx;
+    };
+    const MethodContext fp32 = context("fp32"), randk = context("randk:1.0");
+    auto in_place = make_method("dpsgd", fp32), decoded = make_method("dpsgd", randk);
+    in_place->init(model);
+    decoded->init(model);
+    auto check = [&](Method& m, const MethodContext& ctx, std::size_t at, float v) {
       std::vector<float> x(d, 0.25f);
       x[0] = -0.0f;
       x[1] = 1e6f;
@@ -467,18 +474,25 @@ TEST_SUITE("gossip") {
       ctx.codec->make_encoder(d)->encode(x, codec::CodecContext{ctx.seed, 0, 1}, bytes);
       net::Message msg;
       msg.sender = 1;
+      msg.codec = ctx.codec_id;
       msg.payload = net::Payload::take(std::move(bytes));
-      return msg;
+      return m.check(msg);
     };
-    CHECK(m->check(message(d, 0.0f)).reason.empty());
+    auto both = [&](std::size_t at, float v) {
+      const Refusal a = check(*in_place, fp32, at, v), b = check(*decoded, randk, at, v);
+      CHECK(a.reason == b.reason);
+      CHECK(a.detail == b.detail);
+      return a.reason;
+    };
+    CHECK(both(d, 0.0f).empty());
     const float above = std::nextafter(1e6f, 2e6f);
     for (std::size_t at : {3u, 20u, 36u}) {
       CAPTURE(at);
-      CHECK(m->check(message(at, std::nanf(""))).reason == "non-finite values");
-      CHECK(m->check(message(at, INFINITY)).reason == "non-finite values");
-      CHECK(m->check(message(at, -INFINITY)).reason == "non-finite values");
-      CHECK(m->check(message(at, above)).reason == "value out of range");
-      CHECK(m->check(message(at, -above)).reason == "value out of range");
+      CHECK(both(at, std::nanf("")) == "non-finite values");
+      CHECK(both(at, INFINITY) == "non-finite values");
+      CHECK(both(at, -INFINITY) == "non-finite values");
+      CHECK(both(at, above) == "value out of range");
+      CHECK(both(at, -above) == "value out of range");
     }
   }
 }

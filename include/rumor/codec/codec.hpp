@@ -122,6 +122,11 @@ class Decoder {
   // acc, so acc is unchanged when it throws.
   virtual void decode_add(ByteView bytes, const CodecContext& ctx, std::span<float> acc,
                           float weight = 1.0f) = 0;
+  // Dense fp32 payloads (codecs fp32 and ef|fp32): checks `bytes` as decode() does (throws
+  // CodecError alike) and returns where its dim() values lie in them, little-endian floats at
+  // any alignment (raw_values.hpp reads them), so a receiver reads them in place instead of
+  // copying them out. Empty for every other codec: its values must be decoded.
+  virtual ByteView raw_values(ByteView bytes, const CodecContext& ctx) { return {}; }
 };
 
 // Registry. Spec grammar (formats.md): stage ('|' stage)*, stage = name(':' arg)*; an arg

@@ -144,8 +144,17 @@ std::vector<int> run_blocking(const PeerIo& peer, std::int64_t round, const Wait
 // reaches it if the exchange absorbs_early(), else dropped. Every peer's messages of a stage
 // are sent before any peer takes, so a message is seen no earlier than the receiver's round
 // it was sent in (a valid schedule: the receiver looked at its mailbox a little later).
+// `first_sent`: every peer's stage-0 messages are already sent (send_first_stage, e.g. right
+// after its local step: one pass over the pool a round fewer). `then(i)`, when set, runs for
+// peer i right after its part of the last stage, in the same pass (in a pass of its own when
+// the round has no stage): what a driver does next with each peer alone.
 void run_phased(const std::vector<PeerIo>& peers, std::int64_t round, ThreadPool& pool,
-                std::chrono::milliseconds timeout);
+                std::chrono::milliseconds timeout, bool first_sent = false,
+                const std::function<void(std::size_t)>& then = {});
+// Stages of `round`: the most any of the peers' exchanges has (0 when none communicates).
+int phased_stages(const std::vector<PeerIo>& peers, std::int64_t round);
+// One peer's stage-0 messages of `round`, as run_phased sends them.
+void send_first_stage(const PeerIo& peer, std::int64_t round);
 
 // Hands every message of the SimClock inbox (and the transport's data mailbox) that has
 // arrived by `until_s` to an exchange that absorbs_early(), advancing the clock to the last

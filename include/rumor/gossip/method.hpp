@@ -256,6 +256,8 @@ class Method : public Exchange {
   Refusal check_payload(const net::Message& m, std::size_t dim = 0);
   // check() helpers for methods with payloads of their own.
   Refusal check_values(std::span<const float> v) const;
+  // The same for raw fp32 payload values (codec::Decoder::raw_values), read in place.
+  Refusal check_raw_values(codec::ByteView raw) const;
   Refusal check_values(std::span<const double> v, double bound) const;
   // Rejoin: throws ProtocolError naming the offer's sender when `r` refuses its values.
   void refuse_offer_values(const Refusal& r, const net::Message& offer) const;
