@@ -72,9 +72,32 @@ struct Columns {
   std::map<int, std::vector<double>> node_round_times;  // each node's round durations
 };
 
+// The rounds a node ran, for who was out and when: its first round, and every gap between
+// two rounds it logged one after the other (with the clock, simulated in-process, at both).
+struct Gap {
+  std::int64_t after, before;
+  double seconds;
+};
+struct Span {
+  std::int64_t first = -1, last = -1;
+  double clock = 0;
+  bool simulated = false;
+  std::vector<Gap> gaps;
+  void add(const json& l) {
+    const std::int64_t r = l.value("round", std::int64_t{-1});
+    simulated = l.contains("sim_time_s");
+    const double t = l.value("sim_time_s", l.value("time_s", 0.0));
+    if (first < 0) first = r;
+    if (last >= 0 && r > last + 1) gaps.push_back({last, r, t - clock});
+    last = r;
+    clock = t;
+  }
+};
+
 struct Metrics {
   NodeLines nodes;
   Columns columns;
+  std::map<int, Span> spans;
 };
 
 // One metrics line of node `id` into the columns; prev_t and first follow the node's lines.
@@ -105,6 +128,7 @@ void read_node(const fs::path& path, int id, Metrics& out) {
     try {
       json l = json::parse(line);
       add_to_columns(out.columns, id, l, prev_t, first);
+      out.spans[id].add(l);
       if (last && last->contains("test_acc")) kept.push_back(std::move(*last));
       last = std::move(l);
     } catch (const json::parse_error&) {
@@ -479,45 +503,37 @@ json stops(const std::string& run_dir, int id) {
 // Who was out of the run, from which round to which, and for how long (joined late, left
 // early, or out in between: paused, or died and came back), from the rounds each node logged.
 // Time out: between the lines around a gap (simulated time in-process).
-void add_membership(json& s, const std::string& run_dir, const NodeLines& nodes,
+void add_membership(json& s, const std::string& run_dir, const std::map<int, Span>& spans,
                     std::int64_t planned, const std::map<int, std::int64_t>& left) {
   json out = json::array();
-  auto clock = [](const json& l) { return l.value("sim_time_s", l.value("time_s", 0.0)); };
-  for (const auto& [id, lines] : nodes) {
-    if (lines.empty()) continue;
-    const std::int64_t first = lines.front().value("round", std::int64_t{0});
-    if (first > 0)
+  for (const auto& [id, span] : spans) {
+    if (span.first < 0) continue;
+    if (span.first > 0)
       out.push_back({{"node", id},
                      {"out", "before it joined"},
                      {"from_round", 0},
-                     {"back_at_round", first},
-                     {"rounds_out", first}});
-    for (std::size_t k = 1; k < lines.size(); ++k) {
-      const std::int64_t a = lines[k - 1].value("round", std::int64_t{0});
-      const std::int64_t b = lines[k].value("round", std::int64_t{0});
-      if (b <= a + 1) continue;
+                     {"back_at_round", span.first},
+                     {"rounds_out", span.first}});
+    for (const auto& g : span.gaps)
       out.push_back({{"node", id},
                      {"out", "in between"},
-                     {"from_round", a + 1},
-                     {"back_at_round", b},
-                     {"rounds_out", b - a - 1},
-                     {"seconds_out", clock(lines[k]) - clock(lines[k - 1])}});
-    }
+                     {"from_round", g.after + 1},
+                     {"back_at_round", g.before},
+                     {"rounds_out", g.before - g.after - 1},
+                     {"seconds_out", g.seconds}});
     for (auto& e : stops(run_dir, id)) out.push_back(std::move(e));
-    const std::int64_t last = lines.back().value("round", std::int64_t{-1});
-    if (planned > 0 && last + 1 < planned)
+    if (planned > 0 && span.last + 1 < planned)
       out.push_back({{"node", id},
                      {"out", left.count(id) ? "left" : "stopped early (died?)"},
-                     {"from_round", last + 1},
+                     {"from_round", span.last + 1},
                      {"back_at_round", nullptr},
-                     {"rounds_out", planned - last - 1}});
+                     {"rounds_out", planned - span.last - 1}});
   }
   if (out.empty()) return;
   s["membership"] = out;
   // Exact averages with someone out: in-process over the nodes running at that evaluation;
   // over TCP they need every node on the control ring (off while one is out).
-  const bool simulated = !nodes.empty() && !nodes.begin()->second.empty() &&
-                         nodes.begin()->second.front().contains("sim_time_s");
+  const bool simulated = !spans.empty() && spans.begin()->second.simulated;
   s["exact_averages"] =
       simulated ? "over the nodes running at each evaluation" : "off while a node was out";
 }
@@ -550,7 +566,7 @@ json summarize(const std::string& run_dir) {
   add_node_ends(s, run_dir, nodes);
   add_round_times(s, columns.node_round_times);
   add_push_sum_weight(s, run_dir, rounds, n, last_round);
-  add_membership(s, run_dir, nodes, cfg.value("rounds", std::int64_t{0}), left);
+  add_membership(s, run_dir, metrics.spans, cfg.value("rounds", std::int64_t{0}), left);
 
   std::ofstream(fs::path(run_dir) / "summary.json") << s.dump(2) << "\n";
   return s;
