@@ -572,6 +572,28 @@ json summarize(const std::string& run_dir) {
   return s;
 }
 
+// The summary's "out of the run" line: who was out, which rounds, why, how long.
+static void membership_text(std::ostream& out, const json& membership) {
+  out << "\n  out of the run      ";
+  for (const auto& m : membership) {
+    out << " node " << m["node"].get<int>();
+    if (m.value("rounds_out", std::int64_t{0}) == 0) {  // stopped within one round
+      out << " in round " << m["from_round"].get<std::int64_t>() + 1 << " ("
+          << m["out"].get<std::string>() << ", " << m["seconds_out"].get<double>() << " s);";
+      continue;
+    }
+    out << " rounds " << m["from_round"].get<std::int64_t>() + 1 << "-";
+    if (m["back_at_round"].is_null())
+      out << "end (" << m["out"].get<std::string>() << ");";
+    else
+      out << m["back_at_round"].get<std::int64_t>() << " (" << m["out"].get<std::string>()
+          << (m.contains("seconds_out")
+                  ? ", " + std::to_string(m["seconds_out"].get<double>()) + " s"
+                  : std::string())
+          << ");";
+  }
+}
+
 std::string summary_text(const json& s) {
   std::ostringstream out;
   out.setf(std::ios::fixed);
@@ -617,26 +639,7 @@ std::string summary_text(const json& s) {
     out << "\n  refused              " << s.value("msgs_rejected", 0.0)
         << " messages from peers (bad size, codec or values; see rejected_by_node in "
            "summary.json)";
-  if (s.contains("membership")) {
-    out << "\n  out of the run      ";
-    for (const auto& m : s["membership"]) {
-      out << " node " << m["node"].get<int>();
-      if (m.value("rounds_out", std::int64_t{0}) == 0) {  // stopped within one round
-        out << " in round " << m["from_round"].get<std::int64_t>() + 1 << " ("
-            << m["out"].get<std::string>() << ", " << m["seconds_out"].get<double>() << " s);";
-        continue;
-      }
-      out << " rounds " << m["from_round"].get<std::int64_t>() + 1 << "-";
-      if (m["back_at_round"].is_null())
-        out << "end (" << m["out"].get<std::string>() << ");";
-      else
-        out << m["back_at_round"].get<std::int64_t>() << " (" << m["out"].get<std::string>()
-            << (m.contains("seconds_out")
-                    ? ", " + std::to_string(m["seconds_out"].get<double>()) + " s"
-                    : std::string())
-            << ");";
-    }
-  }
+  if (s.contains("membership")) membership_text(out, s["membership"]);
   if (s.contains("time_to_target")) {
     const auto& t = s["time_to_target"];
     out << "\n  target accuracy      " << t["target_acc"].get<double>();
