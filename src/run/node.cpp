@@ -313,12 +313,22 @@ void TcpNode::stopped(std::int64_t r, double seconds) {
   stopped_.push_back({{"round", r}, {"seconds", seconds}});
   const double heartbeat = std::chrono::duration<double>(heartbeat_timeout_).count();
   if (heartbeat <= 0 || seconds <= heartbeat) return;
-  for (int j : s_.topology.peers(s_.id))
-    if (!peer_.method().peer_is_down(j) && !rejoin_.pending(j))
-      leave_out(
-          j, r,
-          "this node was stopped for " + std::to_string(seconds) + " s, past the links' heartbeat");
-  no_average(r);
+  // Only the neighbours whose data link was closed have left it out (a pause near the
+  // heartbeat may close the control links only); the closes show once the network thread
+  // has read them: wait for them a little (bounded).
+  const auto nb = s_.topology.peers(s_.id);
+  auto closed = [&](int j) { return !t_.link_up(j, net::LinkKind::kData); };
+  for (int k = 0; k < 25 && !std::all_of(nb.begin(), nb.end(), closed); ++k)
+    std::this_thread::sleep_for(milliseconds(20));
+  bool any = false;
+  for (int j : nb)
+    if (closed(j) && !peer_.method().peer_is_down(j) && !rejoin_.pending(j)) {
+      leave_out(j, r,
+                "this node was stopped for " + std::to_string(seconds) +
+                    " s, past the links' heartbeat, and its link is closed");
+      any = true;
+    }
+  if (any) no_average(r);
 }
 
 // Rejoin requests are answered at every boundary. A scheduled restart (faults.restart_round)
