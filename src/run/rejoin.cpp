@@ -47,10 +47,15 @@ Rejoin::Rejoin(const Endpoint& e, Options o) : e_(e), o_(std::move(o)) {
   if (nonce_ == 0) nonce_ = (static_cast<std::uint64_t>(std::random_device{}()) << 20) + 1;
 }
 
-Rejoin::Rejoin(Peer& peer, net::Transport& transport, milliseconds timeout)
+Rejoin::Rejoin(Peer& peer, net::Transport& transport, milliseconds timeout,
+               std::int64_t left_behind)
     : Rejoin(Endpoint{&peer.method(), &transport, &peer.traffic(), &peer.topology(), peer.id(),
                       peer.rounds()},
-             Options{2 * timeout, 3 * timeout, 4 * timeout}) {}
+             [&] {
+               Options o{2 * timeout, 3 * timeout, 4 * timeout};
+               o.left_behind = left_behind;
+               return o;
+             }()) {}
 
 std::uint64_t Rejoin::next_nonce() {
   nonce_ = (nonce_ + 1) & static_cast<std::uint64_t>(kMaxNonce);
@@ -70,15 +75,25 @@ void Rejoin::skip_to(std::int64_t u) {
   e_.transport->set_round(u);
 }
 
+void Rejoin::maybe_skip(std::int64_t u, std::int64_t r) {
+  if (!jump_ && u > r && isolated()) skip_to(u);
+  maybe_skip_behind(u, r);
+}
+
+void Rejoin::maybe_skip_behind(std::int64_t u, std::int64_t r) {
+  if (!jump_ && o_.left_behind > 0 && u - r > o_.left_behind) skip_to(u);
+}
+
 bool Rejoin::isolated() const {
   for (int j : e_.topology->peers(e_.self))
     if (!e_.method->peer_is_down(j)) return false;
   return true;
 }
 
-void Rejoin::ask(int peer) {
+void Rejoin::ask(int peer, std::int64_t r) {
   const bool fresh = (fresh_life_ && !synced_.count(peer)) || take_models_;
   auto req = e_.method->rejoin_request(peer, !fresh);
+  req.round = r;  // a readmission says where the asker is (see on_request)
   const std::uint64_t nonce = next_nonce();
   req.scalars.push_back(starting_ ? 1.0 : 0.0);
   req.scalars.push_back(static_cast<double>(nonce));
@@ -161,6 +176,10 @@ void Rejoin::on_request(net::Message req, std::int64_t r) {
     if (!theirs_stands) return;
     asks_.erase(a);
   }
+  // Asked back in by a neighbour far ahead: this node was left behind, and the neighbour's
+  // gossip from its round on would be refused as too far ahead before the confirm moves
+  // this node there (a lost push-sum share). So it moves now; the confirm settles where.
+  if (!starting_ && req.round < e_.rounds) maybe_skip_behind(req.round, r);
   if (starting_) {
     req.scalars.push_back(*starting);
     req.scalars.push_back(static_cast<double>(*nonce));
@@ -201,7 +220,7 @@ void Rejoin::on_offer(net::Message offer, std::int64_t r) {
   // boundary then come up at their own rounds, never before it).
   ++counts_.late_offers;
   const std::int64_t u = std::max({offer.round, r, jump_.value_or(r)});
-  if (!jump_ && u > r && isolated()) skip_to(u);
+  maybe_skip(u, r);
   confirm(i, *nonce, u, kAccepted);
   confirmed_[i] = *nonce;
   come_up(i, u, r);
@@ -257,8 +276,8 @@ void Rejoin::on_confirm(const net::Message& c, std::int64_t r) {
     return confirm(j, nonce, r, kRefused);
   }
   drop_old_notices(j);
-  confirmed_.erase(j);  // a refusal of an older hand-over on this edge is stale now
-  if (!jump_ && c.round > r && isolated()) skip_to(c.round);  // alone until then
+  confirmed_.erase(j);     // a refusal of an older hand-over on this edge is stale now
+  maybe_skip(c.round, r);  // alone, or left behind, until then
   come_up(j, c.round, r);
   log::info("peer ", j, " rejoins: back in the mixing from round ", c.round + 1);
 }
@@ -287,7 +306,7 @@ bool Rejoin::take_next(std::int64_t r, milliseconds wait) {
 }
 
 // Edges down on a live link are asked for again, once per retry interval.
-void Rejoin::readmit(std::int64_t) {
+void Rejoin::readmit(std::int64_t r) {
   const auto now = o_.now();
   for (auto a = asks_.begin(); a != asks_.end();)
     a = a->second.until <= now ? asks_.erase(a) : std::next(a);  // its offer is declined
@@ -301,7 +320,7 @@ void Rejoin::readmit(std::int64_t) {
     if (auto t = retry_at_.find(k); t != retry_at_.end() && now < t->second) continue;
     retry_at_[k] = now + o_.retry;
     ++counts_.readmit_requests;
-    ask(k);
+    ask(k, r);
   }
 }
 

@@ -55,6 +55,11 @@ class Rejoin {
     bool pause = true;
     std::function<Clock::time_point()> now = [] { return Clock::now(); };
     std::uint64_t nonce_seed = 0;  // 0: drawn at start (a restarted peer's nonces are new)
+    // An edge agreed up from a round more than this past this node's means it was left
+    // behind (paused, or cut off, while the others ran on): it continues at that round even
+    // with neighbours it has not yet heard left it out. The transport's max_rounds_ahead:
+    // from further behind it could not take their gossip. 0: only when every neighbour is out.
+    std::int64_t left_behind = 0;
   };
   struct Endpoint {
     gossip::Method* method = nullptr;
@@ -66,8 +71,9 @@ class Rejoin {
   };
 
   Rejoin(const Endpoint& e, Options o);
-  // A peer's endpoint, waits from the round timeout.
-  Rejoin(Peer& peer, net::Transport& transport, std::chrono::milliseconds timeout);
+  // A peer's endpoint, waits from the round timeout; `left_behind` as in Options.
+  Rejoin(Peer& peer, net::Transport& transport, std::chrono::milliseconds timeout,
+         std::int64_t left_behind = 0);
 
   // A restarted peer (steps 1 and 3): returns the round it starts at. Throws ProtocolError
   // when no neighbour answers.
@@ -88,8 +94,9 @@ class Rejoin {
   bool pending(int peer) const;
   // True while an offer made at boundary r waits for its confirm (the node pauses there).
   bool waiting(std::int64_t r) const;
-  // A peer with every neighbour out that was let back in from a later round than its own
-  // (it was paused, or cut off, while the others ran on): the round it continues at, once.
+  // A peer let back in from a later round than its own with every neighbour out, or from
+  // more than Options::left_behind rounds on (it was paused, or cut off, while the others
+  // ran on): the round it continues at, once.
   std::optional<std::int64_t> take_jump() { return std::exchange(jump_, std::nullopt); }
   // Readmission asks for the neighbours' model rather than keeping this peer's own state
   // (it was out too long); a restarted peer without a checkpoint always does.
@@ -121,9 +128,13 @@ class Rejoin {
   void on_confirm(const net::Message& confirm, std::int64_t r);
   void on_refused(int peer, std::uint64_t nonce, std::int64_t r);
   bool isolated() const;
+  // The edge comes up at round u past this node's round r: continue there when left behind.
+  void maybe_skip(std::int64_t u, std::int64_t r);
+  void maybe_skip_behind(std::int64_t u, std::int64_t r);
   void skip_to(std::int64_t u);
   void answer(const net::Message& req, std::uint64_t nonce, std::int64_t r);
-  void ask(int peer);
+  // `r`: this node's round (a readmission), or -1 (a starting peer has none yet).
+  void ask(int peer, std::int64_t r = -1);
   void confirm(int peer, std::uint64_t nonce, std::int64_t u, double status);
   void come_up(int peer, std::int64_t u, std::int64_t r);
   void drop_old_notices(int peer);
