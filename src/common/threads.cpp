@@ -21,4 +21,9 @@ void limit_blas_threads(int n) {
   }
 }
 
+void stop_blas_threads() {
+  using Shutdown = int (*)();
+  if (auto fn = reinterpret_cast<Shutdown>(::dlsym(RTLD_DEFAULT, "blas_thread_shutdown_"))) fn();
+}
+
 }  // namespace rumor
