@@ -219,6 +219,18 @@ struct FailurePolicy {
   bool progress = false;        // a progress line is shown: start messages on a new line
 };
 
+// Waits up to `most` between polls, waking within 10 ms once a peer has exited (not reaped
+// here): the last peer's exit is seen at once, not up to a poll later.
+void wait_poll(std::chrono::milliseconds most) {
+  const auto until = Clock::now() + most;
+  for (;;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    siginfo_t info{};
+    if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid != 0) return;
+    if (Clock::now() >= until) return;
+  }
+}
+
 // Reaps the peers that exited since the last poll.
 void reap_exited(PeerSet& p, const FailurePolicy& policy) {
   for (std::size_t i = 0; i < p.pids.size(); ++i) {
@@ -476,7 +488,7 @@ int launch(const LaunchOptions& o) {
   Progress progress(rounds, o.progress);
   double last_acc = -1;
   while (peers.running > 0) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    wait_poll(std::chrono::milliseconds(200));
     reap_exited(peers, policy);
     restart_due(peers, cmd, policy);
     start_joiners(peers, cmd, faults, joined, policy);
