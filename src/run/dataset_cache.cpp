@@ -24,11 +24,11 @@ std::string dataset_key(const std::string& spec, const data::DatasetOptions& o,
   std::ostringstream k;
   k.precision(17);
   // Strings are length-prefixed so that no two option sets read alike.
-  k << spec.size() << ':' << spec << '|' << o.seed << '|' << o.data_dir.size() << ':'
-    << o.data_dir << '|' << o.normalize << '|' << o.train_size << '|' << o.test_size << '|'
-    << o.dim << '|' << o.classes << '|' << o.separation << '|' << o.leaf_alpha << '|'
-    << o.leaf_beta << '|' << o.users << '|' << o.test_file.size() << ':' << o.test_file << '|'
-    << o.test_fraction << '|' << test_samples;
+  k << spec.size() << ':' << spec << '|' << o.seed << '|' << o.data_dir.size() << ':' << o.data_dir
+    << '|' << o.normalize << '|' << o.train_size << '|' << o.test_size << '|' << o.dim << '|'
+    << o.classes << '|' << o.separation << '|' << o.leaf_alpha << '|' << o.leaf_beta << '|'
+    << o.users << '|' << o.test_file.size() << ':' << o.test_file << '|' << o.test_fraction << '|'
+    << test_samples;
   return k.str();
 }
 

@@ -126,7 +126,8 @@ bool fork_start_wanted(const LaunchOptions::NodeEntry& entry) {
 }
 
 pid_t spawn_peer(const PeerCommand& c, int i, bool rejoin) {
-  const std::string log_path = (fs::path(c.run_dir) / ("node-" + std::to_string(i) + ".log")).string();
+  const std::string log_path =
+      (fs::path(c.run_dir) / ("node-" + std::to_string(i) + ".log")).string();
   const auto args = node_args(c, i, rejoin);
   bool by_fork = false;
   if (c.entry) {

@@ -12,8 +12,9 @@ using namespace rumor;
 namespace {
 
 config::Config blobs(const std::vector<std::string>& sets = {}) {
-  const nlohmann::json j = {{"topology", {{"gen", "ring"}, {"nodes", 4}}},
-                            {"data", {{"dataset", "blobs"}, {"train_size", 300}, {"test_size", 50}}}};
+  const nlohmann::json j = {
+      {"topology", {{"gen", "ring"}, {"nodes", 4}}},
+      {"data", {{"dataset", "blobs"}, {"train_size", 300}, {"test_size", 50}}}};
   return config::Config::from_json(j, "cache-test", ".", sets);
 }
 
