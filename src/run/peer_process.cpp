@@ -137,9 +137,10 @@ pid_t spawn_peer(const PeerCommand& c, int i, bool rejoin) {
     static bool told = false;  // said once per process
     if (!by_fork && !std::exchange(told, true)) {
       std::string names;
-      for (const auto& t : threads) names += " " + t;
+      for (const auto& t : threads) names += (names.empty() ? "" : ", ") + t;
       log::info("launch: this process runs ", threads.size(), " threads (", names,
-                " ), so peers start as new processes (rumor node), which is slower");
+                ") and a fork copies one, so peers start as new `rumor node` processes, "
+                "which start slower");
     }
   }
   // What is buffered here would otherwise be written twice, by the launcher and the child.
