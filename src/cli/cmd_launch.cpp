@@ -91,6 +91,7 @@ void add_launch_command(CLI::App& app) {
     o.overrides = args.sets;
     o.resume_dir = args.resume_dir;
     o.progress = !args.no_progress;
+    o.node_entry = [](const std::vector<std::string>& node_args) { return cli::run(node_args); };
     const int code = run::launch(o);
     if (code != 0) throw CLI::RuntimeError(code);
   });

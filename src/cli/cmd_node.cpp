@@ -39,6 +39,7 @@ void join_running_run(const NodeArgs& a) {
 
 void add_node_command(CLI::App& app) {
   static NodeArgs args;
+  args = NodeArgs{};  // a peer forked by `rumor launch` parses its own arguments afresh
   auto* node = app.add_subcommand(
       "node",
       "run one peer of a topology over TCP\n\n"

@@ -4,6 +4,7 @@
 #include <map>
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "rumor/data/dataset.hpp"
 #include "rumor/data/partition.hpp"
@@ -16,6 +17,12 @@ struct Globals {
   std::string log_level = "info";
 };
 const Globals& globals();
+
+// The whole CLI on `argc`/`argv` (or `args`, args[0] the program name) from fresh globals:
+// what main does after its BLAS checks. Returns the exit code. `rumor launch` calls it in
+// the peers it forks.
+int run(int argc, char** argv);
+int run(const std::vector<std::string>& args);
 
 // The top-level --help lists each subcommand with one line and an example (from `examples`,
 // or the first command under "Example" in its description); the full text moves to the

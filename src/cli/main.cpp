@@ -48,13 +48,37 @@ void one_line_help(CLI::App& app, const std::map<std::string, std::string>& exam
     if (full != line) sub->footer(trim(full.substr(line.size())));
   }
 }
-}  // namespace rumor::cli
 
-int main(int argc, char** argv) {
-  using namespace rumor;
-  // OpenBLAS 0.3.21 mis-detects newer CPUs; may re-exec once with OPENBLAS_CORETYPE set.
-  train::ensure_blas_core(argv);
-  train::verify_forced_blas_core(argv);
+namespace {
+
+// Every subcommand, each from its own cmd_<name>.cpp.
+void add_commands(CLI::App& app) {
+  add_topology_commands(app);
+  add_data_commands(app);
+  add_train_command(app);
+  add_node_command(app);
+  add_launch_command(app);
+  add_summarize_command(app);
+  add_compare_command(app);
+  add_config_commands(app);
+  add_secret_commands(app);
+  auto* bench = app.add_subcommand("bench", "benchmarks: rumor bench net|codecs|step [--json]");
+  bench->require_subcommand(1);
+  add_bench_step(*bench);
+  add_bench_codecs(*bench);
+  add_bench_net(*bench);
+  one_line_help(app, {{"topology", "rumor topology check topologies/social32.json --json"},
+                      {"data",
+                       "rumor data partition --dataset fashion-mnist --nodes 8 "
+                       "--partition dirichlet --alpha 0.1"},
+                      {"config", "rumor config keys"},
+                      {"bench", "rumor bench codecs --floats 10000000 --json"}});
+}
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  g_globals = Globals{};  // a forked peer starts from the defaults, not the launcher's
   CLI::App app{
       "rumor: decentralized peer-to-peer gossip training.\n"
       "Every node runs this same binary, talks only to its neighbours in a topology,\n"
@@ -66,7 +90,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("rumor ") + kVersion + " (" + kGitRevision + ")");
   app.require_subcommand(1);
   app.fallthrough();  // global options are accepted after the subcommand too
-  auto& g = const_cast<cli::Globals&>(cli::globals());
+  auto& g = g_globals;
   app.add_option("--threads", g.threads, "compute threads for LibTorch and OpenBLAS per peer")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
@@ -76,33 +100,12 @@ int main(int argc, char** argv) {
     log::set_level(log::parse_level(g.log_level));
     limit_blas_threads(g.threads);
   });
-
-  cli::add_topology_commands(app);
-  cli::add_data_commands(app);
-  cli::add_train_command(app);
-  cli::add_node_command(app);
-  cli::add_launch_command(app);
-  cli::add_summarize_command(app);
-  cli::add_compare_command(app);
-  cli::add_config_commands(app);
-  cli::add_secret_commands(app);
-  auto* bench = app.add_subcommand("bench", "benchmarks: rumor bench net|codecs|step [--json]");
-  bench->require_subcommand(1);
-  cli::add_bench_step(*bench);
-  cli::add_bench_codecs(*bench);
-  cli::add_bench_net(*bench);
-  cli::one_line_help(app, {{"topology", "rumor topology check topologies/social32.json --json"},
-                           {"data",
-                            "rumor data partition --dataset fashion-mnist --nodes 8 "
-                            "--partition dirichlet --alpha 0.1"},
-                           {"config", "rumor config keys"},
-                           {"bench", "rumor bench codecs --floats 10000000 --json"}});
-
+  add_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
-  } catch (const rumor::Error& e) {
+  } catch (const Error& e) {
     std::cerr << "rumor: error: " << e.what() << "\n";
     return 1;
   } catch (const std::exception& e) {
@@ -110,4 +113,21 @@ int main(int argc, char** argv) {
     return 2;
   }
   return 0;
+}
+
+int run(const std::vector<std::string>& args) {
+  std::vector<std::string> copy = args;
+  std::vector<char*> argv;
+  for (auto& a : copy) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  return run(static_cast<int>(copy.size()), argv.data());
+}
+
+}  // namespace rumor::cli
+
+int main(int argc, char** argv) {
+  // OpenBLAS 0.3.21 mis-detects newer CPUs; may re-exec once with OPENBLAS_CORETYPE set.
+  rumor::train::ensure_blas_core(argv);
+  rumor::train::verify_forced_blas_core(argv);
+  return rumor::cli::run(argc, argv);
 }

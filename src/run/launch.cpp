@@ -1,6 +1,5 @@
 // `rumor launch`: every peer of the topology as a child process on this machine.
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -19,6 +18,7 @@
 #include <thread>
 
 #include "fault_options.hpp"
+#include "peer_process.hpp"
 #include "progress.hpp"
 #include "rumor/common/error.hpp"
 #include "rumor/common/log.hpp"
@@ -123,15 +123,6 @@ fs::path node_file(const std::string& run_dir, int i, const std::string& ext) {
   return fs::path(run_dir) / ("node-" + std::to_string(i) + ext);
 }
 
-// What every peer process is started with.
-struct PeerCommand {
-  std::string exe;
-  std::string config_path;  // the recorded config.json when resuming
-  std::vector<std::string> overrides;
-  std::string run_dir;
-  bool resume = false;
-};
-
 // The config file and overrides of a launch: as given, or a recorded run's own config.json
 // with its results left where they are.
 PeerCommand peer_command(const LaunchOptions& o) {
@@ -182,44 +173,6 @@ std::string self_exe() {
   return exe;
 }
 
-// Starts peer i as `rumor node`; `rejoin`: a restart of a peer that died (on_peer_failure
-// continue).
-pid_t spawn_peer(const PeerCommand& c, int i, bool rejoin) {
-  const std::string log_path = node_file(c.run_dir, i, ".log").string();
-  std::vector<std::string> args = {"rumor",
-                                   "node",
-                                   c.config_path,
-                                   "--id",
-                                   std::to_string(i),
-                                   "--log-level",
-                                   log::level() == log::Level::kDebug ? "debug" : "info"};
-  for (const auto& s : c.overrides) {
-    args.push_back("--set");
-    args.push_back(s);
-  }
-  if (c.resume && !rejoin) args.push_back("--resume");
-  if (rejoin) args.push_back("--rejoin");
-  const pid_t pid = ::fork();
-  if (pid < 0) throw Error("launch: fork failed: " + std::string(std::strerror(errno)));
-  if (pid == 0) {
-    ::setpgid(0, 0);  // Ctrl-C reaches the launcher only; it stops the peers itself
-    const int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    const int null_fd = ::open("/dev/null", O_RDWR);
-    if (log_fd >= 0) ::dup2(log_fd, STDERR_FILENO);
-    if (null_fd >= 0) {
-      ::dup2(null_fd, STDOUT_FILENO);
-      ::dup2(null_fd, STDIN_FILENO);
-    }
-    ::setenv("RUMOR_LAUNCHED", "1", 1);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(c.exe.c_str(), argv.data());
-    ::_exit(127);
-  }
-  return pid;
-}
-
 // Ctrl-C and SIGTERM set g_interrupted while the peers run; restore() puts the old handlers back.
 class InterruptFlag {
  public:
@@ -265,6 +218,18 @@ struct FailurePolicy {
   double restart_after = -1.0;  // faults.restart_after_s; < 0: no restart
   bool progress = false;        // a progress line is shown: start messages on a new line
 };
+
+// Waits up to `most` between polls, waking within 10 ms once a peer has exited (not reaped
+// here): the last peer's exit is seen at once, not up to a poll later.
+void wait_poll(std::chrono::milliseconds most) {
+  const auto until = Clock::now() + most;
+  for (;;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    siginfo_t info{};
+    if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid != 0) return;
+    if (Clock::now() >= until) return;
+  }
+}
 
 // Reaps the peers that exited since the last poll.
 void reap_exited(PeerSet& p, const FailurePolicy& policy) {
@@ -504,6 +469,11 @@ int launch(const LaunchOptions& o) {
 
   std::cerr << "launch: run " << cfg.run_id() << ", " << n << " peers on this machine, results in "
             << cmd.run_dir << "\n";
+  if (fork_start_wanted(o.node_entry)) {
+    cmd.entry = o.node_entry;
+    // Loaded once here: the forked peers find it in the cache, shared copy-on-write.
+    keep_data_loaded(cfg);
+  }
   InterruptFlag interrupt;
   PeerSet peers(n);
   for (int i = 0; i < n; ++i) {
@@ -518,7 +488,7 @@ int launch(const LaunchOptions& o) {
   Progress progress(rounds, o.progress);
   double last_acc = -1;
   while (peers.running > 0) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    wait_poll(std::chrono::milliseconds(200));
     reap_exited(peers, policy);
     restart_due(peers, cmd, policy);
     start_joiners(peers, cmd, faults, joined, policy);

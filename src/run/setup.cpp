@@ -9,6 +9,7 @@
 #include "rumor/codec/codec.hpp"
 #include "rumor/common/error.hpp"
 #include "rumor/common/log.hpp"
+#include "rumor/run/dataset_cache.hpp"
 #include "rumor/version.hpp"
 
 namespace rumor::run {
@@ -188,29 +189,55 @@ net::TransportOptions node_transport_options(const config::Config& c, int id) {
   return o;
 }
 
-std::shared_ptr<const data::Dataset> load_data(const config::Config& c) {
-  if (c.get<std::string>("task") != "train") return nullptr;
+namespace {
+
+// The data set spec of a training config, "auto" resolved (warns when it falls back).
+std::string dataset_spec(const config::Config& c) {
   std::string spec = c.get<std::string>("data.dataset");
-  if (spec == "auto") {
-    spec = data::default_dataset();
-    if (spec != "fashion-mnist")
-      log::warn(
-          "data.dataset auto: Fashion-MNIST is not installed (apt-get install "
-          "dataset-fashion-mnist), training on synthetic '",
-          spec, "' instead");
-  }
+  if (spec != "auto") return spec;
+  spec = data::default_dataset();
+  if (spec != "fashion-mnist")
+    log::warn(
+        "data.dataset auto: Fashion-MNIST is not installed (apt-get install "
+        "dataset-fashion-mnist), training on synthetic '",
+        spec, "' instead");
+  return spec;
+}
+
+std::shared_ptr<const data::Dataset> load_uncached(const config::Config& c, const std::string& spec,
+                                                   std::size_t test_samples) {
   auto d = std::make_shared<data::Dataset>(data::load_dataset(spec, dataset_options(c)));
   // eval.test_samples: evaluate on the first N test samples (the test split is shuffled
   // data the partition never touches), for runs with many peers.
-  const auto keep = c.get<std::size_t>("eval.test_samples");
-  if (keep > 0 && keep < d->test.size()) {
-    d->test.features.resize(keep * d->dim);
-    d->test.labels.resize(keep);
-    if (!d->test.groups.empty()) d->test.groups.resize(keep);
+  if (test_samples > 0 && test_samples < d->test.size()) {
+    d->test.features.resize(test_samples * d->dim);
+    d->test.labels.resize(test_samples);
+    if (!d->test.groups.empty()) d->test.groups.resize(test_samples);
   }
+  return d;
+}
+
+std::shared_ptr<const data::Dataset> load_or_find(const config::Config& c, bool keep) {
+  if (c.get<std::string>("task") != "train") return nullptr;
+  const std::string spec = dataset_spec(c);
+  const auto test_samples = c.get<std::size_t>("eval.test_samples");
+  const std::string key = dataset_key(spec, dataset_options(c), test_samples);
+  auto d = DatasetCache::find(key);
+  if (!d) d = load_uncached(c, spec, test_samples);
+  if (keep) DatasetCache::keep(key, d);
   log::debug("dataset ", d->name, ": ", d->train.size(), " train / ", d->test.size(),
              " test samples, dim ", d->dim, ", ", d->num_classes, " classes");
   return d;
+}
+
+}  // namespace
+
+std::shared_ptr<const data::Dataset> load_data(const config::Config& c) {
+  return load_or_find(c, false);
+}
+
+void keep_data_loaded(const config::Config& c) {
+  load_or_find(c, true);
 }
 
 data::Partition partition_of(const config::Config& c, const data::Dataset& d, int nodes) {

@@ -214,6 +214,34 @@ TEST_SUITE("cli") {
     CHECK(runs[0] == runs[1]);
   }
 
+  TEST_CASE("launch: peers forked from the launcher compute what exec-started peers do") {
+    // Default: peers are forks of the launcher; RUMOR_LAUNCH_EXEC=1 asks for `rumor node`.
+    std::vector<std::vector<std::vector<nlohmann::json>>> runs;
+    for (const std::string mode : {"fork", "exec"}) {
+      CAPTURE(mode);
+      const auto dir = scratch("start-" + mode);
+      const std::string env = mode == "exec" ? "RUMOR_LAUNCH_EXEC=1 " : "RUMOR_LAUNCH_EXEC= ";
+      const auto r = cli_test::shell(env + cli_test::rumor_path() + " launch " + small_config(dir) +
+                                     " --no-progress --log-level debug --set method.name=sgp");
+      INFO(r.out);
+      REQUIRE(r.code == 0);
+      const std::string other = mode == "exec" ? "fork" : "exec";
+      for (int i = 0; i < 4; ++i) {
+        const std::string peer = "launch: peer " + std::to_string(i) + " (pid ";
+        const auto at = r.out.find(peer);
+        REQUIRE(at != std::string::npos);
+        const auto line = r.out.substr(at, r.out.find('\n', at) - at);
+        CHECK(line.find("started by " + mode) != std::string::npos);
+      }
+      CHECK(r.out.find("started by " + other) == std::string::npos);
+      const auto run_dir = cli_test::only_run(dir / "runs");
+      CHECK(std::filesystem::exists(run_dir / "model.pt"));
+      runs.push_back(cli_test::node_lines(run_dir, 4));
+      REQUIRE(runs.back()[3].size() == 40);
+    }
+    CHECK(runs[0] == runs[1]);
+  }
+
   TEST_CASE("launch: a peer killed mid-run stops the run and is named") {
     const auto dir = scratch("kill");
     const auto cfg = small_config(dir, R"(, "faults": {"kill_node": 2, "kill_round": 15})");

@@ -7,4 +7,8 @@ namespace rumor {
 // also sets OMP_NUM_THREADS / OPENBLAS_NUM_THREADS for child processes.
 void limit_blas_threads(int n);
 
+// Stops OpenBLAS's worker threads, as its own fork handler does (they start again when BLAS
+// is next used): a process about to fork counts its threads without them.
+void stop_blas_threads();
+
 }  // namespace rumor

@@ -53,6 +53,13 @@ struct LaunchOptions {
   std::string resume_dir;  // non-empty: continue this run directory from its checkpoints
   std::vector<std::string> overrides;
   bool progress = true;
+  // Runs `rumor ARGS` in this process (args[0] is the program name) and returns its exit
+  // code; the CLI hands it in, so this library does not depend on the CLI. When set, each
+  // peer is a fork of the launcher that calls it, sharing the launcher's loaded LibTorch and
+  // data set; unset, or with RUMOR_LAUNCH_EXEC=1 in the environment, or while the launcher
+  // runs more than one thread, each peer execs `rumor node`.
+  using NodeEntry = std::function<int(const std::vector<std::string>& args)>;
+  NodeEntry node_entry;
 };
 // Starts every peer as a child process on this machine and waits; returns the exit code.
 int launch(const LaunchOptions& options);

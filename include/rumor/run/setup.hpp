@@ -31,7 +31,11 @@ net::TransportOptions transport_options(const config::Config& c);
 net::TransportOptions node_transport_options(const config::Config& c, int id);
 
 // Loads the dataset of a training config (nullptr for task average). Logs what it loaded.
+// Takes it from this process's DatasetCache (dataset_cache.hpp) when it is there.
 std::shared_ptr<const data::Dataset> load_data(const config::Config& c);
+// Loads the dataset of a training config into this process's DatasetCache, where every
+// later load_data of the same data set (in this process or a fork of it) finds it.
+void keep_data_loaded(const config::Config& c);
 // The partition every node computes alike.
 data::Partition partition_of(const config::Config& c, const data::Dataset& d, int nodes);
 
