@@ -1,6 +1,7 @@
 #include "rumor/gossip/driver.hpp"
 
 #include <algorithm>
+#include <iterator>
 #include <limits>
 #include <tuple>
 
@@ -159,13 +160,15 @@ void take_expected(const PeerIo& p, std::int64_t round, int stage,
 }
 
 // Simulated time (see SimClock). The inbox is kept sorted by (arrival, sender, round, seq)
-// so what a peer sees never depends on the order threads delivered messages in.
+// so what a peer sees never depends on the order threads delivered messages in. The mailbox
+// is drained under one lock (a take() that finds nothing waits on its condition variable,
+// a system call even with no time to wait).
 void pull_inbox(const PeerIo& p) {
   auto& inbox = p.sim->inbox;
-  const std::size_t before = inbox.size();
-  while (auto m = p.transport->take(net::MessageFilter{}, std::chrono::milliseconds(0)))
-    inbox.push_back(std::move(*m));
-  if (inbox.size() == before) return;
+  auto arrived = p.transport->drain();
+  if (arrived.empty()) return;
+  inbox.insert(inbox.end(), std::make_move_iterator(arrived.begin()),
+               std::make_move_iterator(arrived.end()));
   std::stable_sort(inbox.begin(), inbox.end(), [](const net::Message& a, const net::Message& b) {
     return std::tie(a.sim_time_s, a.sender, a.round, a.seq) <
            std::tie(b.sim_time_s, b.sender, b.round, b.seq);
@@ -174,17 +177,20 @@ void pull_inbox(const PeerIo& p) {
 
 // Moves out of the inbox the gossip messages that have arrived by `until_s`.
 std::vector<net::Message> take_arrived(const PeerIo& p, double until_s) {
-  std::vector<net::Message> out, keep;
-  for (auto& m : p.sim->inbox) {
+  std::vector<net::Message> out;
+  auto& inbox = p.sim->inbox;
+  std::size_t kept = 0;  // the rest close up in place, in order
+  for (auto& m : inbox) {
     if (m.kind == net::MessageKind::kGossip && m.link == net::LinkKind::kData &&
         m.sim_time_s <= until_s) {
       p.traffic->add_recv(m);
       if (admit(p, m)) out.push_back(std::move(m));
     } else {
-      keep.push_back(std::move(m));
+      if (&inbox[kept] != &m) inbox[kept] = std::move(m);
+      ++kept;
     }
   }
-  p.sim->inbox = std::move(keep);
+  inbox.erase(inbox.begin() + static_cast<std::ptrdiff_t>(kept), inbox.end());
   return out;
 }
 

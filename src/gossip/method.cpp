@@ -101,24 +101,20 @@ Values<T> values_of(std::span<const T> v) {
 }
 
 // True when every value is within [-bound, bound] (NaN is not): every received value goes
-// through here, so it is one integer comparison per value of the magnitude's bit pattern
-// with the bound's (non-negative floats order like their bits, as signed integers too, and
-// NaN's lie above every finite bound), OR-ed over fixed-size blocks the compiler vectorises
-// with the baseline instruction set (an unsigned max needs SSE4.1 and was emulated).
+// through here, so it is a mask, a subtraction and an OR per value. Non-negative floats
+// order like their bits as signed integers, and NaN's lie above every finite bound: the
+// magnitude's bits m and the bound's b are both in [0, max], so b - m cannot overflow and is
+// negative exactly when the value is out of range; OR-ing the differences keeps a sign bit
+// set by any of them. (A compare-and-OR form was vectorised with shuffles and spills.)
 template <typename T>
 bool all_within(Values<T> v, T bound) {
   using S = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;
   if (!(bound >= 0)) return v.n == 0;
   constexpr S kMagnitude = std::numeric_limits<S>::max();
   const S limit = std::bit_cast<S>(bound);
-  constexpr std::size_t kBlock = 16;
-  S over = 0;
-  std::size_t k = 0;
-  for (; k + kBlock <= v.n; k += kBlock)
-    for (std::size_t i = 0; i < kBlock; ++i)
-      over |= -static_cast<S>((v.template bits<S>(k + i) & kMagnitude) > limit);
-  for (; k < v.n; ++k) over |= -static_cast<S>((v.template bits<S>(k) & kMagnitude) > limit);
-  return over == 0;
+  S below = 0;
+  for (std::size_t k = 0; k < v.n; ++k) below |= limit - (v.template bits<S>(k) & kMagnitude);
+  return below >= 0;
 }
 
 template <typename T>

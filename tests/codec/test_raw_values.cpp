@@ -88,12 +88,18 @@ TEST_SUITE("codec") {
       for (std::uint64_t j = 0; j < 3; ++j)
         payloads.push_back(encoded(*c, gaussian(d, 20 + j), {}));
       for (const auto& p : payloads) views.push_back(c->make_decoder(d)->raw_values(p, {}));
-      auto acc = gaussian(d, 30), want = acc;
-      const float scale = 0.4166667f;
-      mix_raw(acc, scale, views, ws);
-      for (float& v : want) v *= scale;
-      for (std::size_t j = 0; j < 3; ++j) add_raw(want, views[j], ws[j]);
-      for (std::size_t i = 0; i < d; ++i) REQUIRE(bits(acc[i]) == bits(want[i]));
+      // No input, one, two (passes of their own) and three; weights of 1 included.
+      const float ones_first[] = {1.0f, 0.25f, -2.5f};
+      for (const float* w : {ws, ones_first})
+        for (std::size_t k = 0; k <= 3; ++k) {
+          CAPTURE(k);
+          auto acc = gaussian(d, 30), want = acc;
+          const float scale = 0.4166667f;
+          mix_raw(acc, scale, std::span(views).first(k), std::span(w, k));
+          for (float& v : want) v *= scale;
+          for (std::size_t j = 0; j < k; ++j) add_raw(want, views[j], w[j]);
+          for (std::size_t i = 0; i < d; ++i) REQUIRE(bits(acc[i]) == bits(want[i]));
+        }
       // add_raw itself against the decoded floats.
       std::vector<float> decoded(d), ref = gaussian(d, 31), got = ref;
       c->make_decoder(d)->decode(payloads[2], {}, decoded);
