@@ -112,7 +112,7 @@ std::optional<Message> Mailbox::take(const MessageFilter& filter,
   };
   while (true) {
     if (auto m = find()) return m;
-    if (closed_) return std::nullopt;
+    if (closed_ || timeout.count() <= 0) return std::nullopt;  // a poll: no wait, no syscall
     if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) return find();
   }
 }
