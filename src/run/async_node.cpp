@@ -19,6 +19,7 @@
 
 #include "async_run.hpp"
 #include "fault_options.hpp"
+#include "node_files.hpp"
 #include "rumor/common/error.hpp"
 #include "rumor/common/log.hpp"
 #include "rumor/gossip/pairwise.hpp"
@@ -200,9 +201,7 @@ RunResult run_async_node(const config::Config& cfg, int id, const RunOptions& op
   const std::string run_dir = cfg.run_dir();
   std::filesystem::create_directories(run_dir);
   if (id == 0 && !options.resume) write_config_record(cfg, run_dir);
-  if (!std::getenv("RUMOR_LAUNCHED"))
-    log::set_file(
-        (std::filesystem::path(run_dir) / ("node-" + std::to_string(id) + ".log")).string());
+  if (!std::getenv("RUMOR_LAUNCHED")) log::set_file(node_file(run_dir, id, ".log"));
   log::set_prefix("node " + std::to_string(id));
   train::set_compute_threads(std::max(1, options.threads));
 

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "fault_options.hpp"
+#include "node_files.hpp"
 #include "peer_process.hpp"
 #include "progress.hpp"
 #include "rumor/common/error.hpp"
@@ -117,10 +118,6 @@ void stop_children(const std::vector<pid_t>& pids, const std::vector<bool>& aliv
     int st = 0;
     ::waitpid(pids[i], &st, 0);
   }
-}
-
-fs::path node_file(const std::string& run_dir, int i, const std::string& ext) {
-  return fs::path(run_dir) / ("node-" + std::to_string(i) + ext);
 }
 
 // The config file and overrides of a launch: as given, or a recorded run's own config.json
@@ -399,7 +396,7 @@ int finish_failed(const PeerSet& p, const std::string& run_dir) {
   const auto log_path = node_file(run_dir, p.failed, ".log");
   std::cerr << "launch: peer " << p.failed << " (pid " << p.pids[p.failed]
             << ") failed: " << describe_status(p.failed_status) << "; stopped the other peers.\n"
-            << "  last lines of " << log_path.string() << ":\n"
+            << "  last lines of " << log_path << ":\n"
             << tail_lines(log_path, 12);
   try {
     summarize(run_dir);

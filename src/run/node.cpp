@@ -592,7 +592,7 @@ int node_id_from_env(int cli_id) {
 
 namespace {
 std::filesystem::path pid_file(const std::string& run_dir, int id) {
-  return std::filesystem::path(run_dir) / ("node-" + std::to_string(id) + ".pid");
+  return node_file(run_dir, id, ".pid");
 }
 }  // namespace
 

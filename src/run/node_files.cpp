@@ -13,8 +13,12 @@
 
 namespace rumor::run {
 
+std::string node_file(const std::string& run_dir, int id, const std::string& ext) {
+  return (std::filesystem::path(run_dir) / ("node-" + std::to_string(id) + ext)).string();
+}
+
 std::string node_end_path(const std::string& run_dir, int id) {
-  return (std::filesystem::path(run_dir) / ("node-" + std::to_string(id) + ".end.json")).string();
+  return node_file(run_dir, id, ".end.json");
 }
 
 void write_node_end(const std::string& run_dir, int id, const nlohmann::json& facts) {
@@ -71,9 +75,8 @@ bool append_text(const std::string& path, const std::string& text, bool truncate
 
 NodeFiles::NodeFiles(const std::string& run_dir, int id, std::int64_t resume_round, bool append) {
   fs::create_directories(run_dir);
-  const auto base = fs::path(run_dir);
-  metrics_ = (base / ("node-" + std::to_string(id) + ".jsonl")).string();
-  log_ = (base / ("node-" + std::to_string(id) + ".log")).string();
+  metrics_ = node_file(run_dir, id, ".jsonl");
+  log_ = node_file(run_dir, id, ".log");
   if (resume_round >= 0) cut_metrics(metrics_, resume_round);
   const bool keep = resume_round >= 0 || append;
   if (!append_text(metrics_, "", !keep) || !append_text(log_, "", false))

@@ -32,6 +32,9 @@ class NodeFiles {
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
+// RUNDIR/node-<id><ext>: the name of every file of one node (".jsonl", ".log", ".pid", ...).
+std::string node_file(const std::string& run_dir, int id, const std::string& ext);
+
 // node-<i>.end.json: what a node measured of itself when it finished (its peak resident
 // memory), kept out of the metrics lines so that runs still compare line for line.
 std::string node_end_path(const std::string& run_dir, int id);

@@ -13,6 +13,7 @@
 #include <iostream>
 #include <utility>
 
+#include "node_files.hpp"
 #include "rumor/common/error.hpp"
 #include "rumor/common/log.hpp"
 #include "rumor/common/threads.hpp"
@@ -126,8 +127,7 @@ bool fork_start_wanted(const LaunchOptions::NodeEntry& entry) {
 }
 
 pid_t spawn_peer(const PeerCommand& c, int i, bool rejoin) {
-  const std::string log_path =
-      (fs::path(c.run_dir) / ("node-" + std::to_string(i) + ".log")).string();
+  const std::string log_path = node_file(c.run_dir, i, ".log");
   const auto args = node_args(c, i, rejoin);
   bool by_fork = false;
   if (c.entry) {
