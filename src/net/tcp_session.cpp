@@ -21,6 +21,8 @@ constexpr int kSendBufferBytes = 1024 * 1024;
 // Bounds of one gather write; the rest of the queue goes in the next one.
 constexpr std::size_t kMaxFramesPerWrite = 256;
 constexpr std::size_t kMaxBytesPerWrite = std::size_t{64} << 20;
+// How long a stopping node waits for its bye to be written before it just closes.
+constexpr auto kByeLinger = std::chrono::milliseconds(500);
 
 // Asio completion condition for reads: up to kSyscallBytes per recv. Asio's default asks for
 // 64 KB at a time: one recv and one reactor pass per 64 KB of a large payload, 10x the
@@ -244,19 +246,34 @@ void Session::fail(const std::string& reason, bool malformed) {
   }
 }
 
-// A session in the middle of a (possibly large) write is closed at once so stop() never
-// waits on a slow peer.
+// A session in the middle of writing a message is closed at once so stop() never waits on a
+// slow peer. A control frame still being written (a heartbeat, a shared-memory setup step)
+// goes first and the bye after it: without the bye the peer would see this stop as a
+// failure. Either way the connection closes within kByeLinger.
 void Session::say_bye(const std::string& reason) noexcept {
   guarded("stop", [&] {
-    if (state_ != State::kEstablished || writing_) {
+    const bool writing_app =
+        writing_ && std::any_of(inflight_.begin(), inflight_.end(), [](auto& o) { return o.app; });
+    if (state_ != State::kEstablished || writing_app) {
       fail(reason, false);
       return;
     }
     wire::Header h;
     h.set_type(wire::FRAME_BYE);
     close_after_write_ = true;
+    drain_before_close_ = true;
     close_reason_ = reason;
+    arm_bye_linger();
     push_internal(h);
+  });
+}
+
+void Session::arm_bye_linger() {
+  handshake_timer_.expires_after(kByeLinger);
+  handshake_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    self->guarded("stop", [&] {
+      if (!ec) self->fail(self->close_reason_ + " (the bye was not written in time)", false);
+    });
   });
 }
 

@@ -95,6 +95,7 @@ class Session : public std::enable_shared_from_this<Session>, private ShmHost {
   void write_inflight();
   void on_written(boost::system::error_code ec, std::size_t n);
   void arm_heartbeat();
+  void arm_bye_linger();
   void on_heartbeat_timer();
 
   std::uint64_t frame_limit() const;
