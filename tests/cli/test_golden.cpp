@@ -2,6 +2,7 @@
 // when they were recorded. Every key a recorded node line or summary.json has (wall-clock
 // fields aside) must hold the same value; keys added since are allowed beside them.
 // RUMOR_GOLDEN_RECORD=1 rewrites the recorded files instead (only for an intended change).
+// The runs use the BLAS and LibTorch kernels named in kPinnedKernels.
 #include <doctest/doctest.h>
 
 #include <cstdlib>
@@ -37,12 +38,21 @@ void write_golden(const fs::path& path, const json& g) {
   out << " ]}\n";
 }
 
+// The kernels are pinned: OpenBLAS and LibTorch pick them by CPU, and another kernel rounds
+// differently (the same build gave losses 3e-7 apart on an AMD EPYC whose OpenBLAS chose its
+// Haswell kernels and on one where it chose Cooperlake). Every x86-64 CPU with AVX2 and FMA
+// runs these, so the recorded files hold on any such machine.
+constexpr const char* kPinnedKernels = "OPENBLAS_CORETYPE=Haswell ATEN_CPU_CAPABILITY=avx2 ";
+
 void check_golden(const json& run) {
   const std::string name = run.at("name");
+  REQUIRE_MESSAGE((__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")),
+                  "the golden runs pin AVX2 kernels; this CPU has no AVX2 or FMA");
   const fs::path golden = fs::path(RUMOR_SOURCE_DIR) / "tests" / "golden";
   const auto dir = cli_test::scratch("golden-" + name);
-  std::string cmd = "cd " + std::string(RUMOR_SOURCE_DIR) + " && " + cli_test::rumor_path() +
-                    " launch " + (golden / run.at("config").get<std::string>()).string() +
+  std::string cmd = "cd " + std::string(RUMOR_SOURCE_DIR) + " && " + kPinnedKernels +
+                    cli_test::rumor_path() + " launch " +
+                    (golden / run.at("config").get<std::string>()).string() +
                     (run.at("inprocess").get<bool>() ? " --inprocess" : "") +
                     " --log-level warn --set output.dir=" + dir.string();
   for (const auto& s : run.at("set")) cmd += " --set '" + s.get<std::string>() + "'";
