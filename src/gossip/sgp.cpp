@@ -125,13 +125,30 @@ class Sgp : public Method {
     const double d = static_cast<double>(outs.size());
     if (outs.empty()) return {};
     const float f = static_cast<float>(1.0 / (d + 1.0));
-    const auto share = scratch(1, x_.size()), sent = scratch(2, x_.size());
-    for (std::size_t k = 0; k < x_.size(); ++k) share[k] = x_[k] * f;
+    const auto share = scratch(1, x_.size());
     const double p_share = p_ / (d + 1.0);
-    if (sums_on_wire_) return produce_running_sums(round, outs, share, p_share);
-    auto payload = encoder_.encode(share, codec_ctx(ctx_, round, ctx_.self), sent);
     const float df = static_cast<float>(d);
-    for (std::size_t k = 0; k < x_.size(); ++k) x_[k] -= df * sent[k];
+    if (sums_on_wire_) {
+      for (std::size_t k = 0; k < x_.size(); ++k) share[k] = x_[k] * f;
+      return produce_running_sums(round, outs, share, p_share);
+    }
+    // What the receivers will decode: the share itself in robust mode (codec fp32, exact),
+    // so it is not decoded back; the same arithmetic as below, one pass fewer.
+    std::span<const float> sent = share;
+    net::Payload payload;
+    if (robust_) {
+      for (std::size_t k = 0; k < x_.size(); ++k) {
+        share[k] = x_[k] * f;
+        x_[k] -= df * share[k];
+      }
+      payload = encoder_.encode(share, codec_ctx(ctx_, round, ctx_.self));
+    } else {
+      const auto decoded = scratch(2, x_.size());
+      for (std::size_t k = 0; k < x_.size(); ++k) share[k] = x_[k] * f;
+      payload = encoder_.encode(share, codec_ctx(ctx_, round, ctx_.self), decoded);
+      for (std::size_t k = 0; k < x_.size(); ++k) x_[k] -= df * decoded[k];
+      sent = decoded;
+    }
     p_ -= d * p_share;
     auto m = gossip_message(ctx_, round, std::move(payload), {p_share});
     if (!robust_) return to_each(outs, m);
@@ -569,11 +586,18 @@ class Sgp : public Method {
     EdgeSum& rho = edge(in_, m.sender, "in-neighbour");
     if (m.round <= rho.round) return;
     if (keep_sums_) {
-      const auto recv = scratch(1, x_.size());
-      decoder_->decode(m.payload.bytes(), codec_ctx(ctx_, m.round, m.sender), recv);
+      // Robust mode takes codec fp32 only: the payload holds the share's floats as they are.
+      const auto raw = decoder_->raw_values(m.payload.bytes(), codec_ctx(ctx_, m.round, m.sender));
+      if (raw.size() != x_.size() * sizeof(float))
+        throw ProtocolError("sgp: node " + std::to_string(ctx_.self) + " got a share of " +
+                            std::to_string(m.payload.size()) + " bytes from peer " +
+                            std::to_string(m.sender) + " that is not " + std::to_string(x_.size()) +
+                            " raw fp32 values");
       for (std::size_t k = 0; k < x_.size(); ++k) {
-        x_[k] += recv[k];
-        rho.x[k] += recv[k];
+        float v;  // unaligned in the payload
+        std::memcpy(&v, raw.data() + 4 * k, 4);
+        x_[k] += v;
+        rho.x[k] += v;
       }
     } else {
       decoder_->decode_add(m.payload.bytes(), codec_ctx(ctx_, m.round, m.sender), x_, 1.0f);
