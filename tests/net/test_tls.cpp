@@ -162,7 +162,9 @@ TEST_SUITE("net") {
     CHECK_FALSE(nodes[1]->link_up(0, LinkKind::kData));
     CHECK(eventually([&] { return nodes[1]->link_up(2, LinkKind::kData); }));
     check_link(*nodes[1], *nodes[2], 1);
-    // A TLS client without a certificate is refused as well.
+    // A TLS client without a certificate is refused as well. Node 0 stops first: its redials
+    // were refused by node 2 too, which made an exact count race with them.
+    nodes[0]->stop();
     const auto before = nodes[2]->stats().refused_handshakes;
     asio::io_context ioc;
     asio::ssl::context ctx(asio::ssl::context::tls_client);
@@ -175,7 +177,9 @@ TEST_SUITE("net") {
     std::array<std::uint8_t, 16> buf{};
     if (!ec) tls.read_some(asio::buffer(buf), ec);  // TLS 1.3: the refusal comes after
     CHECK(ec);
-    CHECK(eventually([&] { return nodes[2]->stats().refused_handshakes == before + 1; }));
+    // At least: a handshake of node 0's still under way when it stopped may be counted after
+    // `before` was read.
+    CHECK(eventually([&] { return nodes[2]->stats().refused_handshakes > before; }));
   }
 
   TEST_CASE("tls: a certificate holds its peer to the node it names") {
