@@ -30,6 +30,7 @@
 // Overlap mode absorbs every message that has arrived and waits only for those more than
 // tau rounds old. Without overlap it waits for the current round's (tau 0); in both modes
 // whatever has arrived is absorbed, as a late message from an earlier round is still mass.
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -43,9 +44,13 @@
 namespace rumor::gossip {
 namespace {
 
-// Running sums of one edge (fp64: they grow without bound).
+// Running sums of one edge (fp64: they grow without bound). Out-edges that have carried the
+// same shares point at one vector, updated once a round instead of once per edge (the sums
+// are memory-bound: most of a co-located run's gossip time); an edge that misses a share or
+// whose sums are set (leave, rejoin, checkpoint) gets a copy of its own first. In-edges
+// always have their own.
 struct EdgeSum {
-  std::vector<double> x;
+  std::shared_ptr<std::vector<double>> x = std::make_shared<std::vector<double>>();
   // Out-edges: the last copy of x put on the wire, reused once the transport lets go of it
   // so that steady-state rounds allocate nothing.
   std::shared_ptr<std::vector<double>> wire;
@@ -54,13 +59,20 @@ struct EdgeSum {
   bool resync = false;      // out-edges: the next message carries the sums (a loss)
 };
 
-// fp64 vectors go into fp32 checkpoint buffers bit for bit (two floats per double).
-Method::StateBuffer double_state(const std::string& name, std::vector<double>& v) {
+// An edge's fp64 sums go into fp32 checkpoint buffers bit for bit (two floats per double);
+// loaded, they are the edge's own.
+Method::StateBuffer double_state(const std::string& name, EdgeSum& e) {
+  const std::vector<double>& v = *e.x;
   return {name, std::span<const float>(reinterpret_cast<const float*>(v.data()), 2 * v.size()),
-          [&v](std::span<const float> s) {
-            v.resize(s.size() / 2);
-            std::memcpy(v.data(), s.data(), s.size_bytes());
+          [&e](std::span<const float> s) {
+            auto v = std::make_shared<std::vector<double>>(s.size() / 2);
+            std::memcpy(v->data(), s.data(), s.size_bytes());
+            e.x = std::move(v);
           }};
+}
+
+void set_sums(EdgeSum& e, const std::vector<double>& v) {
+  e.x = std::make_shared<std::vector<double>>(v);
 }
 
 std::span<const double> as_doubles(const net::Payload& p) {
@@ -97,11 +109,16 @@ class Sgp : public Method {
     encoder_.reset(*ctx_.codec, model.size());
     decoder_ = ctx_.codec->make_decoder(model.size());
     p_ = 1.0;
-    for (auto* edges : {&out_, &in_})
-      for (auto& [j, e] : *edges) {
-        e = EdgeSum{};
-        e.x.assign(keep_sums_ ? model.size() : 0, 0.0);
-      }
+    const std::size_t sums = keep_sums_ ? model.size() : 0;
+    auto shared = std::make_shared<std::vector<double>>(sums, 0.0);
+    for (auto& [j, e] : out_) {
+      e = EdgeSum{};
+      e.x = shared;
+    }
+    for (auto& [j, e] : in_) {
+      e = EdgeSum{};
+      e.x->assign(sums, 0.0);
+    }
   }
 
   LocalWork::Stats local(std::int64_t, LocalWork& work) override {
@@ -152,11 +169,10 @@ class Sgp : public Method {
     p_ -= d * p_share;
     auto m = gossip_message(ctx_, round, std::move(payload), {p_share});
     if (!robust_) return to_each(outs, m);
+    if (keep_sums_) add_to_sigma(outs, sent);
     std::vector<Outgoing> out;
     for (int j : outs) {
       EdgeSum& e = edge(out_, j, "out-neighbour");
-      if (keep_sums_)
-        for (std::size_t k = 0; k < sent.size(); ++k) e.x[k] += sent[k];
       e.w += p_share;
       if (!std::exchange(e.resync, false)) {
         out.push_back({j, m});
@@ -270,10 +286,8 @@ class Sgp : public Method {
     std::vector<StateBuffer> out{vector_state("sgp_numerator", x_)};
     encoder_.add_state(out, "ef_memory");
     if (keep_sums_) {
-      for (auto& [j, e] : out_)
-        out.push_back(double_state("sgp_sigma_to_" + std::to_string(j), e.x));
-      for (auto& [j, e] : in_)
-        out.push_back(double_state("sgp_rho_from_" + std::to_string(j), e.x));
+      for (auto& [j, e] : out_) out.push_back(double_state("sgp_sigma_to_" + std::to_string(j), e));
+      for (auto& [j, e] : in_) out.push_back(double_state("sgp_rho_from_" + std::to_string(j), e));
     }
     return out;
   }
@@ -301,11 +315,11 @@ class Sgp : public Method {
       append_bytes(bytes, share.data(), share.size() * sizeof(float));
       double sigma_w = -1.0, rho_w = -1.0;
       if (auto it = out_.find(j); robust_ && it != out_.end()) {
-        append_bytes(bytes, it->second.x.data(), it->second.x.size() * sizeof(double));
+        append_bytes(bytes, it->second.x->data(), it->second.x->size() * sizeof(double));
         sigma_w = it->second.w;
       }
       if (auto it = in_.find(j); robust_ && it != in_.end()) {
-        append_bytes(bytes, it->second.x.data(), it->second.x.size() * sizeof(double));
+        append_bytes(bytes, it->second.x->data(), it->second.x->size() * sizeof(double));
         rho_w = it->second.w;
       }
       net::Message m;
@@ -325,18 +339,18 @@ class Sgp : public Method {
     if (b.in != in_.end()) {  // what the leaver pushed here and was not applied yet
       EdgeSum& rho = b.in->second;
       for (std::size_t k = 0; k < x_.size(); ++k)
-        x_[k] += static_cast<float>(b.sigma[k] - rho.x[k]);
+        x_[k] += static_cast<float>(b.sigma[k] - (*rho.x)[k]);
       p_ += bye.scalars[1] - rho.w;
-      rho.x = b.sigma;
+      set_sums(rho, b.sigma);
       rho.w = bye.scalars[1];
       rho.round = std::numeric_limits<std::int64_t>::max();  // anything later is in already
     }
     if (b.out != out_.end()) {  // what this node pushed and the leaver never applied comes back
       EdgeSum& sigma = b.out->second;
       for (std::size_t k = 0; k < x_.size(); ++k)
-        x_[k] += static_cast<float>(sigma.x[k] - b.rho[k]);
+        x_[k] += static_cast<float>((*sigma.x)[k] - b.rho[k]);
       p_ += sigma.w - bye.scalars[2];
-      sigma.x = b.rho;
+      set_sums(sigma, b.rho);
       sigma.w = bye.scalars[2];
     }
     set_peer_down(bye.sender, round);
@@ -354,7 +368,7 @@ class Sgp : public Method {
     auto m = Method::rejoin_request(peer, from_checkpoint);
     if (auto it = out_.find(peer); robust_ && it != out_.end()) {
       m.scalars.push_back(it->second.w);
-      m.payload = doubles_payload(it->second.x);
+      m.payload = doubles_payload(*it->second.x);
     }
     return m;
   }
@@ -372,13 +386,13 @@ class Sgp : public Method {
       std::vector<double> sigma(request.payload.size() / sizeof(double));
       if (!sigma.empty())
         std::memcpy(sigma.data(), request.payload.data(), sigma.size() * sizeof(double));
-      if (request.payload.size() != rho.x.size() * sizeof(double) || !std::isfinite(w) || w < 0 ||
+      if (request.payload.size() != rho.x->size() * sizeof(double) || !std::isfinite(w) || w < 0 ||
           w > bound || check_values(sigma, ctx_.max_abs_value * bound))
         throw ProtocolError("sgp rejoin: node " + std::to_string(ctx_.self) +
                             " got a malformed request from peer " + std::to_string(j) +
                             "; do all nodes use the same config (method.robust, model)?");
       if (fresh) {
-        rho.x = sigma;
+        set_sums(rho, sigma);
         rho.w = w;
       }
       rho.round = round - 1;  // anything older is from before the restart
@@ -404,11 +418,11 @@ class Sgp : public Method {
     }
     double sigma_w = 0.0, rho_w = 0.0;
     if (auto it = out_.find(j); robust_ && it != out_.end()) {
-      append_bytes(bytes, it->second.x.data(), it->second.x.size() * sizeof(double));
+      append_bytes(bytes, it->second.x->data(), it->second.x->size() * sizeof(double));
       sigma_w = it->second.w;
     }
     if (auto it = in_.find(j); robust_ && !fresh && it != in_.end()) {
-      append_bytes(bytes, it->second.x.data(), it->second.x.size() * sizeof(double));
+      append_bytes(bytes, it->second.x->data(), it->second.x->size() * sizeof(double));
       rho_w = it->second.w;
     }
     m.scalars = {p_given, sigma_w, fresh ? 1.0 : 0.0, rho_w};
@@ -443,10 +457,10 @@ class Sgp : public Method {
     if (o.in != in_.end()) {
       EdgeSum& rho = o.in->second;
       if (!o.has_model) {  // what the neighbour pushed after the checkpoint
-        for (std::size_t k = 0; k < d; ++k) x_[k] += static_cast<float>(o.sigma[k] - rho.x[k]);
+        for (std::size_t k = 0; k < d; ++k) x_[k] += static_cast<float>(o.sigma[k] - (*rho.x)[k]);
         p_ += offer.scalars[1] - rho.w;
       }
-      rho.x = o.sigma;
+      set_sums(rho, o.sigma);
       rho.w = offer.scalars[1];
       // Messages the neighbour pushed before it let this node back in (still queued on a
       // link that went down) are older than the offer: ignored.
@@ -454,9 +468,9 @@ class Sgp : public Method {
     }
     if (o.out != out_.end()) {  // what this node pushed to the neighbour after the checkpoint
       EdgeSum& sigma = o.out->second;
-      for (std::size_t k = 0; k < d; ++k) x_[k] -= static_cast<float>(o.applied[k] - sigma.x[k]);
+      for (std::size_t k = 0; k < d; ++k) x_[k] -= static_cast<float>(o.applied[k] - (*sigma.x)[k]);
       p_ -= offer.scalars[3] - sigma.w;
-      sigma.x = o.applied;
+      set_sums(sigma, o.applied);
       sigma.w = offer.scalars[3];
     }
     debias();
@@ -554,10 +568,10 @@ class Sgp : public Method {
 
   std::vector<Outgoing> produce_running_sums(std::int64_t round, const std::vector<int>& outs,
                                              std::span<const float> share, double p_share) {
+    add_to_sigma(outs, share);
     std::vector<Outgoing> out;
     for (int j : outs) {
       EdgeSum& e = edge(out_, j, "out-neighbour");
-      for (std::size_t k = 0; k < share.size(); ++k) e.x[k] += share[k];
       e.w += p_share;
       out.push_back({j, sums_message(round, e)});
     }
@@ -567,10 +581,41 @@ class Sgp : public Method {
     return out;
   }
 
+  // sigma += sent on the out-edges `outs`, once per vector they share. A vector that an edge
+  // outside `outs` shares as well is copied for those in it first.
+  void add_to_sigma(const std::vector<int>& outs, std::span<const float> sent) {
+    struct Held {
+      std::vector<double>* v;
+      long in_outs, holders;  // edges of `outs` on it, edges on it
+    };
+    std::vector<Held> held;
+    for (int j : outs) {
+      const auto& x = edge(out_, j, "out-neighbour").x;
+      auto it =
+          std::find_if(held.begin(), held.end(), [&x](const Held& h) { return h.v == x.get(); });
+      if (it == held.end())
+        held.push_back({x.get(), 1, x.use_count()});
+      else
+        ++it->in_outs;
+    }
+    for (const Held& h : held) {
+      std::shared_ptr<std::vector<double>> copy;
+      if (h.holders > h.in_outs)
+        for (int j : outs) {
+          auto& x = out_.at(j).x;
+          if (x.get() != h.v) continue;
+          if (!copy) copy = std::make_shared<std::vector<double>>(*x);
+          x = copy;
+        }
+      std::vector<double>& sum = copy ? *copy : *h.v;
+      for (std::size_t k = 0; k < sent.size(); ++k) sum[k] += sent[k];
+    }
+  }
+
   // sigma of an out-edge as a message (scalars: sigma's weight).
   net::Message sums_message(std::int64_t round, EdgeSum& e) {
     if (!e.wire || e.wire.use_count() > 1) e.wire = std::make_shared<std::vector<double>>();
-    *e.wire = e.x;
+    *e.wire = *e.x;
     return gossip_message(ctx_, round,
                           net::Payload::share(std::shared_ptr<const std::vector<double>>(e.wire)),
                           {e.w});
@@ -593,11 +638,12 @@ class Sgp : public Method {
                             std::to_string(m.payload.size()) + " bytes from peer " +
                             std::to_string(m.sender) + " that is not " + std::to_string(x_.size()) +
                             " raw fp32 values");
+      double* r = rho.x->data();
       for (std::size_t k = 0; k < x_.size(); ++k) {
         float v;  // unaligned in the payload
         std::memcpy(&v, raw.data() + 4 * k, 4);
         x_[k] += v;
-        rho.x[k] += v;
+        r[k] += v;
       }
     } else {
       decoder_->decode_add(m.payload.bytes(), codec_ctx(ctx_, m.round, m.sender), x_, 1.0f);
@@ -610,15 +656,16 @@ class Sgp : public Method {
     EdgeSum& rho = edge(in_, m.sender, "in-neighbour");
     if (m.round <= rho.round) return;  // older than what is applied: already counted
     const auto sigma = as_doubles(m.payload);
-    if (sigma.size() != rho.x.size() || m.payload.size() % sizeof(double) != 0)
+    if (sigma.size() != rho.x->size() || m.payload.size() % sizeof(double) != 0)
       throw ProtocolError("sgp: node " + std::to_string(ctx_.self) + " got " +
                           std::to_string(m.payload.size()) + " bytes of running sums from peer " +
                           std::to_string(m.sender) + ", expected " +
-                          std::to_string(rho.x.size() * sizeof(double)) +
+                          std::to_string(rho.x->size() * sizeof(double)) +
                           "; do all nodes use the same config (method.robust, model)?");
+    double* r = rho.x->data();
     for (std::size_t k = 0; k < x_.size(); ++k) {
-      x_[k] += static_cast<float>(sigma[k] - rho.x[k]);
-      rho.x[k] = sigma[k];
+      x_[k] += static_cast<float>(sigma[k] - r[k]);
+      r[k] = sigma[k];
     }
     p_ += m.scalars[0] - rho.w;
     rho.w = m.scalars[0];
