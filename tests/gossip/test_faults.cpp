@@ -240,6 +240,30 @@ TEST_SUITE("gossip") {
     CHECK(untold_w < 16.0 - 0.5);
   }
 
+  TEST_CASE("robust sgp: each edge's sums are its own, though out-edges share them while equal") {
+    Net net(gen("ring", 8), "sgp", {}, "fp32", 12, false);  // loss-free links: sums kept
+    auto sums = [&net](int node, const std::string& name) {
+      for (const auto& b : net.methods[node]->state_buffers())
+        if (b.name == name) return std::vector<float>(b.data.begin(), b.data.end());
+      FAIL("no state buffer " << name << " at node " << node);
+      return std::vector<float>{};
+    };
+    for (int r = 0; r < 5; ++r) net.round(r);
+    // Fault-free: what node 2 pushed on each edge is what its neighbours applied, bit for bit.
+    CHECK(sums(2, "sgp_sigma_to_1") == sums(1, "sgp_rho_from_2"));
+    CHECK(sums(2, "sgp_sigma_to_3") == sums(3, "sgp_rho_from_2"));
+    CHECK(sums(2, "sgp_sigma_to_1") == sums(2, "sgp_sigma_to_3"));
+    // Node 3 dies; node 2 pushes to node 1 alone from then on: the edge to 3 keeps its sums.
+    const auto to_3 = sums(2, "sgp_sigma_to_3");
+    net.alive[3] = false;
+    net.methods[2]->set_peer_down(3, 5);
+    net.methods[4]->set_peer_down(3, 5);
+    for (int r = 5; r < 9; ++r) net.round(r);
+    CHECK(sums(2, "sgp_sigma_to_3") == to_3);
+    CHECK(sums(2, "sgp_sigma_to_1") != to_3);
+    CHECK(sums(2, "sgp_sigma_to_1") == sums(1, "sgp_rho_from_2"));
+  }
+
   TEST_CASE("robust sgp absorbs late and reordered messages without counting them twice") {
     Net net(gen("exponential", 8), "sgp", {{"overlap", true}, {"tau", 3}});
     // Every third message arrives two rounds late, so newer sums overtake older ones.
