@@ -8,6 +8,7 @@
 #include <map>
 #include <sstream>
 
+#include "huge_pages.hpp"
 #include "random.hpp"
 #include "rumor/common/error.hpp"
 #include "rumor/common/log.hpp"
@@ -53,7 +54,7 @@ Split read_idx_split(const std::string& images_path, const std::string& labels_p
   dim = d;
   shape = s;
   Split split;
-  split.features.resize(images.values.size());
+  detail::resize_in_huge_pages(split.features, images.values.size());
   for (std::size_t i = 0; i < images.values.size(); ++i) {
     split.features[i] = static_cast<float>(images.values[i]) / 255.0f;
   }
@@ -155,7 +156,7 @@ Dataset make_blobs(const DatasetOptions& options) {
   std::vector<double> means(static_cast<std::size_t>(o.classes) * o.dim);
   for (double& m : means) m = s * detail::normal(rng);
   auto fill = [&](Split& split, std::size_t n) {
-    split.features.resize(n * o.dim);
+    detail::resize_in_huge_pages(split.features, n * o.dim);
     split.labels.resize(n);
     for (std::size_t i = 0; i < n; ++i) {
       const auto c = static_cast<std::int32_t>(rng.below(static_cast<std::uint64_t>(o.classes)));

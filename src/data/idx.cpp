@@ -5,6 +5,7 @@
 #include <cstring>
 #include <memory>
 
+#include "huge_pages.hpp"
 #include "rumor/common/error.hpp"
 #include "rumor/data/dataset.hpp"
 
@@ -54,7 +55,7 @@ IdxArray read_idx(const std::string& path) {
     total *= d;
     if (total > (std::size_t{1} << 34)) throw DataError("IDX file " + path + " is too large");
   }
-  out.values.resize(total);
+  detail::resize_in_huge_pages(out.values, total);
   read_exact(f.get(), out.values.data(), total, path);
   return out;
 }

@@ -40,6 +40,35 @@ void write_idx_gz(const fs::path& path, const std::vector<std::uint32_t>& dims,
   gzclose(f);
 }
 
+// The kernel's transparent-huge-page mode ("always", "madvise" or "never"; "" if unknown).
+std::string thp_mode() {
+  std::ifstream in("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string line;
+  std::getline(in, line);
+  const auto open = line.find('['), close = line.find(']');
+  return open == std::string::npos || close == std::string::npos
+             ? std::string()
+             : line.substr(open + 1, close - open - 1);
+}
+
+// AnonHugePages (kB) summed over the mappings of this process that overlap [p, p + bytes)
+// (the advice splits a mapping where it begins and ends).
+long anon_huge_kb(const void* p, std::size_t bytes) {
+  std::ifstream in("/proc/self/smaps");
+  const auto from = reinterpret_cast<std::uintptr_t>(p), to = from + bytes;
+  bool overlaps = false;
+  long kb = 0;
+  for (std::string line; std::getline(in, line);) {
+    unsigned long lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2 && line.find(' ') > line.find('-')) {
+      overlaps = lo < to && from < hi;
+    } else if (overlaps && line.rfind("AnonHugePages:", 0) == 0) {
+      kb += std::stol(line.substr(14));
+    }
+  }
+  return kb;
+}
+
 }  // namespace
 
 TEST_SUITE("data") {
@@ -208,5 +237,23 @@ TEST_SUITE("data") {
                     DataError);
     CHECK_THROWS_AS(load_dataset("no-such-dataset", DatasetOptions{}), ConfigError);
     fs::remove_all(dir);
+  }
+
+  TEST_CASE("a large data set's features lie in huge pages where the kernel offers them") {
+    const std::string mode = thp_mode();
+    if (mode != "madvise" && mode != "always") {
+      MESSAGE("transparent huge pages are '" << mode << "' here: nothing to check");
+      return;
+    }
+    // 64 MB of features: above malloc's largest mmap threshold, so a fresh mapping.
+    DatasetOptions o;
+    o.train_size = 80000;
+    o.test_size = 10;
+    o.dim = 200;
+    const Dataset ds = load_dataset("blobs", o);
+    REQUIRE(ds.train.features.size() == 80000u * 200u);
+    // In "madvise" mode (Debian's default) only the advice given when sizing brings these.
+    const auto& f = ds.train.features;
+    CHECK(anon_huge_kb(f.data(), f.size() * sizeof(float)) >= 32 * 1024);
   }
 }
