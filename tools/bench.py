@@ -18,7 +18,8 @@ tools/install-bench-deps.sh):
   dpsgd      a D-PSGD round on ring8 over `rumor launch` (experiments/dpsgd-round) vs the
              local step + gloo's ring round for a vector of the model's size
   quickstart experiments/quickstart.json timed as whole commands, `rumor launch` vs
-             `--inprocess` (alternating pairs); in-process dpsgd vs `local` by wall_time_s
+             `--inprocess` (alternating pairs), and the same pair with method `local` (no
+             communication); in-process dpsgd vs `local` by wall_time_s
 Raw results go to OUT/results.json (default runs/bench/<UTC time>/); with the tables
 written, a copy goes to bench/results.json. Needs only the Python 3 standard library
 (gloo_gossip.py runs under PYTHON, default /usr/bin/python3 with python3-torch).
@@ -335,37 +336,55 @@ class Bench:
         c = self.cfg
         extra = ["--set", f"rounds={c['quickstart_rounds']}"] if c["quickstart_rounds"] else []
         rounds = f" --set rounds={c['quickstart_rounds']}" if extra else ""
-        tcp, inproc, tcp_run, inproc_run = [], [], [], []
+        local = ["--set", "method.name=local"]
+        # Each pair once as configured and once with no communication at all (method local):
+        # the second pair is what eight processes cost here before any message is sent.
+        runs = {k: [] for k in ("tcp", "inproc", "tcp_run", "inproc_run", "tcp0", "inproc0")}
         what = "quickstart, whole command: `rumor launch` (8 processes) vs `--inprocess`"
         try:
             for i in range(c["quickstart_pairs"]):
-                w, s = self.launch("experiments/quickstart.json", f"qs-tcp-{i}", extra)
-                tcp.append(w)
-                tcp_run.append(s["wall_time_s"])
-                w, s = self.launch("experiments/quickstart.json", f"qs-inproc-{i}",
-                                   ["--inprocess", *extra])
-                inproc.append(w)
-                inproc_run.append(s["wall_time_s"])
-                say(f"quickstart {i + 1}/{c['quickstart_pairs']}: launch {tcp[-1]:.1f} s "
-                    f"(run {tcp_run[-1]:.1f}), --inprocess {inproc[-1]:.1f} s "
-                    f"(run {inproc_run[-1]:.1f})")
+                for tag, key, more in (("tcp", "tcp", []), ("inproc", "inproc", ["--inprocess"]),
+                                       ("local-tcp", "tcp0", local),
+                                       ("local-inproc", "inproc0", ["--inprocess", *local])):
+                    w, s = self.launch("experiments/quickstart.json", f"qs-{tag}-{i}",
+                                       [*more, *extra])
+                    runs[key].append(w)
+                    if key in ("tcp", "inproc"):
+                        runs[key + "_run"].append(s["wall_time_s"])
+                say(f"quickstart {i + 1}/{c['quickstart_pairs']}: launch {runs['tcp'][-1]:.1f} s "
+                    f"(run {runs['tcp_run'][-1]:.1f}), --inprocess {runs['inproc'][-1]:.1f} s "
+                    f"(run {runs['inproc_run'][-1]:.1f}); method local: launch "
+                    f"{runs['tcp0'][-1]:.1f} s, --inprocess {runs['inproc0'][-1]:.1f} s")
         except (Failed, KeyError, IndexError, OSError) as e:
             self.failed("runtime", what, "s", e)
         else:
-            self.compare("runtime", what, "s", False,
-                         {"name": "rumor launch", "samples": tcp},
-                         {"name": "rumor launch --inprocess", "samples": inproc},
-                         f"`rumor launch experiments/quickstart.json{rounds}` and the same with "
-                         "`--inprocess`, each timed from start to exit as a user would; "
-                         f"{c['quickstart_pairs']} alternating pairs.",
-                         {"op": "<=", "ratio": 1.25})
-            self.compare("runtime", "quickstart, the run's own `wall_time_s`: over TCP vs "
-                         "in-process", "s", False,
-                         {"name": "rumor launch", "samples": tcp_run},
-                         {"name": "rumor launch --inprocess", "samples": inproc_run},
-                         "summary.json's `wall_time_s` of the same runs (training only, "
-                         "start-up left out).")
+            self.quickstart_rows(what, rounds, runs)
         self.inproc_methods()
+
+    def quickstart_rows(self, what, rounds, runs):
+        pairs = self.cfg["quickstart_pairs"]
+        launch, inproc = "rumor launch", "rumor launch --inprocess"
+        self.compare("runtime", what, "s", False,
+                     {"name": launch, "samples": runs["tcp"]},
+                     {"name": inproc, "samples": runs["inproc"]},
+                     f"`rumor launch experiments/quickstart.json{rounds}` and the same with "
+                     "`--inprocess`, each timed from start to exit as a user would; "
+                     f"{pairs} alternating pairs.",
+                     {"op": "<=", "ratio": 1.25})
+        self.compare("runtime", "quickstart, the run's own `wall_time_s`: over TCP vs "
+                     "in-process", "s", False,
+                     {"name": launch, "samples": runs["tcp_run"]},
+                     {"name": inproc, "samples": runs["inproc_run"]},
+                     "summary.json's `wall_time_s` of the same runs (training only, "
+                     "start-up left out).")
+        self.compare("runtime", "quickstart with no communication (method `local`), whole "
+                     "command: `rumor launch` vs `--inprocess`", "s", False,
+                     {"name": launch, "samples": runs["tcp0"]},
+                     {"name": inproc, "samples": runs["inproc0"]},
+                     f"the pairs above with `--set method.name=local{rounds}`, run beside "
+                     "them: the same processes, data, steps and evaluations with no message "
+                     "sent, so the ratio is what eight processes cost on this machine before "
+                     "any communication.")
 
     def inproc_methods(self):
         c = self.cfg
