@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Runs every comparison of BENCHMARKS.md side by side and rewrites its tables.
 
-  tools/bench.py            full run (medians of 5 repeats; 34 minutes on the shared 2-core
-                            machine at load average 15-40, most of it the quickstart runs)
+  tools/bench.py            full run (medians of 5 repeats; about 7 minutes on a quiet 2-core
+                            machine, 34 at load average 15-40; most of it the quickstart runs)
   tools/bench.py --quick    fewer repeats, smaller sizes (a few minutes); prints the tables
                             and leaves BENCHMARKS.md alone unless --write is given
 
