@@ -79,6 +79,15 @@ std::span<const double> as_doubles(const net::Payload& p) {
   return {reinterpret_cast<const double*>(p.data()), p.size() / sizeof(double)};
 }
 
+// f(begin, end) over [0, n) in blocks small enough that what f's loops touch in one block
+// stays in cache from one loop to the next: vectors read or written by several loops then
+// cross memory once.
+template <typename F>
+void for_blocks(std::size_t n, F&& f) {
+  constexpr std::size_t kBlock = 2048;
+  for (std::size_t b = 0; b < n; b += kBlock) f(b, std::min(n, b + kBlock));
+}
+
 class Sgp : public Method {
  public:
   explicit Sgp(MethodContext ctx) : Method(std::move(ctx)) {
@@ -149,27 +158,29 @@ class Sgp : public Method {
       for (std::size_t k = 0; k < x_.size(); ++k) share[k] = x_[k] * f;
       return produce_running_sums(round, outs, share, p_share);
     }
-    // What the receivers will decode: the share itself in robust mode (codec fp32, exact),
-    // so it is not decoded back; the same arithmetic as below, one pass fewer.
-    std::span<const float> sent = share;
+    // Robust mode sends the share itself (codec fp32, exact), so it is not decoded back; the
+    // same arithmetic as below, one pass fewer, and sigma takes the share in that pass.
     net::Payload payload;
     if (robust_) {
-      for (std::size_t k = 0; k < x_.size(); ++k) {
-        share[k] = x_[k] * f;
-        x_[k] -= df * share[k];
-      }
+      const auto sigmas = keep_sums_ ? sigma_targets(outs) : std::vector<double*>{};
+      for_blocks(x_.size(), [&](std::size_t b, std::size_t e) {
+        for (std::size_t k = b; k < e; ++k) {
+          share[k] = x_[k] * f;
+          x_[k] -= df * share[k];
+        }
+        for (double* sum : sigmas)
+          for (std::size_t k = b; k < e; ++k) sum[k] += share[k];
+      });
       payload = encoder_.encode(share, codec_ctx(ctx_, round, ctx_.self));
     } else {
       const auto decoded = scratch(2, x_.size());
       for (std::size_t k = 0; k < x_.size(); ++k) share[k] = x_[k] * f;
       payload = encoder_.encode(share, codec_ctx(ctx_, round, ctx_.self), decoded);
       for (std::size_t k = 0; k < x_.size(); ++k) x_[k] -= df * decoded[k];
-      sent = decoded;
     }
     p_ -= d * p_share;
     auto m = gossip_message(ctx_, round, std::move(payload), {p_share});
     if (!robust_) return to_each(outs, m);
-    if (keep_sums_) add_to_sigma(outs, sent);
     std::vector<Outgoing> out;
     for (int j : outs) {
       EdgeSum& e = edge(out_, j, "out-neighbour");
@@ -237,16 +248,23 @@ class Sgp : public Method {
 
   void absorb(std::int64_t round, int, std::vector<net::Message>& received) override {
     sort_by_sender(received);
-    for (const auto& m : received) {
+    for (std::size_t i = 0; i < received.size();) {
+      const net::Message& m = received[i];
       absorbed_.insert({m.sender, m.round});
       if (carries_sums(m)) {
         apply_running_sum(m);
-      } else if (robust_) {
-        absorb_tracked_share(m);
+      } else if (keep_sums_) {
+        // The plain shares up to the next running sums, in one pass.
+        std::size_t end = i + 1;
+        for (; end < received.size() && !carries_sums(received[end]); ++end)
+          absorbed_.insert({received[end].sender, received[end].round});
+        absorb_tracked_shares(std::span<const net::Message>(received).subspan(i, end - i));
+        i = end;
+        continue;
       } else {
-        decoder_->decode_add(m.payload.bytes(), codec_ctx(ctx_, m.round, m.sender), x_, 1.0f);
-        p_ += m.scalars[0];
+        absorb_share(m);
       }
+      ++i;
     }
     // Forget bookkeeping that can no longer matter.
     while (!absorbed_.empty() && absorbed_.begin()->second + 2 * tau_ + 2 < round)
@@ -581,9 +599,15 @@ class Sgp : public Method {
     return out;
   }
 
-  // sigma += sent on the out-edges `outs`, once per vector they share. A vector that an edge
-  // outside `outs` shares as well is copied for those in it first.
+  // sigma += sent on the out-edges `outs`, once per vector they share.
   void add_to_sigma(const std::vector<int>& outs, std::span<const float> sent) {
+    for (double* sum : sigma_targets(outs))
+      for (std::size_t k = 0; k < sent.size(); ++k) sum[k] += sent[k];
+  }
+
+  // The distinct sigma vectors of the out-edges `outs`, each to take the share once. A vector
+  // that an edge outside `outs` shares as well is copied for those in it first.
+  std::vector<double*> sigma_targets(const std::vector<int>& outs) {
     struct Held {
       std::vector<double>* v;
       long in_outs, holders;  // edges of `outs` on it, edges on it
@@ -598,6 +622,7 @@ class Sgp : public Method {
       else
         ++it->in_outs;
     }
+    std::vector<double*> out;
     for (const Held& h : held) {
       std::shared_ptr<std::vector<double>> copy;
       if (h.holders > h.in_outs)
@@ -607,9 +632,9 @@ class Sgp : public Method {
           if (!copy) copy = std::make_shared<std::vector<double>>(*x);
           x = copy;
         }
-      std::vector<double>& sum = copy ? *copy : *h.v;
-      for (std::size_t k = 0; k < sent.size(); ++k) sum[k] += sent[k];
+      out.push_back(copy ? copy->data() : h.v->data());
     }
+    return out;
   }
 
   // sigma of an out-edge as a message (scalars: sigma's weight).
@@ -625,12 +650,33 @@ class Sgp : public Method {
     return sums_on_wire_ || (robust_ && m.scalars.size() == 2);
   }
 
-  // A plain share on a robust edge: added to x and to rho, unless the running sums already
-  // applied (after a loss, or at a rejoin) hold it.
-  void absorb_tracked_share(const net::Message& m) {
-    EdgeSum& rho = edge(in_, m.sender, "in-neighbour");
-    if (m.round <= rho.round) return;
-    if (keep_sums_) {
+  // A plain share where no sums are kept; on a robust edge its weight still counts it, unless
+  // the running sums applied at a rejoin already hold it.
+  void absorb_share(const net::Message& m) {
+    if (robust_) {
+      EdgeSum& rho = edge(in_, m.sender, "in-neighbour");
+      if (m.round <= rho.round) return;
+      rho.w += m.scalars[0];
+    }
+    decoder_->decode_add(m.payload.bytes(), codec_ctx(ctx_, m.round, m.sender), x_, 1.0f);
+    p_ += m.scalars[0];
+  }
+
+  // Plain shares on robust edges where sums are kept, added to x and to their edges' rho
+  // unless the running sums already applied (after a loss, or at a rejoin) hold them. Block
+  // by block, one share after another: every value takes the same additions in the same
+  // order as share by share, while x crosses memory once for all of them. Every share is
+  // checked before any is added.
+  void absorb_tracked_shares(std::span<const net::Message> shares) {
+    struct Tracked {
+      const std::uint8_t* values;  // raw fp32, unaligned in the payload
+      EdgeSum* rho;
+      double w;
+    };
+    std::vector<Tracked> todo;
+    for (const net::Message& m : shares) {
+      EdgeSum& rho = edge(in_, m.sender, "in-neighbour");
+      if (m.round <= rho.round) continue;
       // Robust mode takes codec fp32 only: the payload holds the share's floats as they are.
       const auto raw = decoder_->raw_values(m.payload.bytes(), codec_ctx(ctx_, m.round, m.sender));
       if (raw.size() != x_.size() * sizeof(float))
@@ -638,18 +684,24 @@ class Sgp : public Method {
                             std::to_string(m.payload.size()) + " bytes from peer " +
                             std::to_string(m.sender) + " that is not " + std::to_string(x_.size()) +
                             " raw fp32 values");
-      double* r = rho.x->data();
-      for (std::size_t k = 0; k < x_.size(); ++k) {
-        float v;  // unaligned in the payload
-        std::memcpy(&v, raw.data() + 4 * k, 4);
-        x_[k] += v;
-        r[k] += v;
-      }
-    } else {
-      decoder_->decode_add(m.payload.bytes(), codec_ctx(ctx_, m.round, m.sender), x_, 1.0f);
+      todo.push_back({raw.data(), &rho, m.scalars[0]});
     }
-    p_ += m.scalars[0];
-    rho.w += m.scalars[0];
+    float* x = x_.data();
+    for_blocks(x_.size(), [&](std::size_t b, std::size_t e) {
+      for (const Tracked& t : todo) {
+        double* r = t.rho->x->data();
+        for (std::size_t k = b; k < e; ++k) {
+          float v;
+          std::memcpy(&v, t.values + 4 * k, 4);
+          x[k] += v;
+          r[k] += v;
+        }
+      }
+    });
+    for (const Tracked& t : todo) {
+      p_ += t.w;
+      t.rho->w += t.w;
+    }
   }
 
   void apply_running_sum(const net::Message& m) {
