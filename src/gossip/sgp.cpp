@@ -248,23 +248,20 @@ class Sgp : public Method {
 
   void absorb(std::int64_t round, int, std::vector<net::Message>& received) override {
     sort_by_sender(received);
-    for (std::size_t i = 0; i < received.size();) {
+    for (std::size_t i = 0, end = 0; i < received.size(); i = end) {
       const net::Message& m = received[i];
-      absorbed_.insert({m.sender, m.round});
+      end = i + 1;
+      if (keep_sums_ && !carries_sums(m))  // the plain shares up to the next sums, in one pass
+        while (end < received.size() && !carries_sums(received[end])) ++end;
+      for (std::size_t k = i; k < end; ++k)
+        absorbed_.insert({received[k].sender, received[k].round});
       if (carries_sums(m)) {
         apply_running_sum(m);
       } else if (keep_sums_) {
-        // The plain shares up to the next running sums, in one pass.
-        std::size_t end = i + 1;
-        for (; end < received.size() && !carries_sums(received[end]); ++end)
-          absorbed_.insert({received[end].sender, received[end].round});
         absorb_tracked_shares(std::span<const net::Message>(received).subspan(i, end - i));
-        i = end;
-        continue;
       } else {
         absorb_share(m);
       }
-      ++i;
     }
     // Forget bookkeeping that can no longer matter.
     while (!absorbed_.empty() && absorbed_.begin()->second + 2 * tau_ + 2 < round)
