@@ -111,19 +111,21 @@ void ShmLink::activate() {
     link_.stats.shm = true;
     link_.shm = shared_from_this();  // senders write into the ring themselves
   }
-  doorbell_ = std::thread([this] { doorbell_loop(); });
+  // The bell's value before the thread starts and before the session's first service():
+  // bytes the peer wrote earlier are moved by that service, and a ring after this point,
+  // even one before the thread first waits, makes that wait return at once.
+  const std::uint32_t seen = own_bell_.value();
+  doorbell_ = std::thread([this, seen] { doorbell_loop(seen); });
 }
 
 // Every ring of this side's bell (the peer wrote, or freed space) is seen: `seen` is taken
 // before the bytes are moved, so a ring during the move makes the next wait return at once.
-void ShmLink::doorbell_loop() {
-  std::uint32_t seen = own_bell_.value();
+// A wait that times out moves too: a ring this side missed costs a second, not the link.
+void ShmLink::doorbell_loop(std::uint32_t seen) {
   while (!stop_) {
     own_bell_.wait(seen, std::chrono::milliseconds(1000));
-    const std::uint32_t now = own_bell_.value();
     if (stop_) return;
-    if (now == seen) continue;
-    seen = now;
+    seen = own_bell_.value();
     while (move(kBudget)) {  // the peer's messages go to the mailbox from here
     }
   }

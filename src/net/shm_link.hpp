@@ -103,7 +103,7 @@ class ShmLink : public std::enable_shared_from_this<ShmLink> {
   ShmLink(Link& link, ShmHost& host, const TransportOptions& o, std::shared_ptr<BufferPool> pool,
           Post post, ShmSegment segment, State state);
   void activate();
-  void doorbell_loop();
+  void doorbell_loop(std::uint32_t seen);
   // Moves bytes both ways until neither can move or `budget` bytes moved one way; true
   // when more may be waiting.
   bool move(std::size_t budget);
