@@ -1,7 +1,4 @@
 // rumor launch CONFIG.json | --resume RUNDIR: every peer of the topology on this machine.
-#include <unistd.h>
-
-#include <cstdio>
 #include <iostream>
 
 #include "commands.hpp"
@@ -97,13 +94,9 @@ void add_launch_command(CLI::App& app) {
     o.node_entry = [](const std::vector<std::string>& node_args) { return cli::run(node_args); };
     const int code = run::launch(o);
     if (code != 0) throw CLI::RuntimeError(code);
-    // The process ends here, its results written: tearing down LibTorch's registries would
-    // write to thousands of pages, each a fault once forked peers shared them (about 0.5 s
-    // of an 8-peer launch).
-    std::cout.flush();
-    std::cerr.flush();
-    std::fflush(nullptr);
-    ::_exit(0);
+    // The results are written: LibTorch's teardown would write to thousands of pages, each a
+    // fault once forked peers shared them (about 0.5 s of an 8-peer launch).
+    run::end_process(0);
   });
 }
 

@@ -740,18 +740,17 @@ class Sgp : public Method {
   // z = x / p. A weight so near zero (or below) that z would leave float's range, which only
   // a peer's bad values make, leaves the model as it was until the weight recovers.
   // Two passes that vectorise and write nothing but the model: the largest |x| by its bits
-  // (at least the infinity pattern when a value is infinite or NaN), then, when that value's
-  // z is finite, z into the model (every other z is then finite too: rounding is monotonic).
+  // (an infinity or NaN when x holds one), then, when that value's z is finite, z into the
+  // model (every other z is then finite too: rounding is monotonic).
   void debias() {
     if (!(p_ > 0)) return;
     const float inv = static_cast<float>(1.0 / p_);
     std::uint32_t top = 0;
     for (const float v : x_) top = std::max(top, std::bit_cast<std::uint32_t>(v) & 0x7fffffffu);
-    if (top >= 0x7f800000u || !(std::bit_cast<float>(top) * inv < kInfinity)) return;
+    if (!(std::bit_cast<float>(top) * inv < std::numeric_limits<float>::infinity())) return;
     float* z = model_.data();
     for (std::size_t k = 0; k < x_.size(); ++k) z[k] = x_[k] * inv;
   }
-  static constexpr float kInfinity = std::numeric_limits<float>::infinity();
 
   bool overlap_ = false, robust_ = false;  // options: sgp_method()
   bool sums_on_wire_ = false;              // robust over a lossy link model

@@ -87,11 +87,7 @@ void as_if_exec() {
   } catch (...) {
     std::cerr << "rumor: unexpected error\n";
   }
-  std::cout.flush();
-  std::cerr.flush();
-  std::fflush(nullptr);
-  // The launcher's objects belong to the launcher: no destructors, no atexit handlers.
-  ::_exit(code);
+  end_process(code);
 }
 
 [[noreturn]] void exec_node(const std::string& exe, std::vector<std::string> args) {
@@ -120,6 +116,13 @@ std::vector<std::string> node_args(const PeerCommand& c, int i, bool rejoin) {
 }
 
 }  // namespace
+
+void end_process(int code) {
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
+  ::_exit(code);
+}
 
 bool fork_start_wanted(const LaunchOptions::NodeEntry& entry) {
   const char* exec = std::getenv("RUMOR_LAUNCH_EXEC");

@@ -63,6 +63,10 @@ struct LaunchOptions {
 };
 // Starts every peer as a child process on this machine and waits; returns the exit code.
 int launch(const LaunchOptions& options);
+// Flushes what is buffered and ends the process with `code`: no destructors, no atexit
+// handlers (a forked peer's objects belong to the launcher; a launcher's teardown after
+// forking writes to pages it shares copy-on-write).
+[[noreturn]] void end_process(int code);
 
 // Reads node-*.jsonl of a run directory and writes summary.json and summary.csv.
 nlohmann::json summarize(const std::string& run_dir);
