@@ -127,6 +127,7 @@ PeerCommand peer_command(const LaunchOptions& o) {
   c.overrides = o.overrides;
   c.config_path = o.config_path;
   c.resume = !o.resume_dir.empty();
+  c.sched_batch = o.sched_batch;
   if (c.resume) {
     c.config_path = (fs::path(o.resume_dir) / "config.json").string();
     c.overrides = {"output.dir=" + recorded_config(o.resume_dir).get<std::string>("output.dir")};

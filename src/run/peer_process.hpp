@@ -18,6 +18,7 @@ struct PeerCommand {
   std::vector<std::string> overrides;
   std::string run_dir;
   bool resume = false;
+  bool sched_batch = true;         // peers under SCHED_BATCH (LaunchOptions::sched_batch)
   LaunchOptions::NodeEntry entry;  // empty: every peer execs `exe`
 };
 
@@ -25,8 +26,8 @@ struct PeerCommand {
 bool fork_start_wanted(const LaunchOptions::NodeEntry& entry);
 
 // Starts peer i (stderr to RUNDIR/node-<i>.log, stdout and stdin /dev/null, its own process
-// group, RUMOR_LAUNCHED=1). `rejoin`: a restart of a peer that died (on_peer_failure
-// continue). Forks and calls c.entry when it is set and this process runs one thread only
+// group, RUMOR_LAUNCHED=1, SCHED_BATCH when c.sched_batch). `rejoin`: a restart of a peer
+// that died (on_peer_failure continue). Forks and calls c.entry when it is set and this process runs one thread only
 // (a fork copies only the calling thread); else execs `rumor node`.
 pid_t spawn_peer(const PeerCommand& c, int i, bool rejoin);
 

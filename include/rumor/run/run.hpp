@@ -53,6 +53,9 @@ struct LaunchOptions {
   std::string resume_dir;  // non-empty: continue this run directory from its checkpoints
   std::vector<std::string> overrides;
   bool progress = true;
+  // Peers under Linux's SCHED_BATCH policy: a woken peer waits for the running one's slice
+  // instead of preempting it (fewer switches when peers outnumber cores).
+  bool sched_batch = true;
   // Runs `rumor ARGS` in this process (args[0] is the program name) and returns its exit
   // code; the CLI hands it in, so this library does not depend on the CLI. When set, each
   // peer is a fork of the launcher that calls it, sharing the launcher's loaded LibTorch and
