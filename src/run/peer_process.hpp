@@ -27,8 +27,8 @@ bool fork_start_wanted(const LaunchOptions::NodeEntry& entry);
 
 // Starts peer i (stderr to RUNDIR/node-<i>.log, stdout and stdin /dev/null, its own process
 // group, RUMOR_LAUNCHED=1, SCHED_BATCH when c.sched_batch). `rejoin`: a restart of a peer
-// that died (on_peer_failure continue). Forks and calls c.entry when it is set and this process runs one thread only
-// (a fork copies only the calling thread); else execs `rumor node`.
+// that died (on_peer_failure continue). Forks and calls c.entry when it is set and this process
+// runs one thread only (a fork copies only the calling thread); else execs `rumor node`.
 pid_t spawn_peer(const PeerCommand& c, int i, bool rejoin);
 
 }  // namespace rumor::run
