@@ -18,7 +18,8 @@
 // in-process without a loss model) loses messages only when a send is dropped or the link
 // breaks, and the runtime says so (delivery_failed). There each message carries the plain
 // fp32 share, as in plain push-sum (half the bytes of fp64 sums, and the same arithmetic),
-// while both ends still keep sigma and rho locally; after a loss the next message on that
+// while both ends still keep sigma and rho locally (each block of rounds gathered in fp32,
+// then added to fp64 totals: Sums); after a loss the next message on that
 // edge carries sigma (two scalars: sigma's weight, then 1), which repairs it, and a share
 // older than the sums last applied is ignored. With a loss model (links.loss) every message
 // carries the sums. Where no message can be lost (in-process without a loss model or a
@@ -44,13 +45,46 @@
 namespace rumor::gossip {
 namespace {
 
-// Running sums of one edge (fp64: they grow without bound). Out-edges that have carried the
-// same shares point at one vector, updated once a round instead of once per edge (the sums
-// are memory-bound: most of a co-located run's gossip time); an edge that misses a share or
-// whose sums are set (leave, rejoin, checkpoint) gets a copy of its own first. In-edges
-// always have their own.
+// Rounds whose shares a running sum gathers in fp32 before adding them to its fp64 total.
+constexpr std::int64_t kFoldRounds = 32;
+
+// Running sums kept locally (shares on the wire): fp64 totals, as they grow without bound,
+// but a round's share goes into an fp32 vector of the current block of kFoldRounds rounds,
+// added to the total when a share of the next block comes. A round then reads and writes 8
+// bytes a value instead of 16 (the sums are memory-bound: the largest part of a co-located
+// run's gossip time). Both ends of an edge fold at the same share rounds, so on a fault-free
+// edge sigma and rho stay equal bit for bit; what a repair recovers is exact up to the fp32
+// rounding of one block's sum, below the rounding of the fp32 numerator it is added to.
+struct Sums {
+  explicit Sums(std::size_t n = 0) : total(n, 0.0), recent(n, 0.0f) {}
+  explicit Sums(const std::vector<double>& v) : total(v), recent(v.size(), 0.0f) {}
+  // Whether a share of `round` starts a new block: the sums are to be folded first.
+  bool starts_block(std::int64_t round) {
+    const std::int64_t b = round / kFoldRounds;
+    return std::exchange(block, b) != b;
+  }
+  void fold(std::size_t b, std::size_t e) {
+    for (std::size_t k = b; k < e; ++k) {
+      total[k] += recent[k];
+      recent[k] = 0.0f;
+    }
+  }
+  // Every share in the total (the sums are read, sent or saved).
+  std::vector<double>& settled() {
+    fold(0, total.size());
+    return total;
+  }
+  std::vector<double> total;
+  std::vector<float> recent;
+  std::int64_t block = -1;
+};
+
+// Running sums of one edge. Out-edges that have carried the same shares point at one Sums,
+// updated once a round instead of once per edge; an edge that misses a share or whose sums
+// are set (leave, rejoin, checkpoint) gets a copy of its own first. In-edges always have
+// their own.
 struct EdgeSum {
-  std::shared_ptr<std::vector<double>> x = std::make_shared<std::vector<double>>();
+  std::shared_ptr<Sums> x = std::make_shared<Sums>();
   // Out-edges: the last copy of x put on the wire, reused once the transport lets go of it
   // so that steady-state rounds allocate nothing.
   std::shared_ptr<std::vector<double>> wire;
@@ -62,17 +96,17 @@ struct EdgeSum {
 // An edge's fp64 sums go into fp32 checkpoint buffers bit for bit (two floats per double);
 // loaded, they are the edge's own.
 Method::StateBuffer double_state(const std::string& name, EdgeSum& e) {
-  const std::vector<double>& v = *e.x;
+  const std::vector<double>& v = e.x->settled();
   return {name, std::span<const float>(reinterpret_cast<const float*>(v.data()), 2 * v.size()),
           [&e](std::span<const float> s) {
-            auto v = std::make_shared<std::vector<double>>(s.size() / 2);
-            std::memcpy(v->data(), s.data(), s.size_bytes());
-            e.x = std::move(v);
+            std::vector<double> v(s.size() / 2);
+            std::memcpy(v.data(), s.data(), s.size_bytes());
+            e.x = std::make_shared<Sums>(v);
           }};
 }
 
 void set_sums(EdgeSum& e, const std::vector<double>& v) {
-  e.x = std::make_shared<std::vector<double>>(v);
+  e.x = std::make_shared<Sums>(v);
 }
 
 std::span<const double> as_doubles(const net::Payload& p) {
@@ -119,14 +153,14 @@ class Sgp : public Method {
     decoder_ = ctx_.codec->make_decoder(model.size());
     p_ = 1.0;
     const std::size_t sums = keep_sums_ ? model.size() : 0;
-    auto shared = std::make_shared<std::vector<double>>(sums, 0.0);
+    auto shared = std::make_shared<Sums>(sums);
     for (auto& [j, e] : out_) {
       e = EdgeSum{};
       e.x = shared;
     }
     for (auto& [j, e] : in_) {
       e = EdgeSum{};
-      e.x->assign(sums, 0.0);
+      e.x = std::make_shared<Sums>(sums);
     }
   }
 
@@ -162,14 +196,19 @@ class Sgp : public Method {
     // same arithmetic as below, one pass fewer, and sigma takes the share in that pass.
     net::Payload payload;
     if (robust_) {
-      const auto sigmas = keep_sums_ ? sigma_targets(outs) : std::vector<double*>{};
+      const auto sigmas = keep_sums_ ? sigma_targets(outs) : std::vector<Sums*>{};
+      std::vector<bool> folds;
+      for (Sums* sum : sigmas) folds.push_back(sum->starts_block(round));
       for_blocks(x_.size(), [&](std::size_t b, std::size_t e) {
         for (std::size_t k = b; k < e; ++k) {
           share[k] = x_[k] * f;
           x_[k] -= df * share[k];
         }
-        for (double* sum : sigmas)
+        for (std::size_t i = 0; i < sigmas.size(); ++i) {
+          if (folds[i]) sigmas[i]->fold(b, e);
+          float* sum = sigmas[i]->recent.data();
           for (std::size_t k = b; k < e; ++k) sum[k] += share[k];
+        }
       });
       payload = encoder_.encode(share, codec_ctx(ctx_, round, ctx_.self));
     } else {
@@ -330,11 +369,11 @@ class Sgp : public Method {
       append_bytes(bytes, share.data(), share.size() * sizeof(float));
       double sigma_w = -1.0, rho_w = -1.0;
       if (auto it = out_.find(j); robust_ && it != out_.end()) {
-        append_bytes(bytes, it->second.x->data(), it->second.x->size() * sizeof(double));
+        append_doubles(bytes, it->second.x->settled());
         sigma_w = it->second.w;
       }
       if (auto it = in_.find(j); robust_ && it != in_.end()) {
-        append_bytes(bytes, it->second.x->data(), it->second.x->size() * sizeof(double));
+        append_doubles(bytes, it->second.x->settled());
         rho_w = it->second.w;
       }
       net::Message m;
@@ -353,8 +392,8 @@ class Sgp : public Method {
     p_ += bye.scalars[0];
     if (b.in != in_.end()) {  // what the leaver pushed here and was not applied yet
       EdgeSum& rho = b.in->second;
-      for (std::size_t k = 0; k < x_.size(); ++k)
-        x_[k] += static_cast<float>(b.sigma[k] - (*rho.x)[k]);
+      const std::vector<double>& r = rho.x->settled();
+      for (std::size_t k = 0; k < x_.size(); ++k) x_[k] += static_cast<float>(b.sigma[k] - r[k]);
       p_ += bye.scalars[1] - rho.w;
       set_sums(rho, b.sigma);
       rho.w = bye.scalars[1];
@@ -362,8 +401,8 @@ class Sgp : public Method {
     }
     if (b.out != out_.end()) {  // what this node pushed and the leaver never applied comes back
       EdgeSum& sigma = b.out->second;
-      for (std::size_t k = 0; k < x_.size(); ++k)
-        x_[k] += static_cast<float>((*sigma.x)[k] - b.rho[k]);
+      const std::vector<double>& s = sigma.x->settled();
+      for (std::size_t k = 0; k < x_.size(); ++k) x_[k] += static_cast<float>(s[k] - b.rho[k]);
       p_ += sigma.w - bye.scalars[2];
       set_sums(sigma, b.rho);
       sigma.w = bye.scalars[2];
@@ -383,7 +422,7 @@ class Sgp : public Method {
     auto m = Method::rejoin_request(peer, from_checkpoint);
     if (auto it = out_.find(peer); robust_ && it != out_.end()) {
       m.scalars.push_back(it->second.w);
-      m.payload = doubles_payload(*it->second.x);
+      m.payload = doubles_payload(it->second.x->settled());
     }
     return m;
   }
@@ -401,8 +440,8 @@ class Sgp : public Method {
       std::vector<double> sigma(request.payload.size() / sizeof(double));
       if (!sigma.empty())
         std::memcpy(sigma.data(), request.payload.data(), sigma.size() * sizeof(double));
-      if (request.payload.size() != rho.x->size() * sizeof(double) || !std::isfinite(w) || w < 0 ||
-          w > bound || check_values(sigma, ctx_.max_abs_value * bound))
+      if (request.payload.size() != rho.x->total.size() * sizeof(double) || !std::isfinite(w) ||
+          w < 0 || w > bound || check_values(sigma, ctx_.max_abs_value * bound))
         throw ProtocolError("sgp rejoin: node " + std::to_string(ctx_.self) +
                             " got a malformed request from peer " + std::to_string(j) +
                             "; do all nodes use the same config (method.robust, model)?");
@@ -433,11 +472,11 @@ class Sgp : public Method {
     }
     double sigma_w = 0.0, rho_w = 0.0;
     if (auto it = out_.find(j); robust_ && it != out_.end()) {
-      append_bytes(bytes, it->second.x->data(), it->second.x->size() * sizeof(double));
+      append_doubles(bytes, it->second.x->settled());
       sigma_w = it->second.w;
     }
     if (auto it = in_.find(j); robust_ && !fresh && it != in_.end()) {
-      append_bytes(bytes, it->second.x->data(), it->second.x->size() * sizeof(double));
+      append_doubles(bytes, it->second.x->settled());
       rho_w = it->second.w;
     }
     m.scalars = {p_given, sigma_w, fresh ? 1.0 : 0.0, rho_w};
@@ -472,7 +511,8 @@ class Sgp : public Method {
     if (o.in != in_.end()) {
       EdgeSum& rho = o.in->second;
       if (!o.has_model) {  // what the neighbour pushed after the checkpoint
-        for (std::size_t k = 0; k < d; ++k) x_[k] += static_cast<float>(o.sigma[k] - (*rho.x)[k]);
+        const std::vector<double>& r = rho.x->settled();
+        for (std::size_t k = 0; k < d; ++k) x_[k] += static_cast<float>(o.sigma[k] - r[k]);
         p_ += offer.scalars[1] - rho.w;
       }
       set_sums(rho, o.sigma);
@@ -483,7 +523,8 @@ class Sgp : public Method {
     }
     if (o.out != out_.end()) {  // what this node pushed to the neighbour after the checkpoint
       EdgeSum& sigma = o.out->second;
-      for (std::size_t k = 0; k < d; ++k) x_[k] -= static_cast<float>(o.applied[k] - (*sigma.x)[k]);
+      const std::vector<double>& s = sigma.x->settled();
+      for (std::size_t k = 0; k < d; ++k) x_[k] -= static_cast<float>(o.applied[k] - s[k]);
       p_ -= offer.scalars[3] - sigma.w;
       set_sums(sigma, o.applied);
       sigma.w = offer.scalars[3];
@@ -596,17 +637,20 @@ class Sgp : public Method {
     return out;
   }
 
-  // sigma += sent on the out-edges `outs`, once per vector they share.
+  // sigma += sent on the out-edges `outs`, once per vector they share. Straight into the
+  // fp64 totals: these sums go on the wire with every message.
   void add_to_sigma(const std::vector<int>& outs, std::span<const float> sent) {
-    for (double* sum : sigma_targets(outs))
-      for (std::size_t k = 0; k < sent.size(); ++k) sum[k] += sent[k];
+    for (Sums* sum : sigma_targets(outs)) {
+      std::vector<double>& total = sum->settled();
+      for (std::size_t k = 0; k < sent.size(); ++k) total[k] += sent[k];
+    }
   }
 
   // The distinct sigma vectors of the out-edges `outs`, each to take the share once. A vector
   // that an edge outside `outs` shares as well is copied for those in it first.
-  std::vector<double*> sigma_targets(const std::vector<int>& outs) {
+  std::vector<Sums*> sigma_targets(const std::vector<int>& outs) {
     struct Held {
-      std::vector<double>* v;
+      Sums* v;
       long in_outs, holders;  // edges of `outs` on it, edges on it
     };
     std::vector<Held> held;
@@ -619,17 +663,17 @@ class Sgp : public Method {
       else
         ++it->in_outs;
     }
-    std::vector<double*> out;
+    std::vector<Sums*> out;
     for (const Held& h : held) {
-      std::shared_ptr<std::vector<double>> copy;
+      std::shared_ptr<Sums> copy;
       if (h.holders > h.in_outs)
         for (int j : outs) {
           auto& x = out_.at(j).x;
           if (x.get() != h.v) continue;
-          if (!copy) copy = std::make_shared<std::vector<double>>(*x);
+          if (!copy) copy = std::make_shared<Sums>(*x);
           x = copy;
         }
-      out.push_back(copy ? copy->data() : h.v->data());
+      out.push_back(copy ? copy.get() : h.v);
     }
     return out;
   }
@@ -637,7 +681,7 @@ class Sgp : public Method {
   // sigma of an out-edge as a message (scalars: sigma's weight).
   net::Message sums_message(std::int64_t round, EdgeSum& e) {
     if (!e.wire || e.wire.use_count() > 1) e.wire = std::make_shared<std::vector<double>>();
-    *e.wire = *e.x;
+    *e.wire = e.x->settled();
     return gossip_message(ctx_, round,
                           net::Payload::share(std::shared_ptr<const std::vector<double>>(e.wire)),
                           {e.w});
@@ -669,6 +713,7 @@ class Sgp : public Method {
       const std::uint8_t* values;  // raw fp32, unaligned in the payload
       EdgeSum* rho;
       double w;
+      bool fold;  // the share starts a block of rho's
     };
     std::vector<Tracked> todo;
     for (const net::Message& m : shares) {
@@ -681,12 +726,13 @@ class Sgp : public Method {
                             std::to_string(m.payload.size()) + " bytes from peer " +
                             std::to_string(m.sender) + " that is not " + std::to_string(x_.size()) +
                             " raw fp32 values");
-      todo.push_back({raw.data(), &rho, m.scalars[0]});
+      todo.push_back({raw.data(), &rho, m.scalars[0], rho.x->starts_block(m.round)});
     }
     float* x = x_.data();
     for_blocks(x_.size(), [&](std::size_t b, std::size_t e) {
       for (const Tracked& t : todo) {
-        double* r = t.rho->x->data();
+        if (t.fold) t.rho->x->fold(b, e);
+        float* r = t.rho->x->recent.data();
         for (std::size_t k = b; k < e; ++k) {
           float v;
           std::memcpy(&v, t.values + 4 * k, 4);
@@ -705,13 +751,13 @@ class Sgp : public Method {
     EdgeSum& rho = edge(in_, m.sender, "in-neighbour");
     if (m.round <= rho.round) return;  // older than what is applied: already counted
     const auto sigma = as_doubles(m.payload);
-    if (sigma.size() != rho.x->size() || m.payload.size() % sizeof(double) != 0)
+    if (sigma.size() != rho.x->total.size() || m.payload.size() % sizeof(double) != 0)
       throw ProtocolError("sgp: node " + std::to_string(ctx_.self) + " got " +
                           std::to_string(m.payload.size()) + " bytes of running sums from peer " +
                           std::to_string(m.sender) + ", expected " +
-                          std::to_string(rho.x->size() * sizeof(double)) +
+                          std::to_string(rho.x->total.size() * sizeof(double)) +
                           "; do all nodes use the same config (method.robust, model)?");
-    double* r = rho.x->data();
+    double* r = rho.x->settled().data();
     for (std::size_t k = 0; k < x_.size(); ++k) {
       x_[k] += static_cast<float>(sigma[k] - r[k]);
       r[k] = sigma[k];
@@ -732,6 +778,9 @@ class Sgp : public Method {
   static void append_bytes(std::vector<std::uint8_t>& out, const void* p, std::size_t n) {
     const auto* b = static_cast<const std::uint8_t*>(p);
     out.insert(out.end(), b, b + n);
+  }
+  static void append_doubles(std::vector<std::uint8_t>& out, const std::vector<double>& v) {
+    append_bytes(out, v.data(), v.size() * sizeof(double));
   }
   static net::Payload doubles_payload(const std::vector<double>& v) {
     return net::Payload::share(std::make_shared<const std::vector<double>>(v));
