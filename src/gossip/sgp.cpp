@@ -58,8 +58,10 @@ constexpr std::int64_t kFoldRounds = 32;
 struct Sums {
   explicit Sums(std::size_t n = 0) : total(n, 0.0), recent(n, 0.0f) {}
   explicit Sums(const std::vector<double>& v) : total(v), recent(v.size(), 0.0f) {}
-  // Whether a share of `round` starts a new block: the sums are to be folded first.
+  // Called before a share of `round` goes into `recent`: whether it starts a new block, so
+  // that the sums are to be folded first.
   bool starts_block(std::int64_t round) {
+    held = true;
     const std::int64_t b = round / kFoldRounds;
     return std::exchange(block, b) != b;
   }
@@ -71,12 +73,13 @@ struct Sums {
   }
   // Every share in the total (the sums are read, sent or saved).
   std::vector<double>& settled() {
-    fold(0, total.size());
+    if (std::exchange(held, false)) fold(0, total.size());
     return total;
   }
   std::vector<double> total;
   std::vector<float> recent;
   std::int64_t block = -1;
+  bool held = false;  // recent may hold shares (with the sums on every message it never does)
 };
 
 // Running sums of one edge. Out-edges that have carried the same shares point at one Sums,
