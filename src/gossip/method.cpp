@@ -52,6 +52,25 @@ Refusal Method::check_header(const net::Message& m) const {
   return {};
 }
 
+namespace {
+// Whether the receiving transport's peak of the payload's words (Payload::fp32_peak) already
+// shows the raw values within [-bound, bound]: when they lie on its word grid (counted back
+// from the payload's end, where a codec's values are) their magnitudes are at most the peak,
+// and non-negative floats order like their bits (NaN above all). When it does not, the values
+// are read to say which one is wrong.
+bool within_peak(const net::Payload& p, codec::ByteView raw, double bound) {
+  const auto peak = p.fp32_peak();
+  const auto at = reinterpret_cast<std::uintptr_t>(raw.data());
+  const auto base = reinterpret_cast<std::uintptr_t>(p.data());
+  if (!peak || !(bound >= 0) || at < base || (at - base) % 4 != p.size() % 4 ||
+      at - base + raw.size() > p.size())
+    return false;
+  const float limit =
+      static_cast<float>(std::min<double>(bound, std::numeric_limits<float>::max()));
+  return *peak <= std::bit_cast<std::uint32_t>(limit);
+}
+}  // namespace
+
 Refusal Method::check_payload(const net::Message& m, std::size_t dim) {
   if (m.not_triggered && m.payload.empty()) return {};
   if (dim == 0) dim = model_.size();
@@ -78,7 +97,9 @@ Refusal Method::check_payload(const net::Message& m, std::size_t dim) {
   } catch (const std::exception& e) {
     return {"codec error", e.what()};
   }
-  return raw.empty() ? check_values(values) : check_raw_values(raw);
+  if (raw.empty()) return check_values(values);
+  if (within_peak(m.payload, raw, ctx_.max_abs_value)) return {};
+  return check_raw_values(raw);
 }
 
 namespace {

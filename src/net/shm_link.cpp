@@ -239,10 +239,12 @@ bool ShmLink::read_step(std::size_t& moved) {
       const std::size_t n = reader_.read(rx_ptr_ + rx_have_, want);
       moved += n;
       rx_have_ += n;
+      peak_.advance(rx_ptr_, rx_have_);
       if (n == kPiece && reader_.space_wanted()) peer_bell_.ring();
       if (rx_have_ < payload_.size()) return n > 0;
       rx_ = Rx::kPrefix;
       rx_have_ = 0;
+      payload_.set_fp32_peak(peak_.peak());
       host_.deliver_ring_message(header_, std::exchange(payload_, Payload()),
                                  kPrefixBytes + prefix_.frame_length - 4);
       return true;
@@ -292,6 +294,7 @@ void ShmLink::on_header() {
     return;
   }
   payload_ = pool_->allocate(static_cast<std::size_t>(n), rx_ptr_);
+  peak_.reset(payload_.size());
   rx_ = Rx::kPayload;
 }
 

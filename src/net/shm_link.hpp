@@ -31,6 +31,7 @@
 #include <thread>
 
 #include "frame.hpp"
+#include "peak_scan.hpp"
 #include "rumor/net/shm_ring.hpp"
 #include "tcp_link.hpp"
 
@@ -152,6 +153,7 @@ class ShmLink : public std::enable_shared_from_this<ShmLink> {
   wire::Header header_;
   Payload payload_;
   std::uint8_t* rx_ptr_ = nullptr;
+  PeakScan peak_;  // of the payload so far
   std::uint64_t skip_left_ = 0;
 
   // Writer: the frame being written (taken from the link queue).

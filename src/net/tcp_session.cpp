@@ -404,6 +404,7 @@ void Session::on_header() {
   }
   payload_ = impl_.pool->allocate(n, rx_ptr_);
   rx_done_ = 0;
+  peak_.reset(payload_.size());
   read_payload();
 }
 
@@ -461,9 +462,11 @@ void Session::read_payload() {
   read(asio::buffer(rx_ptr_ + rx_done_, n), "truncated frame payload",
        [](Session& s, std::size_t got) {
          s.rx_done_ += got;
+         s.peak_.advance(s.rx_ptr_, s.rx_done_);  // while the piece is in cache
          if (s.rx_done_ < s.payload_.size()) {
            s.read_payload();
          } else {
+           s.payload_.set_fp32_peak(s.peak_.peak());
            s.on_frame(std::exchange(s.payload_, Payload()));
          }
        });

@@ -21,6 +21,7 @@
 
 #include "asio.hpp"
 #include "frame.hpp"
+#include "peak_scan.hpp"
 #include "rumor/net/tcp.hpp"
 #include "shm_link.hpp"
 #include "tcp_handshake.hpp"
@@ -153,6 +154,7 @@ class Session : public std::enable_shared_from_this<Session>, private ShmHost {
   Payload payload_;
   std::uint8_t* rx_ptr_ = nullptr;
   std::size_t rx_done_ = 0;
+  PeakScan peak_;  // of the payload so far
   // Of this connection, over TCP and the ring alike: sequence numbers must increase.
   std::atomic<std::uint64_t> last_seq_{0};
   std::uint64_t skip_left_ = 0;  // payload bytes of a refused message still to read past

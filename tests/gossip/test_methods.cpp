@@ -5,6 +5,7 @@
 
 #include "choco.hpp"
 #include "harness.hpp"
+#include "peak_scan.hpp"
 #include "rumor/common/error.hpp"
 #include "rumor/gossip/ring_allreduce.hpp"
 
@@ -448,8 +449,9 @@ TEST_SUITE("gossip") {
   }
 
   TEST_CASE("the gate refuses non-finite and out-of-range values wherever they lie") {
-    // fp32 values are checked in place; randk:1.0 (every value, in order, fp32) is decoded
-    // first: both paths must give the same verdicts, details included.
+    // fp32 values are checked in place, or by the peak a receiving transport took of the
+    // payload's words; randk:1.0 (every value, in order, fp32) is decoded first: every path
+    // must give the same verdicts, details included.
     const Topology ring = gen("ring", 4);
     const std::size_t d = 37;  // not a multiple of any vector width
     std::vector<float> model(d, 0.0f);
@@ -464,7 +466,8 @@ TEST_SUITE("gossip") {
     auto in_place = make_method("dpsgd", fp32), decoded = make_method("dpsgd", randk);
     in_place->init(model);
     decoded->init(model);
-    auto check = [&](Method& m, const MethodContext& ctx, std::size_t at, float v) {
+    auto check = [&](Method& m, const MethodContext& ctx, std::size_t at, float v,
+                     bool peak = false) {
       std::vector<float> x(d, 0.25f);
       x[0] = -0.0f;
       x[1] = 1e6f;
@@ -476,12 +479,20 @@ TEST_SUITE("gossip") {
       msg.sender = 1;
       msg.codec = ctx.codec_id;
       msg.payload = net::Payload::take(std::move(bytes));
+      if (peak) {  // as the transports take it: words counted back from the payload's end
+        const std::size_t skip = msg.payload.size() % 4;
+        msg.payload.set_fp32_peak(
+            net::fp32_peak(msg.payload.data() + skip, (msg.payload.size() - skip) / 4));
+      }
       return m.check(msg);
     };
     auto both = [&](std::size_t at, float v) {
-      const Refusal a = check(*in_place, fp32, at, v), b = check(*decoded, randk, at, v);
+      const Refusal a = check(*in_place, fp32, at, v), b = check(*decoded, randk, at, v),
+                    c = check(*in_place, fp32, at, v, true);
       CHECK(a.reason == b.reason);
       CHECK(a.detail == b.detail);
+      CHECK(a.reason == c.reason);
+      CHECK(a.detail == c.detail);
       return a.reason;
     };
     CHECK(both(d, 0.0f).empty());
@@ -495,5 +506,17 @@ TEST_SUITE("gossip") {
       CHECK(both(at, above) == "value out of range");
       CHECK(both(at, -above) == "value out of range");
     }
+    // The peak is what the check reads when there is one (it never comes from the wire: only
+    // this process's transport sets it): a peak within range passes without the values.
+    std::vector<float> x(d, std::nanf(""));
+    codec::Bytes bytes;
+    fp32.codec->make_encoder(d)->encode(x, codec::CodecContext{fp32.seed, 0, 1}, bytes);
+    net::Message msg;
+    msg.sender = 1;
+    msg.codec = fp32.codec_id;
+    msg.payload = net::Payload::take(std::move(bytes));
+    CHECK(in_place->check(msg).reason == "non-finite values");
+    msg.payload.set_fp32_peak(0);
+    CHECK(in_place->check(msg).reason.empty());
   }
 }

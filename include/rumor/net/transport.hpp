@@ -76,10 +76,25 @@ class Payload {
   // Copies the payload out as floats; throws ProtocolError when size % 4 != 0.
   std::vector<float> to_floats() const;
 
+  // The largest magnitude among the payload's 4-byte words read as fp32 (their bits with the
+  // sign cleared, so an infinity or NaN lies above every finite value; words counted back from
+  // the end: the first size % 4 bytes are in none), when the receiving transport took it while
+  // the bytes arrived in this process's own buffer; never from the wire. A range check of raw
+  // fp32 values on that grid reads it instead of the values.
+  std::optional<std::uint32_t> fp32_peak() const {
+    return has_peak_ ? std::optional<std::uint32_t>(peak_) : std::nullopt;
+  }
+  void set_fp32_peak(std::uint32_t bits) {
+    peak_ = bits;
+    has_peak_ = true;
+  }
+
  private:
   std::shared_ptr<const void> owner_;
   const std::uint8_t* data_ = nullptr;
   std::size_t size_ = 0;
+  std::uint32_t peak_ = 0;
+  bool has_peak_ = false;
 };
 
 // One message: the header fields of the wire format plus the payload bytes.
