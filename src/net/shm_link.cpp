@@ -40,7 +40,11 @@ ShmLink::ShmLink(Link& link, ShmHost& host, const TransportOptions& o,
       writer_(segment_.writer()),
       reader_(segment_.reader()),
       own_bell_(segment_.own_bell()),
-      peer_bell_(segment_.peer_bell()) {}
+      peer_bell_(segment_.peer_bell()),
+      own_direct_(segment_.own_direct()),
+      peer_direct_(segment_.peer_direct()),
+      own_waiting_(segment_.own_waiting()),
+      peer_waiting_(segment_.peer_waiting()) {}
 
 std::shared_ptr<ShmLink> ShmLink::offer(Link& link, ShmHost& host, const TransportOptions& o,
                                         std::shared_ptr<BufferPool> pool, Post post,
@@ -77,6 +81,7 @@ wire::Header ShmLink::decline(const std::string& reason) {
 
 ShmLink::~ShmLink() {
   stop_ = true;
+  own_direct_.ring();  // a receiving thread that waits here returns
   if (doorbell_.joinable()) {
     own_bell_.ring();  // our own word: wakes our doorbell thread
     doorbell_.join();
@@ -142,9 +147,38 @@ void ShmLink::close() {
     if (link_.writing > 0) link_.writing -= 1;  // the session may have cleared it
   }
   tx_.reset();
+  own_direct_.ring();  // a receiving thread that waits here returns
   std::lock_guard lock(link_.mu);
   link_.stats.shm = false;
   if (link_.shm.get() == this) link_.shm.reset();
+}
+
+bool ShmLink::receive_until(std::chrono::steady_clock::time_point until,
+                            const std::function<bool()>& done) {
+  if (!active()) return false;
+  // Published before the ring is read (a full fence, as the writer's between its tail and
+  // this word): a writer either sees the word and rings the direct bell, or wrote before
+  // the read below, which then finds its bytes.
+  own_waiting_->store(1, std::memory_order_seq_cst);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  struct Clear {
+    std::atomic<std::uint32_t>* w;
+    ~Clear() { w->store(0, std::memory_order_release); }
+  } clear{own_waiting_};
+  // Bounded waits: a peer that never rings (or clears the word) costs this slice, and a
+  // link closed meanwhile is seen within it even if its ring was missed.
+  constexpr auto kSlice = std::chrono::milliseconds(200);
+  while (!stopped()) {
+    const std::uint32_t seen = own_direct_.value();
+    std::size_t read = 0;
+    read_locked(read);
+    if (done()) return true;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= until) return true;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - now);
+    own_direct_.wait(seen, std::clamp(left, std::chrono::milliseconds(1), kSlice));
+  }
+  return false;
 }
 
 bool ShmLink::read_locked(std::size_t& total) {
@@ -323,12 +357,20 @@ bool ShmLink::write_some(std::size_t& total) {
     if (n == 0) continue;
     tx_off_ += n;
     moved += n;
-    if (n == kPiece) peer_bell_.ring();
+    if (n == kPiece) ring_for_data();
     if (tx_off_ == tx_->bytes()) finish_message();
   }
-  if (moved > 0) peer_bell_.ring();
+  if (moved > 0) ring_for_data();
   total += moved;
   return moved > 0;
+}
+
+void ShmLink::ring_for_data() {
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // the tail is out before the word is read
+  if (peer_waiting_->load(std::memory_order_relaxed) != 0)
+    peer_direct_.ring();
+  else
+    peer_bell_.ring();
 }
 
 void ShmLink::finish_message() {

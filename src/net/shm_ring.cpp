@@ -24,7 +24,7 @@
 namespace rumor::net {
 namespace {
 
-constexpr std::uint64_t kShmMagic = 0x726d7231'73686d31;  // "rmr1shm1"
+constexpr std::uint64_t kShmMagic = 0x726d7231'73686d32;  // "rmr1shm2"
 constexpr std::size_t kControlBytes = 4096;
 constexpr const char* kPrefix = "/rumor-";
 
@@ -95,6 +95,8 @@ struct ShmSegment::Control {
   Counter tail[2];  // ring i: the writer's position
   Bell bell[2];     // side i waits on bell[i]
   Bell want[2];     // ring i: its writer asks to be rung when space is freed
+  Bell direct[2];   // side i's receiving thread waits on direct[i] while waiting[i] is set
+  Bell waiting[2];
 };
 
 void Doorbell::ring() const {
@@ -327,6 +329,18 @@ Doorbell ShmSegment::own_bell() const {
 
 Doorbell ShmSegment::peer_bell() const {
   return Doorbell(&control()->bell[1 - side_].v);
+}
+Doorbell ShmSegment::own_direct() const {
+  return Doorbell(&control()->direct[side_].v);
+}
+Doorbell ShmSegment::peer_direct() const {
+  return Doorbell(&control()->direct[1 - side_].v);
+}
+std::atomic<std::uint32_t>* ShmSegment::own_waiting() const {
+  return &control()->waiting[side_].v;
+}
+std::atomic<std::uint32_t>* ShmSegment::peer_waiting() const {
+  return &control()->waiting[1 - side_].v;
 }
 
 }  // namespace rumor::net

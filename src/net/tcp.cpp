@@ -185,6 +185,33 @@ bool TcpTransport::send(int to, Message message) {
   return true;
 }
 
+std::optional<Message> TcpTransport::receive(const MessageFilter& filter,
+                                             std::chrono::milliseconds timeout) {
+  using std::chrono::milliseconds;
+  if (auto m = mailbox_.take(filter, milliseconds(0))) return m;
+  std::shared_ptr<ShmLink> shm;
+  Link* link = impl_->started && filter.sender != MessageFilter::kAnySender &&
+                       filter.link == LinkKind::kData && timeout.count() > 0
+                   ? impl_->find(filter.sender, LinkKind::kData)
+                   : nullptr;
+  if (link) {
+    std::lock_guard lock(link->mu);
+    shm = link->shm;
+  }
+  if (!shm) return mailbox_.take(filter, timeout);
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  std::optional<Message> got;
+  shm->receive_until(until, [&] {
+    got = mailbox_.take(filter, milliseconds(0));
+    return got.has_value() || mailbox_.closed();
+  });
+  if (got) return got;
+  // The link stopped (its messages may come over TCP again), or the time is up.
+  const auto left =
+      std::chrono::duration_cast<milliseconds>(until - std::chrono::steady_clock::now());
+  return mailbox_.take(filter, std::max(left, milliseconds(0)));
+}
+
 bool TcpTransport::flush(std::chrono::milliseconds deadline) {
   const auto until = std::chrono::steady_clock::now() + deadline;
   // Bounded: polls every 2 ms until `until`.

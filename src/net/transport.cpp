@@ -131,6 +131,11 @@ std::size_t Mailbox::size() const {
   return queue_.size();
 }
 
+bool Mailbox::closed() const {
+  std::lock_guard lock(mutex_);
+  return closed_;
+}
+
 void Mailbox::close() {
   {
     std::lock_guard lock(mutex_);

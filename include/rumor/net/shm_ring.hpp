@@ -3,8 +3,8 @@
 // processes on one host, and the futex doorbells that wake a waiting side.
 //
 // Layout: a control page (magic, ring size, one nonce slot per side, per ring its head and
-// tail counters and its writer's "ring me for space" flag, per side its doorbell), then ring 0
-// (creator -> opener) and ring 1 (opener
+// tail counters and its writer's "ring me for space" flag, per side its doorbell and the
+// direct bell with its "waiting" word), then ring 0 (creator -> opener) and ring 1 (opener
 // -> creator), each ring_bytes long (a power of two). Head and tail count bytes since the
 // start and only grow. The peer can write anything anywhere in the segment at any time, so
 // every counter read from it is checked (a tail more than a ring ahead of the reader, a head
@@ -129,6 +129,12 @@ class ShmSegment {
   RingReader reader() const;  // the other side's
   Doorbell own_bell() const;  // waited on by this side
   Doorbell peer_bell() const;
+  // The bell a receiving thread waits on directly while it sets its `waiting` word (the
+  // writer rings it instead of the other bell then), and the peer's pair.
+  Doorbell own_direct() const;
+  Doorbell peer_direct() const;
+  std::atomic<std::uint32_t>* own_waiting() const;
+  std::atomic<std::uint32_t>* peer_waiting() const;
 
  private:
   ShmSegment() = default;

@@ -49,6 +49,12 @@ class TcpTransport final : public Transport {
 
   struct Impl;
 
+ protected:
+  // A take that names one sender on the data plane whose link runs through shared memory
+  // reads that ring on the calling thread (ShmLink::receive_until); others wait on the mailbox.
+  std::optional<Message> receive(const MessageFilter& filter,
+                                 std::chrono::milliseconds timeout) override;
+
  private:
   std::shared_ptr<Impl> impl_;
 };

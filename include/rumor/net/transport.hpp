@@ -256,6 +256,7 @@ class Mailbox {
   std::size_t size() const;
   // Wakes waiters; later takes return at once when nothing matches.
   void close();
+  bool closed() const;
 
  private:
   mutable std::mutex mutex_;
@@ -308,7 +309,7 @@ class Transport {
   // Mailbox access. take(): first matching message, waiting up to `timeout`; nullopt on
   // timeout or once stopped with nothing matching.
   std::optional<Message> take(const MessageFilter& filter, std::chrono::milliseconds timeout) {
-    return mailbox_.take(filter, timeout);
+    return receive(filter, timeout);
   }
   // Data-plane messages only: control tokens reuse round numbers as their own ids.
   std::optional<Message> take(int sender, std::int64_t round, std::chrono::milliseconds timeout) {
@@ -316,7 +317,7 @@ class Transport {
     f.sender = sender;
     f.round = round;
     f.link = LinkKind::kData;
-    return mailbox_.take(f, timeout);
+    return receive(f, timeout);
   }
   std::vector<Message> drain() { return mailbox_.drain(); }
   std::size_t pending() const { return mailbox_.size(); }
@@ -332,6 +333,12 @@ class Transport {
 
  protected:
   void emit(LinkEvent event);  // called by implementations on their network thread
+  // What take() does: the mailbox's take. A transport whose calling thread can fetch the
+  // message itself (a shared-memory ring) overrides it.
+  virtual std::optional<Message> receive(const MessageFilter& filter,
+                                         std::chrono::milliseconds timeout) {
+    return mailbox_.take(filter, timeout);
+  }
 
   Mailbox mailbox_;
   EventHandler handler_;
