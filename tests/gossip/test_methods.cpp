@@ -466,6 +466,15 @@ TEST_SUITE("gossip") {
     auto in_place = make_method("dpsgd", fp32), decoded = make_method("dpsgd", randk);
     in_place->init(model);
     decoded->init(model);
+    auto message = [&](const MethodContext& ctx, const std::vector<float>& x) {
+      codec::Bytes bytes;
+      ctx.codec->make_encoder(d)->encode(x, codec::CodecContext{ctx.seed, 0, 1}, bytes);
+      net::Message msg;
+      msg.sender = 1;
+      msg.codec = ctx.codec_id;
+      msg.payload = net::Payload::take(std::move(bytes));
+      return msg;
+    };
     auto check = [&](Method& m, const MethodContext& ctx, std::size_t at, float v,
                      bool peak = false) {
       std::vector<float> x(d, 0.25f);
@@ -473,12 +482,7 @@ TEST_SUITE("gossip") {
       x[1] = 1e6f;
       x[2] = -1e6f;
       if (at < d) x[at] = v;
-      codec::Bytes bytes;
-      ctx.codec->make_encoder(d)->encode(x, codec::CodecContext{ctx.seed, 0, 1}, bytes);
-      net::Message msg;
-      msg.sender = 1;
-      msg.codec = ctx.codec_id;
-      msg.payload = net::Payload::take(std::move(bytes));
+      net::Message msg = message(ctx, x);
       if (peak) {  // as the transports take it: words counted back from the payload's end
         const std::size_t skip = msg.payload.size() % 4;
         msg.payload.set_fp32_peak(
@@ -508,13 +512,7 @@ TEST_SUITE("gossip") {
     }
     // The peak is what the check reads when there is one (it never comes from the wire: only
     // this process's transport sets it): a peak within range passes without the values.
-    std::vector<float> x(d, std::nanf(""));
-    codec::Bytes bytes;
-    fp32.codec->make_encoder(d)->encode(x, codec::CodecContext{fp32.seed, 0, 1}, bytes);
-    net::Message msg;
-    msg.sender = 1;
-    msg.codec = fp32.codec_id;
-    msg.payload = net::Payload::take(std::move(bytes));
+    net::Message msg = message(fp32, std::vector<float>(d, std::nanf("")));
     CHECK(in_place->check(msg).reason == "non-finite values");
     msg.payload.set_fp32_peak(0);
     CHECK(in_place->check(msg).reason.empty());
